@@ -1,1 +1,44 @@
-//! placeholder
+//! checkflow-journal: the crash-safe, append-only checkpoint journal
+//! (engine records -> frames on disk -> `ResumeState`).
+//!
+//! 1. `lock` takes `<checkpoint>.lock` for the whole run (`lock.rs`).
+//! 2. `read` turns a file into a `ResumeState`, dropping a torn tail and
+//!    failing on corruption before it (`reader.rs`, `state.rs`).
+//! 3. `Journal::create` writes a new file atomically; `Journal::append_to`
+//!    continues one after `read` (`journal.rs`).
+//! 4. `Journal::append` / `append_all` write one checksummed frame and sync
+//!    it before returning (`frame.rs`, `record.rs`); sensitive values are
+//!    sealed or omitted (`seal.rs`).
+//! 5. `Journal::delete` removes the file when the package succeeds.
+//!
+//! The byte layout and why a crash at any point leaves a readable file are in
+//! `docs/design/journal-format.md`.
+
+mod entry;
+mod error;
+mod frame;
+mod fsutil;
+mod journal;
+mod lock;
+mod reader;
+mod record;
+mod seal;
+mod state;
+mod storage;
+mod time;
+
+#[cfg(test)]
+mod crash;
+#[cfg(test)]
+mod tests;
+
+pub use entry::{Entry, NewHeader, Outcome, VarValue};
+pub use error::JournalError;
+pub use journal::Journal;
+pub use lock::{Lock, lock};
+pub use reader::read;
+pub use seal::{KEY_ENV, Key};
+pub use state::{CompletedEntry, HeaderInfo, Restored, ResumeState, RunInfo, is_at_or_below};
+
+/// The format this build writes, and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;

@@ -1,0 +1,113 @@
+//! What the engine hands the journal: `Entry`, `NewHeader`, `VarValue`, `Outcome`.
+//!
+//! These are the records as the engine means them; `record.rs` holds their
+//! on-disk form, where sensitive values are sealed or left out.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// How an executable completed, as SSIS precedence constraints see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+    Completion,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Completion => "completion",
+        })
+    }
+}
+
+/// A value as the engine hands it over: JSON, and whether it is sensitive.
+///
+/// Sensitive values are sealed with the file's key, or written as `Omitted`
+/// when there is no key; they never reach the disk in clear.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VarValue {
+    pub value: serde_json::Value,
+    pub sensitive: bool,
+}
+
+impl VarValue {
+    /// A value that may be written in clear.
+    pub fn plain(value: serde_json::Value) -> VarValue {
+        VarValue {
+            value,
+            sensitive: false,
+        }
+    }
+
+    /// A value that must never be written in clear.
+    pub fn sensitive(value: serde_json::Value) -> VarValue {
+        VarValue {
+            value,
+            sensitive: true,
+        }
+    }
+}
+
+/// What the engine gives when it creates a checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewHeader {
+    pub package_id: String,
+    pub package_name: String,
+    pub package_path: String,
+    /// "User::X" -> the value the first run started with (`--set`, `--config`, environment).
+    pub config: BTreeMap<String, VarValue>,
+}
+
+/// One record as the engine appends it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Entry {
+    /// A run began; lets `show` tell how many runs a file has seen. The
+    /// journal adds the process id, host and time.
+    RunStarted { run_id: String },
+    /// An executable completed: its path ("Load dimensions/Customers"),
+    /// outcome, fingerprint (hex), duration, and the variables that changed
+    /// since the last record.
+    Completed {
+        path: String,
+        outcome: Outcome,
+        fingerprint: String,
+        duration_ms: u64,
+        vars: BTreeMap<String, VarValue>,
+    },
+    /// One finished iteration of a loop with `checkpoint_iterations`, keyed by the item's identity.
+    Iteration {
+        loop_path: String,
+        key: String,
+        vars: BTreeMap<String, VarValue>,
+    },
+    /// Variable changes with no completion (e.g. an interrupted loop's variables).
+    Vars { vars: BTreeMap<String, VarValue> },
+    /// Forget this path, every path below it ("path/..."), and its iterations.
+    Invalidate { path: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_displays_and_serializes_in_snake_case() {
+        for (o, s) in [
+            (Outcome::Success, "success"),
+            (Outcome::Failure, "failure"),
+            (Outcome::Completion, "completion"),
+        ] {
+            assert_eq!(o.to_string(), s);
+            assert_eq!(
+                serde_json::to_string(&o).expect("serialize"),
+                format!("\"{s}\"")
+            );
+        }
+    }
+}

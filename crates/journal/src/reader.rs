@@ -1,0 +1,214 @@
+//! Reading a checkpoint: bytes -> frames -> records -> `ResumeState`.
+//!
+//! 1. The first frame must be a valid header of a version we read.
+//! 2. Every later frame is a batch of records, applied in order.
+//! 3. A bad frame with no valid frame after it is a torn tail: dropped and
+//!    reported. A bad frame with a valid frame after it is corruption: an
+//!    error naming the byte offset. Reading never changes the file.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::FORMAT_VERSION;
+use crate::error::JournalError;
+use crate::frame::{self, MAGIC_PREFIX};
+use crate::record::{HeaderRecord, Opener, Payload, Record};
+use crate::seal::{FileKey, Key, unhex};
+use crate::state::{FileFacts, HeaderInfo, ResumeState};
+
+/// Reads a checkpoint without changing it (for `checkpoint show`, `plan`, and before a restart).
+pub fn read(path: &Path, key: Option<&Key>) -> Result<ResumeState, JournalError> {
+    let bytes = std::fs::read(path).map_err(|e| JournalError::io("read checkpoint", path, e))?;
+    parse(path, &bytes, key)
+}
+
+/// The frames of a file, before any value is restored.
+#[derive(Debug)]
+pub(crate) struct Scan {
+    pub version: u8,
+    pub header: HeaderRecord,
+    pub frames: Vec<ScannedFrame>,
+    pub valid_len: u64,
+    pub torn_tail_bytes: u64,
+}
+
+/// One `records` frame and where it starts.
+#[derive(Debug)]
+pub(crate) struct ScannedFrame {
+    pub offset: u64,
+    pub at: String,
+    pub records: Vec<Record>,
+}
+
+fn not_a_checkpoint(path: &Path, reason: impl Into<String>) -> JournalError {
+    JournalError::NotACheckpoint {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Splits a file into its header and record frames, stopping at a torn tail.
+pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
+    if bytes.len() < 4 || bytes[..3] != MAGIC_PREFIX {
+        return Err(not_a_checkpoint(
+            path,
+            "it does not start with the checkpoint magic",
+        ));
+    }
+    // The version byte is checked before anything else: a newer format may
+    // frame its records differently.
+    let version = bytes[3];
+    if u32::from(version) > FORMAT_VERSION {
+        return Err(JournalError::NewerFormat {
+            path: path.to_path_buf(),
+            found: u32::from(version),
+            supported: FORMAT_VERSION,
+        });
+    }
+    if version == 0 {
+        return Err(not_a_checkpoint(path, "format version 0"));
+    }
+
+    // The header is written by an atomic rename, so it is never torn: any
+    // damage to it is an error, never a torn tail.
+    let (payload, mut off) = frame::decode_at(bytes, 0, version).map_err(|e| {
+        not_a_checkpoint(path, format!("the first record is not a valid header: {e}"))
+    })?;
+    let header = match serde_json::from_slice::<Payload>(payload) {
+        Ok(Payload::Header(h)) => h,
+        Ok(Payload::Records { .. }) => {
+            return Err(not_a_checkpoint(path, "the first record is not a header"));
+        }
+        Err(e) => {
+            return Err(not_a_checkpoint(
+                path,
+                format!("the header does not decode: {e}"),
+            ));
+        }
+    };
+
+    let mut frames = Vec::new();
+    let mut torn_tail_bytes = 0u64;
+    while off < bytes.len() {
+        match frame::decode_at(bytes, off, version) {
+            Ok((payload, next)) => {
+                // The checksum matched, so these are the bytes that were
+                // written: failing to decode them is never a torn write.
+                let corrupt = |reason: String| JournalError::Corrupt {
+                    path: path.to_path_buf(),
+                    offset: off as u64,
+                    reason,
+                };
+                match serde_json::from_slice::<Payload>(payload) {
+                    Ok(Payload::Records { at, records }) => frames.push(ScannedFrame {
+                        offset: off as u64,
+                        at,
+                        records,
+                    }),
+                    Ok(Payload::Header(_)) => {
+                        return Err(corrupt("a second header".to_string()));
+                    }
+                    Err(e) => return Err(corrupt(format!("the record does not decode: {e}"))),
+                }
+                off = next;
+            }
+            Err(bad) => {
+                // Only the last append can be unsynced at a crash, and one
+                // append is one frame; so a valid frame after a bad one means
+                // the bad one was once whole: corruption, not a torn write.
+                if let Some(later) = frame::valid_frame_after(bytes, off, version) {
+                    return Err(JournalError::Corrupt {
+                        path: path.to_path_buf(),
+                        offset: off as u64,
+                        reason: format!("{bad}; a valid record follows at byte {later}"),
+                    });
+                }
+                torn_tail_bytes = (bytes.len() - off) as u64;
+                break;
+            }
+        }
+    }
+    Ok(Scan {
+        version,
+        header,
+        frames,
+        valid_len: off as u64,
+        torn_tail_bytes,
+    })
+}
+
+/// Reads checkpoint bytes into a `ResumeState`; `path` is for messages.
+pub(crate) fn parse(
+    path: &Path,
+    bytes: &[u8],
+    key: Option<&Key>,
+) -> Result<ResumeState, JournalError> {
+    let scan = scan(path, bytes)?;
+    let h = &scan.header;
+    let salt =
+        unhex(&h.salt).ok_or_else(|| not_a_checkpoint(path, "the header's salt is not hex"))?;
+
+    let file_key = key.map(|k| FileKey::derive(k, &salt));
+    let (key_mismatch, usable_key) = match (file_key, &h.key_check) {
+        (Some(k), Some(check)) => {
+            if k.matches(&h.package_id, check) {
+                (false, Some(k))
+            } else {
+                (true, None)
+            }
+        }
+        // Written without a key: nothing in it is sealed, any key "matches".
+        _ => (false, None),
+    };
+    let opener = Opener {
+        package_id: &h.package_id,
+        key: usable_key,
+    };
+    let config = opener
+        .restore_all(&h.config)
+        .map_err(|reason| JournalError::Corrupt {
+            path: path.to_path_buf(),
+            offset: 0,
+            reason,
+        })?;
+
+    let mut state = ResumeState {
+        header: HeaderInfo {
+            format_version: u32::from(scan.version),
+            package_id: h.package_id.clone(),
+            package_name: h.package_name.clone(),
+            package_path: h.package_path.clone(),
+            created_at: h.created_at.clone(),
+            config,
+        },
+        completed: BTreeMap::new(),
+        completed_order: Vec::new(),
+        iterations: BTreeMap::new(),
+        vars: BTreeMap::new(),
+        runs: 0,
+        run_history: Vec::new(),
+        last_written_at: None,
+        torn_tail_bytes: scan.torn_tail_bytes,
+        valid_len: scan.valid_len,
+        key_mismatch,
+        file: FileFacts {
+            version: scan.version,
+            salt,
+            key_check: h.key_check.clone(),
+            len: bytes.len() as u64,
+        },
+    };
+    for f in &scan.frames {
+        for r in &f.records {
+            state
+                .apply(&f.at, r, &opener)
+                .map_err(|reason| JournalError::Corrupt {
+                    path: path.to_path_buf(),
+                    offset: f.offset,
+                    reason,
+                })?;
+        }
+        state.last_written_at = Some(f.at.clone());
+    }
+    Ok(state)
+}

@@ -1,0 +1,177 @@
+//! `ResumeState`: everything a restart needs, derived from the records.
+//!
+//! Derivation is a fold over the records in file order: last write wins, and
+//! `Invalidate` removes a path, everything below it, and its iterations.
+
+use std::collections::BTreeMap;
+
+use crate::entry::Outcome;
+use crate::record::{Opener, Record};
+use crate::seal::SealedBox;
+
+/// A value as the reader gives it back.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Restored {
+    /// The value, in clear or unsealed with the right key.
+    Value(serde_json::Value),
+    /// Sealed, but no `CHECKFLOW_KEY` now (or not the one it was sealed with).
+    Sealed,
+    /// Sensitive, written without a key: left out.
+    Omitted,
+}
+
+/// The checkpoint's header as read back.
+#[derive(Clone, Debug)]
+pub struct HeaderInfo {
+    pub format_version: u32,
+    pub package_id: String,
+    pub package_name: String,
+    pub package_path: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// The configuration the first run started with.
+    pub config: BTreeMap<String, Restored>,
+}
+
+/// The recorded result of one executable.
+#[derive(Clone, Debug)]
+pub struct CompletedEntry {
+    pub outcome: Outcome,
+    pub fingerprint: String,
+    pub duration_ms: u64,
+    /// When the record was written, RFC 3339 UTC.
+    pub at: String,
+}
+
+/// One `RunStarted` record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunInfo {
+    pub run_id: String,
+    pub pid: u32,
+    pub host: String,
+    /// RFC 3339 UTC.
+    pub at: String,
+}
+
+/// What the reader learned about the file itself, for `Journal::append_to`.
+#[derive(Clone, Debug)]
+pub(crate) struct FileFacts {
+    pub version: u8,
+    pub salt: Vec<u8>,
+    pub key_check: Option<SealedBox>,
+    /// The file's length when it was read.
+    pub len: u64,
+}
+
+/// Everything a restart needs, derived from the records.
+#[derive(Clone, Debug)]
+pub struct ResumeState {
+    pub header: HeaderInfo,
+    pub completed: BTreeMap<String, CompletedEntry>,
+    /// Completed paths in the order they were (last) recorded.
+    pub completed_order: Vec<String>,
+    /// Loop path -> keys of the iterations done, in order.
+    pub iterations: BTreeMap<String, Vec<String>>,
+    /// The latest value of every variable ever recorded.
+    pub vars: BTreeMap<String, Restored>,
+    /// How many `RunStarted` records the file holds.
+    pub runs: u32,
+    /// Every `RunStarted` record, oldest first.
+    pub run_history: Vec<RunInfo>,
+    /// When the last record after the header was written; `None` if there is none.
+    pub last_written_at: Option<String>,
+    /// Bytes of a torn record dropped at the end (0 if the file ended cleanly).
+    pub torn_tail_bytes: u64,
+    /// Length of the valid prefix; `Journal::append_to` truncates the file to it.
+    pub valid_len: u64,
+    /// A key was given but it does not match the one the file was written with.
+    pub key_mismatch: bool,
+    pub(crate) file: FileFacts,
+}
+
+/// True if `p` is `path` or lies below it ("a/b" covers "a/b/c", not "a/bc").
+pub fn is_at_or_below(p: &str, path: &str) -> bool {
+    match p.strip_prefix(path) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+impl ResumeState {
+    /// Folds one record into the state.
+    pub(crate) fn apply(
+        &mut self,
+        at: &str,
+        record: &Record,
+        opener: &Opener,
+    ) -> Result<(), String> {
+        match record {
+            Record::RunStarted { run_id, pid, host } => {
+                self.runs += 1;
+                self.run_history.push(RunInfo {
+                    run_id: run_id.clone(),
+                    pid: *pid,
+                    host: host.clone(),
+                    at: at.to_string(),
+                });
+            }
+            Record::Completed {
+                path,
+                outcome,
+                fingerprint,
+                duration_ms,
+                vars,
+            } => {
+                self.vars.extend(opener.restore_all(vars)?);
+                if self.completed.contains_key(path) {
+                    self.completed_order.retain(|p| p != path);
+                }
+                self.completed_order.push(path.clone());
+                self.completed.insert(
+                    path.clone(),
+                    CompletedEntry {
+                        outcome: *outcome,
+                        fingerprint: fingerprint.clone(),
+                        duration_ms: *duration_ms,
+                        at: at.to_string(),
+                    },
+                );
+            }
+            Record::Iteration {
+                loop_path,
+                key,
+                vars,
+            } => {
+                self.vars.extend(opener.restore_all(vars)?);
+                let keys = self.iterations.entry(loop_path.clone()).or_default();
+                if !keys.contains(key) {
+                    keys.push(key.clone());
+                }
+            }
+            Record::Vars { vars } => {
+                self.vars.extend(opener.restore_all(vars)?);
+            }
+            Record::Invalidate { path } => {
+                self.completed.retain(|p, _| !is_at_or_below(p, path));
+                self.completed_order.retain(|p| !is_at_or_below(p, path));
+                self.iterations.retain(|p, _| !is_at_or_below(p, path));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_or_below_respects_path_segments() {
+        assert!(is_at_or_below("a/b", "a/b"));
+        assert!(is_at_or_below("a/b/c", "a/b"));
+        assert!(is_at_or_below("a/b/c/d", "a/b"));
+        assert!(!is_at_or_below("a/bc", "a/b"));
+        assert!(!is_at_or_below("a", "a/b"));
+        assert!(!is_at_or_below("x/a/b", "a/b"));
+    }
+}
