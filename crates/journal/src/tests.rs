@@ -1,1 +1,600 @@
-//! Tests.
+//! Tests through the public API on real files: round trips, torn tails,
+//! corruption, versions, sealing, modes, invalidation, and the reader fuzzed.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use serde_json::json;
+
+use crate::frame;
+use crate::reader::parse;
+use crate::{
+    Entry, FORMAT_VERSION, Journal, JournalError, Key, NewHeader, Outcome, Restored, VarValue,
+    lock, read,
+};
+
+const SECRET: &str = "hunter2-very-secret-value";
+
+fn header() -> NewHeader {
+    NewHeader {
+        package_id: "{6A3C-11F0-PKG}".into(),
+        package_name: "Nightly load".into(),
+        package_path: "/etl/packages/nightly.yaml".into(),
+        config: BTreeMap::from([
+            ("User::Server".into(), VarValue::plain(json!("db01"))),
+            ("User::Password".into(), VarValue::sensitive(json!(SECRET))),
+        ]),
+    }
+}
+
+fn completed(path: &str, outcome: Outcome, vars: BTreeMap<String, VarValue>) -> Entry {
+    Entry::Completed {
+        path: path.into(),
+        outcome,
+        fingerprint: "ab12".into(),
+        duration_ms: 1500,
+        vars,
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state/nightly.ckpt");
+    Fixture { _dir: dir, path }
+}
+
+/// Creates a file, appends `entries` one by one, and returns the file's
+/// length after the header and after each append.
+fn write(path: &Path, key: Option<&Key>, entries: Vec<Entry>) -> Vec<u64> {
+    let l = lock(path).expect("lock");
+    let mut j = Journal::create(path, header(), key, &l).expect("create");
+    let mut ends = vec![fs::metadata(path).expect("stat").len()];
+    for e in entries {
+        j.append(e).expect("append");
+        ends.push(fs::metadata(path).expect("stat").len());
+    }
+    ends
+}
+
+fn three_completions() -> Vec<Entry> {
+    vec![
+        completed("A", Outcome::Success, BTreeMap::new()),
+        completed("B", Outcome::Failure, BTreeMap::new()),
+        completed("C", Outcome::Completion, BTreeMap::new()),
+    ]
+}
+
+#[test]
+fn every_entry_kind_round_trips() {
+    let f = fixture();
+    let vars = |n: i64| BTreeMap::from([("User::N".to_string(), VarValue::plain(json!(n)))]);
+    write(
+        &f.path,
+        None,
+        vec![
+            Entry::RunStarted {
+                run_id: "run-1".into(),
+            },
+            completed("Load/Customers", Outcome::Success, vars(1)),
+            Entry::Iteration {
+                loop_path: "Each file".into(),
+                key: "a.csv".into(),
+                vars: vars(2),
+            },
+            Entry::Iteration {
+                loop_path: "Each file".into(),
+                key: "b.csv".into(),
+                vars: BTreeMap::new(),
+            },
+            Entry::Vars { vars: vars(3) },
+            completed("Load/Orders", Outcome::Failure, BTreeMap::new()),
+            Entry::Invalidate {
+                path: "Load/Orders".into(),
+            },
+            Entry::RunStarted {
+                run_id: "run-2".into(),
+            },
+        ],
+    );
+    let s = read(&f.path, None).expect("read");
+    assert_eq!(s.runs, 2);
+    assert_eq!(s.run_history[0].run_id, "run-1");
+    assert_eq!(s.run_history[1].pid, std::process::id());
+    assert_eq!(s.completed_order, ["Load/Customers"]);
+    let c = &s.completed["Load/Customers"];
+    assert_eq!(c.outcome, Outcome::Success);
+    assert_eq!((c.fingerprint.as_str(), c.duration_ms), ("ab12", 1500));
+    assert!(c.at.ends_with('Z') && c.at.len() == 24, "{}", c.at);
+    assert_eq!(s.iterations["Each file"], ["a.csv", "b.csv"]);
+    assert_eq!(s.vars["User::N"], Restored::Value(json!(3)));
+    assert_eq!(s.torn_tail_bytes, 0);
+    assert_eq!(s.valid_len, fs::metadata(&f.path).expect("stat").len());
+    assert!(s.last_written_at.is_some());
+    assert!(!s.key_mismatch);
+}
+
+#[test]
+fn header_preserves_package_identity_and_config() {
+    let f = fixture();
+    write(&f.path, None, Vec::new());
+    let s = read(&f.path, None).expect("read");
+    let h = &s.header;
+    assert_eq!(h.format_version, FORMAT_VERSION);
+    assert_eq!(h.package_id, "{6A3C-11F0-PKG}");
+    assert_eq!(h.package_name, "Nightly load");
+    assert_eq!(h.package_path, "/etl/packages/nightly.yaml");
+    assert_eq!(h.config["User::Server"], Restored::Value(json!("db01")));
+    assert_eq!(h.config["User::Password"], Restored::Omitted);
+    assert_eq!(h.created_at.len(), 24);
+    assert_eq!(s.last_written_at, None);
+    assert_eq!(s.runs, 0);
+}
+
+#[test]
+fn completing_again_moves_a_path_to_the_end_of_the_order() {
+    let f = fixture();
+    let mut entries = three_completions();
+    entries.push(completed("A", Outcome::Failure, BTreeMap::new()));
+    write(&f.path, None, entries);
+    let s = read(&f.path, None).expect("read");
+    assert_eq!(s.completed_order, ["B", "C", "A"]);
+    assert_eq!(s.completed["A"].outcome, Outcome::Failure);
+}
+
+#[test]
+fn invalidate_removes_the_path_its_descendants_and_their_iterations() {
+    let f = fixture();
+    let done = |p: &str| completed(p, Outcome::Success, BTreeMap::new());
+    let iter = |l: &str, k: &str| Entry::Iteration {
+        loop_path: l.into(),
+        key: k.into(),
+        vars: BTreeMap::new(),
+    };
+    write(
+        &f.path,
+        None,
+        vec![
+            done("a/b"),
+            done("a/b/c"),
+            done("a/bc"),
+            done("a"),
+            iter("a/b", "1"),
+            iter("a/b/loop", "2"),
+            iter("a/bc", "3"),
+            Entry::Invalidate { path: "a/b".into() },
+        ],
+    );
+    let s = read(&f.path, None).expect("read");
+    assert_eq!(s.completed_order, ["a/bc", "a"]);
+    assert_eq!(
+        s.completed.keys().collect::<Vec<_>>(),
+        [&"a".to_string(), &"a/bc".to_string()]
+    );
+    assert_eq!(
+        s.iterations.keys().collect::<Vec<_>>(),
+        [&"a/bc".to_string()]
+    );
+}
+
+#[test]
+fn a_torn_last_frame_is_dropped_at_every_byte_offset() {
+    let f = fixture();
+    let ends = write(&f.path, None, three_completions());
+    let bytes = fs::read(&f.path).expect("read");
+    let last_start = ends[2] as usize;
+    for cut in last_start..bytes.len() {
+        let s = parse(&f.path, &bytes[..cut], None).expect("torn tail reads");
+        assert_eq!(s.completed_order, ["A", "B"], "cut at {cut}");
+        assert_eq!(s.valid_len, last_start as u64);
+        assert_eq!(s.torn_tail_bytes, (cut - last_start) as u64);
+        // The same frame, its length kept but its end never written (zeros).
+        let mut holed = bytes.clone();
+        holed[cut..].fill(0);
+        let s = parse(&f.path, &holed, None).expect("zero-filled tail reads");
+        assert_eq!(s.completed_order, ["A", "B"], "zeros from {cut}");
+        assert_eq!(s.torn_tail_bytes, (bytes.len() - last_start) as u64);
+    }
+    // Through the real reader too.
+    fs::write(&f.path, &bytes[..bytes.len() - 3]).expect("write");
+    let s = read(&f.path, None).expect("read");
+    assert_eq!(s.torn_tail_bytes, (bytes.len() - 3 - last_start) as u64);
+}
+
+#[test]
+fn a_bad_checksum_on_the_last_frame_is_a_torn_tail() {
+    let f = fixture();
+    let ends = write(&f.path, None, three_completions());
+    let mut bytes = fs::read(&f.path).expect("read");
+    let n = bytes.len();
+    bytes[n - 2] ^= 0x40;
+    let s = parse(&f.path, &bytes, None).expect("reads");
+    assert_eq!(s.completed_order, ["A", "B"]);
+    assert_eq!(s.torn_tail_bytes, n as u64 - ends[2]);
+}
+
+#[test]
+fn any_bit_flip_in_a_middle_frame_is_an_error_naming_its_offset() {
+    let f = fixture();
+    let ends = write(&f.path, None, three_completions());
+    let bytes = fs::read(&f.path).expect("read");
+    let (start, end) = (ends[1] as usize, ends[2] as usize);
+    for at in start..end {
+        for bit in 0..8 {
+            let mut b = bytes.clone();
+            b[at] ^= 1 << bit;
+            let err = parse(&f.path, &b, None).expect_err("corruption must fail");
+            let JournalError::Corrupt { offset, .. } = &err else {
+                panic!("byte {at} bit {bit}: expected Corrupt, got {err:?}");
+            };
+            assert_eq!(*offset, start as u64, "byte {at} bit {bit}");
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("at byte {start}")), "{msg}");
+            assert!(msg.contains(&f.path.display().to_string()), "{msg}");
+        }
+    }
+    fs::write(&f.path, {
+        let mut b = bytes.clone();
+        b[start + 20] ^= 1;
+        b
+    })
+    .expect("write");
+    assert!(matches!(
+        read(&f.path, None),
+        Err(JournalError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn a_checksummed_frame_that_does_not_decode_is_corruption_even_at_the_end() {
+    let f = fixture();
+    write(&f.path, None, three_completions());
+    let mut bytes = fs::read(&f.path).expect("read");
+    let end = bytes.len() as u64;
+    bytes.extend_from_slice(&frame::encode(1, b"{\"kind\":\"nonsense\"}").expect("frame"));
+    let err = parse(&f.path, &bytes, None).expect_err("must fail");
+    assert!(
+        matches!(err, JournalError::Corrupt { offset, .. } if offset == end),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_newer_format_version_is_refused_with_both_versions() {
+    let f = fixture();
+    write(&f.path, None, three_completions());
+    let mut bytes = fs::read(&f.path).expect("read");
+    bytes[3] = 2;
+    fs::write(&f.path, &bytes).expect("write");
+    let err = read(&f.path, None).expect_err("newer version");
+    assert!(
+        matches!(
+            err,
+            JournalError::NewerFormat {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("written by a newer checkflow, format version 2; this build reads up to 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_file_without_a_valid_header_is_not_a_checkpoint() {
+    let f = fixture();
+    write(&f.path, None, three_completions());
+    let good = fs::read(&f.path).expect("read");
+    let records_first = {
+        let mut b =
+            frame::encode(1, br#"{"kind":"records","at":"x","records":[]}"#).expect("frame");
+        b.extend_from_slice(&good);
+        b
+    };
+    let mut bad_header_crc = good.clone();
+    bad_header_crc[20] ^= 1;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("text", b"hello, world, this is not a checkpoint".to_vec()),
+        ("magic only", b"CFJ\x01".to_vec()),
+        ("version 0", b"CFJ\x00rest".to_vec()),
+        ("records first", records_first),
+        ("header checksum", bad_header_crc),
+        ("header cut", good[..30].to_vec()),
+    ];
+    for (name, bytes) in cases {
+        let err = parse(&f.path, &bytes, None).expect_err(name);
+        assert!(
+            matches!(err, JournalError::NotACheckpoint { .. }),
+            "{name}: {err:?}"
+        );
+        assert!(
+            err.to_string().contains("not a checkflow checkpoint"),
+            "{name}"
+        );
+    }
+    let missing = read(&f.path.with_extension("nope"), None).expect_err("missing file");
+    assert!(matches!(missing, JournalError::Io { .. }));
+}
+
+#[test]
+fn sensitive_values_are_sealed_and_never_written_in_clear() {
+    let f = fixture();
+    let key = Key::from_text("correct horse battery staple");
+    let secret_var = BTreeMap::from([
+        (
+            "User::Token".to_string(),
+            VarValue::sensitive(json!(SECRET)),
+        ),
+        ("User::Rows".to_string(), VarValue::plain(json!(42))),
+    ]);
+    write(
+        &f.path,
+        Some(&key),
+        vec![completed("A", Outcome::Success, secret_var)],
+    );
+    let bytes = fs::read(&f.path).expect("read");
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(!text.contains(SECRET), "a secret is in the file in clear");
+    assert!(!text.contains("hunter2"));
+    assert!(text.contains("xchacha20poly1305"));
+
+    let s = read(&f.path, Some(&key)).expect("read with key");
+    assert!(!s.key_mismatch);
+    assert_eq!(s.vars["User::Token"], Restored::Value(json!(SECRET)));
+    assert_eq!(s.vars["User::Rows"], Restored::Value(json!(42)));
+    assert_eq!(
+        s.header.config["User::Password"],
+        Restored::Value(json!(SECRET))
+    );
+
+    let s = read(&f.path, None).expect("read without key");
+    assert!(!s.key_mismatch);
+    assert_eq!(s.vars["User::Token"], Restored::Sealed);
+    assert_eq!(s.header.config["User::Password"], Restored::Sealed);
+    assert_eq!(s.vars["User::Rows"], Restored::Value(json!(42)));
+
+    let wrong = Key::from_text("Correct horse battery staple");
+    let s = read(&f.path, Some(&wrong)).expect("read with a wrong key");
+    assert!(s.key_mismatch);
+    assert_eq!(s.vars["User::Token"], Restored::Sealed);
+
+    let l = lock(&f.path).expect("lock");
+    let err = Journal::append_to(&f.path, &s, Some(&wrong), &l).expect_err("wrong key");
+    assert!(matches!(err, JournalError::KeyMismatch { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("CHECKFLOW_KEY does not match the key this checkpoint was written with")
+    );
+}
+
+#[test]
+fn a_sealed_value_moved_to_another_variable_is_caught() {
+    let f = fixture();
+    let key = Key::from_text("k");
+    let vars =
+        |name: &str| BTreeMap::from([(name.to_string(), VarValue::sensitive(json!(SECRET)))]);
+    write(
+        &f.path,
+        Some(&key),
+        vec![Entry::Vars {
+            vars: vars("User::AAAA"),
+        }],
+    );
+    // Rename the variable in place (same length, so re-frame it with a valid CRC).
+    let bytes = fs::read(&f.path).expect("read");
+    let (_, start) = frame::decode_at(&bytes, 0, 1).expect("header");
+    let (payload, _) = frame::decode_at(&bytes, start, 1).expect("records frame");
+    let moved = String::from_utf8_lossy(payload).replace("User::AAAA", "User::BBBB");
+    let mut forged = bytes[..start].to_vec();
+    forged.extend_from_slice(&frame::encode(1, moved.as_bytes()).expect("frame"));
+    let err = parse(&f.path, &forged, Some(&key)).expect_err("moved ciphertext");
+    assert!(
+        err.to_string()
+            .contains("does not open with the checkpoint's key"),
+        "{err}"
+    );
+    // Without a key it cannot be checked, and reads as sealed.
+    let s = parse(&f.path, &forged, None).expect("read without key");
+    assert_eq!(s.vars["User::BBBB"], Restored::Sealed);
+}
+
+#[test]
+fn sensitive_values_without_a_key_are_omitted() {
+    let f = fixture();
+    let secret_var = BTreeMap::from([(
+        "User::Token".to_string(),
+        VarValue::sensitive(json!(SECRET)),
+    )]);
+    write(&f.path, None, vec![Entry::Vars { vars: secret_var }]);
+    let bytes = fs::read(&f.path).expect("read");
+    assert!(!String::from_utf8_lossy(&bytes).contains(SECRET));
+    let s = read(&f.path, Some(&Key::from_text("any"))).expect("read");
+    assert!(!s.key_mismatch, "a keyless file matches any key");
+    assert_eq!(s.vars["User::Token"], Restored::Omitted);
+    assert_eq!(s.header.config["User::Password"], Restored::Omitted);
+}
+
+#[test]
+fn appending_with_the_right_key_keeps_sealing() {
+    let f = fixture();
+    let key = Key::from_text("k1");
+    write(&f.path, Some(&key), three_completions());
+    let s = read(&f.path, Some(&key)).expect("read");
+    let l = lock(&f.path).expect("lock");
+    let mut j = Journal::append_to(&f.path, &s, Some(&key), &l).expect("append_to");
+    j.append(Entry::Vars {
+        vars: BTreeMap::from([("User::T".into(), VarValue::sensitive(json!(SECRET)))]),
+    })
+    .expect("append");
+    assert!(!String::from_utf8_lossy(&fs::read(&f.path).expect("read")).contains(SECRET));
+    let s = read(&f.path, Some(&key)).expect("read");
+    assert_eq!(s.vars["User::T"], Restored::Value(json!(SECRET)));
+    assert_eq!(s.completed_order, ["A", "B", "C"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_file_is_owner_only_after_create_and_its_mode_is_left_alone_after() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture();
+    let mode = |p: &Path| fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    // An existing world-readable file is replaced by an owner-only one.
+    fs::create_dir_all(f.path.parent().expect("parent")).expect("mkdir");
+    fs::write(&f.path, b"old").expect("write");
+    fs::set_permissions(&f.path, fs::Permissions::from_mode(0o644)).expect("chmod");
+    write(&f.path, None, three_completions());
+    assert_eq!(mode(&f.path), 0o600);
+
+    fs::set_permissions(&f.path, fs::Permissions::from_mode(0o640)).expect("chmod");
+    let s = read(&f.path, None).expect("read");
+    let l = lock(&f.path).expect("lock");
+    let mut j = Journal::append_to(&f.path, &s, None, &l).expect("append_to");
+    j.append(completed("D", Outcome::Success, BTreeMap::new()))
+        .expect("append");
+    assert_eq!(mode(&f.path), 0o640);
+}
+
+#[test]
+fn append_to_cuts_a_torn_tail_before_appending() {
+    let f = fixture();
+    write(&f.path, None, three_completions());
+    let clean = fs::read(&f.path).expect("read");
+    let mut torn = clean.clone();
+    torn.extend_from_slice(&frame::encode(1, b"{\"kind\":\"records\"").expect("frame")[..15]);
+    fs::write(&f.path, &torn).expect("write");
+
+    let s = read(&f.path, None).expect("read");
+    assert_eq!(s.torn_tail_bytes, 15);
+    let l = lock(&f.path).expect("lock");
+    let mut j = Journal::append_to(&f.path, &s, None, &l).expect("append_to");
+    assert_eq!(
+        fs::metadata(&f.path).expect("stat").len(),
+        clean.len() as u64
+    );
+    j.append(completed("D", Outcome::Success, BTreeMap::new()))
+        .expect("append");
+    let s = read(&f.path, None).expect("read");
+    assert_eq!(s.torn_tail_bytes, 0);
+    assert_eq!(s.completed_order, ["A", "B", "C", "D"]);
+}
+
+#[test]
+fn append_to_refuses_a_file_that_changed_since_it_was_read() {
+    let f = fixture();
+    write(&f.path, None, three_completions());
+    let s = read(&f.path, None).expect("read");
+    let mut bytes = fs::read(&f.path).expect("read");
+    bytes.extend_from_slice(b"more");
+    fs::write(&f.path, &bytes).expect("write");
+    let l = lock(&f.path).expect("lock");
+    let err = Journal::append_to(&f.path, &s, None, &l).expect_err("stale");
+    assert!(matches!(err, JournalError::Stale { .. }), "{err:?}");
+}
+
+#[test]
+fn create_and_append_to_need_the_lock_for_that_file() {
+    let f = fixture();
+    let other = f.path.with_file_name("other.ckpt");
+    let l = lock(&other).expect("lock");
+    let err = Journal::create(&f.path, header(), None, &l).expect_err("wrong lock");
+    assert!(matches!(err, JournalError::WrongLock { .. }), "{err:?}");
+    assert!(!f.path.exists());
+}
+
+#[test]
+fn create_replaces_an_existing_file_and_delete_removes_it() {
+    let f = fixture();
+    write(&f.path, None, three_completions());
+    write(&f.path, None, Vec::new());
+    let s = read(&f.path, None).expect("read");
+    assert!(s.completed.is_empty());
+
+    let l = lock(&f.path).expect("lock");
+    let j = Journal::create(&f.path, header(), None, &l).expect("create");
+    assert_eq!(j.path(), f.path);
+    j.delete().expect("delete");
+    assert!(!f.path.exists());
+    let dir = f.path.parent().expect("parent");
+    let names: Vec<_> = fs::read_dir(dir)
+        .expect("list")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["nightly.ckpt.lock"], "no temp files left behind");
+}
+
+#[test]
+fn journal_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Journal>();
+    assert_send::<crate::Lock>();
+}
+
+#[test]
+fn key_from_text_and_env() {
+    // Only reads the environment: tests run in parallel, so it is not set here.
+    if std::env::var_os(crate::KEY_ENV).is_none() {
+        assert!(Key::from_env().is_none());
+    }
+    let a = Key::from_text("x");
+    assert_eq!(format!("{a:?}"), "Key(..)");
+}
+
+fn sample_file() -> (Vec<u8>, u64) {
+    let f = fixture();
+    let ends = write(&f.path, None, three_completions());
+    (fs::read(&f.path).expect("read"), ends[2])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Whatever follows the header, the reader returns a state or an error; it never panics.
+    #[test]
+    fn the_reader_never_panics(garbage in proptest::collection::vec(any::<u8>(), 0..300), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4)) {
+        let (mut bytes, _) = sample_file();
+        for (at, x) in flips {
+            let n = bytes.len();
+            bytes[at % n] ^= x;
+        }
+        bytes.extend_from_slice(&garbage);
+        let _ = parse(Path::new("fuzz.ckpt"), &bytes, None);
+    }
+
+    /// A last frame cut anywhere, with any stretch of what survived zeroed
+    /// or scrambled, reads as the records before it.
+    #[test]
+    fn a_damaged_last_frame_reads_as_the_prefix(cut in any::<proptest::sample::Index>(), hole in any::<(proptest::sample::Index, proptest::sample::Index)>(), noise in any::<u8>()) {
+        let (bytes, last_start) = sample_file();
+        let last_start = last_start as usize;
+        let end = last_start + cut.index(bytes.len() - last_start + 1);
+        let mut img = bytes[..end].to_vec();
+        if end > last_start {
+            let a = last_start + hole.0.index(end - last_start);
+            let b = a + hole.1.index(end - a) + 1;
+            for byte in &mut img[a..b.min(end)] {
+                *byte = if noise == 0 { 0 } else { byte.wrapping_add(noise) };
+            }
+        }
+        let s = parse(Path::new("fuzz.ckpt"), &img, None).expect("reads");
+        let whole = end == bytes.len() && img == bytes;
+        if whole {
+            prop_assert_eq!(s.completed_order.len(), 3);
+        } else {
+            prop_assert_eq!(&s.completed_order, &["A", "B"]);
+            prop_assert_eq!(s.valid_len, last_start as u64);
+        }
+    }
+}
