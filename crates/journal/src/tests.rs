@@ -598,3 +598,87 @@ proptest! {
         }
     }
 }
+
+/// The key the golden files were sealed with.
+const GOLDEN_KEY: &str = "golden-key";
+
+fn golden_entries() -> Vec<Vec<Entry>> {
+    let vars = BTreeMap::from([
+        ("User::Rows".to_string(), VarValue::plain(json!(1200))),
+        (
+            "User::Token".to_string(),
+            VarValue::sensitive(json!(SECRET)),
+        ),
+    ]);
+    vec![
+        vec![Entry::RunStarted {
+            run_id: "run-1".into(),
+        }],
+        vec![completed("Load/Customers", Outcome::Success, vars)],
+        vec![
+            completed("Load/Orders", Outcome::Failure, BTreeMap::new()),
+            Entry::Iteration {
+                loop_path: "Each file".into(),
+                key: "a.csv".into(),
+                vars: BTreeMap::new(),
+            },
+        ],
+        vec![Entry::Vars {
+            vars: BTreeMap::from([(
+                "User::Note".to_string(),
+                VarValue::plain(json!({"a": [1, null, "x"]})),
+            )]),
+        }],
+        vec![Entry::Invalidate {
+            path: "Load/Orders".into(),
+        }],
+    ]
+}
+
+/// Writes `testdata/v<N>.ckpt`. Run by hand, once per released format:
+/// `cargo test -p checkflow-journal -- --ignored regenerate_golden`.
+#[test]
+#[ignore = "writes the golden file; run by hand when a format version is released"]
+fn regenerate_golden() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("golden.ckpt");
+    let l = lock(&path).expect("lock");
+    let mut j =
+        Journal::create(&path, header(), Some(&Key::from_text(GOLDEN_KEY)), &l).expect("create");
+    for batch in golden_entries() {
+        j.append_all(batch).expect("append");
+    }
+    let out = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(format!("v{FORMAT_VERSION}.ckpt"));
+    fs::create_dir_all(out.parent().expect("parent")).expect("mkdir");
+    fs::copy(&path, &out).expect("copy");
+}
+
+/// Files written by each released format must keep reading the same.
+#[test]
+fn golden_v1_still_reads() {
+    let bytes = include_bytes!("../testdata/v1.ckpt");
+    let p = Path::new("testdata/v1.ckpt");
+    let s = parse(p, bytes, Some(&Key::from_text(GOLDEN_KEY))).expect("golden v1");
+    assert_eq!(s.header.format_version, 1);
+    assert_eq!(s.header.package_id, "{6A3C-11F0-PKG}");
+    assert_eq!(
+        s.header.config["User::Password"],
+        Restored::Value(json!(SECRET))
+    );
+    assert_eq!(s.runs, 1);
+    assert_eq!(s.completed_order, ["Load/Customers"]);
+    assert_eq!(s.completed["Load/Customers"].outcome, Outcome::Success);
+    assert_eq!(s.iterations["Each file"], ["a.csv"]);
+    assert_eq!(s.vars["User::Rows"], Restored::Value(json!(1200)));
+    assert_eq!(s.vars["User::Token"], Restored::Value(json!(SECRET)));
+    assert_eq!(
+        s.vars["User::Note"],
+        Restored::Value(json!({"a": [1, null, "x"]}))
+    );
+    assert_eq!((s.torn_tail_bytes, s.valid_len), (0, bytes.len() as u64));
+    assert!(!String::from_utf8_lossy(bytes).contains(SECRET));
+    let s = parse(p, bytes, None).expect("golden v1 without key");
+    assert_eq!(s.vars["User::Token"], Restored::Sealed);
+}
