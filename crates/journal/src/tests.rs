@@ -682,3 +682,86 @@ fn golden_v1_still_reads() {
     let s = parse(p, bytes, None).expect("golden v1 without key");
     assert_eq!(s.vars["User::Token"], Restored::Sealed);
 }
+
+/// Set in the child process of `a_writer_killed_at_random_moments_leaves_every_acknowledged_record`.
+const CHILD_ENV: &str = "CHECKFLOW_JOURNAL_TEST_CHILD";
+
+/// The child: appends records forever, printing each index once its append returned.
+#[test]
+#[ignore = "runs only as the child process of the kill test"]
+fn child_writer() {
+    use std::io::Write as _;
+    let Some(path) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let path = PathBuf::from(path);
+    let l = lock(&path).expect("child lock");
+    let mut j = match read(&path, None) {
+        Ok(s) => Journal::append_to(&path, &s, None, &l).expect("child append_to"),
+        Err(_) => Journal::create(&path, header(), None, &l).expect("child create"),
+    };
+    let pid = std::process::id();
+    let mut out = std::io::stdout().lock();
+    for i in 0u64.. {
+        let big = BTreeMap::from([(
+            "User::Pad".to_string(),
+            VarValue::plain(json!("p".repeat((i % 7) as usize * 500))),
+        )]);
+        j.append(completed(&format!("P{pid}/T{i}"), Outcome::Success, big))
+            .expect("child append");
+        writeln!(out, "acked {pid} {i}").expect("child stdout");
+        out.flush().expect("child stdout");
+    }
+}
+
+/// A child process appends records and is killed (SIGKILL on Unix) at a
+/// random moment, several times over the same file: every append it
+/// acknowledged is in the file, and the next run can lock and continue.
+#[test]
+fn a_writer_killed_at_random_moments_leaves_every_acknowledged_record() {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+    let f = fixture();
+    let exe = std::env::current_exe().expect("test binary");
+    let mut rng = crate::crash::Rng::new(0x5eed);
+    let mut acked: Vec<String> = Vec::new();
+    for _round in 0..4 {
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "tests::child_writer",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, &f.path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        let stdout = child.stdout.take().expect("child stdout");
+        let stop_after = 5 + rng.upto(60);
+        let mut seen = 0;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.expect("child line");
+            if let Some(rest) = line.strip_prefix("acked ") {
+                let (pid, i) = rest.split_once(' ').expect("pid and index");
+                acked.push(format!("P{pid}/T{i}"));
+                seen += 1;
+                if seen == stop_after {
+                    break;
+                }
+            }
+        }
+        child.kill().expect("kill child");
+        child.wait().expect("reap child");
+        assert!(seen > 0, "the child acknowledged nothing");
+
+        let s = read(&f.path, None).expect("readable after kill");
+        for p in &acked {
+            assert!(s.completed.contains_key(p), "acknowledged {p} is missing");
+        }
+        // The dead child's lock is gone with it, even if its lock file is not.
+        drop(lock(&f.path).expect("lock after kill"));
+    }
+}
