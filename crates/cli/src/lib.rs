@@ -1,2 +1,46 @@
-//! placeholder
-pub fn main() -> i32 { 0 }
+//! The command line: argv -> invocation -> exit code.
+//!
+//! 1. clap parses the arguments ([`args`]); a bad command line exits with 6.
+//! 2. Each command is a thin wrapper over `ops::<verb>`.
+//! 3. Errors print their whole message to stderr and map to dtexec's exit codes ([`exit`]).
+
+pub mod args;
+pub mod exit;
+mod ops;
+mod report;
+mod session;
+
+use args::{CheckpointCmd, Cli, Cmd};
+use clap::Parser;
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::SUCCESS,
+                _ => exit::BAD_COMMAND_LINE,
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let result = match &cli.command {
+        Cmd::Run(a) => ops::run::run(a),
+        Cmd::Validate { package } => ops::validate::validate(package),
+        Cmd::Plan { run, json } => ops::plan::plan(run, *json),
+        Cmd::Checkpoint(CheckpointCmd::Show { file, json }) => ops::show::show(file, *json),
+        Cmd::Graph { package, format } => ops::graph::graph(package, *format),
+        Cmd::Eval { expr, set, json } => ops::eval::eval(expr, set, *json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("checkflow: {}", f.message);
+            f.code
+        }
+    }
+}

@@ -1,1 +1,84 @@
-//! placeholder
+//! A validated package: [`validate`] turns a `PackageDef` into a [`Plan`].
+//!
+//! 1. Variables are declared first (user variables, then the read-only `System::`
+//!    ones), so every expression can be compiled against them.
+//! 2. The executable tree is walked: names checked, constraints resolved into
+//!    edges (or implied by `flow:`), cycles found, container settings checked,
+//!    and each task handed to its [`TaskType`] to build an [`Action`].
+//! 3. Each executable gets a fingerprint (every field that affects what it does)
+//!    and knows whether its completion may be recorded (not inside an atomic unit).
+//!
+//! Every problem is collected; [`validate`] fails with all of them at once.
+//! Only this module can build a [`Plan`].
+
+mod build;
+mod diag;
+mod duration;
+mod fingerprint;
+mod node;
+mod task;
+mod vars;
+
+pub use build::validate;
+pub use diag::{Diagnostic, ValidationError};
+pub use duration::parse_duration;
+pub use node::{
+    CheckpointFile, CheckpointSettings, Constraint, Enumerator, Node, NodeId, NodeKind, PackageInfo,
+};
+pub use task::{
+    Action, BuildCx, CancelToken, LogLevel, Registry, RunCx, TaskError, TaskType,
+    resolve as resolve_path,
+};
+pub use vars::{SystemVar, VarDecl, VarTable, VarValue};
+
+pub use checkflow_expr as expr;
+pub use checkflow_model as model;
+
+use std::collections::HashMap;
+
+/// A package ready to run: only [`validate`] builds one.
+pub struct Plan {
+    /// Package-level settings.
+    pub package: PackageInfo,
+    /// Every variable, user and system, by slot.
+    pub vars: VarTable,
+    /// Every executable; `nodes[0]` is the package itself.
+    pub nodes: Vec<Node>,
+    /// Connections by name.
+    pub connections: std::collections::BTreeMap<String, model::ConnectionDef>,
+    by_path: HashMap<String, NodeId>,
+}
+
+impl Plan {
+    /// The package container.
+    pub const ROOT: NodeId = NodeId(0);
+
+    /// The node with this id.
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    /// Finds an executable by its path (`Load dimensions/Customers`).
+    pub fn find(&self, path: &str) -> Option<NodeId> {
+        self.by_path.get(path.trim_matches('/')).copied()
+    }
+
+    /// The ancestors of a node, nearest first, ending with the package.
+    pub fn ancestors(&self, id: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        std::iter::successors(self.node(id).parent, move |p| self.node(*p).parent)
+    }
+
+    /// The node and all its descendants, depth first.
+    pub fn subtree(&self, id: NodeId) -> Vec<NodeId> {
+        let mut out = Vec::new();
+        let mut stack = vec![id];
+        while let Some(n) = stack.pop() {
+            out.push(n);
+            stack.extend(self.node(n).children.iter().rev().copied());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

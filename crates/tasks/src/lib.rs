@@ -1,1 +1,20 @@
-//! placeholder
+//! Task types, one module each. [`registry`] lists them for `plan::validate`.
+//!
+//! Each type implements `checkflow_plan::TaskType` (which fields it takes, how it
+//! is checked) and returns an `Action` (what it does). The executor knows only
+//! `Action`, so a new type is one new module and one line in [`registry`].
+
+mod expression;
+mod file;
+mod process;
+
+use checkflow_plan::Registry;
+
+/// Every task type this build knows.
+pub fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.add(Box::new(process::ProcessType));
+    r.add(Box::new(expression::ExpressionType));
+    r.add(Box::new(file::FileType));
+    r
+}

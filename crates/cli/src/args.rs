@@ -1,0 +1,158 @@
+//! The command line, as clap parses it.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Runs ETL packages and restarts them from the point of failure.
+///
+/// A package is a YAML file of tasks and containers joined by precedence
+/// constraints. With checkpoints on, every finished executable is recorded
+/// durably; when the package fails, the next run restores what finished and
+/// resumes at the point of failure (the SSIS checkpoint rules, see README).
+#[derive(Parser, Debug)]
+#[command(name = "checkflow", version, about, long_about, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  checkflow run examples/quickstart/package.yaml
+  checkflow run nightly.yaml --set User::Day=2026-11-21 --checkpointing on
+  checkflow plan nightly.yaml                 # what a rerun would restore and run
+  checkflow checkpoint show state/nightly.ckpt --json
+  checkflow eval '\"file_\" + (DT_WSTR, 4) YEAR(GETDATE()) + \".csv\"'
+
+Exit codes (as dtexec): 0 success, 1 package failed, 3 cancelled,
+4 package file not found, 5 package not valid, 6 bad command line.";
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run a package (restarting from its checkpoint where the settings say so).
+    Run(RunArgs),
+    /// Load and validate a package; report every problem at once.
+    Validate {
+        /// The package file.
+        package: PathBuf,
+    },
+    /// Show what a run would do now: each executable restored or run, and why. Changes nothing.
+    Plan {
+        #[command(flatten)]
+        run: RunOpts,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect checkpoint files.
+    #[command(subcommand)]
+    Checkpoint(CheckpointCmd),
+    /// Print the control flow as a graph (Graphviz dot or Mermaid).
+    Graph {
+        /// The package file.
+        package: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// Evaluate one SSIS expression and print its value and type.
+    Eval {
+        /// The expression, e.g. '(DT_WSTR, 10) 42 + "x"'.
+        expr: String,
+        /// Give a variable a value (type inferred: integer, real, boolean, date or string).
+        #[arg(long = "set", value_name = "User::X=VALUE")]
+        set: Vec<String>,
+        /// Print `{"value": ..., "type": "DT_..."}`.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CheckpointCmd {
+    /// Show a checkpoint: package id, completed executables, variables (sensitive ones masked), configuration.
+    Show {
+        /// The checkpoint file.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+/// dtexec's /Restart: deny = never, force = always, if_possible = if_exists.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Restart {
+    Deny,
+    Force,
+    IfPossible,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Changed {
+    Keep,
+    Rerun,
+    Refuse,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Options shared by `run` and `plan`.
+#[derive(Args, Debug, Clone)]
+pub struct RunOpts {
+    /// The package file.
+    pub package: PathBuf,
+    /// Set a variable: User::X=VALUE (typed by the variable). Repeatable. Configuration: stored in the checkpoint.
+    #[arg(long = "set", value_name = "User::X=VALUE")]
+    pub set: Vec<String>,
+    /// A YAML file mapping variables to values (configuration).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// on = save checkpoints and always restart from one (dtexec /CheckPointing on); off = neither.
+    #[arg(long, value_enum)]
+    pub checkpointing: Option<OnOff>,
+    /// deny = never use an existing checkpoint; force = it must exist; if_possible = use it if it exists.
+    #[arg(long, value_enum)]
+    pub restart: Option<Restart>,
+    /// The checkpoint file (relative to the current folder).
+    #[arg(long, value_name = "PATH")]
+    pub checkpoint_file: Option<PathBuf>,
+    /// Run this executable again even though it is recorded, and everything after it. Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub rerun: Vec<String>,
+    /// What to do with a recorded executable whose definition changed since.
+    #[arg(long, value_enum, default_value_t = Changed::Keep)]
+    pub changed: Changed,
+    /// MaxConcurrentExecutables for this run.
+    #[arg(long, value_name = "N")]
+    pub max_concurrent: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub run: RunOpts,
+    /// Log format: text for people, json for machines (one object a line).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log: LogFormat,
+    /// Write the run summary as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}

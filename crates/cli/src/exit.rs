@@ -1,0 +1,14 @@
+//! Exit codes, as dtexec's.
+
+/// The package ran successfully.
+pub const SUCCESS: i32 = 0;
+/// The package failed (or could not start: checkpoint problems, locks).
+pub const FAILURE: i32 = 1;
+/// The run was cancelled (Ctrl-C, SIGTERM).
+pub const CANCELLED: i32 = 3;
+/// The package file was not found or could not be read.
+pub const NOT_FOUND: i32 = 4;
+/// The package could not be loaded or validated.
+pub const INVALID: i32 = 5;
+/// The command line was bad.
+pub const BAD_COMMAND_LINE: i32 = 6;

@@ -1,0 +1,251 @@
+//! `checkflow run`: the whole run, from settings to the checkpoint's fate.
+
+use crate::args::RunArgs;
+use crate::exit;
+use crate::report::{Console, print_summary, summary_json};
+use crate::session::{self, Fail, Session};
+use checkflow_exec::{NoRecorder, Outcome, PackageOutcome, Record, Recorder, RunOptions};
+use checkflow_journal as journal;
+use checkflow_plan::{Plan, VarValue};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+static INTERRUPT: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+fn interrupt_flag() -> Arc<AtomicBool> {
+    INTERRUPT
+        .get_or_init(|| {
+            let flag = Arc::new(AtomicBool::new(false));
+            let f = flag.clone();
+            // Ctrl-C, SIGTERM and SIGHUP: stop starting work, kill running
+            // processes, keep what finished. A second signal exits at once.
+            let _ = ctrlc::set_handler(move || {
+                if f.swap(true, Ordering::SeqCst) {
+                    std::process::exit(exit::CANCELLED);
+                }
+            });
+            flag
+        })
+        .clone()
+}
+
+/// Writes completions to the checkpoint journal.
+struct JournalRecorder<'p> {
+    journal: journal::Journal,
+    plan: &'p Plan,
+}
+
+fn var_map(plan: &Plan, vars: Vec<(u32, VarValue)>) -> BTreeMap<String, journal::VarValue> {
+    vars.into_iter()
+        .filter(|(slot, _)| plan.vars.decl(*slot).system.is_none())
+        .map(|(slot, v)| {
+            let d = plan.vars.decl(slot);
+            (
+                d.name.qualified(),
+                journal::VarValue {
+                    value: v.to_json(),
+                    sensitive: d.sensitive,
+                },
+            )
+        })
+        .collect()
+}
+
+fn outcome(o: Outcome) -> journal::Outcome {
+    match o {
+        Outcome::Success => journal::Outcome::Success,
+        Outcome::Failure => journal::Outcome::Failure,
+        Outcome::Completion => journal::Outcome::Completion,
+    }
+}
+
+impl Recorder for JournalRecorder<'_> {
+    fn record(&mut self, batch: Vec<Record>) -> Result<(), String> {
+        let entries: Vec<journal::Entry> = batch
+            .into_iter()
+            .map(|r| match r {
+                Record::Completed {
+                    node,
+                    outcome: o,
+                    duration,
+                    vars,
+                } => {
+                    let n = self.plan.node(node);
+                    journal::Entry::Completed {
+                        path: n.path.clone(),
+                        outcome: outcome(o),
+                        fingerprint: n.fingerprint.clone(),
+                        duration_ms: duration.as_millis() as u64,
+                        vars: var_map(self.plan, vars),
+                    }
+                }
+                Record::Iteration { node, key, vars } => journal::Entry::Iteration {
+                    loop_path: self.plan.node(node).path.clone(),
+                    key,
+                    vars: var_map(self.plan, vars),
+                },
+            })
+            .collect();
+        self.journal
+            .append_all(entries)
+            .map_err(|e| format!("failed to {e}"))
+    }
+}
+
+pub fn run(args: &RunArgs) -> Result<i32, Fail> {
+    let interrupt = interrupt_flag();
+    let s = session::open(&args.run, true)?;
+    let Session {
+        plan,
+        checkpoint,
+        state,
+        resume,
+        config,
+        initial,
+        warnings,
+        key,
+        lock,
+        run_id,
+        ..
+    } = s;
+    let mut console = Console::new(&plan, args.log);
+    for w in &warnings {
+        console.note("warning", w);
+    }
+    let ckpt_display = checkpoint.path.as_ref().map(|p| p.display().to_string());
+
+    // Open or create the journal.
+    let mut journal = None;
+    if checkpoint.save {
+        let path = checkpoint.path.as_ref().expect("save implies a path");
+        let lock = lock.as_ref().expect("save implies the lock");
+        let j = match &state {
+            Some(st) => {
+                let mut j = journal::Journal::append_to(path, st, key.as_ref(), lock)
+                    .map_err(|e| Fail::new(exit::FAILURE, format!("failed to {e}")))?;
+                let inval: Vec<journal::Entry> = resume
+                    .invalidate
+                    .iter()
+                    .map(|p| journal::Entry::Invalidate { path: p.clone() })
+                    .collect();
+                if !inval.is_empty() {
+                    j.append_all(inval)
+                        .map_err(|e| Fail::new(exit::FAILURE, format!("failed to {e}")))?;
+                }
+                j
+            }
+            None => {
+                let header = journal::NewHeader {
+                    package_id: plan.package.id.clone(),
+                    package_name: plan.package.name.clone(),
+                    package_path: plan.package.file.display().to_string(),
+                    config: config
+                        .iter()
+                        .map(|(k, v)| {
+                            let sensitive = plan
+                                .vars
+                                .slot(k)
+                                .map(|s| plan.vars.decl(s).sensitive)
+                                .unwrap_or(false);
+                            (
+                                k.clone(),
+                                journal::VarValue {
+                                    value: v.json.clone(),
+                                    sensitive,
+                                },
+                            )
+                        })
+                        .collect(),
+                };
+                journal::Journal::create(path, header, key.as_ref(), lock)
+                    .map_err(|e| Fail::new(exit::FAILURE, format!("failed to {e}")))?
+            }
+        };
+        let mut j = j;
+        j.append(journal::Entry::RunStarted {
+            run_id: run_id.clone(),
+        })
+        .map_err(|e| Fail::new(exit::FAILURE, format!("failed to {e}")))?;
+        journal = Some(j);
+    }
+
+    console.run_started(&run_id, state.is_some(), ckpt_display.as_deref());
+    let opts = RunOptions {
+        max_concurrent: args
+            .run
+            .max_concurrent
+            .unwrap_or(plan.package.max_concurrent),
+        resume,
+        initial,
+        interrupt,
+    };
+    let result = match journal {
+        Some(j) => {
+            let mut rec = JournalRecorder {
+                journal: j,
+                plan: &plan,
+            };
+            let r = checkflow_exec::run(&plan, opts, &mut rec, &mut console);
+            journal = Some(rec.journal);
+            r
+        }
+        None => checkflow_exec::run(&plan, opts, &mut NoRecorder, &mut console),
+    };
+
+    // The checkpoint's fate (SPEC 2.4).
+    let mut note = String::new();
+    let mut kept = false;
+    if let Some(j) = journal {
+        let path = j.path().to_path_buf();
+        let keep = match result.outcome {
+            PackageOutcome::Success => false,
+            PackageOutcome::Cancelled => true,
+            PackageOutcome::Failure => result.restart_point || result.journal_error.is_some(),
+        };
+        if keep {
+            kept = true;
+            note = format!(
+                "checkpoint kept: {} (the next run restarts from it)",
+                path.display()
+            );
+        } else {
+            match j.delete() {
+                Ok(()) => {
+                    note = if result.outcome == PackageOutcome::Success {
+                        format!(
+                            "checkpoint {} deleted: the package succeeded",
+                            path.display()
+                        )
+                    } else {
+                        format!(
+                            "checkpoint {} deleted: no failed executable has fail_package_on_failure, so there is no restart point and the next run starts from the beginning",
+                            path.display()
+                        )
+                    };
+                }
+                Err(e) => {
+                    console.note("warning", &format!("failed to {e}"));
+                    kept = path.exists();
+                }
+            }
+        }
+    }
+    drop(lock);
+    let code = match result.outcome {
+        PackageOutcome::Success => exit::SUCCESS,
+        PackageOutcome::Failure => exit::FAILURE,
+        PackageOutcome::Cancelled => exit::CANCELLED,
+    };
+    let ck = json!({"file": ckpt_display, "kept": kept, "restarted": state.is_some()});
+    print_summary(&plan, &result, args.log, code, &ck, &note);
+    if let Some(rp) = &args.report {
+        let v = summary_json(&plan, &result, code, &ck);
+        let text = serde_json::to_string_pretty(&v).unwrap_or_default();
+        if let Err(e) = std::fs::write(rp, text) {
+            eprintln!("checkflow: failed to write report {}: {e}", rp.display());
+        }
+    }
+    Ok(code)
+}

@@ -1,0 +1,100 @@
+//! `checkflow checkpoint show`: what a checkpoint holds (sensitive values masked).
+
+use crate::exit;
+use crate::session::Fail;
+use checkflow_journal as journal;
+use serde_json::json;
+use std::path::Path;
+
+fn shown(v: &journal::Restored) -> serde_json::Value {
+    match v {
+        journal::Restored::Value(j) => j.clone(),
+        journal::Restored::Sealed => json!("********"),
+        journal::Restored::Omitted => json!("(left out: sensitive)"),
+    }
+}
+
+pub fn show(path: &Path, as_json: bool) -> Result<i32, Fail> {
+    if !path.exists() {
+        return Err(Fail::new(
+            exit::NOT_FOUND,
+            format!("checkpoint file {} does not exist", path.display()),
+        ));
+    }
+    // Read without the key: sensitive values stay sealed, so they show masked.
+    let st = journal::read(path, None)
+        .map_err(|e| Fail::new(exit::FAILURE, format!("failed to {e}")))?;
+    let written = st
+        .last_written_at
+        .clone()
+        .unwrap_or_else(|| st.header.created_at.clone());
+    if as_json {
+        let completed: Vec<_> = st
+            .completed_order
+            .iter()
+            .filter_map(|p| st.completed.get(p).map(|c| (p, c)))
+            .map(|(p, c)| json!({"path": p, "result": c.outcome.to_string(), "fingerprint": c.fingerprint, "duration_ms": c.duration_ms, "at": c.at}))
+            .collect();
+        let vars: serde_json::Map<String, serde_json::Value> =
+            st.vars.iter().map(|(k, v)| (k.clone(), shown(v))).collect();
+        let config: serde_json::Map<String, serde_json::Value> = st
+            .header
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), shown(v)))
+            .collect();
+        let v = json!({
+            "package_id": st.header.package_id,
+            "package_name": st.header.package_name,
+            "package_path": st.header.package_path,
+            "format_version": st.header.format_version,
+            "created_at": st.header.created_at,
+            "written_at": written,
+            "runs": st.runs,
+            "completed": completed,
+            "iterations": st.iterations,
+            "variables": vars,
+            "configuration": config,
+            "torn_tail_bytes": st.torn_tail_bytes,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(exit::SUCCESS);
+    }
+    println!("checkpoint {}", path.display());
+    println!(
+        "  package     {} ({})",
+        st.header.package_name, st.header.package_id
+    );
+    println!(
+        "  written     {written} (created {}, {} run(s), format v{})",
+        st.header.created_at, st.runs, st.header.format_version
+    );
+    if st.torn_tail_bytes > 0 {
+        println!(
+            "  note        {} bytes of a record torn by a crash at the end will be dropped",
+            st.torn_tail_bytes
+        );
+    }
+    println!("  completed   {}", st.completed.len());
+    for p in &st.completed_order {
+        if let Some(c) = st.completed.get(p) {
+            println!("    {:<10} {p}", c.outcome.to_string());
+        }
+    }
+    for (l, keys) in &st.iterations {
+        println!("  iterations done in {l}: {}", keys.join(", "));
+    }
+    if !st.vars.is_empty() {
+        println!("  variables");
+        for (k, v) in &st.vars {
+            println!("    {k} = {}", shown(v));
+        }
+    }
+    if !st.header.config.is_empty() {
+        println!("  configuration (used by every restart)");
+        for (k, v) in &st.header.config {
+            println!("    {k} = {}", shown(v));
+        }
+    }
+    Ok(exit::SUCCESS)
+}

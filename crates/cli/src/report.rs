@@ -1,0 +1,345 @@
+//! Reporters: what a run prints. Text for people, JSON lines for machines;
+//! both end with a summary of every executable.
+
+use crate::args::LogFormat;
+use checkflow_exec::{Event, NodeSummary, PackageOutcome, Reporter, RunResult, Status, humantime};
+use checkflow_plan::{LogLevel, NodeId, Plan};
+use serde_json::json;
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+fn ts() -> String {
+    jiff::Zoned::now().strftime("%H:%M:%S").to_string()
+}
+
+fn rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+/// Prints events as they come.
+pub struct Console<'p> {
+    plan: &'p Plan,
+    format: LogFormat,
+    out: std::io::Stdout,
+    last_progress: HashMap<NodeId, Instant>,
+}
+
+impl<'p> Console<'p> {
+    pub fn new(plan: &'p Plan, format: LogFormat) -> Console<'p> {
+        Console {
+            plan,
+            format,
+            out: std::io::stdout(),
+            last_progress: HashMap::new(),
+        }
+    }
+
+    fn path(&self, n: NodeId) -> &str {
+        &self.plan.node(n).path
+    }
+
+    fn line(&mut self, s: &str) {
+        let mut o = self.out.lock();
+        let _ = writeln!(o, "{s}");
+    }
+
+    /// A message about the run itself (warnings before it starts, checkpoint notes).
+    pub fn note(&mut self, level: &str, message: &str) {
+        match self.format {
+            LogFormat::Text => self.line(&format!("{} {level}: {message}", ts())),
+            LogFormat::Json => {
+                let v = json!({"ts": rfc3339(), "event": level, "message": message});
+                self.line(&v.to_string());
+            }
+        }
+    }
+
+    /// The start of the run.
+    pub fn run_started(&mut self, run_id: &str, restarting: bool, checkpoint: Option<&str>) {
+        let name = self.plan.package.name.clone();
+        match self.format {
+            LogFormat::Text => {
+                let how = if restarting {
+                    " (restarting from its checkpoint)"
+                } else {
+                    ""
+                };
+                self.line(&format!("{} package \"{name}\" started{how}", ts()));
+            }
+            LogFormat::Json => {
+                let v = json!({"ts": rfc3339(), "event": "run_started", "package": name, "package_id": self.plan.package.id,
+                    "run_id": run_id, "restarting": restarting, "checkpoint": checkpoint});
+                self.line(&v.to_string());
+            }
+        }
+    }
+}
+
+impl Reporter for Console<'_> {
+    fn event(&mut self, ev: &Event) {
+        if self.format == LogFormat::Json {
+            let v = match ev {
+                Event::Started { node, attempt } => {
+                    json!({"event": "started", "path": self.path(*node), "type": self.plan.node(*node).kind.type_name(), "attempt": attempt})
+                }
+                Event::Restored { node, outcome } => {
+                    json!({"event": "restored", "path": self.path(*node), "result": outcome.to_string()})
+                }
+                Event::Iteration { node, index, key } => {
+                    json!({"event": "iteration", "path": self.path(*node), "index": index, "key": key})
+                }
+                Event::IterationSkipped { node, key } => {
+                    json!({"event": "iteration_skipped", "path": self.path(*node), "key": key})
+                }
+                Event::Log { node, level, line } => {
+                    json!({"event": "output", "path": self.path(*node), "stream": if *level == LogLevel::Info {"stdout"} else {"stderr"}, "line": line})
+                }
+                Event::Progress {
+                    node,
+                    done,
+                    total,
+                    unit,
+                } => {
+                    json!({"event": "progress", "path": self.path(*node), "done": done, "total": total, "unit": unit})
+                }
+                Event::Retrying {
+                    node,
+                    attempt,
+                    error,
+                    delay,
+                } => {
+                    json!({"event": "retrying", "path": self.path(*node), "attempt": attempt, "error": error, "delay_ms": delay.as_millis() as u64})
+                }
+                Event::Finished {
+                    node,
+                    status,
+                    duration,
+                    error,
+                } => {
+                    json!({"event": "finished", "path": self.path(*node), "status": status.to_string(), "duration_ms": duration.as_millis() as u64, "error": error})
+                }
+                Event::Warning { message } => json!({"event": "warning", "message": message}),
+            };
+            let mut v = v;
+            v["ts"] = json!(rfc3339());
+            self.line(&v.to_string());
+            return;
+        }
+        let t = ts();
+        let s = match ev {
+            Event::Started { node, attempt } if *attempt > 1 => {
+                format!("{t} start    {} (attempt {attempt})", self.path(*node))
+            }
+            Event::Started { node, .. } => format!("{t} start    {}", self.path(*node)),
+            Event::Restored { node, outcome } => format!(
+                "{t} restored {} ({outcome}, recorded by an earlier run)",
+                self.path(*node)
+            ),
+            Event::Iteration { node, index, key } => match key {
+                Some(k) => format!("{t} iterate  {} #{index}: {k}", self.path(*node)),
+                None => format!("{t} iterate  {} #{index}", self.path(*node)),
+            },
+            Event::IterationSkipped { node, key } => format!(
+                "{t} skip     {} item {key} (done by an earlier run)",
+                self.path(*node)
+            ),
+            Event::Log { node, line, .. } => format!("{t}   {} | {line}", self.path(*node)),
+            Event::Progress {
+                node,
+                done,
+                total,
+                unit,
+            } => {
+                let now = Instant::now();
+                if self
+                    .last_progress
+                    .get(node)
+                    .is_some_and(|l| now.duration_since(*l) < Duration::from_secs(1))
+                    && total.is_none_or(|t| *done < t)
+                {
+                    return;
+                }
+                self.last_progress.insert(*node, now);
+                match total {
+                    Some(tot) if *tot > 0 => format!(
+                        "{t} progress {} {done}/{tot} {unit} ({:.0}%)",
+                        self.path(*node),
+                        *done as f64 * 100.0 / *tot as f64
+                    ),
+                    _ => format!("{t} progress {} {done} {unit}", self.path(*node)),
+                }
+            }
+            Event::Retrying {
+                node,
+                attempt,
+                error,
+                delay,
+            } => {
+                format!(
+                    "{t} retry    {} after attempt {attempt} failed: {error} (waiting {})",
+                    self.path(*node),
+                    humantime(*delay)
+                )
+            }
+            Event::Finished {
+                node,
+                status,
+                duration,
+                error,
+            } => {
+                let word = match status {
+                    Status::Succeeded => "ok      ",
+                    Status::Failed => "FAILED  ",
+                    Status::Completed => "done    ",
+                    Status::Disabled => "disabled",
+                    Status::Cancelled => "cancel  ",
+                    Status::NotRun | Status::Restored => "        ",
+                };
+                let err = error.as_ref().map(|e| format!(": {e}")).unwrap_or_default();
+                format!(
+                    "{t} {word} {} ({}){err}",
+                    self.path(*node),
+                    humantime(*duration)
+                )
+            }
+            Event::Warning { message } => format!("{t} warning: {message}"),
+        };
+        self.line(&s);
+    }
+}
+
+fn counts(summary: &[NodeSummary]) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for st in [
+        "succeeded",
+        "failed",
+        "completed",
+        "restored",
+        "not_run",
+        "disabled",
+        "cancelled",
+    ] {
+        m.insert(
+            st.into(),
+            json!(
+                summary
+                    .iter()
+                    .filter(|s| s.status.to_string() == st)
+                    .count()
+            ),
+        );
+    }
+    serde_json::Value::Object(m)
+}
+
+/// The summary as JSON (for `--report` and the last `--log json` line).
+pub fn summary_json(
+    plan: &Plan,
+    r: &RunResult,
+    exit_code: i32,
+    checkpoint: &serde_json::Value,
+) -> serde_json::Value {
+    let execs: Vec<serde_json::Value> = r
+        .summary
+        .iter()
+        .map(|s| {
+            let n = plan.node(s.node);
+            json!({"path": n.path, "type": n.kind.type_name(), "status": s.status.to_string(),
+                   "duration_ms": s.duration.as_millis() as u64, "runs": s.runs, "error": s.error})
+        })
+        .collect();
+    json!({
+        "package": plan.package.name,
+        "package_id": plan.package.id,
+        "outcome": r.outcome,
+        "exit_code": exit_code,
+        "duration_ms": r.duration.as_millis() as u64,
+        "counts": counts(&r.summary),
+        "executables": execs,
+        "errors": r.errors,
+        "checkpoint": checkpoint,
+    })
+}
+
+/// Prints the end-of-run summary.
+pub fn print_summary(
+    plan: &Plan,
+    r: &RunResult,
+    format: LogFormat,
+    exit_code: i32,
+    checkpoint: &serde_json::Value,
+    note: &str,
+) {
+    let mut out = std::io::stdout().lock();
+    if format == LogFormat::Json {
+        let mut v = summary_json(plan, r, exit_code, checkpoint);
+        v["event"] = json!("summary");
+        v["ts"] = json!(rfc3339());
+        let _ = writeln!(out, "{v}");
+        return;
+    }
+    let outcome = match r.outcome {
+        PackageOutcome::Success => "succeeded",
+        PackageOutcome::Failure => "FAILED",
+        PackageOutcome::Cancelled => "was cancelled",
+    };
+    let _ = writeln!(
+        out,
+        "\npackage \"{}\" {outcome} in {}",
+        plan.package.name,
+        humantime(r.duration)
+    );
+    let width = r
+        .summary
+        .iter()
+        .map(|s| plan.node(s.node).path.chars().count())
+        .max()
+        .unwrap_or(4)
+        .min(60);
+    for s in &r.summary {
+        let n = plan.node(s.node);
+        let dur = if s.runs > 0 {
+            humantime(s.duration)
+        } else {
+            String::new()
+        };
+        let runs = if s.runs > 1 {
+            format!(" x{}", s.runs)
+        } else {
+            String::new()
+        };
+        let err = s
+            .error
+            .as_ref()
+            .filter(|_| s.status == Status::Failed)
+            .map(|e| format!("  {e}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {:<10} {:<width$} {dur}{runs}{err}",
+            s.status.to_string(),
+            n.path
+        );
+    }
+    let c = counts(&r.summary);
+    let parts: Vec<String> = [
+        "succeeded",
+        "failed",
+        "restored",
+        "not_run",
+        "disabled",
+        "cancelled",
+    ]
+    .iter()
+    .filter(|k| c[**k].as_u64().unwrap_or(0) > 0 || ["succeeded", "failed", "restored"].contains(k))
+    .map(|k| format!("{} {k}", c[*k]))
+    .collect();
+    let _ = writeln!(out, "  {}", parts.join(", "));
+    for e in &r.errors {
+        let _ = writeln!(out, "  error: {e}");
+    }
+    if !note.is_empty() {
+        let _ = writeln!(out, "{note}");
+    }
+}

@@ -1,0 +1,527 @@
+//! What `run` and `plan` share: load and validate the package, gather its
+//! configuration, settle the checkpoint settings and path, read the checkpoint
+//! and decide what a restart reuses.
+
+use crate::args::{Changed, OnOff, Restart, RunOpts};
+use crate::exit;
+use checkflow_exec::{ChangedPolicy, Outcome, Recorded, Resume, TaskEnv, VarStore, resume};
+use checkflow_expr::Value;
+use checkflow_journal as journal;
+use checkflow_model::{LoadError, Usage};
+use checkflow_plan::{CheckpointFile, Plan, SystemVar, VarValue};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// An error that ends the command, with its exit code.
+#[derive(Debug)]
+pub struct Fail {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Fail {
+    pub fn new(code: i32, message: impl Into<String>) -> Fail {
+        Fail {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Loads and validates a package (exit 4 for a missing file, 5 for problems).
+pub fn load_plan(path: &Path) -> Result<Plan, Fail> {
+    let pkg = checkflow_model::load(path).map_err(|e| match &e {
+        LoadError::Io { .. } => Fail::new(exit::NOT_FOUND, e.to_string()),
+        LoadError::Syntax { snippet, .. } => {
+            let mut m = e.to_string();
+            if !snippet.is_empty() {
+                m.push('\n');
+                m.push_str(snippet);
+            }
+            Fail::new(exit::INVALID, m)
+        }
+    })?;
+    let registry = checkflow_tasks::registry();
+    checkflow_plan::validate(&pkg, &registry).map_err(|e| Fail::new(exit::INVALID, e.to_string()))
+}
+
+/// One configuration value: where it came from and its text.
+#[derive(Clone, Debug)]
+pub struct ConfigValue {
+    pub json: serde_json::Value,
+    pub source: String,
+}
+
+/// The effective checkpoint settings.
+#[derive(Clone, Debug)]
+pub struct CheckpointPlan {
+    pub path: Option<PathBuf>,
+    pub usage: Usage,
+    pub save: bool,
+}
+
+/// Everything ready for a run (or a plan).
+pub struct Session {
+    pub plan: Plan,
+    pub checkpoint: CheckpointPlan,
+    /// The checkpoint read for a restart, if any.
+    pub state: Option<journal::ResumeState>,
+    pub resume: Resume,
+    /// Configuration in force (the stored one on a restart).
+    pub config: BTreeMap<String, ConfigValue>,
+    /// Variable values at start.
+    pub initial: Vec<VarValue>,
+    pub warnings: Vec<String>,
+    pub key: Option<journal::Key>,
+    pub lock: Option<journal::Lock>,
+    pub run_id: String,
+}
+
+fn parse_set(s: &str) -> Result<(String, String), Fail> {
+    let (name, value) = s.split_once('=').ok_or_else(|| {
+        Fail::new(
+            exit::BAD_COMMAND_LINE,
+            format!("--set \"{s}\": expected User::Name=VALUE"),
+        )
+    })?;
+    // dtexec writes \Package.Variables[User::X].Value; accept that form too.
+    let name = name.trim();
+    let name = name
+        .strip_prefix("\\Package.Variables[")
+        .and_then(|n| n.strip_suffix("].Value").or_else(|| n.strip_suffix(']')))
+        .unwrap_or(name);
+    Ok((name.to_string(), value.to_string()))
+}
+
+/// The configuration given now: --config, then --set, then environment bindings.
+fn gather_config(plan: &Plan, opts: &RunOpts) -> Result<BTreeMap<String, ConfigValue>, Fail> {
+    let mut out = BTreeMap::new();
+    let qualify = |name: &str| -> Result<(u32, String), Fail> {
+        let slot = plan.vars.slot(name).ok_or_else(|| {
+            Fail::new(
+                exit::BAD_COMMAND_LINE,
+                format!("variable \"{name}\" is not declared in the package"),
+            )
+        })?;
+        let d = plan.vars.decl(slot);
+        if d.system.is_some() {
+            return Err(Fail::new(
+                exit::BAD_COMMAND_LINE,
+                format!("variable \"{name}\" is read-only"),
+            ));
+        }
+        Ok((slot, d.name.qualified()))
+    };
+    if let Some(file) = &opts.config {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            Fail::new(
+                exit::BAD_COMMAND_LINE,
+                format!("cannot read config file {}: {e}", file.display()),
+            )
+        })?;
+        let map: BTreeMap<String, serde_json::Value> =
+            serde_saphyr::from_str(&text).map_err(|e| {
+                Fail::new(
+                    exit::BAD_COMMAND_LINE,
+                    format!(
+                        "config file {}: {}",
+                        file.display(),
+                        e.to_string().lines().next().unwrap_or("")
+                    ),
+                )
+            })?;
+        for (k, v) in map {
+            let (_, q) = qualify(&k)?;
+            out.insert(
+                q,
+                ConfigValue {
+                    json: v,
+                    source: format!("--config {}", file.display()),
+                },
+            );
+        }
+    }
+    for s in &opts.set {
+        let (k, v) = parse_set(s)?;
+        let (_, q) = qualify(&k)?;
+        out.insert(
+            q,
+            ConfigValue {
+                json: serde_json::Value::String(v),
+                source: "--set".into(),
+            },
+        );
+    }
+    for d in &plan.vars.decls {
+        if let Some(env) = &d.env {
+            let q = d.name.qualified();
+            if out.contains_key(&q) {
+                continue;
+            }
+            if let Ok(v) = std::env::var(env) {
+                out.insert(
+                    q,
+                    ConfigValue {
+                        json: serde_json::Value::String(v),
+                        source: format!("environment {env}"),
+                    },
+                );
+            }
+        }
+    }
+    // Check every value fits its variable now, before anything runs.
+    for (k, v) in &out {
+        let slot = plan.vars.slot(k).expect("qualified above");
+        VarValue::from_written(&v.json, &plan.vars.decl(slot).ty).map_err(|e| {
+            Fail::new(
+                exit::BAD_COMMAND_LINE,
+                format!("{} value for {k}: {e}", v.source),
+            )
+        })?;
+    }
+    Ok(out)
+}
+
+fn effective_settings(plan: &Plan, opts: &RunOpts) -> (Usage, bool) {
+    let mut usage = plan.package.checkpoint.usage;
+    let mut save = plan.package.checkpoint.save;
+    match opts.checkpointing {
+        Some(OnOff::On) => {
+            usage = Usage::Always;
+            save = true;
+        }
+        Some(OnOff::Off) => {
+            usage = Usage::Never;
+            save = false;
+        }
+        None => {}
+    }
+    match opts.restart {
+        Some(Restart::Deny) => usage = Usage::Never,
+        Some(Restart::Force) => usage = Usage::Always,
+        Some(Restart::IfPossible) => usage = Usage::IfExists,
+        None => {}
+    }
+    (usage, save)
+}
+
+fn machine_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn new_run_id() -> String {
+    let mut b = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    for (i, x) in t.to_le_bytes().iter().enumerate() {
+        b[i] ^= x;
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn to_exec_outcome(o: journal::Outcome) -> Outcome {
+    match o {
+        journal::Outcome::Success => Outcome::Success,
+        journal::Outcome::Failure => Outcome::Failure,
+        journal::Outcome::Completion => Outcome::Completion,
+    }
+}
+
+/// Opens a session. `for_run` takes the checkpoint lock; `plan` does not.
+pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
+    let plan = load_plan(&opts.package)?;
+    let mut warnings = Vec::new();
+    let given = gather_config(&plan, opts)?;
+    let (usage, save) = effective_settings(&plan, opts);
+    let run_id = new_run_id();
+    let start_time = jiff::Zoned::now().datetime();
+
+    // Variables as the configuration given now makes them (used for file_expr).
+    let mut initial = initial_values(&plan, &given, &run_id, start_time)?;
+
+    let path = match &opts.checkpoint_file {
+        Some(p) => Some(p.clone()),
+        None => match &plan.package.checkpoint.file {
+            None => None,
+            Some(CheckpointFile::Literal(p)) => {
+                Some(checkflow_plan::resolve_path(&plan.package.dir, p))
+            }
+            Some(CheckpointFile::Expr(e)) => {
+                let store = VarStore::new(Arc::new(plan.vars.clone()), initial.clone());
+                let env = TaskEnv {
+                    store: &store,
+                    task_name: &plan.package.name,
+                    start: start_time,
+                    error: None,
+                };
+                let v = e.eval(&env).map_err(|err| {
+                    Fail::new(exit::FAILURE, format!("checkpoint file_expr failed: {err}"))
+                })?;
+                Some(checkflow_plan::resolve_path(
+                    &plan.package.dir,
+                    &v.to_string(),
+                ))
+            }
+        },
+    };
+    if path.is_none() && (save || usage != Usage::Never) {
+        return Err(Fail::new(
+            exit::FAILURE,
+            "checkpoints are on, but no checkpoint file is set (checkpoint.file in the package, or --checkpoint-file)",
+        ));
+    }
+    let checkpoint = CheckpointPlan {
+        path: path.clone(),
+        usage,
+        save,
+    };
+    let key = journal::Key::from_env();
+
+    let exists = path.as_ref().is_some_and(|p| p.exists());
+    let mut lock = None;
+    if for_run && (save || (usage != Usage::Never && exists)) {
+        let p = path.as_ref().expect("checked above");
+        lock =
+            Some(journal::lock(p).map_err(|e| Fail::new(exit::FAILURE, format!("failed to {e}")))?);
+    }
+    let state = match (usage, &path) {
+        (Usage::Never, _) | (_, None) => None,
+        (Usage::IfExists, Some(p)) if !exists => {
+            let _ = p;
+            None
+        }
+        (Usage::Always, Some(p)) if !exists => {
+            return Err(Fail::new(
+                exit::FAILURE,
+                format!(
+                    "checkpoint file {} does not exist, and CheckpointUsage is always (use --restart if_possible to start without one)",
+                    p.display()
+                ),
+            ));
+        }
+        (_, Some(p)) => Some(
+            journal::read(p, key.as_ref())
+                .map_err(|e| Fail::new(exit::FAILURE, format!("failed to {e}")))?,
+        ),
+    };
+
+    let mut config = given.clone();
+    let res;
+    if let Some(st) = &state {
+        let p = path.as_ref().expect("state implies a path");
+        if st.header.package_id.to_lowercase() != plan.package.id.to_lowercase() {
+            return Err(Fail::new(
+                exit::FAILURE,
+                format!(
+                    "checkpoint {} belongs to package id {}, but {} has id {}; nothing ran and the file is untouched (delete it, or use --restart deny, to start over)",
+                    p.display(),
+                    st.header.package_id,
+                    plan.package.file.display(),
+                    plan.package.id
+                ),
+            ));
+        }
+        if st.torn_tail_bytes > 0 {
+            warnings.push(format!(
+                "checkpoint {}: dropped a record torn by a crash at its end ({} bytes); restarting from the records before it",
+                p.display(),
+                st.torn_tail_bytes
+            ));
+        }
+        // The configuration the first run started with is the one in force.
+        config = BTreeMap::new();
+        for (name, v) in &st.header.config {
+            match v {
+                journal::Restored::Value(j) => {
+                    config.insert(
+                        name.clone(),
+                        ConfigValue {
+                            json: j.clone(),
+                            source: "checkpoint".into(),
+                        },
+                    );
+                }
+                journal::Restored::Sealed | journal::Restored::Omitted => match given.get(name) {
+                    Some(g) => {
+                        warnings.push(format!("sensitive configuration {name} is not readable in the checkpoint ({}); using the value given now", sealed_why(v, st)));
+                        config.insert(name.clone(), g.clone());
+                    }
+                    None => {
+                        return Err(Fail::new(
+                            exit::FAILURE,
+                            format!(
+                                "checkpoint {} holds sensitive configuration {name} that cannot be read ({}); give it again or set CHECKFLOW_KEY",
+                                p.display(),
+                                sealed_why(v, st)
+                            ),
+                        ));
+                    }
+                },
+            }
+        }
+        let mut ignored: Vec<String> = given
+            .iter()
+            .filter(|(k, g)| {
+                st.header
+                    .config
+                    .get(*k)
+                    .is_none_or(|s| matches!(s, journal::Restored::Value(j) if *j != g.json))
+            })
+            .map(|(k, g)| format!("{k} ({})", g.source))
+            .collect();
+        ignored.sort();
+        if !ignored.is_empty() {
+            warnings.push(format!(
+                "restarting from a checkpoint: configuration given now is ignored, the run uses the values stored in the checkpoint: {}",
+                ignored.join(", ")
+            ));
+        }
+        initial = initial_values(&plan, &config, &run_id, start_time)?;
+        for (name, v) in &st.vars {
+            let Some(slot) = plan.vars.slot(name) else {
+                continue;
+            };
+            let decl = plan.vars.decl(slot);
+            if decl.system.is_some() {
+                continue;
+            }
+            match v {
+                journal::Restored::Value(j) => match VarValue::from_json(j, &decl.ty) {
+                    Ok(val) => initial[slot as usize] = val,
+                    Err(e) => warnings.push(format!("checkpoint value of {name} does not fit its type now ({e}); using the package's")),
+                },
+                _ => {
+                    return Err(Fail::new(
+                        exit::FAILURE,
+                        format!(
+                            "checkpoint {} holds sensitive variable {name}, which cannot be read ({}); set CHECKFLOW_KEY to the key the checkpoint was written with, or start over with --restart deny",
+                            p.display(),
+                            sealed_why(v, st)
+                        ),
+                    ));
+                }
+            }
+        }
+        let rec = Recorded {
+            completed: st
+                .completed
+                .iter()
+                .map(|(k, c)| {
+                    (
+                        k.clone(),
+                        (to_exec_outcome(c.outcome), c.fingerprint.clone()),
+                    )
+                })
+                .collect(),
+            iterations: st.iterations.clone(),
+        };
+        let policy = match opts.changed {
+            Changed::Keep => ChangedPolicy::Keep,
+            Changed::Rerun => ChangedPolicy::Rerun,
+            Changed::Refuse => ChangedPolicy::Refuse,
+        };
+        res = resume(&plan, &rec, &opts.rerun, policy).map_err(|e| {
+            let code = match e {
+                checkflow_exec::ResumeError::UnknownRerun(_) => exit::BAD_COMMAND_LINE,
+                checkflow_exec::ResumeError::Changed(_) => exit::FAILURE,
+            };
+            Fail::new(code, e.to_string())
+        })?;
+        warnings.extend(res.warnings.iter().cloned());
+    } else {
+        for r in &opts.rerun {
+            if plan.find(r).is_none() {
+                return Err(Fail::new(
+                    exit::BAD_COMMAND_LINE,
+                    format!("--rerun \"{r}\": the package has no executable with that path"),
+                ));
+            }
+        }
+        res = resume(&plan, &Recorded::default(), &[], ChangedPolicy::Keep)
+            .map_err(|e| Fail::new(exit::FAILURE, e.to_string()))?;
+    }
+    Ok(Session {
+        plan,
+        checkpoint,
+        state,
+        resume: res,
+        config,
+        initial,
+        warnings,
+        key,
+        lock,
+        run_id,
+    })
+}
+
+fn sealed_why(v: &journal::Restored, st: &journal::ResumeState) -> &'static str {
+    match v {
+        journal::Restored::Omitted => "it was left out: no CHECKFLOW_KEY when it was written",
+        _ if st.key_mismatch => "CHECKFLOW_KEY does not match the key it was sealed with",
+        _ => "it is sealed and CHECKFLOW_KEY is not set",
+    }
+}
+
+/// Defaults, then configuration, then system values.
+fn initial_values(
+    plan: &Plan,
+    config: &BTreeMap<String, ConfigValue>,
+    run_id: &str,
+    start: jiff::civil::DateTime,
+) -> Result<Vec<VarValue>, Fail> {
+    let mut values: Vec<VarValue> = plan.vars.decls.iter().map(|d| d.initial.clone()).collect();
+    for (name, v) in config {
+        let Some(slot) = plan.vars.slot(name) else {
+            continue;
+        };
+        let decl = plan.vars.decl(slot);
+        let val = VarValue::from_written(&v.json, &decl.ty).map_err(|e| {
+            Fail::new(
+                exit::BAD_COMMAND_LINE,
+                format!("{} value for {name}: {e}", v.source),
+            )
+        })?;
+        values[slot as usize] = val;
+    }
+    let set = |values: &mut Vec<VarValue>, sv: SystemVar, v: Value| {
+        values[plan.vars.system_slot(sv) as usize] = VarValue::Scalar(v)
+    };
+    set(&mut values, SystemVar::StartTime, Value::DbTimestamp(start));
+    set(
+        &mut values,
+        SystemVar::ExecutionInstanceGuid,
+        Value::WStr(format!("{{{}}}", run_id.to_uppercase())),
+    );
+    set(
+        &mut values,
+        SystemVar::MachineName,
+        Value::WStr(machine_name()),
+    );
+    Ok(values)
+}

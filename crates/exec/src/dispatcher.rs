@@ -1,0 +1,1146 @@
+//! The dispatcher: one loop owns the run state and orders every event.
+//!
+//! Tasks run on worker threads (or inline, for cheap ones) and report over a
+//! channel. The loop applies results, counts errors, and starts what became
+//! ready — but only after every completion so far has been made durable by the
+//! [`Recorder`]: records are flushed, in one batch, before anything new starts.
+
+use crate::enumerate::{Item, enumerate};
+use crate::event::*;
+use crate::resume::Resume;
+use crate::state::State;
+use crate::vars::{TaskEnv, VarStore, eval_and_assign};
+use checkflow_expr::{Compiled, Env, Value};
+use checkflow_model::{ForceResult, Logic, On};
+use checkflow_plan::{
+    CancelToken, LogLevel, NodeId, NodeKind, Plan, RunCx, TaskError, VarTable, VarValue,
+};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
+
+/// How to run.
+pub struct RunOptions {
+    /// MaxConcurrentExecutables (tasks running at once).
+    pub max_concurrent: usize,
+    /// What to restore from a checkpoint.
+    pub resume: Resume,
+    /// Every variable's value at start (defaults, configuration, restored values, system values).
+    pub initial: Vec<VarValue>,
+    /// Set by Ctrl-C / SIGTERM.
+    pub interrupt: Arc<AtomicBool>,
+}
+
+/// Runs a package to its end.
+pub fn run(
+    plan: &Plan,
+    opts: RunOptions,
+    recorder: &mut dyn Recorder,
+    reporter: &mut dyn Reporter,
+) -> RunResult {
+    let (tx, rx) = channel();
+    let store = Arc::new(VarStore::new(Arc::new(plan.vars.clone()), opts.initial));
+    let n = plan.nodes.len();
+    let mut d = Dispatcher {
+        plan,
+        rt: (0..n).map(|_| Rt::default()).collect(),
+        store,
+        resume: opts.resume,
+        recorder,
+        reporter,
+        tx,
+        rx,
+        results: VecDeque::new(),
+        agenda: VecDeque::new(),
+        queue: VecDeque::new(),
+        running: 0,
+        max_concurrent: opts.max_concurrent.max(1),
+        busy: HashSet::new(),
+        pending_records: Vec::new(),
+        stopping: false,
+        cancelled: false,
+        journal_error: None,
+        restart_point: false,
+        errors: Vec::new(),
+        interrupt: opts.interrupt,
+        started: Instant::now(),
+    };
+    d.main_loop();
+    d.finish()
+}
+
+#[derive(Default)]
+struct Rt {
+    state: State,
+    errors: u32,
+    halted: bool,
+    chain: bool,
+    attempt: u32,
+    started: Option<Instant>,
+    start_time: Option<jiff::civil::DateTime>,
+    total: Duration,
+    runs: u32,
+    last_error: Option<String>,
+    cancel: Option<CancelToken>,
+    deadline: Option<Instant>,
+    timed_out: bool,
+    retry_at: Option<Instant>,
+    props: Arc<HashMap<String, Value>>,
+    items: VecDeque<Item>,
+    iteration: u64,
+    current_key: Option<String>,
+}
+
+enum Work {
+    Check(NodeId),
+    ChildDone(NodeId),
+}
+
+struct TaskDone {
+    node: NodeId,
+    result: Result<(), String>,
+    elapsed: Duration,
+    inline: bool,
+}
+
+enum Msg {
+    Done(TaskDone),
+    Log {
+        node: NodeId,
+        level: LogLevel,
+        line: String,
+    },
+    Progress {
+        node: NodeId,
+        done: u64,
+        total: Option<u64>,
+        unit: String,
+    },
+}
+
+enum Ready {
+    Yes,
+    No,
+    Wait,
+}
+
+struct Dispatcher<'a> {
+    plan: &'a Plan,
+    rt: Vec<Rt>,
+    store: Arc<VarStore>,
+    resume: Resume,
+    recorder: &'a mut dyn Recorder,
+    reporter: &'a mut dyn Reporter,
+    tx: Sender<Msg>,
+    rx: Receiver<Msg>,
+    results: VecDeque<TaskDone>,
+    agenda: VecDeque<Work>,
+    queue: VecDeque<NodeId>,
+    running: usize,
+    max_concurrent: usize,
+    busy: HashSet<NodeId>,
+    pending_records: Vec<Record>,
+    stopping: bool,
+    cancelled: bool,
+    journal_error: Option<String>,
+    restart_point: bool,
+    errors: Vec<String>,
+    interrupt: Arc<AtomicBool>,
+    started: Instant,
+}
+
+fn now_civil() -> jiff::civil::DateTime {
+    jiff::Zoned::now().datetime()
+}
+
+impl<'a> Dispatcher<'a> {
+    fn main_loop(&mut self) {
+        self.start_container(Plan::ROOT);
+        loop {
+            self.drain();
+            if self.rt[0].state.is_terminal() {
+                break;
+            }
+            let wait = self
+                .next_timer()
+                .map(|t| t.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_millis(200));
+            match self.rx.recv_timeout(wait.min(Duration::from_millis(200))) {
+                Ok(msg) => {
+                    self.on_msg(msg);
+                    while let Ok(m) = self.rx.try_recv() {
+                        self.on_msg(m);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {}
+            }
+            self.check_timers();
+            if self.interrupt.load(Ordering::SeqCst) && !self.cancelled {
+                self.cancel_run();
+            }
+        }
+        self.flush();
+    }
+
+    fn on_msg(&mut self, msg: Msg) {
+        match msg {
+            Msg::Done(d) => self.results.push_back(d),
+            Msg::Log { node, level, line } => {
+                self.reporter.event(&Event::Log { node, level, line })
+            }
+            Msg::Progress {
+                node,
+                done,
+                total,
+                unit,
+            } => self.reporter.event(&Event::Progress {
+                node,
+                done,
+                total,
+                unit,
+            }),
+        }
+    }
+
+    /// Applies every result, then every check, until nothing moves.
+    fn drain(&mut self) {
+        loop {
+            if let Some(r) = self.results.pop_front() {
+                self.on_result(r);
+                continue;
+            }
+            if let Some(w) = self.agenda.pop_front() {
+                match w {
+                    Work::Check(n) => self.check(n),
+                    Work::ChildDone(c) => self.child_done(c),
+                }
+                continue;
+            }
+            if self.start_queued() {
+                continue;
+            }
+            break;
+        }
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        self.busy
+            .iter()
+            .filter_map(|n| {
+                let rt = &self.rt[n.index()];
+                match rt.state {
+                    State::Running => rt.deadline,
+                    State::Waiting => rt.retry_at,
+                    _ => None,
+                }
+            })
+            .min()
+    }
+
+    fn check_timers(&mut self) {
+        let now = Instant::now();
+        let busy: Vec<NodeId> = self.busy.iter().copied().collect();
+        for n in busy {
+            let rt = &mut self.rt[n.index()];
+            match rt.state {
+                State::Running if rt.deadline.is_some_and(|d| d <= now) && !rt.timed_out => {
+                    rt.timed_out = true;
+                    if let Some(t) = &rt.cancel {
+                        t.cancel();
+                    }
+                }
+                State::Waiting if rt.retry_at.is_some_and(|d| d <= now) => {
+                    rt.retry_at = None;
+                    if self.stopping {
+                        let err = rt.last_error.clone().unwrap_or_default();
+                        self.busy.remove(&n);
+                        self.finish_task(n, Err(err), Duration::ZERO);
+                    } else {
+                        self.spawn(n);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // ----- readiness -----
+
+    fn check(&mut self, n: NodeId) {
+        if self.rt[n.index()].state != State::Pending {
+            return;
+        }
+        let node = self.plan.node(n);
+        let Some(parent) = node.parent else { return };
+        if self.rt[parent.index()].state != State::Active {
+            return;
+        }
+        match self.ready(n) {
+            Ready::Yes => self.begin(n),
+            Ready::No => self.set_terminal(n, State::NotRun),
+            Ready::Wait => {}
+        }
+    }
+
+    fn ready(&self, n: NodeId) -> Ready {
+        let node = self.plan.node(n);
+        if node.preds.is_empty() {
+            return Ready::Yes;
+        }
+        let (mut any_true, mut any_false, mut any_open) = (false, false, false);
+        for c in &node.preds {
+            match self.constraint_holds(n, c.from, c.on, c.expr.as_ref()) {
+                Some(true) => any_true = true,
+                Some(false) => any_false = true,
+                None => any_open = true,
+            }
+        }
+        match node.logic {
+            Logic::And if any_false => Ready::No,
+            Logic::And if any_open => Ready::Wait,
+            Logic::And => Ready::Yes,
+            Logic::Or if any_true => Ready::Yes,
+            Logic::Or if any_open => Ready::Wait,
+            Logic::Or => Ready::No,
+        }
+    }
+
+    /// `None` while the predecessor has not finished.
+    fn constraint_holds(
+        &self,
+        n: NodeId,
+        from: NodeId,
+        on: On,
+        expr: Option<&Compiled>,
+    ) -> Option<bool> {
+        let result = match self.rt[from.index()].state {
+            State::Done(o) | State::Restored(o) => Some(o),
+            State::Disabled => Some(Outcome::Success),
+            State::NotRun | State::Cancelled => None,
+            _ => return None,
+        };
+        let Some(result) = result else {
+            return Some(false);
+        };
+        let matches = match on {
+            On::Success => result == Outcome::Success,
+            On::Failure => result == Outcome::Failure,
+            On::Completion => true,
+        };
+        if !matches {
+            return Some(false);
+        }
+        match expr {
+            None => Some(true),
+            Some(e) => {
+                let env = self.env_for(n, self.rt[from.index()].last_error.as_deref());
+                Some(matches!(e.eval(&env), Ok(Value::Bool(true))))
+            }
+        }
+    }
+
+    fn env_for<'s>(&'s self, n: NodeId, error: Option<&'s str>) -> TaskEnv<'s> {
+        let rt = &self.rt[n.index()];
+        TaskEnv {
+            store: &self.store,
+            task_name: &self.plan.node(n).name,
+            start: rt.start_time.unwrap_or_else(now_civil),
+            error,
+        }
+    }
+
+    fn halted_above(&self, n: NodeId) -> bool {
+        self.plan.ancestors(n).any(|a| self.rt[a.index()].halted)
+    }
+
+    // ----- starting -----
+
+    fn begin(&mut self, n: NodeId) {
+        if self.stopping || self.halted_above(n) {
+            return;
+        }
+        if !self.flush() {
+            return;
+        }
+        let node = self.plan.node(n);
+        if node.recordable
+            && let Some(&o) = self.resume.restore.get(&n)
+        {
+            for d in self.plan.subtree(n) {
+                self.rt[d.index()].state = State::Restored(o);
+            }
+            self.reporter.event(&Event::Restored {
+                node: n,
+                outcome: o,
+            });
+            self.set_terminal(n, State::Restored(o));
+            return;
+        }
+        // Property expressions, evaluated just before it runs.
+        let mut props = HashMap::new();
+        if !node.prop_exprs.is_empty() {
+            self.rt[n.index()].start_time = Some(now_civil());
+            for (name, e) in &node.prop_exprs {
+                let env = self.env_for(n, None);
+                match e.eval(&env) {
+                    Ok(v) => {
+                        props.insert(name.clone(), v);
+                    }
+                    Err(err) => {
+                        self.rt[n.index()].props = Arc::new(props);
+                        let msg = format!("property expression `{name}` failed: {err}");
+                        self.rt[n.index()].state = State::Running;
+                        self.finish_task(n, Err(msg), Duration::ZERO);
+                        return;
+                    }
+                }
+            }
+        }
+        let disabled = node.disabled || matches!(props.get("disabled"), Some(Value::Bool(true)));
+        self.rt[n.index()].props = Arc::new(props);
+        if disabled {
+            self.reporter.event(&Event::Finished {
+                node: n,
+                status: Status::Disabled,
+                duration: Duration::ZERO,
+                error: None,
+            });
+            self.set_terminal(n, State::Disabled);
+            return;
+        }
+        match &node.kind {
+            NodeKind::Task { action, .. } => {
+                if action.inline() || self.running < self.max_concurrent {
+                    self.spawn(n);
+                } else {
+                    self.rt[n.index()].state = State::Queued;
+                    self.queue.push_back(n);
+                }
+            }
+            _ => self.start_container(n),
+        }
+    }
+
+    fn start_queued(&mut self) -> bool {
+        if self.running >= self.max_concurrent {
+            return false;
+        }
+        let Some(n) = self.queue.pop_front() else {
+            return false;
+        };
+        if self.stopping || self.halted_above(n) {
+            self.rt[n.index()].state = State::Pending;
+            if let Some(p) = self.plan.node(n).parent {
+                self.agenda.push_back(Work::ChildDone(p));
+            }
+            return true;
+        }
+        if !self.flush() {
+            return true;
+        }
+        self.spawn(n);
+        true
+    }
+
+    fn spawn(&mut self, n: NodeId) {
+        let node = self.plan.node(n);
+        let NodeKind::Task { action, .. } = &node.kind else {
+            return;
+        };
+        let rt = &mut self.rt[n.index()];
+        rt.attempt += 1;
+        rt.state = State::Running;
+        rt.started = Some(Instant::now());
+        rt.start_time = Some(now_civil());
+        rt.timed_out = false;
+        let token = CancelToken::new();
+        rt.cancel = Some(token.clone());
+        rt.deadline = node.timeout.map(|t| Instant::now() + t);
+        let attempt = rt.attempt;
+        self.reporter.event(&Event::Started { node: n, attempt });
+        let cx = ThreadCx {
+            store: self.store.clone(),
+            tx: self.tx.clone(),
+            node: n,
+            task_name: node.name.clone(),
+            start: rt.start_time.unwrap_or_else(now_civil),
+            props: rt.props.clone(),
+            cancel: token,
+            dir: self.plan.package.dir.clone(),
+        };
+        let action = action.clone();
+        if action.inline() {
+            let t0 = Instant::now();
+            let mut cx = cx;
+            let result = action.run(&mut cx).map_err(|e| e.message);
+            self.results.push_back(TaskDone {
+                node: n,
+                result,
+                elapsed: t0.elapsed(),
+                inline: true,
+            });
+            return;
+        }
+        self.running += 1;
+        self.busy.insert(n);
+        let tx = self.tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("task-{}", n.0))
+            .spawn(move || {
+                let t0 = Instant::now();
+                let mut cx = cx;
+                let result =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| action.run(&mut cx)))
+                        .unwrap_or_else(|_| {
+                            Err(TaskError::new(
+                                "the task panicked (a bug in checkflow; please report it)",
+                            ))
+                        })
+                        .map_err(|e| e.message);
+                let _ = tx.send(Msg::Done(TaskDone {
+                    node: n,
+                    result,
+                    elapsed: t0.elapsed(),
+                    inline: false,
+                }));
+            });
+        if let Err(e) = spawned {
+            self.results.push_back(TaskDone {
+                node: n,
+                result: Err(format!("cannot start a thread: {e}")),
+                elapsed: Duration::ZERO,
+                inline: false,
+            });
+        }
+    }
+
+    // ----- results -----
+
+    fn on_result(&mut self, r: TaskDone) {
+        if !r.inline {
+            self.running = self.running.saturating_sub(1);
+        }
+        let n = r.node;
+        let node = self.plan.node(n);
+        let rt = &mut self.rt[n.index()];
+        rt.total += r.elapsed;
+        rt.runs += 1;
+        let mut result = r.result;
+        if rt.timed_out {
+            let t = node.timeout.unwrap_or_default();
+            result = Err(format!("timed out after {}", humantime(t)));
+        }
+        if let Err(e) = &result {
+            rt.last_error = Some(e.clone());
+            if self.cancelled {
+                self.busy.remove(&n);
+                self.reporter.event(&Event::Finished {
+                    node: n,
+                    status: Status::Cancelled,
+                    duration: r.elapsed,
+                    error: Some(e.clone()),
+                });
+                self.set_terminal(n, State::Cancelled);
+                return;
+            }
+            if rt.attempt <= node.retries && !self.stopping {
+                let delay = node.retry_delay;
+                rt.state = State::Waiting;
+                rt.retry_at = Some(Instant::now() + delay);
+                self.busy.insert(n);
+                let attempt = rt.attempt;
+                self.reporter.event(&Event::Retrying {
+                    node: n,
+                    attempt,
+                    error: e.clone(),
+                    delay,
+                });
+                return;
+            }
+        }
+        self.busy.remove(&n);
+        self.finish_task(n, result, r.elapsed);
+    }
+
+    fn finish_task(&mut self, n: NodeId, result: Result<(), String>, elapsed: Duration) {
+        let node = self.plan.node(n);
+        let mut outcome = if result.is_ok() {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        if let Some(f) = node.force_result {
+            outcome = forced(f);
+        }
+        let error = result.err();
+        let duration = self.rt[n.index()]
+            .started
+            .map(|s| s.elapsed())
+            .unwrap_or(elapsed);
+        self.reporter.event(&Event::Finished {
+            node: n,
+            status: State::Done(outcome).status(),
+            duration,
+            error: error.clone(),
+        });
+        if outcome == Outcome::Failure {
+            let msg = error.unwrap_or_else(|| "forced to fail (force_result: failure)".into());
+            self.rt[n.index()].last_error = Some(msg.clone());
+            self.fail(n, &msg);
+        }
+        self.complete(n, outcome, duration);
+    }
+
+    /// Records (when allowed) and marks the executable done.
+    fn complete(&mut self, n: NodeId, outcome: Outcome, duration: Duration) {
+        let node = self.plan.node(n);
+        if node.parent.is_some() && node.recordable && !self.rt[n.index()].chain {
+            let vars = self.store.take_dirty();
+            self.pending_records.push(Record::Completed {
+                node: n,
+                outcome,
+                duration,
+                vars,
+            });
+        }
+        self.set_terminal(n, State::Done(outcome));
+    }
+
+    fn set_terminal(&mut self, n: NodeId, state: State) {
+        debug_assert!(
+            self.rt[n.index()].state.can_move_to(state) || self.rt[n.index()].state == state,
+            "{:?} -> {state:?}",
+            self.rt[n.index()].state
+        );
+        self.rt[n.index()].state = state;
+        let node = self.plan.node(n);
+        for &s in &node.succs {
+            self.agenda.push_back(Work::Check(s));
+        }
+        if let Some(p) = node.parent {
+            self.agenda.push_back(Work::ChildDone(p));
+        }
+    }
+
+    // ----- failures -----
+
+    /// An executable failed: count errors up the tree, apply FailParentOnFailure
+    /// and FailPackageOnFailure, and mark the chain if the package failed.
+    fn fail(&mut self, n: NodeId, msg: &str) {
+        let path = &self.plan.node(n).path;
+        let label = if path.is_empty() {
+            self.plan.package.name.clone()
+        } else {
+            path.clone()
+        };
+        self.errors.push(format!("{label}: {msg}"));
+        let mut cascade = Vec::new();
+        self.fail_rec(n, &mut cascade);
+        if cascade.contains(&Plan::ROOT) {
+            for c in cascade {
+                self.rt[c.index()].chain = true;
+            }
+        }
+    }
+
+    fn fail_rec(&mut self, n: NodeId, cascade: &mut Vec<NodeId>) {
+        cascade.push(n);
+        let node = self.plan.node(n);
+        if node.kind.is_container() {
+            self.rt[n.index()].halted = true;
+        }
+        if n == Plan::ROOT {
+            self.stop();
+            return;
+        }
+        let ancestors: Vec<NodeId> = self.plan.ancestors(n).collect();
+        for a in ancestors {
+            let rt = &mut self.rt[a.index()];
+            rt.errors += 1;
+            if rt.errors >= self.plan.node(a).max_errors && !rt.halted {
+                self.fail_rec(a, cascade);
+            }
+        }
+        if node.fail_parent
+            && let Some(p) = node.parent
+            && !self.rt[p.index()].halted
+        {
+            self.fail_rec(p, cascade);
+        }
+        if node.fail_package {
+            self.restart_point = true;
+            if !self.rt[0].halted {
+                self.fail_rec(Plan::ROOT, cascade);
+            }
+        }
+    }
+
+    /// The package stops: nothing new starts; what runs finishes.
+    fn stop(&mut self) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        self.rt[0].halted = true;
+        // Queued tasks never started.
+        while let Some(q) = self.queue.pop_front() {
+            self.rt[q.index()].state = State::Pending;
+        }
+        // Let every running container notice (deepest first).
+        for i in (0..self.rt.len()).rev() {
+            if self.rt[i].state == State::Active {
+                self.agenda.push_back(Work::ChildDone(NodeId(i as u32)));
+            }
+        }
+    }
+
+    fn cancel_run(&mut self) {
+        self.cancelled = true;
+        self.reporter.event(&Event::Warning {
+            message: "interrupted: stopping running tasks; what finished is kept".into(),
+        });
+        self.stop();
+        for n in self.busy.clone() {
+            let rt = &mut self.rt[n.index()];
+            if let Some(t) = &rt.cancel {
+                t.cancel();
+            }
+            if rt.state == State::Waiting {
+                self.busy.remove(&n);
+                self.reporter.event(&Event::Finished {
+                    node: n,
+                    status: Status::Cancelled,
+                    duration: Duration::ZERO,
+                    error: None,
+                });
+                self.set_terminal(n, State::Cancelled);
+            }
+        }
+    }
+
+    /// Writes pending records; `false` if the journal failed (the run stops).
+    fn flush(&mut self) -> bool {
+        if self.journal_error.is_some() {
+            return false;
+        }
+        if self.pending_records.is_empty() {
+            return true;
+        }
+        let batch = std::mem::take(&mut self.pending_records);
+        match self.recorder.record(batch) {
+            Ok(()) => true,
+            Err(e) => {
+                self.errors.push(format!("checkpoint: {e}"));
+                self.journal_error = Some(e);
+                self.stop();
+                for n in self.busy.clone() {
+                    if let Some(t) = &self.rt[n.index()].cancel {
+                        t.cancel();
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    // ----- containers -----
+
+    fn start_container(&mut self, n: NodeId) {
+        let rt = &mut self.rt[n.index()];
+        rt.state = State::Active;
+        rt.started = Some(Instant::now());
+        rt.start_time = Some(now_civil());
+        rt.iteration = 0;
+        if n != Plan::ROOT {
+            self.reporter.event(&Event::Started {
+                node: n,
+                attempt: 1,
+            });
+        }
+        let node = self.plan.node(n);
+        match &node.kind {
+            NodeKind::ForLoop { init, .. } => {
+                if let Some(init) = init {
+                    let env = self.env_for(n, None);
+                    if let Err(e) = eval_and_assign(init, &env) {
+                        self.container_error(n, format!("for_loop init failed: {e}"));
+                        return;
+                    }
+                }
+                self.next_iteration(n);
+            }
+            NodeKind::Foreach { enumerator, .. } => {
+                let skip = self.resume.iterations.get(&n).cloned().unwrap_or_default();
+                match enumerate(enumerator, &self.store, &self.plan.vars) {
+                    Ok(items) => {
+                        let mut keep = VecDeque::new();
+                        for it in items {
+                            if skip.contains(&it.key) {
+                                self.reporter.event(&Event::IterationSkipped {
+                                    node: n,
+                                    key: it.key.clone(),
+                                });
+                            } else {
+                                keep.push_back(it);
+                            }
+                        }
+                        self.rt[n.index()].items = keep;
+                        self.next_iteration(n);
+                    }
+                    Err(e) => self.container_error(n, e),
+                }
+            }
+            _ => self.start_children(n),
+        }
+    }
+
+    fn container_error(&mut self, n: NodeId, msg: String) {
+        self.rt[n.index()].last_error = Some(msg.clone());
+        self.fail(n, &msg);
+        self.agenda.push_back(Work::ChildDone(n));
+    }
+
+    fn start_children(&mut self, n: NodeId) {
+        let node = self.plan.node(n);
+        if node.children.is_empty() {
+            self.agenda.push_back(Work::ChildDone(n));
+        }
+        for &c in &node.children {
+            self.agenda.push_back(Work::Check(c));
+        }
+    }
+
+    fn reset_children(&mut self, n: NodeId) {
+        for d in self.plan.subtree(n).into_iter().skip(1) {
+            let rt = &mut self.rt[d.index()];
+            rt.state = State::Pending;
+            rt.errors = 0;
+            rt.halted = false;
+            rt.chain = false;
+            rt.attempt = 0;
+            rt.timed_out = false;
+        }
+    }
+
+    /// Starts the next loop iteration, or completes the loop.
+    fn next_iteration(&mut self, n: NodeId) {
+        if self.stopping || self.rt[n.index()].halted || self.halted_above(n) {
+            self.end_container(n);
+            return;
+        }
+        let node = self.plan.node(n);
+        match &node.kind {
+            NodeKind::ForLoop { eval, .. } => {
+                let env = self.env_for(n, None);
+                match eval.eval(&env) {
+                    Ok(Value::Bool(true)) => {}
+                    Ok(_) => {
+                        self.end_container(n);
+                        return;
+                    }
+                    Err(e) => {
+                        self.container_error(n, format!("for_loop eval failed: {e}"));
+                        return;
+                    }
+                }
+                self.rt[n.index()].current_key = None;
+            }
+            NodeKind::Foreach { map, .. } => {
+                let Some(item) = self.rt[n.index()].items.pop_front() else {
+                    self.end_container(n);
+                    return;
+                };
+                for (slot, value) in map.iter().zip(item.values) {
+                    let ty = &self.plan.vars.decl(*slot).ty;
+                    match VarValue::from_written(&value, ty) {
+                        Ok(v) => self.store.set(*slot, v),
+                        Err(e) => {
+                            let vn = self.plan.vars.decl(*slot).name.qualified();
+                            self.container_error(
+                                n,
+                                format!("item \"{}\" does not fit {vn}: {e}", item.key),
+                            );
+                            return;
+                        }
+                    }
+                }
+                self.rt[n.index()].current_key = Some(item.key);
+            }
+            _ => {
+                self.end_container(n);
+                return;
+            }
+        }
+        let rt = &mut self.rt[n.index()];
+        rt.iteration += 1;
+        let (index, key) = (rt.iteration, rt.current_key.clone());
+        self.reporter.event(&Event::Iteration {
+            node: n,
+            index,
+            key,
+        });
+        self.reset_children(n);
+        self.start_children(n);
+    }
+
+    fn child_done(&mut self, c: NodeId) {
+        if self.rt[c.index()].state != State::Active {
+            return;
+        }
+        let node = self.plan.node(c);
+        let mut all_terminal = true;
+        let mut any_busy = false;
+        for &ch in &node.children {
+            let s = self.rt[ch.index()].state;
+            all_terminal &= s.is_terminal();
+            any_busy |= s.is_busy();
+        }
+        let cut_short = self.stopping || self.rt[c.index()].halted || self.halted_above(c);
+        if all_terminal && !cut_short {
+            self.iteration_done(c);
+        } else if (all_terminal || cut_short) && !any_busy {
+            self.end_container(c);
+        }
+    }
+
+    /// Every child of the current iteration finished normally.
+    fn iteration_done(&mut self, c: NodeId) {
+        let node = self.plan.node(c);
+        match &node.kind {
+            NodeKind::Foreach {
+                checkpoint_iterations,
+                ..
+            } => {
+                if *checkpoint_iterations
+                    && node.recordable
+                    && let Some(key) = self.rt[c.index()].current_key.clone()
+                {
+                    let vars = self.store.take_dirty();
+                    self.pending_records
+                        .push(Record::Iteration { node: c, key, vars });
+                }
+                self.next_iteration(c);
+            }
+            NodeKind::ForLoop { assign, .. } => {
+                if let Some(a) = assign {
+                    let env = self.env_for(c, None);
+                    if let Err(e) = eval_and_assign(a, &env) {
+                        self.container_error(c, format!("for_loop assign failed: {e}"));
+                        return;
+                    }
+                }
+                self.next_iteration(c);
+            }
+            _ => self.end_container(c),
+        }
+    }
+
+    /// The container is finished: with failure if it failed, cancelled if it was
+    /// cut short by something else, success otherwise.
+    fn end_container(&mut self, c: NodeId) {
+        if self.rt[c.index()].state != State::Active {
+            return;
+        }
+        let node = self.plan.node(c);
+        let rt = &self.rt[c.index()];
+        let incomplete = node.children.iter().any(|ch| {
+            !self.rt[ch.index()].state.is_terminal()
+                || self.rt[ch.index()].state == State::Cancelled
+        }) || (!rt.items.is_empty());
+        let duration = rt.started.map(|s| s.elapsed()).unwrap_or_default();
+        self.rt[c.index()].total += duration;
+        self.rt[c.index()].runs += 1;
+        if c == Plan::ROOT {
+            let o = if self.rt[0].halted || self.journal_error.is_some() {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            };
+            self.rt[0].state = if self.cancelled {
+                State::Cancelled
+            } else {
+                State::Done(o)
+            };
+            return;
+        }
+        if self.rt[c.index()].halted {
+            self.reporter.event(&Event::Finished {
+                node: c,
+                status: Status::Failed,
+                duration,
+                error: self.rt[c.index()].last_error.clone(),
+            });
+            self.complete(c, Outcome::Failure, duration);
+            return;
+        }
+        if incomplete || self.stopping {
+            self.reporter.event(&Event::Finished {
+                node: c,
+                status: Status::Cancelled,
+                duration,
+                error: None,
+            });
+            self.set_terminal(c, State::Cancelled);
+            return;
+        }
+        let mut outcome = Outcome::Success;
+        if let Some(f) = node.force_result {
+            outcome = forced(f);
+        }
+        self.reporter.event(&Event::Finished {
+            node: c,
+            status: State::Done(outcome).status(),
+            duration,
+            error: None,
+        });
+        if outcome == Outcome::Failure {
+            self.fail(c, "forced to fail (force_result: failure)");
+        }
+        self.complete(c, outcome, duration);
+    }
+
+    fn finish(self) -> RunResult {
+        let outcome = match self.rt[0].state {
+            State::Cancelled => PackageOutcome::Cancelled,
+            State::Done(Outcome::Success) if self.journal_error.is_none() => {
+                PackageOutcome::Success
+            }
+            _ => PackageOutcome::Failure,
+        };
+        let summary = self
+            .plan
+            .nodes
+            .iter()
+            .skip(1)
+            .map(|n| {
+                let rt = &self.rt[n.id.index()];
+                NodeSummary {
+                    node: n.id,
+                    status: rt.state.status(),
+                    duration: rt.total,
+                    runs: rt.runs,
+                    error: rt.last_error.clone(),
+                }
+            })
+            .collect();
+        RunResult {
+            outcome,
+            restart_point: self.restart_point,
+            summary,
+            journal_error: self.journal_error,
+            duration: self.started.elapsed(),
+            errors: self.errors,
+        }
+    }
+}
+
+fn forced(f: ForceResult) -> Outcome {
+    match f {
+        ForceResult::Success => Outcome::Success,
+        ForceResult::Failure => Outcome::Failure,
+        ForceResult::Completion => Outcome::Completion,
+    }
+}
+
+/// `1m30s`-style text for a duration.
+pub fn humantime(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let s = d.as_secs();
+    let (h, m, s) = (s / 3600, (s / 60) % 60, s % 60);
+    match (h, m) {
+        (0, 0) => format!("{:.1}s", d.as_secs_f64()),
+        (0, _) => format!("{m}m{s:02}s"),
+        _ => format!("{h}h{m:02}m{s:02}s"),
+    }
+}
+
+/// The context of a running task (worker thread or inline).
+struct ThreadCx {
+    store: Arc<VarStore>,
+    tx: Sender<Msg>,
+    node: NodeId,
+    task_name: String,
+    start: jiff::civil::DateTime,
+    props: Arc<HashMap<String, Value>>,
+    cancel: CancelToken,
+    dir: PathBuf,
+}
+
+impl ThreadCx {
+    fn task_env(&self) -> TaskEnv<'_> {
+        TaskEnv {
+            store: &self.store,
+            task_name: &self.task_name,
+            start: self.start,
+            error: None,
+        }
+    }
+}
+
+impl Env for ThreadCx {
+    fn value(&self, slot: u32) -> Value {
+        self.task_env().value(slot)
+    }
+}
+
+impl RunCx for ThreadCx {
+    fn get(&self, slot: u32) -> VarValue {
+        match &self.store.table().decl(slot).expr {
+            Some(_) => VarValue::Scalar(self.value(slot)),
+            None => self.store.raw(slot),
+        }
+    }
+
+    fn set(&mut self, slot: u32, value: VarValue) -> Result<(), TaskError> {
+        self.store.set(slot, value);
+        Ok(())
+    }
+
+    fn eval(&self, expr: &Compiled) -> Result<Value, TaskError> {
+        eval_and_assign(expr, &self.task_env()).map_err(TaskError::new)
+    }
+
+    fn env(&self) -> &dyn Env {
+        self
+    }
+
+    fn property(&self, name: &str) -> Option<&Value> {
+        self.props.get(name)
+    }
+
+    fn log(&self, level: LogLevel, line: &str) {
+        let _ = self.tx.send(Msg::Log {
+            node: self.node,
+            level,
+            line: line.to_string(),
+        });
+    }
+
+    fn progress(&self, done: u64, total: Option<u64>, unit: &str) {
+        let _ = self.tx.send(Msg::Progress {
+            node: self.node,
+            done,
+            total,
+            unit: unit.to_string(),
+        });
+    }
+
+    fn cancel_token(&self) -> &CancelToken {
+        &self.cancel
+    }
+
+    fn package_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn vars(&self) -> &VarTable {
+        self.store.table()
+    }
+}

@@ -1,0 +1,190 @@
+//! Foreach enumerators: the items a loop iterates over, each with its identity.
+//!
+//! The identity (`key`) is what `checkpoint_iterations` records: the item's
+//! values (a lone string is its own key, anything else its JSON text), or a
+//! file's full path — never its position, so a changed collection resumes right.
+
+use crate::vars::VarStore;
+use checkflow_model::Retrieve;
+use checkflow_plan::{Enumerator, VarTable, VarValue};
+use std::path::{Path, PathBuf};
+
+/// One item of a collection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    /// Its identity.
+    pub key: String,
+    /// Its values, mapped by position onto the loop's `map` variables.
+    pub values: Vec<serde_json::Value>,
+}
+
+fn key_of(values: &[serde_json::Value]) -> String {
+    match values {
+        [serde_json::Value::String(s)] => s.clone(),
+        [one] => one.to_string(),
+        many => serde_json::Value::Array(many.to_vec()).to_string(),
+    }
+}
+
+/// Lists the items of an enumerator, now.
+pub fn enumerate(e: &Enumerator, store: &VarStore, vars: &VarTable) -> Result<Vec<Item>, String> {
+    match e {
+        Enumerator::Items(rows) => Ok(rows
+            .iter()
+            .map(|r| Item {
+                key: key_of(r),
+                values: r.clone(),
+            })
+            .collect()),
+        Enumerator::Files {
+            folder,
+            pattern,
+            recursive,
+            retrieve,
+        } => {
+            let mut files = Vec::new();
+            list_files(folder, pattern, *recursive, &mut files)?;
+            files.sort();
+            Ok(files
+                .into_iter()
+                .map(|p| {
+                    let value = match retrieve {
+                        Retrieve::FullPath => p.display().to_string(),
+                        Retrieve::Name => p
+                            .file_stem()
+                            .map(|s| s.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        Retrieve::NameAndExtension => p
+                            .file_name()
+                            .map(|s| s.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    };
+                    Item {
+                        key: p.display().to_string(),
+                        values: vec![serde_json::Value::String(value)],
+                    }
+                })
+                .collect())
+        }
+        Enumerator::Rows(slot) => {
+            let name = vars.decl(*slot).name.qualified();
+            match store.raw(*slot) {
+                VarValue::Object(json) => {
+                    rows_of(&json).map_err(|e| format!("variable {name}: {e}"))
+                }
+                VarValue::Scalar(_) => Err(format!("variable {name} holds no rows")),
+            }
+        }
+    }
+}
+
+/// The rows of an object value: a list (of values, lists or maps), or a
+/// recordset `{ "columns": [...], "rows": [[...], ...] }`.
+pub fn rows_of(json: &serde_json::Value) -> Result<Vec<Item>, String> {
+    use serde_json::Value as J;
+    let rows: Vec<Vec<J>> = match json {
+        J::Null => Vec::new(),
+        J::Array(list) => list
+            .iter()
+            .map(|r| match r {
+                J::Array(a) => a.clone(),
+                J::Object(m) => m.values().cloned().collect(),
+                other => vec![other.clone()],
+            })
+            .collect(),
+        J::Object(m) => match m.get("rows") {
+            Some(J::Array(rows)) => rows
+                .iter()
+                .map(|r| match r {
+                    J::Array(a) => a.clone(),
+                    J::Object(m) => m.values().cloned().collect(),
+                    other => vec![other.clone()],
+                })
+                .collect(),
+            _ => return Err("expected a list of rows or a recordset with \"rows\"".into()),
+        },
+        _ => return Err("expected a list of rows or a recordset".into()),
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| Item {
+            key: key_of(&r),
+            values: r,
+        })
+        .collect())
+}
+
+fn list_files(
+    dir: &Path,
+    pattern: &str,
+    recursive: bool,
+    out: &mut Vec<PathBuf>,
+) -> Result<(), String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot list folder {}: {e}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot list folder {}: {e}", dir.display()))?;
+        let path = entry.path();
+        let ft = entry
+            .file_type()
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if ft.is_dir() {
+            if recursive {
+                list_files(&path, pattern, true, out)?;
+            }
+        } else if wildcard(pattern, &entry.file_name().to_string_lossy()) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Windows-style wildcard match (`*`, `?`), case-insensitive as in SSIS.
+pub fn wildcard(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.to_lowercase().chars().collect();
+    let n: Vec<char> = name.to_lowercase().chars().collect();
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard("*.csv", "a.CSV"));
+        assert!(wildcard("data_??.txt", "data_01.txt"));
+        assert!(!wildcard("*.csv", "a.csv.bak"));
+        assert!(wildcard("*", "anything"));
+    }
+
+    #[test]
+    fn row_shapes_and_keys() {
+        let rows = rows_of(&serde_json::json!([["a", 1], ["b", 2]])).expect("rows");
+        assert_eq!(rows[0].key, r#"["a",1]"#);
+        let rs =
+            rows_of(&serde_json::json!({"columns": ["x"], "rows": [["k"]]})).expect("recordset");
+        assert_eq!(rs[0].key, "k");
+        assert!(rows_of(&serde_json::json!(5)).is_err());
+    }
+}

@@ -1,0 +1,197 @@
+//! What a run tells the outside world: [`Event`]s for reporters, [`Record`]s
+//! for the journal, and the final [`RunResult`].
+
+use checkflow_plan::{LogLevel, NodeId, VarValue};
+use std::time::Duration;
+
+/// An executable's result, as SSIS's DTSExecResult.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Succeeded.
+    Success,
+    /// Failed.
+    Failure,
+    /// Completed (ForceExecutionResult = completion).
+    Completion,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Completion => "completion",
+        })
+    }
+}
+
+/// How an executable ended, for the summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Ran and succeeded.
+    Succeeded,
+    /// Ran and failed.
+    Failed,
+    /// Ran; its result was forced to completion.
+    Completed,
+    /// Not run: recorded as completed by an earlier run.
+    Restored,
+    /// Never started (constraints could not hold, or the package stopped first).
+    NotRun,
+    /// Disabled.
+    Disabled,
+    /// Stopped before it finished (Ctrl-C, or its container was cut short).
+    Cancelled,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Completed => "completed",
+            Status::Restored => "restored",
+            Status::NotRun => "not_run",
+            Status::Disabled => "disabled",
+            Status::Cancelled => "cancelled",
+        })
+    }
+}
+
+/// Something that happened during a run.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// An executable started (attempt counts from 1).
+    Started { node: NodeId, attempt: u32 },
+    /// An executable was restored from the checkpoint instead of run.
+    Restored { node: NodeId, outcome: Outcome },
+    /// An iteration of a loop started (index from 1; key for foreach).
+    Iteration {
+        node: NodeId,
+        index: u64,
+        key: Option<String>,
+    },
+    /// A foreach item was skipped: recorded as done by an earlier run.
+    IterationSkipped { node: NodeId, key: String },
+    /// A line of task output.
+    Log {
+        node: NodeId,
+        level: LogLevel,
+        line: String,
+    },
+    /// Progress of a long task.
+    Progress {
+        node: NodeId,
+        done: u64,
+        total: Option<u64>,
+        unit: String,
+    },
+    /// A failed attempt will be retried.
+    Retrying {
+        node: NodeId,
+        attempt: u32,
+        error: String,
+        delay: Duration,
+    },
+    /// An executable ended.
+    Finished {
+        node: NodeId,
+        status: Status,
+        duration: Duration,
+        error: Option<String>,
+    },
+    /// A warning about the run itself.
+    Warning { message: String },
+}
+
+/// Receives events (console, JSON log, progress bars).
+pub trait Reporter {
+    /// Called in order, from the dispatcher thread.
+    fn event(&mut self, event: &Event);
+}
+
+/// A completion to make durable.
+#[derive(Clone, Debug)]
+pub enum Record {
+    /// An executable completed.
+    Completed {
+        /// Which.
+        node: NodeId,
+        /// With what result.
+        outcome: Outcome,
+        /// How long it took.
+        duration: Duration,
+        /// Variables changed since the last record.
+        vars: Vec<(u32, VarValue)>,
+    },
+    /// An iteration of a `checkpoint_iterations` loop finished.
+    Iteration {
+        /// The loop.
+        node: NodeId,
+        /// The item's identity.
+        key: String,
+        /// Variables changed since the last record.
+        vars: Vec<(u32, VarValue)>,
+    },
+}
+
+/// Makes records durable (the journal); the executor never touches files.
+pub trait Recorder {
+    /// Writes a batch; returns only when it is durable. An error stops the run.
+    fn record(&mut self, batch: Vec<Record>) -> Result<(), String>;
+}
+
+/// A recorder that keeps nothing (checkpoints off).
+pub struct NoRecorder;
+
+impl Recorder for NoRecorder {
+    fn record(&mut self, _batch: Vec<Record>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// How the package ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PackageOutcome {
+    /// Every executable that had to run succeeded.
+    Success,
+    /// The package failed.
+    Failure,
+    /// Ctrl-C or SIGTERM.
+    Cancelled,
+}
+
+/// One executable's line in the summary.
+#[derive(Clone, Debug)]
+pub struct NodeSummary {
+    /// Which.
+    pub node: NodeId,
+    /// How it ended (its last run, for loop children).
+    pub status: Status,
+    /// Time spent running it (all runs).
+    pub duration: Duration,
+    /// How many times it ran.
+    pub runs: u32,
+    /// Its last error.
+    pub error: Option<String>,
+}
+
+/// What a run did.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// How the package ended.
+    pub outcome: PackageOutcome,
+    /// An executable with `fail_package_on_failure` failed: the checkpoint is kept.
+    pub restart_point: bool,
+    /// Every executable but the package, in plan order.
+    pub summary: Vec<NodeSummary>,
+    /// The journal could not be written: the run stopped.
+    pub journal_error: Option<String>,
+    /// Wall time.
+    pub duration: Duration,
+    /// The errors that failed the package, in order.
+    pub errors: Vec<String>,
+}

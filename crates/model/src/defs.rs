@@ -1,0 +1,536 @@
+//! The `*Def` types: a package exactly as written in YAML (SPEC §1).
+//!
+//! Every struct denies unknown keys, so a typo is a load error with its line and
+//! column. Task-specific fields live flat on [`TaskDef`]; which of them a task
+//! type accepts is checked by `checkflow-plan`, which reports the key's position.
+
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+
+/// A whole package file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageDef {
+    /// The package id (a UUID); a checkpoint must carry the same one.
+    pub id: Spanned<String>,
+    /// The package name (`System::PackageName`).
+    pub name: Spanned<String>,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Checkpoint settings.
+    #[serde(default)]
+    pub checkpoint: Option<Spanned<CheckpointDef>>,
+    /// MaxConcurrentExecutables.
+    #[serde(default)]
+    pub max_concurrent: Option<Spanned<i64>>,
+    /// MaximumErrorCount of the package.
+    #[serde(default)]
+    pub max_errors: Option<Spanned<i64>>,
+    /// How untied children run.
+    #[serde(default)]
+    pub flow: Option<Flow>,
+    /// Not applicable to the package: a load error when true (as in SSIS 2005 SP2).
+    #[serde(default)]
+    pub fail_package_on_failure: Option<Spanned<bool>>,
+    /// Variables by name (`Name` or `User::Name`).
+    #[serde(default)]
+    pub variables: BTreeMap<String, Spanned<VariableDef>>,
+    /// Connections by name.
+    #[serde(default)]
+    pub connections: BTreeMap<String, Spanned<ConnectionDef>>,
+    /// The package's executables.
+    #[serde(default)]
+    pub tasks: Vec<Spanned<TaskDef>>,
+}
+
+/// `checkpoint:` settings (CheckpointFileName, CheckpointUsage, SaveCheckpoints).
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointDef {
+    /// A literal path.
+    #[serde(default)]
+    pub file: Option<Spanned<String>>,
+    /// An expression giving the path.
+    #[serde(default)]
+    pub file_expr: Option<Spanned<String>>,
+    /// CheckpointUsage.
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    /// SaveCheckpoints.
+    #[serde(default)]
+    pub save: Option<bool>,
+}
+
+/// CheckpointUsage.
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Usage {
+    /// The file is not read.
+    #[default]
+    Never,
+    /// Read when it exists.
+    IfExists,
+    /// Must exist.
+    Always,
+}
+
+/// How the children of a container without `after` run.
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    /// Chained in order on success.
+    #[default]
+    Sequence,
+    /// All at once.
+    Parallel,
+}
+
+/// A variable declaration.
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct VariableDef {
+    /// `boolean`, `int32`, `int64`, `double`, `decimal`, `string`, `datetime`, `object`.
+    #[serde(rename = "type")]
+    pub ty: Spanned<String>,
+    /// The initial value.
+    #[serde(default)]
+    pub value: Option<serde_json::Value>,
+    /// EvaluateAsExpression: the value is this expression, evaluated when read.
+    #[serde(default)]
+    pub expr: Option<Spanned<String>>,
+    /// Bound from this environment variable (configuration).
+    #[serde(default)]
+    pub env: Option<String>,
+    /// Never written in clear to a checkpoint, masked in logs.
+    #[serde(default)]
+    pub sensitive: bool,
+    /// Tasks may not assign it.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A connection manager.
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionDef {
+    /// `sqlite`, `postgres`, `ftp`, `http`.
+    pub kind: Spanned<String>,
+    /// A file path (sqlite).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// A connection URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The environment variable that holds the URL.
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// Host name.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// User name.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The environment variable that holds the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+/// One entry of `after:`: a sibling's name, or a full constraint.
+#[derive(Debug, Serialize, Clone, PartialEq)]
+#[serde(untagged)]
+pub enum AfterDef {
+    /// `- Stage`: Stage succeeded.
+    Name(String),
+    /// `- { task: Stage, on: failure, expr: ... }`.
+    Full(ConstraintDef),
+}
+
+impl<'de> Deserialize<'de> for AfterDef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AfterDef;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sibling's name or a map { task, on, expr }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<AfterDef, E> {
+                Ok(AfterDef::Name(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<AfterDef, A::Error> {
+                ConstraintDef::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(AfterDef::Full)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A precedence constraint written as a map.
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConstraintDef {
+    /// The sibling that must finish first.
+    pub task: String,
+    /// The result it must have.
+    #[serde(default)]
+    pub on: On,
+    /// A boolean expression that must also hold.
+    #[serde(default)]
+    pub expr: Option<String>,
+}
+
+/// The result a constraint waits for.
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum On {
+    /// The predecessor succeeded.
+    #[default]
+    Success,
+    /// The predecessor failed.
+    Failure,
+    /// The predecessor finished either way.
+    Completion,
+}
+
+/// How several incoming constraints combine.
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Logic {
+    /// All must hold.
+    #[default]
+    And,
+    /// One suffices.
+    Or,
+}
+
+/// ForceExecutionResult.
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ForceResult {
+    /// Always success.
+    Success,
+    /// Always failure.
+    Failure,
+    /// Always completion.
+    Completion,
+}
+
+/// TransactionOption.
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionOption {
+    /// Starts a transaction.
+    Required,
+    /// Joins the parent's.
+    #[default]
+    Supported,
+    /// Opts out.
+    NotSupported,
+}
+
+/// `files:` enumerator settings.
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FilesDef {
+    /// The folder to list.
+    pub folder: String,
+    /// A wildcard pattern (`*.csv`).
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// Descend into subfolders.
+    #[serde(default)]
+    pub recursive: bool,
+    /// What each item holds.
+    #[serde(default)]
+    pub retrieve: Retrieve,
+}
+
+/// What a file enumerator hands to each iteration.
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Retrieve {
+    /// The full path.
+    #[default]
+    FullPath,
+    /// The name without extension.
+    Name,
+    /// The name with extension.
+    NameAndExtension,
+}
+
+/// An executable: a task or a container. Fields not used by its type are
+/// rejected by validation.
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDef {
+    // -- common to every executable (SPEC §1.1) --
+    /// Unique among siblings; no `/`.
+    pub name: Spanned<String>,
+    /// A task type or a container type.
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    /// Free text; not part of the fingerprint.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Precedence constraints.
+    #[serde(default)]
+    pub after: Option<Spanned<Vec<AfterDef>>>,
+    /// How constraints combine.
+    #[serde(default)]
+    pub after_logic: Option<Logic>,
+    /// Not run; counts as success.
+    #[serde(default)]
+    pub disabled: Option<bool>,
+    /// FailPackageOnFailure.
+    #[serde(default)]
+    pub fail_package_on_failure: Option<bool>,
+    /// FailParentOnFailure.
+    #[serde(default)]
+    pub fail_parent_on_failure: Option<bool>,
+    /// MaximumErrorCount (containers).
+    #[serde(default)]
+    pub max_errors: Option<Spanned<i64>>,
+    /// ForceExecutionResult.
+    #[serde(default)]
+    pub force_result: Option<ForceResult>,
+    /// TransactionOption.
+    #[serde(default)]
+    pub transaction: Option<TransactionOption>,
+    /// A container that restarts as one unit.
+    #[serde(default)]
+    pub restart_unit: Option<bool>,
+    /// Re-runs of a failed task before it counts as failed.
+    #[serde(default)]
+    pub retries: Option<Spanned<i64>>,
+    /// Wait between retries (`1s`, `500ms`).
+    #[serde(default)]
+    pub retry_delay: Option<Spanned<String>>,
+    /// Fail after this long.
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+    /// Property expressions.
+    #[serde(default)]
+    pub expressions: Option<Spanned<BTreeMap<String, String>>>,
+
+    // -- containers --
+    /// Children.
+    #[serde(default)]
+    pub tasks: Option<Vec<Spanned<TaskDef>>>,
+    /// How untied children run.
+    #[serde(default)]
+    pub flow: Option<Flow>,
+    /// for_loop InitExpression.
+    #[serde(default)]
+    pub init: Option<Spanned<String>>,
+    /// for_loop EvalExpression.
+    #[serde(default)]
+    pub eval: Option<Spanned<String>>,
+    /// for_loop AssignExpression.
+    #[serde(default)]
+    pub assign: Option<Spanned<String>>,
+    /// foreach items enumerator.
+    #[serde(default)]
+    pub items: Option<Spanned<Vec<serde_json::Value>>>,
+    /// foreach file enumerator.
+    #[serde(default)]
+    pub files: Option<Spanned<FilesDef>>,
+    /// foreach recordset enumerator (an object variable).
+    #[serde(default)]
+    pub rows: Option<Spanned<String>>,
+    /// Variables that receive each item's values, by position.
+    #[serde(default)]
+    pub map: Option<Spanned<Vec<String>>>,
+    /// Record each finished iteration (beyond SSIS).
+    #[serde(default)]
+    pub checkpoint_iterations: Option<bool>,
+
+    // -- process --
+    /// A shell command line.
+    #[serde(default)]
+    pub command: Option<Spanned<String>>,
+    /// A program to run without a shell.
+    #[serde(default)]
+    pub program: Option<Spanned<String>>,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Option<Vec<String>>,
+    /// Working directory.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Extra environment.
+    #[serde(default)]
+    pub env: Option<BTreeMap<String, String>>,
+    /// Exit codes that mean success.
+    #[serde(default)]
+    pub success_codes: Option<Vec<i32>>,
+    /// Variable that receives standard output.
+    #[serde(default)]
+    pub stdout_var: Option<Spanned<String>>,
+    /// Variable that receives standard error.
+    #[serde(default)]
+    pub stderr_var: Option<Spanned<String>>,
+
+    // -- expression --
+    /// The assignment to evaluate.
+    #[serde(default)]
+    pub expr: Option<Spanned<String>>,
+
+    // -- sql, bulk_insert, download --
+    /// A connection name.
+    #[serde(default)]
+    pub connection: Option<Spanned<String>>,
+    /// SQL text.
+    #[serde(default)]
+    pub sql: Option<String>,
+    /// Parameters bound from variables.
+    #[serde(default)]
+    pub params: Option<Vec<String>>,
+    /// `none`, `single_row`, `full`.
+    #[serde(default)]
+    pub result: Option<String>,
+    /// Variables for a single row.
+    #[serde(default)]
+    pub result_vars: Option<Vec<String>>,
+    /// Object variable for a full result.
+    #[serde(default)]
+    pub result_var: Option<String>,
+    /// Target table.
+    #[serde(default)]
+    pub table: Option<String>,
+    /// A file (bulk_insert source, script file).
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Field delimiter.
+    #[serde(default)]
+    pub delimiter: Option<String>,
+    /// First line is a header.
+    #[serde(default)]
+    pub header: Option<bool>,
+    /// Quote character.
+    #[serde(default)]
+    pub quote: Option<String>,
+    /// Null marker.
+    #[serde(default)]
+    pub null: Option<String>,
+    /// Target columns.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// Empty the table first.
+    #[serde(default)]
+    pub truncate: Option<bool>,
+    /// Rows per committed batch.
+    #[serde(default)]
+    pub batch_size: Option<u64>,
+    /// Resume a partial load or download.
+    #[serde(default)]
+    pub resume: Option<bool>,
+    /// Source URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Expected SHA-256.
+    #[serde(default)]
+    pub sha256: Option<String>,
+
+    // -- file --
+    /// `copy`, `move`, `rename`, `delete`, `mkdir`, `rmdir`, `clear_dir`.
+    #[serde(default)]
+    pub op: Option<Spanned<String>>,
+    /// Source path.
+    #[serde(default)]
+    pub from: Option<Spanned<String>>,
+    /// Destination path.
+    #[serde(default)]
+    pub to: Option<Spanned<String>>,
+    /// Replace an existing destination.
+    #[serde(default)]
+    pub overwrite: Option<bool>,
+
+    // -- script --
+    /// Script source.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// Variables the script may read.
+    #[serde(default)]
+    pub read_vars: Option<Vec<String>>,
+    /// Variables the script may write.
+    #[serde(default)]
+    pub write_vars: Option<Vec<String>>,
+
+    // -- package --
+    /// Child package path.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Child variable bindings.
+    #[serde(default)]
+    pub bind: Option<BTreeMap<String, String>>,
+}
+
+impl TaskDef {
+    /// The keys set on this definition, in declaration order, for checking that a
+    /// task type accepts them. Common keys are not listed.
+    pub fn specific_keys(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        macro_rules! check {
+            ($($field:ident),*) => { $( if self.$field.is_some() { keys.push(stringify!($field)); } )* };
+        }
+        check!(
+            tasks,
+            flow,
+            init,
+            eval,
+            assign,
+            items,
+            files,
+            rows,
+            map,
+            checkpoint_iterations,
+            command,
+            program,
+            args,
+            cwd,
+            env,
+            success_codes,
+            stdout_var,
+            stderr_var,
+            expr,
+            connection,
+            sql,
+            params,
+            result,
+            result_vars,
+            result_var,
+            table,
+            file,
+            delimiter,
+            header,
+            quote,
+            null,
+            columns,
+            truncate,
+            batch_size,
+            resume,
+            url,
+            sha256,
+            op,
+            from,
+            to,
+            overwrite,
+            code,
+            read_vars,
+            write_vars,
+            path,
+            bind,
+            max_errors,
+            restart_unit
+        );
+        keys
+    }
+}

@@ -1,0 +1,75 @@
+//! Unit tests of loading: good files, and errors with positions.
+
+use super::*;
+use std::path::Path;
+
+fn p(text: &str) -> Result<PackageDef, LoadError> {
+    parse(Path::new("pkg.yaml"), text)
+}
+
+#[test]
+fn loads_a_small_package() {
+    let def = p(r#"
+id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11
+name: demo
+checkpoint: { file: state/x.ckpt, usage: if_exists, save: true }
+variables:
+  Counter: { type: int32, value: 0 }
+tasks:
+  - { name: Stage, type: process, command: "echo hi", fail_package_on_failure: true }
+  - name: Loop
+    type: foreach
+    items: [a, b]
+    map: [User::Item]
+    tasks:
+      - { name: Count, type: expression, expr: '@[User::Counter] = @[User::Counter] + 1', after: [{ task: X, on: failure }] }
+"#)
+    .expect("loads");
+    assert_eq!(def.name.value, "demo");
+    assert_eq!(def.tasks.len(), 2);
+    let inner = def.tasks[1].value.tasks.as_ref().expect("children");
+    let after = inner[0].value.after.as_ref().expect("after");
+    assert_eq!(
+        after.value[0],
+        AfterDef::Full(ConstraintDef {
+            task: "X".into(),
+            on: On::Failure,
+            expr: None
+        })
+    );
+    assert_eq!(pos_of(&def.tasks[1]).line, 9);
+}
+
+#[test]
+fn unknown_key_names_line_and_column() {
+    let err = p("id: x\nname: n\ntasks:\n  - name: A\n    type: process\n    commandd: echo\n")
+        .expect_err("unknown key");
+    let text = err.to_string();
+    assert!(text.contains("pkg.yaml:6:"), "{text}");
+    assert!(text.contains("commandd"), "{text}");
+}
+
+#[test]
+fn wrong_type_is_located() {
+    let err = p("id: x\nname: n\nmax_concurrent: lots\n").expect_err("wrong type");
+    let text = err.to_string();
+    assert!(text.contains("pkg.yaml:3:"), "{text}");
+}
+
+#[test]
+fn duplicate_key_is_an_error() {
+    let err = p("id: x\nname: n\nname: m\n").expect_err("duplicate");
+    assert!(err.to_string().contains("pkg.yaml:3"), "{err}");
+}
+
+#[test]
+fn malformed_yaml_is_an_error() {
+    let err = p("id: x\nname: [unclosed\n").expect_err("bad yaml");
+    assert!(matches!(err, LoadError::Syntax { .. }));
+}
+
+#[test]
+fn missing_file_is_io_error() {
+    let err = load(Path::new("/nonexistent/pkg.yaml")).expect_err("missing");
+    assert!(matches!(err, LoadError::Io { .. }));
+}

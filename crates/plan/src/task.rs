@@ -1,0 +1,309 @@
+//! The task interface: how a task type is validated ([`TaskType`]) and run ([`Action`]).
+//!
+//! The executor only knows [`Action`]; each task type lives in `checkflow-tasks`
+//! and is registered in a [`Registry`], so new types slot in without touching
+//! the executor.
+
+use crate::diag::Diagnostic;
+use crate::vars::{VarTable, VarValue};
+use checkflow_expr::{Compiled, DataType, Env, Value};
+use checkflow_model::{ConnectionDef, SourcePos, Spanned, TaskDef};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A task failed: the message says why (it becomes `System::ErrorDescription`).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct TaskError {
+    /// Why.
+    pub message: String,
+}
+
+impl TaskError {
+    /// A failure with this message.
+    pub fn new(message: impl Into<String>) -> TaskError {
+        TaskError {
+            message: message.into(),
+        }
+    }
+}
+
+/// How loud a task log line is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Normal output (a process's stdout).
+    Info,
+    /// A warning (a process's stderr).
+    Warn,
+}
+
+/// Stops a running task: sets a flag and kills registered process groups.
+#[derive(Clone, Default)]
+pub struct CancelToken {
+    inner: Arc<CancelInner>,
+}
+
+#[derive(Default)]
+struct CancelInner {
+    cancelled: AtomicBool,
+    groups: Mutex<Vec<u32>>,
+}
+
+impl CancelToken {
+    /// A fresh token.
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+
+    /// Whether cancellation was asked for.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Asks running work to stop, and kills every registered process group.
+    pub fn cancel(&self) {
+        self.inner.cancelled.store(true, Ordering::SeqCst);
+        let groups = self
+            .inner
+            .groups
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default();
+        for g in groups {
+            kill_group(g);
+        }
+    }
+
+    /// Registers a child process group to kill on cancel. If cancellation
+    /// already happened, kills it at once (so no race loses a kill).
+    pub fn register_group(&self, pgid: u32) {
+        if let Ok(mut g) = self.inner.groups.lock() {
+            g.push(pgid);
+        }
+        if self.is_cancelled() {
+            kill_group(pgid);
+        }
+    }
+
+    /// Forgets a process group that has exited.
+    pub fn unregister_group(&self, pgid: u32) {
+        if let Ok(mut g) = self.inner.groups.lock() {
+            g.retain(|x| *x != pgid);
+        }
+    }
+}
+
+#[cfg(unix)]
+fn kill_group(pgid: u32) {
+    // SAFETY: kill(2) with a negative pid signals a process group; it has no
+    // memory-safety preconditions.
+    unsafe {
+        libc::kill(-(pgid as i32), libc::SIGKILL);
+    }
+}
+
+#[cfg(not(unix))]
+fn kill_group(_pgid: u32) {}
+
+/// What a running task can see and do.
+pub trait RunCx: Send {
+    /// The value of a variable.
+    fn get(&self, slot: u32) -> VarValue;
+    /// Sets a variable (the value must already have the variable's type).
+    fn set(&mut self, slot: u32, value: VarValue) -> Result<(), TaskError>;
+    /// Evaluates a compiled expression in this task's context.
+    fn eval(&self, expr: &Compiled) -> Result<Value, TaskError>;
+    /// An expression environment for this task's context.
+    fn env(&self) -> &dyn Env;
+    /// The value a property expression gave this property, if it has one.
+    fn property(&self, name: &str) -> Option<&Value>;
+    /// Writes a line to the run log.
+    fn log(&self, level: LogLevel, line: &str);
+    /// Reports progress of a long task.
+    fn progress(&self, done: u64, total: Option<u64>, unit: &str);
+    /// The cancellation token (timeout, Ctrl-C, package failure).
+    fn cancel_token(&self) -> &CancelToken;
+    /// The package folder.
+    fn package_dir(&self) -> &Path;
+    /// The variable table (types and names).
+    fn vars(&self) -> &VarTable;
+
+    /// A string property: its property-expression value if any, else `written`.
+    fn prop_string(&self, name: &str, written: &str) -> String {
+        match self.property(name) {
+            Some(v) if !v.is_null() => v.to_string(),
+            _ => written.to_string(),
+        }
+    }
+
+    /// A path property, resolved against the package folder.
+    fn prop_path(&self, name: &str, written: &str) -> PathBuf {
+        resolve(self.package_dir(), &self.prop_string(name, written))
+    }
+}
+
+/// Resolves a path against the package folder (absolute paths stay as they are).
+pub fn resolve(dir: &Path, p: &str) -> PathBuf {
+    let path = Path::new(p);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        dir.join(path)
+    }
+}
+
+/// What a task does when it runs.
+pub trait Action: Send + Sync {
+    /// Runs the task; `Ok` is success.
+    fn run(&self, cx: &mut dyn RunCx) -> Result<(), TaskError>;
+
+    /// Cheap and never blocks: the executor may run it on its own thread.
+    fn inline(&self) -> bool {
+        false
+    }
+}
+
+/// Validation context handed to [`TaskType::build`].
+pub struct BuildCx<'a> {
+    pub(crate) vars: &'a VarTable,
+    pub(crate) diags: &'a mut Vec<Diagnostic>,
+    pub(crate) dir: &'a Path,
+    pub(crate) connections: &'a BTreeMap<String, Spanned<ConnectionDef>>,
+    pub(crate) pos: SourcePos,
+    pub(crate) task: String,
+}
+
+impl BuildCx<'_> {
+    /// Reports a problem at the task's position.
+    pub fn error(&mut self, message: impl Into<String>) {
+        let message = format!("task \"{}\": {}", self.task, message.into());
+        self.diags.push(Diagnostic {
+            pos: Some(self.pos),
+            message,
+        });
+    }
+
+    /// Reports a problem at a given position.
+    pub fn error_at(&mut self, pos: SourcePos, message: impl Into<String>) {
+        let message = format!("task \"{}\": {}", self.task, message.into());
+        self.diags.push(Diagnostic {
+            pos: Some(pos),
+            message,
+        });
+    }
+
+    /// Reports a missing required field.
+    pub fn missing(&mut self, field: &str, kind: &str) {
+        self.error(format!("a {kind} task needs `{field}`"));
+    }
+
+    /// Compiles an expression; reports errors at `pos`.
+    pub fn compile(&mut self, src: &str, allow_assign: bool, pos: SourcePos) -> Option<Compiled> {
+        match checkflow_expr::compile(src, self.vars, allow_assign) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.error_at(pos, format!("bad expression: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Resolves a variable that the task will write; reports unknown or read-only ones.
+    pub fn writable_var(&mut self, name: &str, pos: SourcePos) -> Option<(u32, DataType)> {
+        let Some(slot) = self.vars.slot(name) else {
+            self.error_at(pos, format!("unknown variable \"{name}\""));
+            return None;
+        };
+        let d = self.vars.decl(slot);
+        if d.read_only || d.system.is_some() || d.expr.is_some() {
+            self.error_at(pos, format!("variable \"{name}\" is read-only"));
+            return None;
+        }
+        Some((slot, d.ty.clone()))
+    }
+
+    /// Resolves a variable that the task will read.
+    pub fn readable_var(&mut self, name: &str, pos: SourcePos) -> Option<(u32, DataType)> {
+        match self.vars.slot(name) {
+            Some(slot) => Some((slot, self.vars.decl(slot).ty.clone())),
+            None => {
+                self.error_at(pos, format!("unknown variable \"{name}\""));
+                None
+            }
+        }
+    }
+
+    /// Checks that a connection exists and has one of `kinds`.
+    pub fn connection(&mut self, name: &str, kinds: &[&str]) -> Option<ConnectionDef> {
+        match self.connections.get(name) {
+            None => {
+                self.error(format!("unknown connection \"{name}\""));
+                None
+            }
+            Some(c) if !kinds.is_empty() && !kinds.contains(&c.value.kind.value.as_str()) => {
+                self.error(format!(
+                    "connection \"{name}\" is of kind {}, expected {}",
+                    c.value.kind.value,
+                    kinds.join(" or ")
+                ));
+                None
+            }
+            Some(c) => Some(c.value.clone()),
+        }
+    }
+
+    /// The package folder.
+    pub fn package_dir(&self) -> &Path {
+        self.dir
+    }
+
+    /// The variable table.
+    pub fn vars(&self) -> &VarTable {
+        self.vars
+    }
+
+    /// The task's position.
+    pub fn pos(&self) -> SourcePos {
+        self.pos
+    }
+}
+
+/// A task type: which fields it takes and how it builds its [`Action`].
+pub trait TaskType: Send + Sync {
+    /// The `type:` name.
+    fn name(&self) -> &'static str;
+    /// The type-specific fields it accepts.
+    fn fields(&self) -> &'static [&'static str];
+    /// Checks the definition and builds the action (problems go to `cx`).
+    fn build(&self, def: &TaskDef, cx: &mut BuildCx<'_>) -> Option<Arc<dyn Action>>;
+}
+
+/// The task types a run knows.
+#[derive(Default)]
+pub struct Registry {
+    types: BTreeMap<&'static str, Box<dyn TaskType>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Adds a task type.
+    pub fn add(&mut self, t: Box<dyn TaskType>) {
+        self.types.insert(t.name(), t);
+    }
+
+    /// Looks a type up.
+    pub fn get(&self, name: &str) -> Option<&dyn TaskType> {
+        self.types.get(name).map(|b| b.as_ref())
+    }
+
+    /// All type names.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.types.keys().copied().collect()
+    }
+}

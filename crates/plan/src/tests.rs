@@ -1,0 +1,1 @@
+//! Unit tests of validation (filled in below).
