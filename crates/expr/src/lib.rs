@@ -1,1 +1,34 @@
-//! placeholder
+//! checkflow-expr: the SSIS expression language, independent of packages.
+//!
+//! The steps, each in its own module:
+//!
+//! 1. `lexer`: text -> tokens (literals, escapes, operators), with byte spans.
+//! 2. `parser`: tokens -> [`Ast`] (a Pratt parser with SSIS's precedence table).
+//! 3. `check`: [`Ast`] + [`Scope`] -> typed tree (promotion rules, casts, function
+//!    signatures, constant folding).
+//! 4. `eval`: typed tree + [`Env`] -> [`Value`] (checked arithmetic, NULL propagation).
+//!
+//! [`compile`] runs steps 1 to 3 once; [`Compiled::eval`] runs step 4 as often as needed.
+//! The engine resolves variables through [`Scope`] (names to slots and types) and [`Env`]
+//! (slots to values). Decisions taken where the SSIS documentation is silent are listed in
+//! this crate's README.
+
+pub mod ast;
+mod check;
+pub mod compile;
+pub mod datatype;
+pub mod dates;
+pub mod error;
+pub mod eval;
+pub mod functions;
+pub mod lexer;
+pub mod parser;
+pub mod value;
+
+pub use ast::Ast;
+pub use compile::{Compiled, Scope, VarInfo, VarRef, compile};
+pub use datatype::DataType;
+pub use error::ExprError;
+pub use eval::Env;
+pub use parser::parse;
+pub use value::Value;
