@@ -308,6 +308,32 @@ mod tests {
     }
 
     #[test]
+    fn deepest_expressions_fit_a_one_megabyte_stack() {
+        let depth = crate::parser::MAX_DEPTH - 2;
+        let forms = [
+            format!("{}1{}", "(".repeat(depth), ")".repeat(depth)),
+            format!("{}@N", "-".repeat(depth)),
+            vec!["@N"; depth].join(" + "),
+            format!("{}@N{}", "ABS(".repeat(depth), ")".repeat(depth)),
+            format!("{}1", "@N > 1 ? 1 : ".repeat(depth)),
+        ];
+        let handle = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || {
+                let v = vars();
+                forms
+                    .iter()
+                    .map(|f| compile(f, &v, false).and_then(|c| c.eval(&v)).map(|_| ()))
+                    .collect::<Vec<_>>()
+            })
+            .expect("spawns");
+        let results = handle.join().expect("no stack overflow");
+        for r in results {
+            assert!(matches!(r, Ok(()) | Err(ExprError::Eval { .. })), "{r:?}");
+        }
+    }
+
+    #[test]
     fn compiled_is_send_sync_clone() {
         fn check<T: Send + Sync + Clone>() {}
         check::<Compiled>();

@@ -69,6 +69,11 @@ struct Parser<'a> {
     depth: usize,
 }
 
+/// Whether an identifier names a data type (`DT_...`, any case).
+fn is_type_name(name: &str) -> bool {
+    name.len() > 3 && name.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("DT_"))
+}
+
 fn binary_op(tok: &Tok) -> Option<BinaryOp> {
     Some(match tok {
         Tok::Plus => BinaryOp::Add,
@@ -240,9 +245,7 @@ impl Parser<'_> {
     fn paren(&mut self) -> Result<(Expr, usize), ExprError> {
         let start = self.bump().span;
         if let Tok::Ident(name) = self.peek()
-            && name.len() > 3
-            && name.is_char_boundary(3)
-            && name[..3].eq_ignore_ascii_case("DT_")
+            && is_type_name(name)
             && matches!(self.peek_at(1), Tok::RParen | Tok::Comma)
         {
             let ty = self.type_spec_after_paren(start)?;
@@ -345,7 +348,7 @@ impl Parser<'_> {
         if name.eq_ignore_ascii_case("false") {
             return Ok((Expr::new(ExprKind::Bool(false), span), 1));
         }
-        if name.len() > 3 && name[..3].eq_ignore_ascii_case("DT_") {
+        if is_type_name(&name) {
             return Err(self.error_at(
                 span,
                 &format!("a data type must be written in parentheses as a cast, such as ({name})"),
