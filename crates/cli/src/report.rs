@@ -103,6 +103,9 @@ impl Reporter for Console<'_> {
                 } => {
                     json!({"event": "progress", "path": self.path(*node), "done": done, "total": total, "unit": unit})
                 }
+                Event::Running { node, elapsed } => {
+                    json!({"event": "running", "path": self.path(*node), "elapsed_ms": elapsed.as_millis() as u64})
+                }
                 Event::Retrying {
                     node,
                     attempt,
@@ -170,6 +173,11 @@ impl Reporter for Console<'_> {
                     _ => format!("{t} progress {} {done} {unit}", self.path(*node)),
                 }
             }
+            Event::Running { node, elapsed } => format!(
+                "{t} running  {} ({} so far)",
+                self.path(*node),
+                humantime(*elapsed)
+            ),
             Event::Retrying {
                 node,
                 attempt,

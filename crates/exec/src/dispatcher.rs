@@ -88,6 +88,7 @@ struct Rt {
     deadline: Option<Instant>,
     timed_out: bool,
     retry_at: Option<Instant>,
+    heartbeat: Option<Instant>,
     props: Arc<HashMap<String, Value>>,
     items: VecDeque<Item>,
     iteration: u64,
@@ -151,6 +152,9 @@ struct Dispatcher<'a> {
     interrupt: Arc<AtomicBool>,
     started: Instant,
 }
+
+/// How often a long task reports that it is still running.
+const HEARTBEAT: Duration = Duration::from_secs(10);
 
 fn now_civil() -> jiff::civil::DateTime {
     jiff::Zoned::now().datetime()
@@ -247,6 +251,17 @@ impl<'a> Dispatcher<'a> {
         for n in busy {
             let rt = &mut self.rt[n.index()];
             match rt.state {
+                State::Running
+                    if rt.heartbeat.is_some_and(|h| h <= now)
+                        && rt.deadline.is_none_or(|d| d > now) =>
+                {
+                    rt.heartbeat = Some(now + HEARTBEAT);
+                    let elapsed = rt
+                        .started
+                        .map(|s| now.duration_since(s))
+                        .unwrap_or_default();
+                    self.reporter.event(&Event::Running { node: n, elapsed });
+                }
                 State::Running if rt.deadline.is_some_and(|d| d <= now) && !rt.timed_out => {
                     rt.timed_out = true;
                     if let Some(t) = &rt.cancel {
@@ -353,6 +368,21 @@ impl<'a> Dispatcher<'a> {
         }
     }
 
+    /// `System::ErrorDescription` for an executable on a failure path: the
+    /// error of the failed predecessor that let it start.
+    fn failed_pred_error(&self, n: NodeId) -> Option<String> {
+        self.plan
+            .node(n)
+            .preds
+            .iter()
+            .find_map(|c| match self.rt[c.from.index()].state {
+                State::Done(Outcome::Failure) | State::Restored(Outcome::Failure) => {
+                    self.rt[c.from.index()].last_error.clone()
+                }
+                _ => None,
+            })
+    }
+
     fn halted_above(&self, n: NodeId) -> bool {
         self.plan.ancestors(n).any(|a| self.rt[a.index()].halted)
     }
@@ -451,6 +481,7 @@ impl<'a> Dispatcher<'a> {
         let NodeKind::Task { action, .. } = &node.kind else {
             return;
         };
+        let error = self.failed_pred_error(n);
         let rt = &mut self.rt[n.index()];
         rt.attempt += 1;
         rt.state = State::Running;
@@ -460,6 +491,7 @@ impl<'a> Dispatcher<'a> {
         let token = CancelToken::new();
         rt.cancel = Some(token.clone());
         rt.deadline = node.timeout.map(|t| Instant::now() + t);
+        rt.heartbeat = Some(Instant::now() + HEARTBEAT);
         let attempt = rt.attempt;
         self.reporter.event(&Event::Started { node: n, attempt });
         let cx = ThreadCx {
@@ -468,6 +500,7 @@ impl<'a> Dispatcher<'a> {
             node: n,
             task_name: node.name.clone(),
             start: rt.start_time.unwrap_or_else(now_civil),
+            error,
             props: rt.props.clone(),
             cancel: token,
             dir: self.plan.package.dir.clone(),
@@ -1068,6 +1101,7 @@ struct ThreadCx {
     node: NodeId,
     task_name: String,
     start: jiff::civil::DateTime,
+    error: Option<String>,
     props: Arc<HashMap<String, Value>>,
     cancel: CancelToken,
     dir: PathBuf,
@@ -1079,7 +1113,7 @@ impl ThreadCx {
             store: &self.store,
             task_name: &self.task_name,
             start: self.start,
-            error: None,
+            error: self.error.as_deref(),
         }
     }
 }

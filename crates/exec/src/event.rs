@@ -88,6 +88,8 @@ pub enum Event {
         total: Option<u64>,
         unit: String,
     },
+    /// A task is still running (every 10 seconds after its first 10).
+    Running { node: NodeId, elapsed: Duration },
     /// A failed attempt will be retried.
     Retrying {
         node: NodeId,

@@ -22,3 +22,6 @@ pub use event::*;
 pub use resume::{ChangedPolicy, Decision, Reason, Recorded, Resume, ResumeError, resume};
 pub use state::State;
 pub use vars::{TaskEnv, VarStore, eval_and_assign};
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,212 @@
-//! Unit tests of validation (filled in below).
+//! Validation tests: good packages build, bad ones report every problem at once
+//! with its line and column.
+
+use super::*;
+use checkflow_model::{LoadedPackage, TaskDef, parse};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+struct Noop;
+impl Action for Noop {
+    fn run(&self, _: &mut dyn RunCx) -> Result<(), TaskError> {
+        Ok(())
+    }
+}
+
+struct T;
+impl TaskType for T {
+    fn name(&self) -> &'static str {
+        "t"
+    }
+    fn fields(&self) -> &'static [&'static str] {
+        &["command", "expr"]
+    }
+    fn build(&self, def: &TaskDef, cx: &mut BuildCx<'_>) -> Option<Arc<dyn Action>> {
+        if let Some(e) = &def.expr {
+            cx.compile(&e.value, true, checkflow_model::pos_of(e))?;
+        }
+        Some(Arc::new(Noop))
+    }
+}
+
+fn check(body: &str) -> Result<Plan, ValidationError> {
+    let text = format!("id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11\nname: p\n{body}");
+    let def = parse(Path::new("p.yaml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    let pkg = LoadedPackage {
+        def,
+        path: PathBuf::from("p.yaml"),
+        dir: PathBuf::from("/pkg"),
+        text,
+    };
+    let mut r = Registry::new();
+    r.add(Box::new(T));
+    validate(&pkg, &r)
+}
+
+fn errors(body: &str) -> String {
+    match check(body) {
+        Ok(_) => panic!("expected validation errors for:\n{body}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn builds_paths_edges_and_recordability() {
+    let plan = check(
+        "tasks:\n  - {name: A, type: t}\n  - name: S\n    type: sequence\n    tasks:\n      - {name: X, type: t}\n      - {name: Y, type: t}\n  - name: L\n    type: foreach\n    items: [1, 2]\n    tasks:\n      - {name: Z, type: t}\n",
+    )
+    .expect("valid");
+    let s = plan.find("S").expect("S");
+    let y = plan.find("S/Y").expect("S/Y");
+    assert_eq!(
+        plan.node(y).preds[0].from,
+        plan.find("S/X").unwrap(),
+        "sequence flow chains children"
+    );
+    assert_eq!(plan.node(s).preds[0].from, plan.find("A").unwrap());
+    assert!(plan.node(y).recordable);
+    assert!(plan.node(plan.find("L").unwrap()).atomic);
+    assert!(
+        !plan.node(plan.find("L/Z").unwrap()).recordable,
+        "loop children are not recorded"
+    );
+    assert_eq!(
+        plan.vars
+            .slot("System::PackageName")
+            .map(|s| plan.vars.decl(s).read_only),
+        Some(true)
+    );
+}
+
+#[test]
+fn parallel_flow_and_graphs_have_no_implied_edges() {
+    let plan = check("flow: parallel\ntasks:\n  - {name: A, type: t}\n  - {name: B, type: t}\n")
+        .expect("valid");
+    assert!(plan.nodes.iter().all(|n| n.preds.is_empty()));
+    let plan = check("tasks:\n  - {name: A, type: t}\n  - {name: B, type: t}\n  - {name: C, type: t, after: [A]}\n").expect("valid");
+    assert!(
+        plan.node(plan.find("B").unwrap()).preds.is_empty(),
+        "a graph: B starts at once"
+    );
+}
+
+#[test]
+fn reports_every_problem_with_positions() {
+    let e = errors(
+        "fail_package_on_failure: true\ntasks:\n  - {name: A, type: t, after: [Nope]}\n  - {name: A, type: t}\n  - {name: 'B/C', type: t}\n  - {name: D, type: nosuch}\n  - {name: E, type: t, expr: '@[User::Missing] + 1'}\n  - {name: F, type: t, timeout: soon}\n",
+    );
+    for needle in [
+        "p.yaml:3:26: fail_package_on_failure is not applicable to the package container",
+        "p.yaml:5:",
+        "no executable of that name",
+        "duplicate name \"A\"",
+        "must not contain '/'",
+        "unknown type \"nosuch\"",
+        "Missing",
+        "invalid duration",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+    }
+    assert!(e.contains("7 problems") || e.contains("problems"), "{e}");
+}
+
+#[test]
+fn cycles_are_reported() {
+    let e = errors(
+        "tasks:\n  - {name: A, type: t, after: [B]}\n  - {name: B, type: t, after: [A]}\n  - {name: C, type: t}\n",
+    );
+    assert!(
+        e.contains("cycle") && e.contains("\"A\"") && e.contains("\"B\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn fields_must_fit_the_type() {
+    let e = errors(
+        "tasks:\n  - {name: A, type: t, items: [1]}\n  - {name: S, type: sequence, command: x}\n",
+    );
+    assert!(e.contains("field `items` does not apply to a t"), "{e}");
+    assert!(
+        e.contains("field `command` does not apply to a sequence"),
+        "{e}"
+    );
+}
+
+#[test]
+fn variables_and_expressions_are_checked() {
+    let e = errors(
+        "variables:\n  N: {type: int32, value: abc}\n  R: {type: string, expr: '@[User::R] + \"x\"'}\n  K: {type: money}\ntasks:\n  - {name: A, type: t, expr: '@[System::PackageName] = \"x\"'}\n",
+    );
+    assert!(e.contains("variable \"N\": bad value"), "{e}");
+    assert!(e.contains("refers to itself"), "{e}");
+    assert!(e.contains("unknown type \"money\""), "{e}");
+    assert!(
+        e.to_lowercase().contains("read-only") || e.contains("PackageName"),
+        "{e}"
+    );
+}
+
+#[test]
+fn foreach_and_for_loop_settings() {
+    let e = errors(
+        "variables: { X: {type: int32}, O: {type: object} }\ntasks:\n  - {name: A, type: foreach, items: [1], files: {folder: x}}\n  - {name: B, type: foreach, rows: User::X}\n  - {name: C, type: for_loop}\n  - {name: D, type: foreach, items: [[1, 2]], map: [User::X, User::Nope]}\n",
+    );
+    assert!(e.contains("exactly one enumerator"), "{e}");
+    assert!(e.contains("rows needs an object variable"), "{e}");
+    assert!(e.contains("needs `eval`"), "{e}");
+    assert!(e.contains("unknown variable \"User::Nope\""), "{e}");
+}
+
+#[test]
+fn checkpoint_settings_are_checked() {
+    let e = errors("checkpoint: {file: a, file_expr: '\"b\"'}\n");
+    assert!(e.contains("not both"), "{e}");
+    let e = errors("checkpoint: {save: true}\n");
+    assert!(e.contains("needs `file` or `file_expr`"), "{e}");
+    let plan = check("variables: { D: {type: string, value: st} }\ncheckpoint: {file_expr: '@[User::D] + \"/x.ckpt\"', usage: if_exists, save: true}\n").expect("valid");
+    assert!(matches!(
+        plan.package.checkpoint.file,
+        Some(CheckpointFile::Expr(_))
+    ));
+}
+
+#[test]
+fn fingerprints_ignore_descriptions_but_not_commands() {
+    let fp = |body: &str| {
+        let p = check(body).expect("valid");
+        p.node(p.find("A").unwrap()).fingerprint.clone()
+    };
+    let base = fp("tasks:\n  - {name: A, type: t, command: x}\n");
+    assert_eq!(
+        base,
+        fp("tasks:\n  - {name: A, type: t, command: x, description: words}\n")
+    );
+    assert_ne!(base, fp("tasks:\n  - {name: A, type: t, command: y}\n"));
+    let parent = |c: &str| {
+        let p = check(&format!("tasks:\n  - name: A\n    type: sequence\n    tasks:\n      - {{name: K, type: t, command: {c}}}\n")).expect("valid");
+        p.node(p.find("A").unwrap()).fingerprint.clone()
+    };
+    assert_ne!(
+        parent("x"),
+        parent("y"),
+        "a container's fingerprint covers its children"
+    );
+}
+
+#[test]
+fn bad_package_id_is_an_error() {
+    let text = "id: not-a-uuid\nname: p\n";
+    let def = parse(Path::new("p.yaml"), text).expect("parses");
+    let pkg = LoadedPackage {
+        def,
+        path: PathBuf::from("p.yaml"),
+        dir: PathBuf::from("."),
+        text: text.into(),
+    };
+    let e = validate(&pkg, &Registry::new())
+        .err()
+        .expect("invalid")
+        .to_string();
+    assert!(e.contains("is not a UUID"), "{e}");
+}

@@ -116,7 +116,7 @@ impl Action for ProcessAction {
             cmd.process_group(0);
         }
         let what = match &self.run {
-            Run::Shell(c) => format!("command `{}`", cx.prop_string("command", c)),
+            Run::Shell(c) => format!("command `{}`", short(&cx.prop_string("command", c))),
             Run::Program(p, _) => format!("program {p}"),
         };
         let mut child = cmd.spawn().map_err(|e| {
@@ -207,6 +207,18 @@ impl Action for ProcessAction {
                 signal_note(&status)
             ))),
         }
+    }
+}
+
+/// The first line of a command, cut to a readable length, for messages.
+fn short(cmd: &str) -> String {
+    let first = cmd.trim().lines().next().unwrap_or("");
+    let multi = cmd.trim().lines().count() > 1;
+    let cut: String = first.chars().take(60).collect();
+    if multi || cut.len() < first.len() {
+        format!("{cut} ...")
+    } else {
+        cut
     }
 }
 

@@ -1,0 +1,511 @@
+//! Executor tests with scripted fake tasks: no processes, no files.
+//!
+//! A `fake` task's `command` is its script: `ok`, `fail`, or `sleep:MS` /
+//! `sleepfail:MS`. Every start and end goes to a shared log, so tests can
+//! check exactly what ran, in which order, and with which results.
+
+use super::*;
+use checkflow_model::{LoadedPackage, TaskDef, parse};
+use checkflow_plan::{Action, BuildCx, Plan, Registry, RunCx, TaskError, TaskType};
+use proptest::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+struct FakeType(Log);
+
+impl TaskType for FakeType {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+    fn fields(&self) -> &'static [&'static str] {
+        &["command"]
+    }
+    fn build(&self, def: &TaskDef, _cx: &mut BuildCx<'_>) -> Option<Arc<dyn Action>> {
+        let script = def
+            .command
+            .as_ref()
+            .map(|c| c.value.clone())
+            .unwrap_or_else(|| "ok".into());
+        Some(Arc::new(Fake {
+            name: def.name.value.clone(),
+            script,
+            log: self.0.clone(),
+        }))
+    }
+}
+
+struct Fake {
+    name: String,
+    script: String,
+    log: Log,
+}
+
+impl Action for Fake {
+    fn run(&self, cx: &mut dyn RunCx) -> Result<(), TaskError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("start {}", self.name));
+        let script = cx.prop_string("command", &self.script);
+        let (kind, ms) = script.split_once(':').unwrap_or((script.as_str(), "0"));
+        let ms: u64 = ms.parse().unwrap_or(0);
+        let deadline = std::time::Instant::now() + Duration::from_millis(ms);
+        while std::time::Instant::now() < deadline {
+            if cx.cancel_token().is_cancelled() {
+                self.log
+                    .lock()
+                    .unwrap()
+                    .push(format!("cancelled {}", self.name));
+                return Err(TaskError::new("cancelled"));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let ok = !kind.contains("fail");
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("{} {}", if ok { "ok" } else { "fail" }, self.name));
+        if ok {
+            Ok(())
+        } else {
+            Err(TaskError::new("scripted failure"))
+        }
+    }
+}
+
+fn plan_of(yaml: &str, log: &Log) -> Plan {
+    let mut r = Registry::new();
+    r.add(Box::new(FakeType(log.clone())));
+    let text = format!("id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11\nname: t\n{yaml}");
+    let def = parse(Path::new("t.yaml"), &text).expect("test package parses");
+    let pkg = LoadedPackage {
+        def,
+        path: PathBuf::from("t.yaml"),
+        dir: PathBuf::from("."),
+        text,
+    };
+    checkflow_plan::validate(&pkg, &r).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[derive(Default)]
+struct Collect {
+    records: Vec<Record>,
+    events: Vec<Event>,
+}
+
+impl Recorder for Collect {
+    fn record(&mut self, batch: Vec<Record>) -> Result<(), String> {
+        self.records.extend(batch);
+        Ok(())
+    }
+}
+
+struct Events<'a>(&'a mut Vec<Event>);
+impl Reporter for Events<'_> {
+    fn event(&mut self, e: &Event) {
+        self.0.push(e.clone());
+    }
+}
+
+fn run_plan(plan: &Plan, resume: Resume) -> (RunResult, Collect) {
+    let mut c = Collect::default();
+    let initial = plan.vars.decls.iter().map(|d| d.initial.clone()).collect();
+    let opts = RunOptions {
+        max_concurrent: 4,
+        resume,
+        initial,
+        interrupt: Arc::new(AtomicBool::new(false)),
+    };
+    let mut events = Vec::new();
+    let r = run(plan, opts, &mut c, &mut Events(&mut events));
+    c.events = events;
+    (r, c)
+}
+
+fn recorded(plan: &Plan, c: &Collect) -> Recorded {
+    let mut rec = Recorded::default();
+    for r in &c.records {
+        match r {
+            Record::Completed { node, outcome, .. } => {
+                let n = plan.node(*node);
+                rec.completed
+                    .insert(n.path.clone(), (*outcome, n.fingerprint.clone()));
+            }
+            Record::Iteration { node, key, .. } => {
+                rec.iterations
+                    .entry(plan.node(*node).path.clone())
+                    .or_default()
+                    .push(key.clone());
+            }
+        }
+    }
+    rec
+}
+
+fn started(log: &Log) -> Vec<String> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.strip_prefix("start ").map(String::from))
+        .collect()
+}
+
+fn status(plan: &Plan, r: &RunResult, path: &str) -> Status {
+    let id = plan.find(path).expect("path exists");
+    r.summary
+        .iter()
+        .find(|s| s.node == id)
+        .expect("in summary")
+        .status
+}
+
+#[test]
+fn sequence_stops_at_failure_and_records_only_what_finished() {
+    let log = Log::default();
+    let plan = plan_of(
+        "tasks:\n  - {name: A, type: fake}\n  - {name: B, type: fake, command: fail, fail_package_on_failure: true}\n  - {name: C, type: fake}\n",
+        &log,
+    );
+    let (r, c) = run_plan(&plan, Resume::default());
+    assert_eq!(r.outcome, PackageOutcome::Failure);
+    assert!(r.restart_point);
+    assert_eq!(started(&log), ["A", "B"]);
+    assert_eq!(status(&plan, &r, "C"), Status::NotRun);
+    let rec = recorded(&plan, &c);
+    assert_eq!(
+        rec.completed.keys().collect::<Vec<_>>(),
+        ["A"],
+        "the failed restart point is not recorded"
+    );
+
+    // Restart: A is restored, B and C run.
+    let log2 = Log::default();
+    let plan2 = plan_of(
+        "tasks:\n  - {name: A, type: fake}\n  - {name: B, type: fake, fail_package_on_failure: true}\n  - {name: C, type: fake}\n",
+        &log2,
+    );
+    let res = resume(&plan2, &rec, &[], ChangedPolicy::Keep).expect("resume");
+    let (r2, _) = run_plan(&plan2, res);
+    assert_eq!(r2.outcome, PackageOutcome::Success);
+    assert_eq!(started(&log2), ["B", "C"]);
+    assert_eq!(status(&plan2, &r2, "A"), Status::Restored);
+}
+
+#[test]
+fn failure_path_within_max_errors_is_recorded_and_taken() {
+    let log = Log::default();
+    let plan = plan_of(
+        "max_errors: 5\ntasks:\n  - {name: A, type: fake, command: fail}\n  - {name: OnFail, type: fake, after: [{task: A, on: failure}]}\n  - {name: OnOk, type: fake, after: [A]}\n",
+        &log,
+    );
+    let (r, c) = run_plan(&plan, Resume::default());
+    assert_eq!(r.outcome, PackageOutcome::Success);
+    assert_eq!(started(&log), ["A", "OnFail"]);
+    assert_eq!(status(&plan, &r, "OnOk"), Status::NotRun);
+    let rec = recorded(&plan, &c);
+    assert_eq!(rec.completed.get("A").map(|x| x.0), Some(Outcome::Failure));
+}
+
+#[test]
+fn default_max_errors_fails_the_package_even_with_a_failure_path() {
+    let log = Log::default();
+    let plan = plan_of(
+        "tasks:\n  - {name: A, type: fake, command: fail}\n  - {name: OnFail, type: fake, after: [{task: A, on: failure}]}\n",
+        &log,
+    );
+    let (r, c) = run_plan(&plan, Resume::default());
+    assert_eq!(r.outcome, PackageOutcome::Failure);
+    assert!(
+        !r.restart_point,
+        "no fail_package_on_failure: no restart point"
+    );
+    assert!(c.records.is_empty(), "A is on the failure chain");
+    assert_eq!(started(&log), ["A"]);
+}
+
+#[test]
+fn parallel_branch_finishes_and_is_recorded_when_the_other_fails() {
+    let log = Log::default();
+    let plan = plan_of(
+        "flow: parallel\ntasks:\n  - {name: Slow, type: fake, command: 'sleep:80'}\n  - {name: Bad, type: fake, command: 'fail', fail_package_on_failure: true}\n  - {name: Later, type: fake, command: 'ok', after: [Slow, Bad]}\n",
+        &log,
+    );
+    let (r, c) = run_plan(&plan, Resume::default());
+    assert_eq!(r.outcome, PackageOutcome::Failure);
+    let rec = recorded(&plan, &c);
+    assert!(rec.completed.contains_key("Slow"));
+    assert!(!rec.completed.contains_key("Bad"));
+}
+
+#[test]
+fn fail_parent_reruns_the_task_not_skips_it() {
+    let log = Log::default();
+    let yaml = |cmd: &str| {
+        format!(
+            "tasks:\n  - name: S\n    type: sequence\n    fail_package_on_failure: true\n    tasks:\n      - {{name: T1, type: fake}}\n      - {{name: T2, type: fake, command: {cmd}, fail_parent_on_failure: true}}\n"
+        )
+    };
+    let plan = plan_of(&yaml("fail"), &log);
+    let (r, c) = run_plan(&plan, Resume::default());
+    assert!(r.restart_point);
+    let rec = recorded(&plan, &c);
+    assert_eq!(rec.completed.keys().collect::<Vec<_>>(), ["S/T1"]);
+    let log2 = Log::default();
+    let plan2 = plan_of(&yaml("ok"), &log2);
+    let (r2, _) = run_plan(
+        &plan2,
+        resume(&plan2, &rec, &[], ChangedPolicy::Keep).expect("resume"),
+    );
+    assert_eq!(r2.outcome, PackageOutcome::Success);
+    assert_eq!(started(&log2), ["T2"]);
+}
+
+#[test]
+fn foreach_children_are_not_recorded_unless_iterations_are() {
+    for (ci, expect_iters) in [(false, 0), (true, 2)] {
+        let log = Log::default();
+        let plan = plan_of(
+            &format!(
+                "variables: {{ I: {{type: string}} }}\ntasks:\n  - name: L\n    type: foreach\n    checkpoint_iterations: {ci}\n    items: [a, b, c]\n    map: [User::I]\n    fail_package_on_failure: true\n    tasks:\n      - {{name: T, type: fake}}\n      - {{name: U, type: fake, expressions: {{command: '@[User::I] == \"c\" ? \"fail\" : \"ok\"'}}}}\n"
+            ),
+            &log,
+        );
+        let (r, c) = run_plan(&plan, Resume::default());
+        assert_eq!(r.outcome, PackageOutcome::Failure);
+        let rec = recorded(&plan, &c);
+        assert!(
+            rec.completed.is_empty(),
+            "loop children are never recorded one by one"
+        );
+        assert_eq!(
+            rec.iterations.get("L").map(|v| v.len()).unwrap_or(0),
+            expect_iters
+        );
+        if ci {
+            let res = resume(&plan, &rec, &[], ChangedPolicy::Keep).expect("resume");
+            assert_eq!(
+                res.iterations
+                    .get(&plan.find("L").unwrap())
+                    .map(|s| s.len()),
+                Some(2)
+            );
+        }
+    }
+}
+
+#[test]
+fn for_loop_counts_and_restart_unit_reruns_whole() {
+    let log = Log::default();
+    let plan = plan_of(
+        "variables: { i: {type: int32}, n: {type: int32} }\ntasks:\n  - name: L\n    type: for_loop\n    init: '@[User::i] = 0'\n    eval: '@[User::i] < 3'\n    assign: '@[User::i] = @[User::i] + 1'\n    tasks:\n      - {name: T, type: fake}\n  - name: U\n    type: sequence\n    restart_unit: true\n    fail_package_on_failure: true\n    tasks:\n      - {name: A, type: fake}\n      - {name: B, type: fake, command: fail}\n",
+        &log,
+    );
+    let (r, c) = run_plan(&plan, Resume::default());
+    assert_eq!(started(&log), ["T", "T", "T", "A", "B"]);
+    assert!(r.restart_point);
+    let rec = recorded(&plan, &c);
+    assert_eq!(
+        rec.completed.keys().collect::<Vec<_>>(),
+        ["L"],
+        "children of a restart unit are not recorded"
+    );
+}
+
+#[test]
+fn rerun_runs_the_named_task_and_what_follows() {
+    let log = Log::default();
+    let plan = plan_of(
+        "tasks:\n  - {name: A, type: fake}\n  - {name: B, type: fake}\n  - {name: C, type: fake, command: fail, fail_package_on_failure: true}\n",
+        &log,
+    );
+    let (_, c) = run_plan(&plan, Resume::default());
+    let rec = recorded(&plan, &c);
+    let res = resume(&plan, &rec, &["B".to_string()], ChangedPolicy::Keep).expect("resume");
+    assert!(res.restore.contains_key(&plan.find("A").unwrap()));
+    assert!(!res.restore.contains_key(&plan.find("B").unwrap()));
+    assert_eq!(res.invalidate, ["B"]);
+    assert_eq!(
+        resume(&plan, &rec, &["Nope".into()], ChangedPolicy::Keep).unwrap_err(),
+        ResumeError::UnknownRerun("Nope".into())
+    );
+}
+
+#[test]
+fn changed_definitions_keep_rerun_or_refuse() {
+    let log = Log::default();
+    let plan = plan_of(
+        "tasks:\n  - {name: A, type: fake}\n  - {name: B, type: fake, command: fail, fail_package_on_failure: true}\n",
+        &log,
+    );
+    let (_, c) = run_plan(&plan, Resume::default());
+    let rec = recorded(&plan, &c);
+    let changed = plan_of(
+        "tasks:\n  - {name: A, type: fake, command: 'sleep:1'}\n  - {name: B, type: fake, fail_package_on_failure: true}\n",
+        &log,
+    );
+    let keep = resume(&changed, &rec, &[], ChangedPolicy::Keep).expect("keep");
+    assert_eq!(keep.restore.len(), 1);
+    assert!(keep.warnings.iter().any(|w| w.contains("\"A\" changed")));
+    let rerun = resume(&changed, &rec, &[], ChangedPolicy::Rerun).expect("rerun");
+    assert!(rerun.restore.is_empty());
+    assert_eq!(
+        resume(&changed, &rec, &[], ChangedPolicy::Refuse).unwrap_err(),
+        ResumeError::Changed(vec!["A".into()])
+    );
+    // A description is not part of what a task does.
+    let described = plan_of(
+        "tasks:\n  - {name: A, type: fake, description: new words}\n  - {name: B, type: fake, fail_package_on_failure: true}\n",
+        &log,
+    );
+    assert!(resume(&described, &rec, &[], ChangedPolicy::Refuse).is_ok());
+}
+
+#[test]
+fn timeout_and_retries() {
+    let log = Log::default();
+    let plan = plan_of(
+        "max_errors: 9\nflow: parallel\ntasks:\n  - {name: Slow, type: fake, command: 'sleep:5000', timeout: 50ms}\n  - {name: Flaky, type: fake, command: fail, retries: 2, retry_delay: 1ms}\n",
+        &log,
+    );
+    let (r, _) = run_plan(&plan, Resume::default());
+    let slow = r
+        .summary
+        .iter()
+        .find(|s| s.node == plan.find("Slow").unwrap())
+        .unwrap();
+    assert_eq!(slow.status, Status::Failed);
+    assert!(
+        slow.error.as_deref().unwrap_or("").contains("timed out"),
+        "{:?}",
+        slow.error
+    );
+    assert_eq!(
+        started(&log).iter().filter(|n| *n == "Flaky").count(),
+        3,
+        "one run and two retries"
+    );
+}
+
+#[test]
+fn disabled_counts_as_success_and_force_result_replaces_the_result() {
+    let log = Log::default();
+    let plan = plan_of(
+        "tasks:\n  - {name: A, type: fake, disabled: true}\n  - {name: B, type: fake, command: fail, force_result: success}\n  - {name: C, type: fake, force_result: failure}\n",
+        &log,
+    );
+    let (r, _) = run_plan(&plan, Resume::default());
+    assert_eq!(status(&plan, &r, "A"), Status::Disabled);
+    assert_eq!(status(&plan, &r, "B"), Status::Succeeded);
+    assert_eq!(status(&plan, &r, "C"), Status::Failed);
+    assert_eq!(r.outcome, PackageOutcome::Failure);
+    assert_eq!(started(&log), ["B", "C"]);
+}
+
+#[test]
+fn max_concurrent_bounds_running_tasks() {
+    let log = Log::default();
+    let tasks: String = (0..8)
+        .map(|i| format!("  - {{name: T{i}, type: fake, command: 'sleep:30'}}\n"))
+        .collect();
+    let plan = plan_of(&format!("flow: parallel\ntasks:\n{tasks}"), &log);
+    let mut c = Collect::default();
+    let initial = plan.vars.decls.iter().map(|d| d.initial.clone()).collect();
+    let opts = RunOptions {
+        max_concurrent: 3,
+        resume: Resume::default(),
+        initial,
+        interrupt: Arc::new(AtomicBool::new(false)),
+    };
+    let mut ev = Vec::new();
+    run(&plan, opts, &mut c, &mut Events(&mut ev));
+    let mut running = 0i32;
+    let mut peak = 0;
+    for l in log.lock().unwrap().iter() {
+        if l.starts_with("start") {
+            running += 1
+        } else {
+            running -= 1
+        }
+        peak = peak.max(running);
+    }
+    assert!(peak <= 3, "peak {peak}");
+    assert_eq!(c.records.len(), 8);
+}
+
+/// A random graph of fake tasks: each edge points to an earlier task.
+#[derive(Debug, Clone)]
+struct Spec {
+    tasks: Vec<(bool, Vec<(usize, u8)>, bool)>, // fails, (pred, on), or-logic
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    (2usize..10).prop_flat_map(|n| {
+        let task = |i: usize| {
+            (
+                any::<bool>(),
+                proptest::collection::vec((0..i.max(1), 0u8..3), if i == 0 { 0..1 } else { 0..3 }),
+                any::<bool>(),
+            )
+                .prop_map(move |(f, preds, or)| (f, if i == 0 { vec![] } else { preds }, or))
+        };
+        (0..n)
+            .map(task)
+            .collect::<Vec<_>>()
+            .prop_map(|tasks| Spec { tasks })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn each_task_runs_at_most_once_and_only_after_its_constraints_hold(s in spec()) {
+        let mut yaml = String::from("max_errors: 100\nflow: parallel\ntasks:\n");
+        for (i, (fails, preds, or)) in s.tasks.iter().enumerate() {
+            let mut after: Vec<String> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for (p, on) in preds {
+                if seen.insert(*p) {
+                    let on = ["success", "failure", "completion"][*on as usize];
+                    after.push(format!("{{task: T{p}, on: {on}}}"));
+                }
+            }
+            let after = if after.is_empty() { String::new() } else { format!(", after: [{}], after_logic: {}", after.join(", "), if *or {"or"} else {"and"}) };
+            yaml.push_str(&format!("  - {{name: T{i}, type: fake, command: '{}'{after}}}\n", if *fails {"sleepfail:1"} else {"sleep:1"}));
+        }
+        let log = Log::default();
+        let plan = plan_of(&yaml, &log);
+        let (_r, _) = run_plan(&plan, Resume::default());
+        let lines = log.lock().unwrap().clone();
+        // Result of each task at each moment, in log order.
+        let mut result: std::collections::HashMap<String, bool> = Default::default();
+        let mut starts: std::collections::HashMap<String, u32> = Default::default();
+        for l in &lines {
+            let (what, name) = l.split_once(' ').unwrap();
+            match what {
+                "start" => {
+                    *starts.entry(name.to_string()).or_default() += 1;
+                    let i: usize = name[1..].parse().unwrap();
+                    let (_, preds, or) = &s.tasks[i];
+                    let mut uniq: Vec<(usize, u8)> = Vec::new();
+                    for p in preds { if !uniq.iter().any(|u| u.0 == p.0) { uniq.push(*p) } }
+                    let holds: Vec<bool> = uniq.iter().map(|(p, on)| match result.get(&format!("T{p}")) {
+                        None => false,
+                        Some(ok) => match on { 0 => *ok, 1 => !*ok, _ => true },
+                    }).collect();
+                    let ok = holds.is_empty() || if *or { holds.iter().any(|h| *h) } else { holds.iter().all(|h| *h) };
+                    prop_assert!(ok, "{name} started before its constraints held: {lines:?}");
+                }
+                "ok" => { result.insert(name.to_string(), true); }
+                "fail" => { result.insert(name.to_string(), false); }
+                _ => {}
+            }
+        }
+        for (n, c) in starts {
+            prop_assert!(c == 1, "{n} ran {c} times");
+        }
+    }
+}
