@@ -436,10 +436,13 @@ fn max_concurrent_bounds_running_tasks() {
     assert_eq!(c.records.len(), 8);
 }
 
+/// One random task: whether it fails, its constraints (predecessor, on), and or-logic.
+type TaskSpec = (bool, Vec<(usize, u8)>, bool);
+
 /// A random graph of fake tasks: each edge points to an earlier task.
 #[derive(Debug, Clone)]
 struct Spec {
-    tasks: Vec<(bool, Vec<(usize, u8)>, bool)>, // fails, (pred, on), or-logic
+    tasks: Vec<TaskSpec>,
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
