@@ -57,7 +57,8 @@ pub enum Cmd {
     },
     /// Evaluate one SSIS expression and print its value and type.
     Eval {
-        /// The expression, e.g. '(DT_WSTR, 10) 42 + "x"'.
+        /// The expression, e.g. '(DT_WSTR, 10) 42 + "x"' (it may start with '-').
+        #[arg(allow_hyphen_values = true)]
         expr: String,
         /// Give a variable a value (type inferred: integer, real, boolean, date or string).
         #[arg(long = "set", value_name = "User::X=VALUE")]
