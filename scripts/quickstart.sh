@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds checkflow and runs the quickstart twice: the first run fails by design,
+# the second restarts from the checkpoint and finishes without redoing finished work.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/checkflow/target}"
+cargo build --release -q
+bin="$CARGO_TARGET_DIR/release/checkflow"
+ex=examples/quickstart
+rm -rf "$ex/work"
+
+echo "== first run (fails at \"Load\" by design)"
+"$bin" run "$ex/package.yaml" || echo "== exit code $? — the checkpoint remembers what finished"
+echo
+echo "== what a rerun would do"
+"$bin" plan "$ex/package.yaml"
+echo
+echo "== second run (restarts at \"Load\"; Extract is restored, not rerun)"
+"$bin" run "$ex/package.yaml"
