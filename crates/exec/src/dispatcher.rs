@@ -93,6 +93,8 @@ struct Rt {
     items: VecDeque<Item>,
     iteration: u64,
     current_key: Option<String>,
+    /// A loop stopped before its collection or condition was exhausted.
+    cut: bool,
 }
 
 enum Work {
@@ -788,6 +790,7 @@ impl<'a> Dispatcher<'a> {
         rt.started = Some(Instant::now());
         rt.start_time = Some(now_civil());
         rt.iteration = 0;
+        rt.cut = false;
         if n != Plan::ROOT {
             self.reporter.event(&Event::Started {
                 node: n,
@@ -862,6 +865,7 @@ impl<'a> Dispatcher<'a> {
     /// Starts the next loop iteration, or completes the loop.
     fn next_iteration(&mut self, n: NodeId) {
         if self.stopping || self.rt[n.index()].halted || self.halted_above(n) {
+            self.rt[n.index()].cut = true;
             self.end_container(n);
             return;
         }
@@ -936,6 +940,10 @@ impl<'a> Dispatcher<'a> {
         if all_terminal && !cut_short {
             self.iteration_done(c);
         } else if (all_terminal || cut_short) && !any_busy {
+            // A for_loop stopped between iterations did not reach its end.
+            if matches!(node.kind, NodeKind::ForLoop { .. }) {
+                self.rt[c.index()].cut = true;
+            }
             self.end_container(c);
         }
     }
@@ -983,7 +991,8 @@ impl<'a> Dispatcher<'a> {
         let incomplete = node.children.iter().any(|ch| {
             !self.rt[ch.index()].state.is_terminal()
                 || self.rt[ch.index()].state == State::Cancelled
-        }) || (!rt.items.is_empty());
+        }) || !rt.items.is_empty()
+            || rt.cut;
         let duration = rt.started.map(|s| s.elapsed()).unwrap_or_default();
         self.rt[c.index()].total += duration;
         self.rt[c.index()].runs += 1;
@@ -1010,7 +1019,7 @@ impl<'a> Dispatcher<'a> {
             self.complete(c, Outcome::Failure, duration);
             return;
         }
-        if incomplete || self.stopping {
+        if incomplete {
             self.reporter.event(&Event::Finished {
                 node: c,
                 status: Status::Cancelled,

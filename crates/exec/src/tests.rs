@@ -512,3 +512,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_container_that_finished_is_recorded_even_while_the_package_stops() {
+    let log = Log::default();
+    let plan = plan_of(
+        "flow: parallel\ntasks:\n  - name: S\n    type: sequence\n    tasks:\n      - {name: A, type: fake, command: 'sleep:60'}\n  - {name: Bad, type: fake, command: fail, fail_package_on_failure: true}\n  - name: L\n    type: for_loop\n    init: '@[User::i] = 0'\n    eval: '@[User::i] < 1000'\n    assign: '@[User::i] = @[User::i] + 1'\n    tasks:\n      - {name: T, type: fake, command: 'sleep:5'}\nvariables: { i: {type: int32} }\n",
+        &log,
+    );
+    let (r, c) = run_plan(&plan, Resume::default());
+    assert_eq!(r.outcome, PackageOutcome::Failure);
+    assert_eq!(status(&plan, &r, "S"), Status::Succeeded);
+    assert_eq!(
+        status(&plan, &r, "L"),
+        Status::Cancelled,
+        "a loop cut short is not complete"
+    );
+    let rec = recorded(&plan, &c);
+    assert!(rec.completed.contains_key("S") && rec.completed.contains_key("S/A"));
+    assert!(!rec.completed.contains_key("L"));
+}

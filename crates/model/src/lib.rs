@@ -34,10 +34,13 @@ pub fn load(path: &Path) -> Result<LoadedPackage, LoadError> {
         source,
     })?;
     let def = parse(path, &text)?;
+    // Absolute, so that relative paths in the package (and foreach file keys
+    // recorded in checkpoints) do not depend on the caller's working directory.
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
     Ok(LoadedPackage {
         def,
         path: path.to_path_buf(),
