@@ -1,1 +1,9 @@
-fn main() {}
+//! End-to-end tests: every scenario of SPEC §4 that the engine supports,
+//! and the command line's contract (§3), run through the real binary.
+
+mod checkpoint_rules;
+mod cli;
+mod crash;
+mod restart;
+mod runtime;
+mod support;

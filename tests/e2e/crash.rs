@@ -1,0 +1,150 @@
+//! Scenario 15: the process dies (kill -9) at random moments, many times
+//! over; every rerun resumes, no recorded task runs twice, and the file is
+//! always readable (SPEC §2.4, §2.6).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// xorshift64*: a small seeded generator, so a failing run can be replayed
+/// by its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// 20 tasks: sequences and parallel containers, at most 4 at once. Each
+/// task writes its name to the ledger when it starts, then works a little.
+/// Returns the YAML and every task's path by its (unique) name.
+fn big_package() -> (String, BTreeMap<String, String>) {
+    let mut paths = BTreeMap::new();
+    let mut body = String::new();
+    let task = |name: &str, indent: &str, sleep: &str| {
+        format!(
+            "{indent}- {{ name: {name}, type: process, command: \"echo {name} >> ledger.txt; sleep {sleep}\" }}\n"
+        )
+    };
+    for name in ["T01", "T02", "T03"] {
+        body += &task(name, "  ", "0.03");
+        paths.insert(name.to_owned(), name.to_owned());
+    }
+    let containers: [(&str, &str, &[&str]); 3] = [
+        (
+            "Fan",
+            "parallel",
+            &["P01", "P02", "P03", "P04", "P05", "P06"],
+        ),
+        ("Chain", "sequence", &["S01", "S02", "S03", "S04"]),
+        ("Fan2", "parallel", &["Q01", "Q02", "Q03", "Q04"]),
+    ];
+    for (i, (cname, flow, children)) in containers.iter().enumerate() {
+        body += &format!("  - name: {cname}\n    type: sequence\n    flow: {flow}\n    tasks:\n");
+        for (j, child) in children.iter().enumerate() {
+            let sleep = format!("0.0{}", 2 + (j % 5));
+            body += &task(child, "      ", &sleep);
+            paths.insert((*child).to_owned(), format!("{cname}/{child}"));
+        }
+        let between = format!("M{:02}", i + 1);
+        body += &task(&between, "  ", "0.02");
+        paths.insert(between.clone(), between);
+    }
+    let yaml = format!(
+        "id: {ID}\nname: crashy\nmax_concurrent: 4\ncheckpoint: {{ file: crash.ckpt, usage: if_exists, save: true }}\ntasks:\n{body}"
+    );
+    (yaml, paths)
+}
+
+#[test]
+fn kill_9_at_random_moments_never_reruns_a_recorded_task_and_the_file_stays_readable() {
+    let (yaml, paths) = big_package();
+    assert_eq!(paths.len(), 20);
+    let seed = std::env::var("CHECKFLOW_E2E_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x9E37_79B9_7F4A_7C15_u64);
+    let mut rng = Rng(seed);
+    let budget = Instant::now() + Duration::from_secs(120);
+    let (mut kills, mut rounds, mut resumed) = (0, 0, 0);
+
+    while kills < 30 && Instant::now() < budget {
+        rounds += 1;
+        let sb = Sandbox::with_package(&yaml);
+        let mut ran_ever = BTreeSet::new();
+        for attempt in 0.. {
+            let ctx = format!("seed {seed:#x}, round {rounds}, attempt {attempt}");
+            // What is recorded now must not run in this attempt.
+            let recorded = if sb.exists("crash.ckpt") {
+                let out = sb
+                    .cmd(["checkpoint", "show", "crash.ckpt", "--json"])
+                    .output();
+                assert_eq!(out.code, Some(0), "unreadable checkpoint ({ctx})\n{out:?}");
+                let recorded = completed_paths(&out.json());
+                resumed += usize::from(!recorded.is_empty());
+                recorded
+            } else {
+                BTreeSet::new()
+            };
+            let seen_before = sb.ledger().len();
+
+            let mut run = sb.run().spawn();
+            // Kill once a random number of tasks has started, plus a random
+            // few milliseconds; the last attempts of a round run to the end.
+            let kill_after = (attempt < 6).then(|| (rng.below(16), rng.below(40)));
+            let status = loop {
+                if let Some(status) = run.child.try_wait().expect("try_wait") {
+                    break Some(status);
+                }
+                if let Some((tasks, ms)) = kill_after
+                    && sb.ledger().len() - seen_before >= tasks as usize
+                {
+                    std::thread::sleep(Duration::from_millis(ms));
+                    run.child.kill().expect("kill -9");
+                    run.child.wait().expect("reap");
+                    kills += 1;
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            };
+            let ledger = sb.ledger();
+            for name in &ledger[seen_before..] {
+                let path = &paths[name];
+                let parent = path.split('/').next().expect("a path");
+                assert!(
+                    !recorded.contains(path) && !recorded.contains(parent),
+                    "{path} ran although recorded as complete ({ctx}); recorded: {recorded:?}"
+                );
+                ran_ever.insert(name.clone());
+            }
+            match status {
+                None => continue,
+                Some(s) if s.success() => break,
+                Some(s) if s.code().is_some() => {
+                    let out = run.finish();
+                    panic!("run failed ({ctx})\n{out:?}");
+                }
+                // Our kill raced with its exit: check it as any other kill.
+                Some(_) => continue,
+            }
+        }
+        let all: BTreeSet<String> = paths.keys().cloned().collect();
+        assert_eq!(ran_ever, all, "every task must have run (round {rounds})");
+        assert!(!sb.exists("crash.ckpt"), "success deletes the checkpoint");
+    }
+    eprintln!("{kills} kills in {rounds} rounds, {resumed} resumed runs (seed {seed:#x})");
+    assert!(kills >= 10, "only {kills} kills landed in {rounds} rounds");
+    assert!(
+        resumed >= 5,
+        "only {resumed} runs resumed from a checkpoint"
+    );
+}

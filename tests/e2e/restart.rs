@@ -1,0 +1,269 @@
+//! What a restart reuses and what it runs again (SPEC §2.3, §2.5):
+//! scenarios 8, 9, 11, 13 and 14.
+
+use serde_json::json;
+
+use crate::support::*;
+
+const CKPT: &str = "checkpoint: { file: r.ckpt, usage: if_exists, save: true }";
+
+#[test]
+fn parallel_branch_that_finishes_is_recorded_and_rerun_runs_only_the_failed_branch() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: branches
+{CKPT}
+tasks:
+  - {{ name: Fast, type: process, command: "echo Fast >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
+  - {{ name: Slow, type: process, command: "sleep 1; echo Slow >> ledger.txt" }}
+  - {{ name: Join, type: process, command: "echo Join >> ledger.txt", after: [Fast, Slow] }}
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+
+    sb.run().output().exit(1);
+    assert_eq!(
+        sb.take_ledger(),
+        names(&["Fast", "Slow"]),
+        "Slow was already running when Fast failed, and finishes"
+    );
+    assert_eq!(
+        sb.completed("r.ckpt"),
+        vec![("Slow".to_owned(), "success".to_owned())]
+    );
+
+    sb.touch("fixed");
+    sb.run().output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["Fast", "Join"]));
+}
+
+#[test]
+fn flow_parallel_branch_that_finishes_is_recorded_and_rerun_runs_only_the_failed_branch() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: flow_parallel
+{CKPT}
+flow: parallel
+tasks:
+  - {{ name: Fast, type: process, command: "echo Fast >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
+  - {{ name: Slow, type: process, command: "sleep 1; echo Slow >> ledger.txt" }}
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+
+    sb.run().output().exit(1);
+    assert_eq!(sorted(sb.take_ledger()), names(&["Fast", "Slow"]));
+    assert_eq!(
+        sb.completed("r.ckpt"),
+        vec![("Slow".to_owned(), "success".to_owned())]
+    );
+
+    sb.touch("fixed");
+    sb.run().output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["Fast"]));
+}
+
+/// A task, then a foreach over a..e whose third item fails until `fixed`
+/// exists; the loop is the restart point.
+fn foreach_package(extra: &str) -> String {
+    format!(
+        r#"
+id: {ID}
+name: loop
+{CKPT}
+variables:
+  Item: {{ type: string, value: "" }}
+tasks:
+  - {{ name: Before, type: process, command: "echo Before >> ledger.txt" }}
+  - name: Loop
+    type: foreach
+    items: [a, b, c, d, e]
+    map: [User::Item]
+    fail_package_on_failure: true{extra}
+    tasks:
+      - name: Work
+        type: process
+        command: "echo placeholder"
+        expressions:
+          command: '"echo " + @[User::Item] + " >> ledger.txt; test " + @[User::Item] + " != c || test -f fixed"'
+"#
+    )
+}
+
+#[test]
+fn foreach_failing_at_third_item_reruns_the_whole_loop() {
+    let sb = Sandbox::with_package(&foreach_package(""));
+
+    sb.run().output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["Before", "a", "b", "c"]));
+    assert_eq!(
+        sb.completed("r.ckpt"),
+        vec![("Before".to_owned(), "success".to_owned())],
+        "a loop's children are not recorded"
+    );
+
+    sb.touch("fixed");
+    sb.run().output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["a", "b", "c", "d", "e"]));
+}
+
+#[test]
+fn foreach_with_checkpoint_iterations_reruns_only_the_third_to_fifth_items() {
+    let sb = Sandbox::with_package(&foreach_package("\n    checkpoint_iterations: true"));
+
+    sb.run().output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["Before", "a", "b", "c"]));
+
+    sb.touch("fixed");
+    sb.run().output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["c", "d", "e"]));
+}
+
+#[test]
+fn variable_set_before_the_failure_is_restored_and_set_on_rerun_is_ignored() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: vars
+{CKPT}
+variables:
+  Base: {{ type: int32, value: 1 }}
+  X: {{ type: int32, value: 0 }}
+tasks:
+  - {{ name: SetX, type: expression, expr: '@[User::X] = @[User::X] + @[User::Base]' }}
+  - {{ name: Fail, type: process, command: "echo Fail >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
+  - name: Report
+    type: process
+    command: "echo placeholder"
+    expressions:
+      command: '"echo " + (DT_WSTR, 10) @[User::X] + " >> out.txt"'
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+
+    sb.run().args(["--set", "User::Base=100"]).output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["Fail"]));
+    let doc = sb.show("r.ckpt");
+    assert_eq!(doc["variables"]["User::X"], json!(100), "{doc:#}");
+
+    // SetX run again would make X 200 (stored configuration) or 107 (new --set).
+    sb.touch("fixed");
+    sb.run()
+        .args(["--set", "User::Base=7"])
+        .output()
+        .exit(0)
+        .says("User::Base")
+        .says_ci("ignored");
+    assert_eq!(sb.take_ledger(), names(&["Fail"]));
+    assert_eq!(sb.read("out.txt").trim(), "100");
+}
+
+#[test]
+fn task_failing_its_parent_sequence_runs_again_on_restart_and_recorded_siblings_do_not() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: nested
+{CKPT}
+tasks:
+  - {{ name: First, type: process, command: "echo First >> ledger.txt" }}
+  - name: Seq
+    type: sequence
+    fail_package_on_failure: true
+    tasks:
+      - {{ name: S1, type: process, command: "echo S1 >> ledger.txt" }}
+      - {{ name: S2, type: process, command: "echo S2 >> ledger.txt; test -f fixed", fail_parent_on_failure: true }}
+      - {{ name: S3, type: process, command: "echo S3 >> ledger.txt" }}
+  - {{ name: Last, type: process, command: "echo Last >> ledger.txt" }}
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+
+    sb.run().output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["First", "S1", "S2"]));
+    let done = completed_paths(&sb.show("r.ckpt"));
+    assert!(
+        done.contains("First") && done.contains("Seq/S1"),
+        "{done:?}"
+    );
+    assert!(
+        !done.contains("Seq/S2") && !done.contains("Seq"),
+        "the failure chain is not recorded: {done:?}"
+    );
+
+    sb.touch("fixed");
+    sb.run().output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["S2", "S3", "Last"]));
+}
+
+#[test]
+fn restart_unit_sequence_runs_again_whole_but_steps_before_it_do_not() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: unit
+{CKPT}
+tasks:
+  - {{ name: Step1, type: process, command: "echo Step1 >> ledger.txt" }}
+  - {{ name: Step2, type: process, command: "echo Step2 >> ledger.txt" }}
+  - name: Unit
+    type: sequence
+    restart_unit: true
+    fail_package_on_failure: true
+    tasks:
+      - {{ name: Step3, type: process, command: "echo Step3 >> ledger.txt" }}
+      - {{ name: Step4, type: process, command: "echo Step4 >> ledger.txt; test -f fixed" }}
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+
+    sb.run().output().exit(1);
+    assert_eq!(
+        sb.take_ledger(),
+        names(&["Step1", "Step2", "Step3", "Step4"])
+    );
+    let done = completed_paths(&sb.show("r.ckpt"));
+    assert_eq!(
+        done.into_iter().collect::<Vec<_>>(),
+        names(&["Step1", "Step2"]),
+        "children of a restart unit are not recorded"
+    );
+
+    sb.touch("fixed");
+    sb.run().output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["Step3", "Step4"]));
+}
+
+#[test]
+fn environment_binding_of_the_first_run_is_reused_on_restart_and_a_new_value_ignored() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: env_config
+{CKPT}
+variables:
+  Day: {{ type: string, env: CHECKFLOW_E2E_DAY }}
+tasks:
+  - {{ name: Fail, type: process, command: "echo Fail >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
+  - name: Report
+    type: process
+    command: "echo placeholder"
+    expressions:
+      command: '"echo " + @[User::Day] + " >> out.txt"'
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+    sb.run().env("CHECKFLOW_E2E_DAY", "monday").output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["Fail"]));
+
+    sb.touch("fixed");
+    sb.run()
+        .env("CHECKFLOW_E2E_DAY", "tuesday")
+        .output()
+        .exit(0)
+        .says("User::Day")
+        .says_ci("ignored");
+    assert_eq!(sb.read("out.txt").trim(), "monday");
+}

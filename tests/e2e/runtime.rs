@@ -1,0 +1,225 @@
+//! How a run behaves while it runs (SPEC §1.1, §2.4, §3): timeouts,
+//! retries, cancellation, the summary and the report.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+#[test]
+fn summary_reports_succeeded_failed_restored_not_run_and_disabled() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: statuses
+checkpoint: {{ file: st.ckpt, usage: if_exists, save: true }}
+tasks:
+  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
+  - {{ name: Off, type: process, command: "echo Off >> ledger.txt", disabled: true }}
+  - {{ name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
+  - {{ name: C, type: process, command: "echo C >> ledger.txt" }}
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+
+    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    assert_eq!(
+        sb.take_ledger(),
+        names(&["A", "B"]),
+        "a disabled task never runs"
+    );
+    let summary = out.summary();
+    assert_eq!(status_of(&summary, "A"), "succeeded");
+    assert_eq!(status_of(&summary, "Off"), "disabled");
+    assert_eq!(status_of(&summary, "B"), "failed");
+    assert_eq!(status_of(&summary, "C"), "not_run");
+    assert_eq!(summary["outcome"], "failure", "{summary:#}");
+
+    sb.touch("fixed");
+    let out = sb.run().args(["--log", "json"]).output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["B", "C"]));
+    let summary = out.summary();
+    assert_eq!(status_of(&summary, "A"), "restored");
+    assert_eq!(status_of(&summary, "B"), "succeeded");
+    assert_eq!(status_of(&summary, "C"), "succeeded");
+    // The log says it was restored.
+    let restored_logged = out
+        .json_lines()
+        .iter()
+        .any(|l| l["path"] == "A" && l.to_string().to_lowercase().contains("restored"));
+    assert!(restored_logged, "no log line says A was restored\n{out:?}");
+}
+
+#[test]
+fn every_json_log_line_is_an_object_and_each_task_logs_start_and_finish() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: log
+tasks:
+  - {{ name: A, type: process, command: "echo hello-from-a" }}
+  - {{ name: B, type: process, command: "exit 3" }}
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let lines = out.json_lines();
+    assert!(lines.iter().all(Value::is_object), "{out:?}");
+    for (path, status) in [("A", "succeeded"), ("B", "failed")] {
+        let started = lines
+            .iter()
+            .any(|l| l["event"] == "started" && l["path"] == path);
+        let finished = lines
+            .iter()
+            .find(|l| l["event"] == "finished" && l["path"] == path)
+            .unwrap_or_else(|| panic!("no finished event for {path}\n{out:?}"));
+        assert!(started, "no started event for {path}\n{out:?}");
+        assert_eq!(finished["status"], status, "{finished}");
+        assert!(finished["duration_ms"].is_u64(), "{finished}");
+    }
+    assert!(
+        out.stdout.contains("hello-from-a"),
+        "task output is logged\n{out:?}"
+    );
+}
+
+#[test]
+fn report_option_writes_the_run_summary_as_json() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: report
+tasks:
+  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
+  - {{ name: B, type: process, command: "echo B >> ledger.txt", disabled: true }}
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+    sb.run().args(["--report", "report.json"]).output().exit(0);
+    let report: Value = serde_json::from_str(&sb.read("report.json")).expect("report is JSON");
+    assert_eq!(report["package_id"], ID, "{report:#}");
+    assert_eq!(report["outcome"], "success", "{report:#}");
+    assert_eq!(report["exit_code"], 0, "{report:#}");
+    assert_eq!(status_of(&report, "A"), "succeeded");
+    assert_eq!(status_of(&report, "B"), "disabled");
+}
+
+#[test]
+fn timeout_fails_the_task_and_kills_its_whole_process_tree() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: timeout
+tasks:
+  - name: Slow
+    type: process
+    timeout: 1s
+    command: "(sleep 3; echo grandchild >> ledger.txt) & sleep 3; echo child >> ledger.txt"
+  - {{ name: After, type: process, command: "echo After >> ledger.txt" }}
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+    let start = Instant::now();
+    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    assert_eq!(status_of(&out.summary(), "Slow"), "failed");
+    out.says_ci("time");
+
+    // Give the killed commands time to have written, had they survived.
+    if let Some(rest) = Duration::from_secs(4).checked_sub(start.elapsed()) {
+        std::thread::sleep(rest);
+    }
+    assert!(
+        sb.ledger().is_empty(),
+        "the timed-out process tree kept running: {:?}",
+        sb.ledger()
+    );
+}
+
+#[test]
+fn retries_run_a_failing_task_again_until_it_succeeds() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: retries
+tasks:
+  - name: Flaky
+    type: process
+    retries: 3
+    retry_delay: 10ms
+    command: "echo try >> ledger.txt; test $(wc -l < ledger.txt) -ge 3"
+  - name: Hopeless
+    type: process
+    retries: 1
+    retry_delay: 10ms
+    command: "echo hopeless >> hopeless.txt; exit 1"
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    assert_eq!(
+        sb.ledger(),
+        names(&["try", "try", "try"]),
+        "succeeds at the third attempt"
+    );
+    assert_eq!(
+        sb.read("hopeless.txt").lines().count(),
+        2,
+        "one run plus one retry"
+    );
+    let summary = out.summary();
+    assert_eq!(status_of(&summary, "Flaky"), "succeeded");
+    assert_eq!(status_of(&summary, "Hopeless"), "failed");
+    let attempts: Vec<_> = out
+        .json_lines()
+        .into_iter()
+        .filter(|l| l["event"] == "started" && l["path"] == "Flaky")
+        .map(|l| l["attempt"].clone())
+        .collect();
+    assert_eq!(attempts, vec![1, 2, 3], "{out:?}");
+}
+
+fn cancel_with(signal: libc::c_int) {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: cancel
+checkpoint: {{ file: c.ckpt, usage: if_exists, save: true }}
+tasks:
+  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
+  - {{ name: B, type: process, command: "echo B >> ledger.txt; test -f fast || sleep 30" }}
+  - {{ name: C, type: process, command: "echo C >> ledger.txt" }}
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+    let run = sb.run().spawn();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sb.ledger().len() < 2 {
+        assert!(Instant::now() < deadline, "B never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
+    let rc = unsafe { libc::kill(run.pid(), signal) };
+    assert_eq!(rc, 0, "kill failed");
+    run.finish().exit(3);
+    assert_eq!(sb.take_ledger(), names(&["A", "B"]));
+    assert_eq!(
+        sb.completed("c.ckpt"),
+        vec![("A".to_owned(), "success".to_owned())],
+        "what finished stays recorded; the cancelled task does not"
+    );
+
+    sb.touch("fast");
+    sb.run().output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["B", "C"]));
+}
+
+#[test]
+fn sigterm_cancels_with_exit_3_and_keeps_what_finished() {
+    cancel_with(libc::SIGTERM);
+}
+
+#[test]
+fn sigint_cancels_with_exit_3_and_keeps_what_finished() {
+    cancel_with(libc::SIGINT);
+}

@@ -1,0 +1,373 @@
+//! The harness: a sandbox folder holding one package, a builder for
+//! `checkflow` invocations, and assertions on what a run did.
+//!
+//! Test packages use `process` tasks whose commands append their name to
+//! `ledger.txt`, so a test can say exactly which tasks ran in each run
+//! (`Sandbox::take_ledger`).
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_checkflow");
+
+/// A package id for tests that do not care which one.
+pub const ID: &str = "0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11";
+
+/// Another id, for mismatch tests.
+pub const OTHER_ID: &str = "7d4c2b1a-0000-4e5f-8a9b-123456789abc";
+
+/// A temporary folder holding `package.yaml` and whatever the tasks write.
+/// Removed when dropped.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("checkflow-e2e-")
+            .tempdir()
+            .expect("create a temp dir");
+        Sandbox { dir }
+    }
+
+    /// A sandbox with `package.yaml` holding `yaml`.
+    pub fn with_package(yaml: &str) -> Self {
+        let sb = Sandbox::new();
+        sb.write("package.yaml", yaml);
+        sb
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, contents: &str) {
+        let p = self.join(rel);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).expect("create parent folder");
+        }
+        fs::write(&p, contents).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+    }
+
+    /// Creates an empty marker file (e.g. `fixed`, read by `test -f fixed`).
+    pub fn touch(&self, rel: &str) {
+        self.write(rel, "");
+    }
+
+    pub fn exists(&self, rel: &str) -> bool {
+        self.join(rel).exists()
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        let p = self.join(rel);
+        fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+    }
+
+    pub fn read_bytes(&self, rel: &str) -> Vec<u8> {
+        let p = self.join(rel);
+        fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+    }
+
+    /// The lines of `ledger.txt` (empty if it does not exist).
+    pub fn ledger(&self) -> Vec<String> {
+        match fs::read_to_string(self.join("ledger.txt")) {
+            Ok(s) => s.lines().map(str::to_owned).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The lines of `ledger.txt`, then empties it: what ran since the last call.
+    pub fn take_ledger(&self) -> Vec<String> {
+        let lines = self.ledger();
+        let _ = fs::remove_file(self.join("ledger.txt"));
+        lines
+    }
+
+    /// `checkflow ARGS...`, run in the sandbox folder.
+    pub fn cmd<I, S>(&self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        Cmd {
+            args: args.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
+            cwd: self.path().to_owned(),
+        }
+    }
+
+    /// `checkflow run package.yaml`.
+    pub fn run(&self) -> Cmd {
+        self.cmd(["run", "package.yaml"])
+    }
+
+    /// `checkflow checkpoint show REL --json`, which must succeed.
+    pub fn show(&self, rel: &str) -> Value {
+        self.cmd(["checkpoint", "show", rel, "--json"])
+            .output()
+            .exit(0)
+            .json()
+    }
+
+    /// Paths recorded as completed in the checkpoint at `rel`, with their results.
+    pub fn completed(&self, rel: &str) -> Vec<(String, String)> {
+        completed_of(&self.show(rel))
+    }
+}
+
+/// `completed[]` of a `checkpoint show --json` document as (path, result).
+pub fn completed_of(doc: &Value) -> Vec<(String, String)> {
+    doc["completed"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no completed[] in {doc}"))
+        .iter()
+        .map(|c| {
+            (
+                c["path"].as_str().expect("completed[].path").to_owned(),
+                c["result"].as_str().expect("completed[].result").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The set of paths recorded as completed.
+pub fn completed_paths(doc: &Value) -> BTreeSet<String> {
+    completed_of(doc).into_iter().map(|(p, _)| p).collect()
+}
+
+/// One invocation of the binary, built up then run.
+pub struct Cmd {
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    cwd: PathBuf,
+}
+
+impl Cmd {
+    pub fn arg(mut self, a: impl Into<OsString>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Runs it from `dir` instead of the sandbox folder.
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.cwd = dir.to_owned();
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(&self.args).current_dir(&self.cwd);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs to completion and captures everything.
+    pub fn output(&self) -> Output {
+        let out = self
+            .command()
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn checkflow");
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            what: self.describe(),
+        }
+    }
+
+    /// Starts it in the background, output captured (read it with `finish`).
+    pub fn spawn(&self) -> Running {
+        let child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn checkflow");
+        Running {
+            child,
+            what: self.describe(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let args: Vec<_> = self.args.iter().map(|a| a.to_string_lossy()).collect();
+        format!("checkflow {}", args.join(" "))
+    }
+}
+
+/// A run started with `Cmd::spawn`.
+pub struct Running {
+    pub child: Child,
+    what: String,
+}
+
+impl Running {
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid fits in i32")
+    }
+
+    /// Waits for it to end and returns what it printed.
+    pub fn finish(self) -> Output {
+        let out = self.child.wait_with_output().expect("wait for checkflow");
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            what: self.what,
+        }
+    }
+}
+
+/// What one invocation did. The assertion methods panic with the whole
+/// output, so a failing test shows what the binary said.
+pub struct Output {
+    /// `None` when killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    what: String,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` exited with {:?}\n--- stdout\n{}--- stderr\n{}---",
+            self.what, self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Output {
+    #[track_caller]
+    pub fn exit(self, code: i32) -> Self {
+        assert_eq!(self.code, Some(code), "unexpected exit code\n{self:?}");
+        self
+    }
+
+    /// stdout and stderr together.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    #[track_caller]
+    pub fn stdout_has(self, needle: &str) -> Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}\n{self:?}"
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(self, needle: &str) -> Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n{self:?}"
+        );
+        self
+    }
+
+    /// Somewhere in stdout or stderr.
+    #[track_caller]
+    pub fn says(self, needle: &str) -> Self {
+        assert!(
+            self.all().contains(needle),
+            "output lacks {needle:?}\n{self:?}"
+        );
+        self
+    }
+
+    /// Somewhere in stdout or stderr, ignoring case.
+    #[track_caller]
+    pub fn says_ci(self, needle: &str) -> Self {
+        assert!(
+            self.all().to_lowercase().contains(&needle.to_lowercase()),
+            "output lacks {needle:?} (any case)\n{self:?}"
+        );
+        self
+    }
+
+    /// stdout as one JSON document.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON: {e}\n{self:?}"))
+    }
+
+    /// stdout as JSON lines (`--log json`).
+    #[track_caller]
+    pub fn json_lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("log line {l:?} is not JSON: {e}\n{self:?}"))
+            })
+            .collect()
+    }
+
+    /// The `summary` event of a `--log json` run.
+    #[track_caller]
+    pub fn summary(&self) -> Value {
+        self.json_lines()
+            .into_iter()
+            .find(|v| v["event"] == "summary")
+            .unwrap_or_else(|| panic!("no summary event\n{self:?}"))
+    }
+}
+
+/// `status` of the executable at `path` in a summary or report document.
+#[track_caller]
+pub fn status_of(summary: &Value, path: &str) -> String {
+    summary["executables"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no executables[] in {summary}"))
+        .iter()
+        .find(|e| e["path"] == path)
+        .unwrap_or_else(|| panic!("no executable {path:?} in {summary}"))["status"]
+        .as_str()
+        .expect("status is a string")
+        .to_owned()
+}
+
+/// Shorthand for a list of task names in assertions.
+pub fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Sorted copy, for runs whose order is not fixed (parallel tasks).
+pub fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
