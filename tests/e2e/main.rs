@@ -5,5 +5,6 @@ mod checkpoint_rules;
 mod cli;
 mod crash;
 mod restart;
+mod restart_options;
 mod runtime;
 mod support;

@@ -223,3 +223,46 @@ fn sigterm_cancels_with_exit_3_and_keeps_what_finished() {
 fn sigint_cancels_with_exit_3_and_keeps_what_finished() {
     cancel_with(libc::SIGINT);
 }
+
+/// The most tasks seen running at once, from `+name` / `-name` lines
+/// written as each task starts and ends. Every line is written while its
+/// task runs, so this never overstates the real overlap.
+fn max_overlap(ledger: &[String]) -> usize {
+    let (mut now, mut max) = (0usize, 0usize);
+    for line in ledger {
+        if line.starts_with('+') {
+            now += 1;
+            max = max.max(now);
+        } else {
+            now -= 1;
+        }
+    }
+    max
+}
+
+fn wide_package(max_concurrent: u32) -> String {
+    let mut tasks = String::new();
+    for i in 0..8 {
+        tasks += &format!(
+            "  - {{ name: W{i}, type: process, command: \"echo +W{i} >> ledger.txt; sleep 0.2; echo -W{i} >> ledger.txt\" }}\n"
+        );
+    }
+    format!(
+        "id: {ID}\nname: wide\nflow: parallel\nmax_concurrent: {max_concurrent}\ntasks:\n{tasks}"
+    )
+}
+
+#[test]
+fn max_concurrent_bounds_how_many_tasks_run_at_once() {
+    let sb = Sandbox::with_package(&wide_package(2));
+    sb.run().output().exit(0);
+    let ledger = sb.take_ledger();
+    assert_eq!(ledger.len(), 16, "{ledger:?}");
+    assert!(max_overlap(&ledger) <= 2, "{ledger:?}");
+
+    // The command line overrides the package.
+    sb.run().args(["--max-concurrent", "1"]).output().exit(0);
+    let ledger = sb.take_ledger();
+    assert_eq!(ledger.len(), 16, "{ledger:?}");
+    assert_eq!(max_overlap(&ledger), 1, "{ledger:?}");
+}

@@ -1,0 +1,370 @@
+//! What a restart reuses beyond the basic rules (SPEC §1.3, §2.5, §2.6):
+//! recorded failures feeding constraints, `--rerun`, `--changed`,
+//! iterations keyed by identity, sensitive values.
+
+use crate::support::*;
+
+const CKPT: &str = "checkpoint: { file: o.ckpt, usage: if_exists, save: true }";
+
+/// A, B, then C, a restart point that fails until `fixed` exists.
+fn abc(b_command: &str) -> String {
+    format!(
+        r#"
+id: {ID}
+name: options
+{CKPT}
+tasks:
+  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
+  - {{ name: B, type: process, command: "{b_command}" }}
+  - {{ name: C, type: process, command: "echo C >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
+"#
+    )
+}
+
+#[test]
+fn recorded_failure_feeds_its_successors_constraints_on_restart() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: failure_paths
+max_errors: 2
+{CKPT}
+tasks:
+  - {{ name: Soft, type: process, command: "echo Soft >> ledger.txt; exit 1" }}
+  - {{ name: OnFailure, type: process, command: "echo OnFailure >> ledger.txt", after: [{{ task: Soft, on: failure }}] }}
+  - {{ name: OnSuccess, type: process, command: "echo OnSuccess >> ledger.txt", after: [Soft] }}
+  - {{ name: Hard, type: process, command: "echo Hard >> ledger.txt; test -f fixed", after: [OnFailure], fail_package_on_failure: true }}
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+    sb.run().output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["Soft", "OnFailure", "Hard"]));
+
+    sb.touch("fixed");
+    let out = sb.run().args(["--log", "json"]).output();
+    assert_eq!(sb.take_ledger(), names(&["Hard"]));
+    let summary = out.summary();
+    assert_eq!(status_of(&summary, "Soft"), "restored");
+    assert_eq!(status_of(&summary, "OnFailure"), "restored");
+    assert_eq!(
+        status_of(&summary, "OnSuccess"),
+        "not_run",
+        "the restored failure still rules out the success path"
+    );
+}
+
+#[test]
+fn rerun_option_runs_a_recorded_task_again_and_everything_after_it() {
+    let sb = Sandbox::with_package(&abc("echo B >> ledger.txt"));
+    sb.run().output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["A", "B", "C"]));
+
+    sb.touch("fixed");
+    sb.run().args(["--rerun", "B"]).output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["B", "C"]));
+}
+
+#[test]
+fn changed_definition_is_kept_with_a_warning_by_default() {
+    let sb = Sandbox::with_package(&abc("echo B >> ledger.txt"));
+    sb.run().output().exit(1);
+    sb.take_ledger();
+
+    sb.write("package.yaml", &abc("echo B2 >> ledger.txt"));
+    sb.touch("fixed");
+    sb.run().output().exit(0).says("B").says_ci("changed");
+    assert_eq!(sb.take_ledger(), names(&["C"]));
+}
+
+#[test]
+fn changed_definition_with_changed_rerun_runs_it_and_what_follows() {
+    let sb = Sandbox::with_package(&abc("echo B >> ledger.txt"));
+    sb.run().output().exit(1);
+    sb.take_ledger();
+
+    sb.write("package.yaml", &abc("echo B2 >> ledger.txt"));
+    sb.touch("fixed");
+    sb.run().args(["--changed", "rerun"]).output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["B2", "C"]));
+}
+
+#[test]
+fn changed_definition_with_changed_refuse_fails_before_anything_runs() {
+    let sb = Sandbox::with_package(&abc("echo B >> ledger.txt"));
+    sb.run().output().exit(1);
+    sb.take_ledger();
+    let before = sb.read_bytes("o.ckpt");
+
+    sb.write("package.yaml", &abc("echo B2 >> ledger.txt"));
+    sb.touch("fixed");
+    sb.run()
+        .args(["--changed", "refuse"])
+        .output()
+        .exit(1)
+        .says("B");
+    assert!(sb.ledger().is_empty(), "nothing may run");
+    assert_eq!(sb.read_bytes("o.ckpt"), before);
+}
+
+#[test]
+fn description_change_is_not_a_changed_definition() {
+    let sb = Sandbox::with_package(&abc("echo B >> ledger.txt"));
+    sb.run().output().exit(1);
+    sb.take_ledger();
+
+    let edited = abc("echo B >> ledger.txt").replace(
+        "{ name: B, type: process,",
+        "{ name: B, description: now documented, type: process,",
+    );
+    assert_ne!(edited, abc("echo B >> ledger.txt"));
+    sb.write("package.yaml", &edited);
+    sb.touch("fixed");
+    sb.run().args(["--changed", "refuse"]).output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["C"]));
+}
+
+fn iterations_package(items: &str) -> String {
+    format!(
+        r#"
+id: {ID}
+name: iterations
+{CKPT}
+variables:
+  Item: {{ type: string, value: "" }}
+tasks:
+  - name: Loop
+    type: foreach
+    items: [{items}]
+    map: [User::Item]
+    checkpoint_iterations: true
+    fail_package_on_failure: true
+    tasks:
+      - name: Work
+        type: process
+        command: "echo placeholder"
+        expressions:
+          command: '"echo " + @[User::Item] + " >> ledger.txt; test " + @[User::Item] + " != c || test -f fixed"'
+"#
+    )
+}
+
+#[test]
+fn checkpoint_iterations_are_keyed_by_item_not_position_when_the_collection_changes() {
+    let sb = Sandbox::with_package(&iterations_package("a, b, c, d"));
+    sb.run().output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["a", "b", "c"]));
+
+    // A new item before the done ones, and b removed: a is skipped by
+    // identity, the new item and the rest run.
+    sb.write("package.yaml", &iterations_package("new, a, c, d"));
+    sb.touch("fixed");
+    sb.run().output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["new", "c", "d"]));
+}
+
+fn secret_package() -> String {
+    format!(
+        r#"
+id: {ID}
+name: secrets
+{CKPT}
+variables:
+  Token: {{ type: string, value: "", sensitive: true }}
+  Seen: {{ type: string, value: "" }}
+tasks:
+  - {{ name: Copy, type: expression, expr: '@[User::Token] = @[User::Token] + "-used"' }}
+  - {{ name: Fail, type: process, command: "echo Fail >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
+  - name: Use
+    type: process
+    command: "echo placeholder"
+    expressions:
+      command: '"echo " + @[User::Token] + " >> out.txt"'
+"#
+    )
+}
+
+const SECRET: &str = "hunter2secretvalue";
+
+#[test]
+fn sensitive_values_are_sealed_with_the_key_masked_by_show_and_restored_on_restart() {
+    let sb = Sandbox::with_package(&secret_package());
+    let key = "0123456789abcdef0123456789abcdef";
+    sb.run()
+        .env("CHECKFLOW_KEY", key)
+        .args(["--set", &format!("User::Token={SECRET}")])
+        .output()
+        .exit(1);
+    let bytes = sb.read_bytes("o.ckpt");
+    assert!(
+        !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+        "the secret is in the checkpoint in clear"
+    );
+    let shown = sb
+        .cmd(["checkpoint", "show", "o.ckpt", "--json"])
+        .output()
+        .exit(0);
+    assert!(
+        !shown.all().contains(SECRET),
+        "show must mask it\n{shown:?}"
+    );
+
+    sb.touch("fixed");
+    sb.run().env("CHECKFLOW_KEY", key).output().exit(0);
+    assert_eq!(sb.read("out.txt").trim(), format!("{SECRET}-used"));
+}
+
+#[test]
+fn sensitive_values_without_a_key_are_left_out_and_a_restart_needing_them_says_so() {
+    let sb = Sandbox::with_package(&secret_package());
+    sb.run()
+        .args(["--set", &format!("User::Token={SECRET}")])
+        .output()
+        .exit(1);
+    assert_eq!(sb.take_ledger(), names(&["Fail"]));
+    let bytes = sb.read_bytes("o.ckpt");
+    assert!(
+        !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+        "the secret is in the checkpoint in clear"
+    );
+
+    sb.touch("fixed");
+    sb.run().output().exit(1).says("CHECKFLOW_KEY");
+    assert!(sb.ledger().is_empty(), "nothing may run");
+    assert!(!sb.exists("out.txt"));
+}
+
+#[test]
+fn restart_that_then_fails_without_a_restart_point_deletes_the_checkpoint() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: second_failure
+{CKPT}
+tasks:
+  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
+  - {{ name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
+  - {{ name: C, type: process, command: "echo C >> ledger.txt; test -f fixed_c" }}
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+    sb.run().output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["A", "B"]));
+    assert!(sb.exists("o.ckpt"));
+
+    sb.touch("fixed");
+    sb.run().output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["B", "C"]));
+    assert!(
+        !sb.exists("o.ckpt"),
+        "C has no restart point: the file is deleted"
+    );
+
+    sb.touch("fixed_c");
+    sb.run().output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["A", "B", "C"]));
+}
+
+#[test]
+fn restart_point_among_several_failures_keeps_the_file_and_rerun_runs_only_the_restart_point() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: two_failures
+{CKPT}
+flow: parallel
+max_errors: 5
+tasks:
+  - {{ name: Flagged, type: process, command: "echo Flagged >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
+  - {{ name: Plain, type: process, command: "echo Plain >> ledger.txt; sleep 0.5; test -f fixed" }}
+  - {{ name: Fine, type: process, command: "echo Fine >> ledger.txt; sleep 0.5" }}
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+    sb.run().output().exit(1);
+    assert_eq!(
+        sorted(sb.take_ledger()),
+        names(&["Fine", "Flagged", "Plain"])
+    );
+    assert!(
+        sb.exists("o.ckpt"),
+        "a restart point failed: the file is kept"
+    );
+    // Plain failed within max_errors without failing the package: recorded
+    // as a failure. Flagged, the restart point, is not recorded.
+    assert_eq!(
+        sorted(
+            sb.completed("o.ckpt")
+                .into_iter()
+                .map(|(p, r)| format!("{p}:{r}"))
+                .collect()
+        ),
+        names(&["Fine:success", "Plain:failure"])
+    );
+
+    sb.touch("fixed");
+    sb.run().output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["Flagged"]));
+}
+
+#[test]
+fn for_loop_is_an_atomic_unit_and_reruns_from_its_start() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: for_loop
+{CKPT}
+variables:
+  i: {{ type: int32, value: 0 }}
+tasks:
+  - {{ name: Before, type: process, command: "echo Before >> ledger.txt" }}
+  - name: Loop
+    type: for_loop
+    init: '@[User::i] = 0'
+    eval: '@[User::i] < 4'
+    assign: '@[User::i] = @[User::i] + 1'
+    fail_package_on_failure: true
+    tasks:
+      - name: Body
+        type: process
+        command: "echo placeholder"
+        expressions:
+          command: '"echo i" + (DT_WSTR, 5) @[User::i] + " >> ledger.txt; test " + (DT_WSTR, 5) @[User::i] + " -ne 2 || test -f fixed"'
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+    sb.run().output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["Before", "i0", "i1", "i2"]));
+
+    sb.touch("fixed");
+    sb.run().output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["i0", "i1", "i2", "i3"]));
+}
+
+#[test]
+fn transacted_container_is_an_atomic_unit_and_reruns_whole() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: transacted
+{CKPT}
+tasks:
+  - {{ name: Before, type: process, command: "echo Before >> ledger.txt" }}
+  - name: Tx
+    type: sequence
+    transaction: required
+    fail_package_on_failure: true
+    tasks:
+      - {{ name: T1, type: process, command: "echo T1 >> ledger.txt" }}
+      - {{ name: T2, type: process, command: "echo T2 >> ledger.txt; test -f fixed" }}
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+    sb.run().output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["Before", "T1", "T2"]));
+    let done = completed_paths(&sb.show("o.ckpt"));
+    assert_eq!(done.into_iter().collect::<Vec<_>>(), names(&["Before"]));
+
+    sb.touch("fixed");
+    sb.run().output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["T1", "T2"]));
+}
