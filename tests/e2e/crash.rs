@@ -24,9 +24,11 @@ impl Rng {
     }
 }
 
-/// 20 tasks: sequences and parallel containers, at most 4 at once. Each
+/// 20 tasks and a loop of 4: sequences (one a restart unit), parallel
+/// containers and a loop with recorded iterations, at most 4 at once. Each
 /// task writes its name to the ledger when it starts, then works a little.
-/// Returns the YAML and every task's path by its (unique) name.
+/// Returns the YAML and every task's path by its (unique) name; a loop's
+/// iteration is written `Loop[item]`.
 fn big_package() -> (String, BTreeMap<String, String>) {
     let mut paths = BTreeMap::new();
     let mut body = String::new();
@@ -45,7 +47,11 @@ fn big_package() -> (String, BTreeMap<String, String>) {
             "parallel",
             &["P01", "P02", "P03", "P04", "P05", "P06"],
         ),
-        ("Chain", "sequence", &["S01", "S02", "S03", "S04"]),
+        (
+            "Chain",
+            "sequence\n    restart_unit: true",
+            &["S01", "S02", "S03", "S04"],
+        ),
         ("Fan2", "parallel", &["Q01", "Q02", "Q03", "Q04"]),
     ];
     for (i, (cname, flow, children)) in containers.iter().enumerate() {
@@ -59,16 +65,47 @@ fn big_package() -> (String, BTreeMap<String, String>) {
         body += &task(&between, "  ", "0.02");
         paths.insert(between.clone(), between);
     }
+    // A loop whose finished iterations are recorded, keyed by item; its
+    // iterations write the item to the ledger.
+    body += r#"  - name: Each
+    type: foreach
+    items: [E1, E2, E3, E4]
+    map: [User::Item]
+    checkpoint_iterations: true
+    tasks:
+      - name: Work
+        type: process
+        command: "echo placeholder"
+        expressions:
+          command: '"echo " + @[User::Item] + " >> ledger.txt; sleep 0.03"'
+"#;
+    for item in ["E1", "E2", "E3", "E4"] {
+        paths.insert(item.to_owned(), format!("Each[{item}]"));
+    }
     let yaml = format!(
-        "id: {ID}\nname: crashy\nmax_concurrent: 4\ncheckpoint: {{ file: crash.ckpt, usage: if_exists, save: true }}\ntasks:\n{body}"
+        "id: {ID}\nname: crashy\nmax_concurrent: 4\ncheckpoint: {{ file: crash.ckpt, usage: if_exists, save: true }}\nvariables:\n  Item: {{ type: string, value: \"\" }}\ntasks:\n{body}"
     );
     (yaml, paths)
+}
+
+/// Completed paths, and finished iterations as `Loop[key]`.
+fn recorded_units(doc: &serde_json::Value) -> BTreeSet<String> {
+    let mut units = completed_paths(doc);
+    if let Some(loops) = doc["iterations"].as_object() {
+        for (lp, keys) in loops {
+            for key in keys.as_array().expect("iteration keys") {
+                let key = key.as_str().map_or_else(|| key.to_string(), str::to_owned);
+                units.insert(format!("{lp}[{key}]"));
+            }
+        }
+    }
+    units
 }
 
 #[test]
 fn kill_9_at_random_moments_never_reruns_a_recorded_task_and_the_file_stays_readable() {
     let (yaml, paths) = big_package();
-    assert_eq!(paths.len(), 20);
+    assert_eq!(paths.len(), 24);
     let seed = std::env::var("CHECKFLOW_E2E_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -89,18 +126,17 @@ fn kill_9_at_random_moments_never_reruns_a_recorded_task_and_the_file_stays_read
                     .cmd(["checkpoint", "show", "crash.ckpt", "--json"])
                     .output();
                 assert_eq!(out.code, Some(0), "unreadable checkpoint ({ctx})\n{out:?}");
-                let recorded = completed_paths(&out.json());
-                resumed += usize::from(!recorded.is_empty());
-                recorded
+                recorded_units(&out.json())
             } else {
                 BTreeSet::new()
             };
+            resumed += usize::from(!recorded.is_empty());
             let seen_before = sb.ledger().len();
 
             let mut run = sb.run().spawn();
             // Kill once a random number of tasks has started, plus a random
             // few milliseconds; the last attempts of a round run to the end.
-            let kill_after = (attempt < 6).then(|| (rng.below(16), rng.below(40)));
+            let kill_after = (attempt < 6).then(|| (rng.below(20), rng.below(40)));
             let status = loop {
                 if let Some(status) = run.child.try_wait().expect("try_wait") {
                     break Some(status);
@@ -119,7 +155,7 @@ fn kill_9_at_random_moments_never_reruns_a_recorded_task_and_the_file_stays_read
             let ledger = sb.ledger();
             for name in &ledger[seen_before..] {
                 let path = &paths[name];
-                let parent = path.split('/').next().expect("a path");
+                let parent = path.split(['/', '[']).next().expect("a path");
                 assert!(
                     !recorded.contains(path) && !recorded.contains(parent),
                     "{path} ran although recorded as complete ({ctx}); recorded: {recorded:?}"
