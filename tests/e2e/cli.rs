@@ -239,3 +239,62 @@ tasks:
     assert!(sb.ledger().is_empty(), "plan runs nothing");
     assert_eq!(sb.read_bytes("p.ckpt"), before, "plan changes nothing");
 }
+
+#[test]
+fn duplicate_sibling_names_exit_5_with_the_location_of_the_second() {
+    let sb = Sandbox::with_package(&format!(
+        "id: {ID}\nname: x\ntasks:\n  - {{ name: A, type: process, command: \"true\" }}\n  - {{ name: A, type: process, command: \"true\" }}\n"
+    ));
+    sb.run().output().exit(5).says("package.yaml:5:").says("A");
+}
+
+#[test]
+fn wrong_type_exits_5_with_file_line_and_column() {
+    let sb = Sandbox::with_package(&format!(
+        "id: {ID}\nname: x\nmax_concurrent: lots\ntasks:\n  - {{ name: A, type: process, command: \"true\" }}\n"
+    ));
+    sb.run().output().exit(5).says("package.yaml:3:");
+}
+
+#[test]
+fn malformed_expression_exits_5_showing_the_expression() {
+    let sb = Sandbox::with_package(&format!(
+        r#"id: {ID}
+name: x
+variables:
+  N: {{ type: int32, value: 0 }}
+tasks:
+  - {{ name: Bad, type: expression, expr: '@[User::N] = (1 + ' }}
+"#
+    ));
+    sb.run().output().exit(5).says("(1 + ").says("^");
+}
+
+#[test]
+fn every_validation_problem_is_reported_at_once() {
+    let sb = Sandbox::with_package(&format!(
+        r#"id: {ID}
+name: x
+tasks:
+  - {{ name: A, type: process, command: "true", after: [Missing1] }}
+  - {{ name: B, type: process, command: "true", after: [Missing2] }}
+"#
+    ));
+    sb.run().output().exit(5).says("Missing1").says("Missing2");
+}
+
+#[test]
+fn after_naming_a_task_in_another_container_exits_5() {
+    let sb = Sandbox::with_package(&format!(
+        r#"id: {ID}
+name: x
+tasks:
+  - name: Box
+    type: sequence
+    tasks:
+      - {{ name: Inner, type: process, command: "true" }}
+  - {{ name: Outer, type: process, command: "true", after: [Inner] }}
+"#
+    ));
+    sb.run().output().exit(5).says("Inner");
+}

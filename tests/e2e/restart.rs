@@ -267,3 +267,37 @@ tasks:
         .says_ci("ignored");
     assert_eq!(sb.read("out.txt").trim(), "monday");
 }
+
+#[test]
+fn config_file_of_the_first_run_is_reused_on_restart_and_a_new_one_ignored() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: config_file
+{CKPT}
+variables:
+  Target: {{ type: string, value: default }}
+tasks:
+  - {{ name: Fail, type: process, command: "echo Fail >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
+  - name: Report
+    type: process
+    command: "echo placeholder"
+    expressions:
+      command: '"echo " + @[User::Target] + " >> out.txt"'
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+    sb.write("first.yaml", "User::Target: staging\n");
+    sb.write("second.yaml", "User::Target: production\n");
+    sb.run().args(["--config", "first.yaml"]).output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["Fail"]));
+
+    sb.touch("fixed");
+    sb.run()
+        .args(["--config", "second.yaml"])
+        .output()
+        .exit(0)
+        .says("User::Target")
+        .says_ci("ignored");
+    assert_eq!(sb.read("out.txt").trim(), "staging");
+}
