@@ -18,6 +18,7 @@ tasks:
   - {{ name: Fast, type: process, command: "echo Fast >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
   - {{ name: Slow, type: process, command: "sleep 1; echo Slow >> ledger.txt" }}
   - {{ name: Join, type: process, command: "echo Join >> ledger.txt", after: [Fast, Slow] }}
+  - {{ name: Next, type: process, command: "echo Next >> ledger.txt", after: [Slow] }}
 "#
     );
     let sb = Sandbox::with_package(&yaml);
@@ -26,7 +27,7 @@ tasks:
     assert_eq!(
         sb.take_ledger(),
         names(&["Fast", "Slow"]),
-        "Slow was already running when Fast failed, and finishes"
+        "Slow was already running when Fast failed, and finishes; nothing new starts (Next)"
     );
     assert_eq!(
         sb.completed("r.ckpt"),
@@ -35,7 +36,7 @@ tasks:
 
     sb.touch("fixed");
     sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["Fast", "Join"]));
+    assert_eq!(sorted(sb.take_ledger()), names(&["Fast", "Join", "Next"]));
 }
 
 #[test]
@@ -300,4 +301,30 @@ tasks:
         .says("User::Target")
         .says_ci("ignored");
     assert_eq!(sb.read("out.txt").trim(), "staging");
+}
+
+#[test]
+fn result_is_recorded_durably_before_a_dependent_task_starts() {
+    // B looks at the checkpoint from inside the run, before doing anything.
+    let yaml = format!(
+        r#"
+id: {ID}
+name: durable
+{CKPT}
+tasks:
+  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
+  - {{ name: B, type: process, command: "\"$CHECKFLOW_BIN\" checkpoint show r.ckpt --json > seen_by_b.json; echo B >> ledger.txt" }}
+  - {{ name: C, type: process, command: "echo C >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+    sb.run().env("CHECKFLOW_BIN", BIN).output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["A", "B", "C"]));
+    let seen: serde_json::Value =
+        serde_json::from_str(&sb.read("seen_by_b.json")).expect("B saw a readable checkpoint");
+    assert_eq!(
+        completed_of(&seen),
+        vec![("A".to_owned(), "success".to_owned())],
+        "A must be recorded before B starts"
+    );
 }
