@@ -436,3 +436,22 @@ tasks:
     );
     assert!(!sb.exists("lock.ckpt"));
 }
+
+#[test]
+fn checkpointing_off_neither_reads_nor_writes_a_checkpoint() {
+    let sb = Sandbox::with_package(&abc(
+        "checkpoint: { file: off.ckpt, usage: if_exists, save: true }",
+    ));
+
+    sb.run().args(["--checkpointing", "off"]).output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["A", "B"]));
+    assert!(!sb.exists("off.ckpt"), "off: nothing is saved");
+
+    // With a checkpoint present, off does not restart from it.
+    sb.run().output().exit(1);
+    sb.take_ledger();
+    assert!(sb.exists("off.ckpt"));
+    sb.touch("fixed");
+    sb.run().args(["--checkpointing", "off"]).output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["A", "B", "C"]));
+}
