@@ -286,14 +286,11 @@ impl fmt::Display for Expr {
             }
             ExprKind::Var(v) => write!(f, "@[{}]", v.qualified()),
             ExprKind::Unary(op, e) => {
+                // Prefix forms (other unary operators, casts) follow directly: "--1" lexes as
+                // two minus signs, and no operator token starts with "!" followed by "(".
+                // Adding parentheses here would deepen the text the parser sees.
                 f.write_str(op.symbol())?;
-                // Atoms follow directly; anything else (including another prefix operator,
-                // so "- -1" never prints as "--1") is parenthesised.
-                if matches!(e.kind, ExprKind::Unary(..) | ExprKind::Cast(..)) {
-                    write!(f, "({e})")
-                } else {
-                    e.write_child(f, PREC_ATOM)
-                }
+                e.write_child(f, PREC_CAST)
             }
             ExprKind::Binary(op, l, r) => {
                 let p = op.precedence();
@@ -304,13 +301,14 @@ impl fmt::Display for Expr {
             ExprKind::Cond(c, a, b) => {
                 c.write_child(f, PREC_COND + 1)?;
                 f.write_str(" ? ")?;
-                a.write_child(f, PREC_COND + 1)?;
+                // The middle operand runs up to ":", so it never needs parentheses.
+                a.write_child(f, 0)?;
                 f.write_str(" : ")?;
                 b.write_child(f, PREC_COND)
             }
             ExprKind::Cast(ty, e) => {
                 write_type_spec(f, ty)?;
-                e.write_child(f, PREC_ATOM)
+                e.write_child(f, PREC_CAST)
             }
             ExprKind::Call(name, args) => {
                 write!(f, "{name}(")?;

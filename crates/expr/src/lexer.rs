@@ -478,6 +478,13 @@ impl<'a> Lexer<'a> {
             self.pos += c.len_utf8();
             match c {
                 '"' => return Ok(Tok::Str(out)),
+                '\0' => {
+                    return Err(self.err(
+                        self.pos - 1,
+                        self.pos,
+                        "a NUL character is not allowed in a string (it is the string terminator)",
+                    ));
+                }
                 '\\' => {
                     let esc_start = self.pos - 1;
                     let Some(e) = self.peek_char() else {
@@ -633,6 +640,7 @@ mod tests {
             Tok::Str("a\\b\"c\nA".into())
         );
         assert!(tokenize(r#""\x0000""#).is_err());
+        assert!(tokenize("\"a\0b\"").is_err());
         assert!(tokenize(r#""\q""#).is_err());
         assert!(tokenize("\"abc").is_err());
         assert_eq!(toks(r#""\xD83D\xDE00""#)[0], Tok::Str("😀".into()));

@@ -32,20 +32,16 @@ pub fn parse(src: &str) -> Result<Ast, ExprError> {
         return Err(p.error_here("expected an expression, found an empty text"));
     }
     // An assignment is "@var = expr" at the very start.
-    let root = if matches!(p.peek(), Tok::Var(_)) && p.peek_at(1) == &Tok::Assign {
-        let var_tok = p.bump();
-        let Tok::Var(name) = var_tok.tok else {
-            unreachable!("checked above")
-        };
-        p.bump();
-        let (value, _) = p.expr(0)?;
-        let span = var_tok.span.to(value.span);
-        Expr::new(
-            ExprKind::Assign(VarRef::parse(&name), Box::new(value)),
-            span,
-        )
-    } else {
-        p.expr(0)?.0
+    let root = match p.peek().clone() {
+        Tok::Var(name) if p.peek_at(1) == &Tok::Assign => {
+            let var_span = p.bump().span;
+            let target = p.var_ref(&name, var_span)?;
+            p.bump();
+            let (value, _) = p.expr(0)?;
+            let span = var_span.to(value.span);
+            Expr::new(ExprKind::Assign(target, Box::new(value)), span)
+        }
+        _ => p.expr(0)?.0,
     };
     match p.peek() {
         Tok::Eof => Ok(Ast { root }),
@@ -116,6 +112,21 @@ impl Parser<'_> {
             self.pos += 1;
         }
         t
+    }
+
+    /// Reads the text of a variable token, refusing names that could not be printed back.
+    fn var_ref(&self, text: &str, span: Span) -> Result<VarRef, ExprError> {
+        let var = VarRef::parse(text);
+        let bad = |part: &str| {
+            part.is_empty() || part.contains([':', '[', ']']) || part.chars().any(char::is_control)
+        };
+        if bad(&var.namespace) || bad(&var.name) {
+            return Err(self.error_at(
+                span,
+                "invalid variable name: write @Name, @[Name] or @[Namespace::Name] (no \":\" or control characters inside a name)",
+            ));
+        }
+        Ok(var)
     }
 
     fn error_at(&self, span: Span, message: &str) -> ExprError {
@@ -289,7 +300,7 @@ impl Parser<'_> {
             Tok::Numeric(text) => leaf(ExprKind::Numeric(text)),
             Tok::Real(text, suffix) => leaf(ExprKind::Real(text, suffix)),
             Tok::Str(s) => leaf(ExprKind::Str(s)),
-            Tok::Var(name) => leaf(ExprKind::Var(VarRef::parse(&name))),
+            Tok::Var(name) => leaf(ExprKind::Var(self.var_ref(&name, tok.span)?)),
             Tok::Ident(name) => self.ident(name, tok.span),
             Tok::Bracketed(name) => Err(self.error_at(
                 tok.span,
@@ -426,7 +437,12 @@ mod tests {
             "TRUE ? 1 : FALSE ? 2 : 3"
         );
         assert_eq!(roundtrip("(TRUE ? 1 : 2) + 1"), "(TRUE ? 1 : 2) + 1");
-        assert_eq!(roundtrip("-(DT_I4)@x"), "-((DT_I4)@[User::x])");
+        assert_eq!(roundtrip("-(DT_I4)@x"), "-(DT_I4)@[User::x]");
+        assert_eq!(roundtrip("- -1"), "--1");
+        assert_eq!(
+            roundtrip("TRUE ? (FALSE ? 1 : 2) : 3"),
+            "TRUE ? FALSE ? 1 : 2 : 3"
+        );
         assert_eq!(
             roundtrip("(DT_WSTR,10)@n + \"a\""),
             "(DT_WSTR, 10)@[User::n] + \"a\""
