@@ -144,7 +144,6 @@ tasks:
 }
 
 #[test]
-#[ignore = "bug: checkpoint keeps only variables that changed, not all (see /work/bugs.md)"]
 fn checkpoint_holds_every_variable_not_only_changed_ones() {
     let sb = Sandbox::with_package(&format!(
         r#"

@@ -39,7 +39,11 @@ struct JournalRecorder<'p> {
 
 fn var_map(plan: &Plan, vars: Vec<(u32, VarValue)>) -> BTreeMap<String, journal::VarValue> {
     vars.into_iter()
-        .filter(|(slot, _)| plan.vars.decl(*slot).system.is_none())
+        // System variables are the run's own; expression variables are computed.
+        .filter(|(slot, _)| {
+            let d = plan.vars.decl(*slot);
+            d.system.is_none() && d.expr.is_none()
+        })
         .map(|(slot, v)| {
             let d = plan.vars.decl(slot);
             (
@@ -164,10 +168,23 @@ pub fn run(args: &RunArgs) -> Result<i32, Fail> {
             }
         };
         let mut j = j;
-        j.append(journal::Entry::RunStarted {
+        let mut first = vec![journal::Entry::RunStarted {
             run_id: run_id.clone(),
-        })
-        .map_err(|e| Fail::new(exit::FAILURE, format!("failed to {e}")))?;
+        }];
+        if state.is_none() {
+            // The checkpoint holds the value of every variable (SPEC 2.2), not only
+            // the ones that change: record them all once, when it is created.
+            let all: Vec<(u32, VarValue)> = initial
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as u32, v.clone()))
+                .collect();
+            first.push(journal::Entry::Vars {
+                vars: var_map(&plan, all),
+            });
+        }
+        j.append_all(first)
+            .map_err(|e| Fail::new(exit::FAILURE, format!("failed to {e}")))?;
         journal = Some(j);
     }
 
