@@ -9,6 +9,7 @@ pub mod exit;
 mod ops;
 mod report;
 mod session;
+mod timing;
 
 use args::{CheckpointCmd, Cli, Cmd};
 use clap::Parser;

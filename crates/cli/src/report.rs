@@ -17,11 +17,53 @@ fn rfc3339() -> String {
     jiff::Timestamp::now().to_string()
 }
 
+/// One `--log json` line. Built as a struct, not a map, so that a line costs
+/// one pass of serialization (the log is written for every executable).
+#[derive(serde::Serialize, Default)]
+struct JsonEvent<'a> {
+    ts: String,
+    event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempt: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    done: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    elapsed_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delay_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+}
+
 /// Prints events as they come.
 pub struct Console<'p> {
     plan: &'p Plan,
     format: LogFormat,
-    out: std::io::Stdout,
+    out: std::io::BufWriter<std::io::Stdout>,
     last_progress: HashMap<NodeId, Instant>,
 }
 
@@ -30,7 +72,7 @@ impl<'p> Console<'p> {
         Console {
             plan,
             format,
-            out: std::io::stdout(),
+            out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
             last_progress: HashMap::new(),
         }
     }
@@ -40,8 +82,7 @@ impl<'p> Console<'p> {
     }
 
     fn line(&mut self, s: &str) {
-        let mut o = self.out.lock();
-        let _ = writeln!(o, "{s}");
+        let _ = writeln!(self.out, "{s}");
     }
 
     /// A message about the run itself (warnings before it starts, checkpoint notes).
@@ -77,23 +118,49 @@ impl<'p> Console<'p> {
 }
 
 impl Reporter for Console<'_> {
+    fn flush(&mut self) {
+        let _ = self.out.flush();
+    }
+
     fn event(&mut self, ev: &Event) {
         if self.format == LogFormat::Json {
-            let v = match ev {
+            let path = |n: &NodeId| Some(self.plan.node(*n).path.as_str());
+            let mut j = JsonEvent {
+                ts: rfc3339(),
+                ..JsonEvent::default()
+            };
+            match ev {
                 Event::Started { node, attempt } => {
-                    json!({"event": "started", "path": self.path(*node), "type": self.plan.node(*node).kind.type_name(), "attempt": attempt})
+                    j.event = "started";
+                    j.path = path(node);
+                    j.kind = Some(self.plan.node(*node).kind.type_name());
+                    j.attempt = Some(*attempt);
                 }
                 Event::Restored { node, outcome } => {
-                    json!({"event": "restored", "path": self.path(*node), "result": outcome.to_string()})
+                    j.event = "restored";
+                    j.path = path(node);
+                    j.result = Some(outcome.to_string());
                 }
                 Event::Iteration { node, index, key } => {
-                    json!({"event": "iteration", "path": self.path(*node), "index": index, "key": key})
+                    j.event = "iteration";
+                    j.path = path(node);
+                    j.index = Some(*index);
+                    j.key = key.as_deref();
                 }
                 Event::IterationSkipped { node, key } => {
-                    json!({"event": "iteration_skipped", "path": self.path(*node), "key": key})
+                    j.event = "iteration_skipped";
+                    j.path = path(node);
+                    j.key = Some(key);
                 }
                 Event::Log { node, level, line } => {
-                    json!({"event": "output", "path": self.path(*node), "stream": if *level == LogLevel::Info {"stdout"} else {"stderr"}, "line": line})
+                    j.event = "output";
+                    j.path = path(node);
+                    j.stream = Some(if *level == LogLevel::Info {
+                        "stdout"
+                    } else {
+                        "stderr"
+                    });
+                    j.line = Some(line);
                 }
                 Event::Progress {
                     node,
@@ -101,10 +168,16 @@ impl Reporter for Console<'_> {
                     total,
                     unit,
                 } => {
-                    json!({"event": "progress", "path": self.path(*node), "done": done, "total": total, "unit": unit})
+                    j.event = "progress";
+                    j.path = path(node);
+                    j.done = Some(*done);
+                    j.total = *total;
+                    j.unit = Some(unit);
                 }
                 Event::Running { node, elapsed } => {
-                    json!({"event": "running", "path": self.path(*node), "elapsed_ms": elapsed.as_millis() as u64})
+                    j.event = "running";
+                    j.path = path(node);
+                    j.elapsed_ms = Some(elapsed.as_millis() as u64);
                 }
                 Event::Retrying {
                     node,
@@ -112,7 +185,11 @@ impl Reporter for Console<'_> {
                     error,
                     delay,
                 } => {
-                    json!({"event": "retrying", "path": self.path(*node), "attempt": attempt, "error": error, "delay_ms": delay.as_millis() as u64})
+                    j.event = "retrying";
+                    j.path = path(node);
+                    j.attempt = Some(*attempt);
+                    j.error = Some(error);
+                    j.delay_ms = Some(delay.as_millis() as u64);
                 }
                 Event::Finished {
                     node,
@@ -120,13 +197,19 @@ impl Reporter for Console<'_> {
                     duration,
                     error,
                 } => {
-                    json!({"event": "finished", "path": self.path(*node), "status": status.to_string(), "duration_ms": duration.as_millis() as u64, "error": error})
+                    j.event = "finished";
+                    j.path = path(node);
+                    j.status = Some(status.to_string());
+                    j.duration_ms = Some(duration.as_millis() as u64);
+                    j.error = error.as_deref();
                 }
-                Event::Warning { message } => json!({"event": "warning", "message": message}),
-            };
-            let mut v = v;
-            v["ts"] = json!(rfc3339());
-            self.line(&v.to_string());
+                Event::Warning { message } => {
+                    j.event = "warning";
+                    j.message = Some(message);
+                }
+            }
+            let text = serde_json::to_string(&j).unwrap_or_default();
+            self.line(&text);
             return;
         }
         let t = ts();

@@ -31,6 +31,7 @@ impl Fail {
 
 /// Loads and validates a package (exit 4 for a missing file, 5 for problems).
 pub fn load_plan(path: &Path) -> Result<Plan, Fail> {
+    let t = crate::timing::start();
     let pkg = checkflow_model::load(path).map_err(|e| match &e {
         LoadError::Io { .. } => Fail::new(exit::NOT_FOUND, e.to_string()),
         LoadError::Syntax { snippet, .. } => {
@@ -42,8 +43,13 @@ pub fn load_plan(path: &Path) -> Result<Plan, Fail> {
             Fail::new(exit::INVALID, m)
         }
     })?;
+    crate::timing::phase("load", t);
+    let t = crate::timing::start();
     let registry = checkflow_tasks::registry();
-    checkflow_plan::validate(&pkg, &registry).map_err(|e| Fail::new(exit::INVALID, e.to_string()))
+    let plan = checkflow_plan::validate(&pkg, &registry)
+        .map_err(|e| Fail::new(exit::INVALID, e.to_string()));
+    crate::timing::phase("validate", t);
+    plan
 }
 
 /// One configuration value: where it came from and its text.
@@ -325,10 +331,13 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
                 ),
             ));
         }
-        (_, Some(p)) => Some(
-            journal::read(p, key.as_ref())
-                .map_err(|e| Fail::new(exit::FAILURE, format!("failed to {e}")))?,
-        ),
+        (_, Some(p)) => {
+            let t = crate::timing::start();
+            let st = journal::read(p, key.as_ref())
+                .map_err(|e| Fail::new(exit::FAILURE, format!("failed to {e}")))?;
+            crate::timing::phase("read checkpoint", t);
+            Some(st)
+        }
     };
 
     let mut config = given.clone();
@@ -446,7 +455,10 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
             Changed::Rerun => ChangedPolicy::Rerun,
             Changed::Refuse => ChangedPolicy::Refuse,
         };
-        res = resume(&plan, &rec, &opts.rerun, policy).map_err(|e| {
+        let t = crate::timing::start();
+        let r = resume(&plan, &rec, &opts.rerun, policy);
+        crate::timing::phase("resume decisions", t);
+        res = r.map_err(|e| {
             let code = match e {
                 checkflow_exec::ResumeError::UnknownRerun(_) => exit::BAD_COMMAND_LINE,
                 checkflow_exec::ResumeError::Changed(_) => exit::FAILURE,

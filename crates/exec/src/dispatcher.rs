@@ -174,6 +174,10 @@ impl<'a> Dispatcher<'a> {
                 .next_timer()
                 .map(|t| t.saturating_duration_since(Instant::now()))
                 .unwrap_or(Duration::from_millis(200));
+            // Before waiting, make every completion so far durable: a task that
+            // finished with nothing new to start must not wait for the next start.
+            self.flush();
+            self.reporter.flush();
             match self.rx.recv_timeout(wait.min(Duration::from_millis(200))) {
                 Ok(msg) => {
                     self.on_msg(msg);

@@ -112,6 +112,9 @@ pub enum Event {
 pub trait Reporter {
     /// Called in order, from the dispatcher thread.
     fn event(&mut self, event: &Event);
+
+    /// The dispatcher is about to wait: write out anything buffered.
+    fn flush(&mut self) {}
 }
 
 /// A completion to make durable.

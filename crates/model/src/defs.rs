@@ -268,208 +268,213 @@ pub enum Retrieve {
 
 /// An executable: a task or a container. Fields not used by its type are
 /// rejected by validation.
+///
+/// Serializing it gives the text its fingerprint is computed from: every field
+/// that affects what it does, in declaration order; `name`, `description`,
+/// `after`, `after_logic` and `tasks` are left out.
 #[derive(Debug, Deserialize, Serialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct TaskDef {
     // -- common to every executable (SPEC §1.1) --
     /// Unique among siblings; no `/`.
+    #[serde(skip_serializing)]
     pub name: Spanned<String>,
     /// A task type or a container type.
     #[serde(rename = "type")]
     pub kind: Spanned<String>,
     /// Free text; not part of the fingerprint.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub description: Option<String>,
     /// Precedence constraints.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub after: Option<Spanned<Vec<AfterDef>>>,
     /// How constraints combine.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub after_logic: Option<Logic>,
     /// Not run; counts as success.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
     /// FailPackageOnFailure.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_package_on_failure: Option<bool>,
     /// FailParentOnFailure.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_parent_on_failure: Option<bool>,
     /// MaximumErrorCount (containers).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_errors: Option<Spanned<i64>>,
     /// ForceExecutionResult.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force_result: Option<ForceResult>,
     /// TransactionOption.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transaction: Option<TransactionOption>,
     /// A container that restarts as one unit.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_unit: Option<bool>,
     /// Re-runs of a failed task before it counts as failed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<Spanned<i64>>,
     /// Wait between retries (`1s`, `500ms`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_delay: Option<Spanned<String>>,
     /// Fail after this long.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Spanned<String>>,
     /// Property expressions.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expressions: Option<Spanned<BTreeMap<String, String>>>,
 
     // -- containers --
     /// Children.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub tasks: Option<Vec<Spanned<TaskDef>>>,
     /// How untied children run.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<Flow>,
     /// for_loop InitExpression.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<Spanned<String>>,
     /// for_loop EvalExpression.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval: Option<Spanned<String>>,
     /// for_loop AssignExpression.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assign: Option<Spanned<String>>,
     /// foreach items enumerator.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<Spanned<Vec<serde_json::Value>>>,
     /// foreach file enumerator.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<Spanned<FilesDef>>,
     /// foreach recordset enumerator (an object variable).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<Spanned<String>>,
     /// Variables that receive each item's values, by position.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map: Option<Spanned<Vec<String>>>,
     /// Record each finished iteration (beyond SSIS).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint_iterations: Option<bool>,
 
     // -- process --
     /// A shell command line.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Spanned<String>>,
     /// A program to run without a shell.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program: Option<Spanned<String>>,
     /// Its arguments.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<String>>,
     /// Working directory.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
     /// Extra environment.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
     /// Exit codes that mean success.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_codes: Option<Vec<i32>>,
     /// Variable that receives standard output.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdout_var: Option<Spanned<String>>,
     /// Variable that receives standard error.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr_var: Option<Spanned<String>>,
 
     // -- expression --
     /// The assignment to evaluate.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expr: Option<Spanned<String>>,
 
     // -- sql, bulk_insert, download --
     /// A connection name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<Spanned<String>>,
     /// SQL text.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql: Option<String>,
     /// Parameters bound from variables.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<Vec<String>>,
     /// `none`, `single_row`, `full`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
     /// Variables for a single row.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_vars: Option<Vec<String>>,
     /// Object variable for a full result.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_var: Option<String>,
     /// Target table.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
     /// A file (bulk_insert source, script file).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
     /// Field delimiter.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delimiter: Option<String>,
     /// First line is a header.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<bool>,
     /// Quote character.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quote: Option<String>,
     /// Null marker.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub null: Option<String>,
     /// Target columns.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,
     /// Empty the table first.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncate: Option<bool>,
     /// Rows per committed batch.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<u64>,
     /// Resume a partial load or download.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<bool>,
     /// Source URL.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Expected SHA-256.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
 
     // -- file --
     /// `copy`, `move`, `rename`, `delete`, `mkdir`, `rmdir`, `clear_dir`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op: Option<Spanned<String>>,
     /// Source path.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Spanned<String>>,
     /// Destination path.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<Spanned<String>>,
     /// Replace an existing destination.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overwrite: Option<bool>,
 
     // -- script --
     /// Script source.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
     /// Variables the script may read.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_vars: Option<Vec<String>>,
     /// Variables the script may write.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_vars: Option<Vec<String>>,
 
     // -- package --
     /// Child package path.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// Child variable bindings.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bind: Option<BTreeMap<String, String>>,
 }
 

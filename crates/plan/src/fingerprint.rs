@@ -7,19 +7,12 @@
 use checkflow_model::TaskDef;
 use sha2::{Digest, Sha256};
 
-const IGNORED: &[&str] = &["name", "description", "after", "after_logic", "tasks"];
-
 /// The fingerprint of a definition whose children have `children` fingerprints.
 pub(crate) fn fingerprint(def: &TaskDef, children: &[String]) -> String {
-    let mut json = serde_json::to_value(def).unwrap_or(serde_json::Value::Null);
-    if let serde_json::Value::Object(map) = &mut json {
-        for k in IGNORED {
-            map.remove(*k);
-        }
-        map.retain(|_, v| !v.is_null());
-    }
-    // serde_json's map is ordered by key, so this text is canonical.
-    let text = json.to_string();
+    // `TaskDef`'s Serialize leaves out the fields that do not affect what it
+    // does and the unset ones; fields come in declaration order, so the text
+    // is canonical.
+    let text = serde_json::to_string(def).unwrap_or_default();
     hash_parts(&[&text], children)
 }
 

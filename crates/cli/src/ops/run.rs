@@ -198,6 +198,7 @@ pub fn run(args: &RunArgs) -> Result<i32, Fail> {
         initial,
         interrupt,
     };
+    let t = crate::timing::start();
     let result = match journal {
         Some(j) => {
             let mut rec = JournalRecorder {
@@ -211,6 +212,7 @@ pub fn run(args: &RunArgs) -> Result<i32, Fail> {
         None => checkflow_exec::run(&plan, opts, &mut NoRecorder, &mut console),
     };
 
+    crate::timing::phase("run", t);
     // The checkpoint's fate (SPEC 2.4).
     let mut note = String::new();
     let mut kept = false;
