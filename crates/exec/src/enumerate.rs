@@ -82,25 +82,19 @@ pub fn enumerate(e: &Enumerator, store: &VarStore, vars: &VarTable) -> Result<Ve
 /// recordset `{ "columns": [...], "rows": [[...], ...] }`.
 pub fn rows_of(json: &serde_json::Value) -> Result<Vec<Item>, String> {
     use serde_json::Value as J;
+    // A row is a list of values, a map (its values in written order), or one value.
+    fn row(r: &J) -> Vec<J> {
+        match r {
+            J::Array(a) => a.clone(),
+            J::Object(m) => m.values().cloned().collect(),
+            other => vec![other.clone()],
+        }
+    }
     let rows: Vec<Vec<J>> = match json {
         J::Null => Vec::new(),
-        J::Array(list) => list
-            .iter()
-            .map(|r| match r {
-                J::Array(a) => a.clone(),
-                J::Object(m) => m.values().cloned().collect(),
-                other => vec![other.clone()],
-            })
-            .collect(),
+        J::Array(list) => list.iter().map(row).collect(),
         J::Object(m) => match m.get("rows") {
-            Some(J::Array(rows)) => rows
-                .iter()
-                .map(|r| match r {
-                    J::Array(a) => a.clone(),
-                    J::Object(m) => m.values().cloned().collect(),
-                    other => vec![other.clone()],
-                })
-                .collect(),
+            Some(J::Array(rows)) => rows.iter().map(row).collect(),
             _ => return Err("expected a list of rows or a recordset with \"rows\"".into()),
         },
         _ => return Err("expected a list of rows or a recordset".into()),
