@@ -1,6 +1,7 @@
 //! End-to-end tests: every scenario of SPEC §4 that the engine supports,
 //! and the command line's contract (§3), run through the real binary.
 
+mod bad_inputs;
 mod checkpoint_rules;
 mod cli;
 mod crash;

@@ -87,6 +87,8 @@ struct Rt {
     cancel: Option<CancelToken>,
     deadline: Option<Instant>,
     timed_out: bool,
+    /// Why a running task was stopped (its own or its container's timeout).
+    stop_reason: Option<String>,
     retry_at: Option<Instant>,
     heartbeat: Option<Instant>,
     props: Arc<HashMap<String, Value>>,
@@ -243,7 +245,7 @@ impl<'a> Dispatcher<'a> {
             .filter_map(|n| {
                 let rt = &self.rt[n.index()];
                 match rt.state {
-                    State::Running => rt.deadline,
+                    State::Running | State::Active => rt.deadline,
                     State::Waiting => rt.retry_at,
                     _ => None,
                 }
@@ -270,6 +272,8 @@ impl<'a> Dispatcher<'a> {
                 }
                 State::Running if rt.deadline.is_some_and(|d| d <= now) && !rt.timed_out => {
                     rt.timed_out = true;
+                    let t = self.plan.node(n).timeout.unwrap_or_default();
+                    rt.stop_reason = Some(format!("timed out after {}", humantime(t)));
                     if let Some(t) = &rt.cancel {
                         t.cancel();
                     }
@@ -283,6 +287,10 @@ impl<'a> Dispatcher<'a> {
                     } else {
                         self.spawn(n);
                     }
+                }
+                State::Active if rt.deadline.is_some_and(|d| d <= now) && !rt.timed_out => {
+                    rt.timed_out = true;
+                    self.container_timeout(n);
                 }
                 _ => {}
             }
@@ -494,6 +502,7 @@ impl<'a> Dispatcher<'a> {
         rt.started = Some(Instant::now());
         rt.start_time = Some(now_civil());
         rt.timed_out = false;
+        rt.stop_reason = None;
         let token = CancelToken::new();
         rt.cancel = Some(token.clone());
         rt.deadline = node.timeout.map(|t| Instant::now() + t);
@@ -569,9 +578,8 @@ impl<'a> Dispatcher<'a> {
         rt.total += r.elapsed;
         rt.runs += 1;
         let mut result = r.result;
-        if rt.timed_out {
-            let t = node.timeout.unwrap_or_default();
-            result = Err(format!("timed out after {}", humantime(t)));
+        if let Some(reason) = rt.stop_reason.take() {
+            result = Err(reason);
         }
         if let Err(e) = &result {
             rt.last_error = Some(e.clone());
@@ -679,7 +687,10 @@ impl<'a> Dispatcher<'a> {
         self.errors.push(format!("{label}: {msg}"));
         let mut cascade = Vec::new();
         self.fail_rec(n, &mut cascade);
-        if cascade.contains(&Plan::ROOT) {
+        // Nothing that fails once the package has failed is recorded: only the
+        // executables still running that succeed are (SPEC 2.3), so a rerun
+        // runs these again.
+        if cascade.contains(&Plan::ROOT) || self.rt[0].halted {
             for c in cascade {
                 self.rt[c.index()].chain = true;
             }
@@ -795,6 +806,11 @@ impl<'a> Dispatcher<'a> {
         rt.start_time = Some(now_civil());
         rt.iteration = 0;
         rt.cut = false;
+        rt.timed_out = false;
+        rt.deadline = self.plan.node(n).timeout.map(|t| Instant::now() + t);
+        if rt.deadline.is_some() {
+            self.busy.insert(n);
+        }
         if n != Plan::ROOT {
             self.reporter.event(&Event::Started {
                 node: n,
@@ -844,6 +860,24 @@ impl<'a> Dispatcher<'a> {
         self.agenda.push_back(Work::ChildDone(n));
     }
 
+    /// A container ran past its `timeout`: it fails at once, its running tasks
+    /// are stopped, and nothing new starts inside it.
+    fn container_timeout(&mut self, n: NodeId) {
+        let t = self.plan.node(n).timeout.unwrap_or_default();
+        let msg = format!("timed out after {}", humantime(t));
+        let path = self.plan.node(n).path.clone();
+        for d in self.plan.subtree(n).into_iter().skip(1) {
+            let rt = &mut self.rt[d.index()];
+            if rt.state == State::Running {
+                rt.stop_reason = Some(format!("stopped: container \"{path}\" {msg}"));
+                if let Some(tok) = &rt.cancel {
+                    tok.cancel();
+                }
+            }
+        }
+        self.container_error(n, msg);
+    }
+
     fn start_children(&mut self, n: NodeId) {
         let node = self.plan.node(n);
         if node.children.is_empty() {
@@ -863,6 +897,7 @@ impl<'a> Dispatcher<'a> {
             rt.chain = false;
             rt.attempt = 0;
             rt.timed_out = false;
+            rt.stop_reason = None;
         }
     }
 
@@ -990,6 +1025,7 @@ impl<'a> Dispatcher<'a> {
         if self.rt[c.index()].state != State::Active {
             return;
         }
+        self.busy.remove(&c);
         let node = self.plan.node(c);
         let rt = &self.rt[c.index()];
         let incomplete = node.children.iter().any(|ch| {

@@ -532,3 +532,58 @@ fn a_container_that_finished_is_recorded_even_while_the_package_stops() {
     assert!(rec.completed.contains_key("S") && rec.completed.contains_key("S/A"));
     assert!(!rec.completed.contains_key("L"));
 }
+
+#[test]
+fn a_container_timeout_stops_its_tasks_and_fails_it() {
+    let log = Log::default();
+    let plan = plan_of(
+        "tasks:\n  - name: S\n    type: sequence\n    timeout: 50ms\n    tasks:\n      - {name: Long, type: fake, command: 'sleep:5000'}\n      - {name: Next, type: fake}\n",
+        &log,
+    );
+    let (r, c) = run_plan(&plan, Resume::default());
+    assert_eq!(r.outcome, PackageOutcome::Failure);
+    assert_eq!(status(&plan, &r, "S"), Status::Failed);
+    assert_eq!(status(&plan, &r, "S/Next"), Status::NotRun);
+    let s = r
+        .summary
+        .iter()
+        .find(|x| x.node == plan.find("S").unwrap())
+        .unwrap();
+    assert!(
+        s.error.as_deref().unwrap_or("").contains("timed out"),
+        "{:?}",
+        s.error
+    );
+    let long = r
+        .summary
+        .iter()
+        .find(|x| x.node == plan.find("S/Long").unwrap())
+        .unwrap();
+    assert!(
+        long.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("container \"S\" timed out"),
+        "{:?}",
+        long.error
+    );
+    assert!(log.lock().unwrap().contains(&"cancelled Long".to_string()));
+    assert!(c.records.is_empty());
+}
+
+#[test]
+fn a_failure_after_the_package_failed_is_not_recorded() {
+    let log = Log::default();
+    let plan = plan_of(
+        "flow: parallel\nmax_errors: 1\ntasks:\n  - {name: First, type: fake, command: fail, fail_package_on_failure: true}\n  - {name: Later, type: fake, command: 'sleepfail:60', fail_parent_on_failure: false}\n  - {name: Fine, type: fake, command: 'sleep:60'}\n",
+        &log,
+    );
+    let (r, c) = run_plan(&plan, Resume::default());
+    assert_eq!(r.outcome, PackageOutcome::Failure);
+    let rec = recorded(&plan, &c);
+    assert_eq!(
+        rec.completed.keys().collect::<Vec<_>>(),
+        ["Fine"],
+        "only what succeeded after the failure is recorded"
+    );
+}
