@@ -73,11 +73,7 @@ const ECHO_A: &str = r#"{ name: A, type: process, command: "echo A >> ledger.txt
 
 #[test]
 fn tab_used_for_indentation_is_a_load_error_on_its_line() {
-    rejected(
-        &pkg(&format!("tasks:\n\t- {ECHO_A}\n")),
-        "4:",
-        &["tabs"],
-    );
+    rejected(&pkg(&format!("tasks:\n\t- {ECHO_A}\n")), "4:", &["tabs"]);
 }
 
 #[test]
@@ -101,7 +97,9 @@ fn key_indented_deeper_than_its_siblings_is_a_load_error_where_it_goes_wrong() {
 #[test]
 fn list_where_a_map_is_expected_is_a_load_error_at_the_list() {
     rejected(
-        &pkg(&format!("checkpoint: [a.ckpt, always]\ntasks:\n  - {ECHO_A}\n")),
+        &pkg(&format!(
+            "checkpoint: [a.ckpt, always]\ntasks:\n  - {ECHO_A}\n"
+        )),
         "3:13",
         &["mapping"],
     );
@@ -138,7 +136,9 @@ fn second_yaml_document_in_the_package_is_a_load_error_at_its_start() {
 #[test]
 fn string_for_an_integer_task_field_is_a_load_error_at_the_value() {
     rejected(
-        &pkg("tasks:\n  - name: A\n    type: process\n    command: \"echo A >> ledger.txt\"\n    retries: twice\n"),
+        &pkg(
+            "tasks:\n  - name: A\n    type: process\n    command: \"echo A >> ledger.txt\"\n    retries: twice\n",
+        ),
         "7:14",
         &["invalid"],
     );
@@ -323,7 +323,9 @@ fn same_variable_with_and_without_its_namespace_is_declared_twice() {
 #[test]
 fn duplicate_key_inside_a_task_is_a_load_error_at_the_second() {
     rejected(
-        &pkg("tasks:\n  - { name: A, type: process, command: \"true\", command: \"echo A >> ledger.txt\" }\n"),
+        &pkg(
+            "tasks:\n  - { name: A, type: process, command: \"true\", command: \"echo A >> ledger.txt\" }\n",
+        ),
         "4:48",
         &["duplicate", "command"],
     );
@@ -365,7 +367,9 @@ fn three_task_cycle_inside_a_container_is_a_load_error_naming_the_container() {
 #[test]
 fn task_after_itself_is_a_load_error() {
     rejected(
-        &pkg("tasks:\n  - { name: A, type: process, command: \"echo A >> ledger.txt\", after: [A] }\n"),
+        &pkg(
+            "tasks:\n  - { name: A, type: process, command: \"echo A >> ledger.txt\", after: [A] }\n",
+        ),
         "4:",
         &["\"A\"", "itself"],
     );
@@ -535,7 +539,9 @@ fn unknown_task_type_is_a_load_error_listing_the_known_types() {
 #[test]
 fn field_of_another_task_type_is_a_load_error_listing_what_the_type_takes() {
     rejected(
-        &pkg("tasks:\n  - { name: A, type: process, command: \"echo A >> ledger.txt\", op: copy }\n"),
+        &pkg(
+            "tasks:\n  - { name: A, type: process, command: \"echo A >> ledger.txt\", op: copy }\n",
+        ),
         "4:",
         &["\"A\"", "`op`", "process", "command"],
     );
@@ -612,7 +618,9 @@ fn foreach_map_to_an_unknown_variable_is_a_load_error() {
 #[test]
 fn bad_timeout_is_a_load_error_at_the_value() {
     rejected(
-        &pkg("tasks:\n  - { name: A, type: process, command: \"echo A >> ledger.txt\", timeout: 5 parsecs }\n"),
+        &pkg(
+            "tasks:\n  - { name: A, type: process, command: \"echo A >> ledger.txt\", timeout: 5 parsecs }\n",
+        ),
         "4:73",
         &["invalid duration", "5 parsecs", "parsecs"],
     );
@@ -621,7 +629,9 @@ fn bad_timeout_is_a_load_error_at_the_value() {
 #[test]
 fn bad_retry_delay_is_a_load_error_at_the_value() {
     rejected(
-        &pkg("tasks:\n  - { name: A, type: process, command: \"echo A >> ledger.txt\", retries: 2, retry_delay: soon }\n"),
+        &pkg(
+            "tasks:\n  - { name: A, type: process, command: \"echo A >> ledger.txt\", retries: 2, retry_delay: soon }\n",
+        ),
         "4:89",
         &["invalid duration", "soon"],
     );
@@ -714,9 +724,7 @@ fn unknown_option_exits_6_for_every_command() {
         &["checkpoint", "show", "x.ckpt", "--frobnicate"],
         &["eval", "1", "--frobnicate"],
     ] {
-        no_panic(sb.cmd(cmd).output())
-            .exit(6)
-            .says("--frobnicate");
+        no_panic(sb.cmd(cmd).output()).exit(6).says("--frobnicate");
     }
     assert!(sb.ledger().is_empty());
 }
@@ -765,10 +773,13 @@ fn set_value_that_does_not_fit_the_variable_type_exits_6_naming_both_types() {
 #[test]
 fn restart_value_outside_deny_force_if_possible_exits_6_for_plan_too() {
     let sb = good_package();
-    no_panic(sb.cmd(["plan", "package.yaml", "--restart", "later"]).output())
-        .exit(6)
-        .says("later")
-        .says("if_possible");
+    no_panic(
+        sb.cmd(["plan", "package.yaml", "--restart", "later"])
+            .output(),
+    )
+    .exit(6)
+    .says("later")
+    .says("if_possible");
 }
 
 #[test]
@@ -785,9 +796,12 @@ fn other_option_values_outside_their_sets_exit_6() {
             .says(opt)
             .says(val);
     }
-    no_panic(sb.cmd(["graph", "package.yaml", "--format", "svg"]).output())
-        .exit(6)
-        .says("svg");
+    no_panic(
+        sb.cmd(["graph", "package.yaml", "--format", "svg"])
+            .output(),
+    )
+    .exit(6)
+    .says("svg");
     no_panic(sb.run().arg("--checkpoint-file").output()).exit(6);
     assert!(sb.ledger().is_empty());
 }
@@ -798,9 +812,12 @@ fn rerun_of_a_path_the_package_does_not_have_exits_6_naming_it() {
     no_panic(sb.run().args(["--rerun", "Ghost/Task"]).output())
         .exit(6)
         .says("Ghost/Task");
-    no_panic(sb.cmd(["plan", "package.yaml", "--rerun", "Ghost"]).output())
-        .exit(6)
-        .says("Ghost");
+    no_panic(
+        sb.cmd(["plan", "package.yaml", "--rerun", "Ghost"])
+            .output(),
+    )
+    .exit(6)
+    .says("Ghost");
     assert!(sb.ledger().is_empty());
 }
 
@@ -927,9 +944,7 @@ fn checkpoint_folder_under_a_regular_file_fails_at_start_naming_the_path() {
         "checkpoint: {{ file: plain/sub/x.ckpt, usage: if_exists, save: true }}\ntasks:\n  - {ECHO_A}\n"
     )));
     sb.write("plain", "a regular file");
-    no_panic(sb.run().output())
-        .exit(1)
-        .says("plain/sub/x.ckpt");
+    no_panic(sb.run().output()).exit(1).says("plain/sub/x.ckpt");
     assert!(sb.ledger().is_empty(), "nothing may run");
     assert_eq!(sb.read("plain"), "a regular file");
 }
@@ -948,17 +963,17 @@ fn checkpoint_written_by_another_package_fails_naming_both_ids() {
     sb.touch("fixed");
     let before = sb.read_bytes("other.ckpt");
 
-    no_panic(
-        sb.run()
-            .args(["--checkpoint-file", "other.ckpt"])
-            .output(),
-    )
-    .exit(1)
-    .says("other.ckpt")
-    .says(ID)
-    .says(OTHER_ID);
+    no_panic(sb.run().args(["--checkpoint-file", "other.ckpt"]).output())
+        .exit(1)
+        .says("other.ckpt")
+        .says(ID)
+        .says(OTHER_ID);
     assert!(sb.ledger().is_empty(), "nothing may run");
-    assert_eq!(sb.read_bytes("other.ckpt"), before, "the file is left alone");
+    assert_eq!(
+        sb.read_bytes("other.ckpt"),
+        before,
+        "the file is left alone"
+    );
 }
 
 #[test]
@@ -1059,8 +1074,16 @@ fn checkpoint_with_format_version_zero_is_not_a_checkpoint() {
 #[test]
 fn checkpoint_whose_valid_frame_holds_no_header_fails_before_anything_runs() {
     let sb = with_checkpoint();
-    refused(&sb, &frame(1, b"[1, 2, 3]"), &["not a checkflow checkpoint"]);
-    refused(&sb, &frame(1, b"\xff\xfe not json"), &["not a checkflow checkpoint"]);
+    refused(
+        &sb,
+        &frame(1, b"[1, 2, 3]"),
+        &["not a checkflow checkpoint"],
+    );
+    refused(
+        &sb,
+        &frame(1, b"\xff\xfe not json"),
+        &["not a checkflow checkpoint"],
+    );
 }
 
 #[test]
@@ -1148,9 +1171,12 @@ fn changed_refuse_names_the_changed_task_inside_a_container_and_its_container() 
         .exit(1)
         .says("--changed refuse")
         .says("\"Box/B\"");
-    no_panic(sb.cmd(["plan", "package.yaml", "--changed", "refuse"]).output())
-        .exit(1)
-        .says("\"Box/B\"");
+    no_panic(
+        sb.cmd(["plan", "package.yaml", "--changed", "refuse"])
+            .output(),
+    )
+    .exit(1)
+    .says("\"Box/B\"");
     assert!(sb.ledger().is_empty(), "nothing may run");
     assert_eq!(sb.read_bytes("c.ckpt"), before, "the file is left alone");
 }
@@ -1163,7 +1189,11 @@ fn checkpoint_show_of_a_missing_file_exits_4_naming_it() {
     no_panic(sb.cmd(["checkpoint", "show", "nope.ckpt"]).output())
         .exit(4)
         .stderr_has("nope.ckpt");
-    no_panic(sb.cmd(["checkpoint", "show", "nope.ckpt", "--json"]).output()).exit(4);
+    no_panic(
+        sb.cmd(["checkpoint", "show", "nope.ckpt", "--json"])
+            .output(),
+    )
+    .exit(4);
 }
 
 #[test]
@@ -1179,9 +1209,12 @@ fn checkpoint_show_of_a_garbage_file_exits_1_saying_it_is_not_a_checkpoint() {
         .says("not a checkflow checkpoint");
     // A package file is not a checkpoint either.
     sb.write("package.yaml", &pkg(&format!("tasks:\n  - {ECHO_A}\n")));
-    no_panic(sb.cmd(["checkpoint", "show", "package.yaml", "--json"]).output())
-        .exit(1)
-        .says("not a checkflow checkpoint");
+    no_panic(
+        sb.cmd(["checkpoint", "show", "package.yaml", "--json"])
+            .output(),
+    )
+    .exit(1)
+    .says("not a checkflow checkpoint");
 }
 
 #[test]
@@ -1222,10 +1255,13 @@ fn graph_of_an_invalid_package_exits_5_with_the_location() {
         "tasks:\n  - { name: A, type: process, command: \"echo A >> ledger.txt\", after: [Ghost] }\n",
     ));
     for format in ["dot", "mermaid"] {
-        let out = no_panic(sb.cmd(["graph", "package.yaml", "--format", format]).output())
-            .exit(5)
-            .says("package.yaml:4:")
-            .says("Ghost");
+        let out = no_panic(
+            sb.cmd(["graph", "package.yaml", "--format", format])
+                .output(),
+        )
+        .exit(5)
+        .says("package.yaml:4:")
+        .says("Ghost");
         assert!(
             !out.stdout.contains("digraph") && !out.stdout.contains("flowchart"),
             "no graph for an invalid package\n{out:?}"
