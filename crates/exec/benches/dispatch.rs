@@ -40,7 +40,9 @@ fn chain_yaml(n: usize) -> String {
 fn branches_yaml(branches: usize, n: usize) -> String {
     let mut s = String::new();
     header(&mut s);
-    s.push_str(&format!("max_concurrent: {branches}\nflow: parallel\ntasks:\n"));
+    s.push_str(&format!(
+        "max_concurrent: {branches}\nflow: parallel\ntasks:\n"
+    ));
     for b in 1..=branches {
         s.push_str(&format!("  - name: B{b}\n    type: sequence\n    tasks:\n"));
         for i in 1..=n {
@@ -61,8 +63,8 @@ fn plan(text: String) -> Plan {
             max_events: 50_000_000,
         },
     };
-    let def = serde_saphyr::from_str_with_options(&text, options)
-        .expect("the generated package parses");
+    let def =
+        serde_saphyr::from_str_with_options(&text, options).expect("the generated package parses");
     let pkg = LoadedPackage {
         def,
         path: PathBuf::from("bench.yaml"),

@@ -579,6 +579,8 @@ impl<'a> Dispatcher<'a> {
         rt.runs += 1;
         let mut result = r.result;
         if let Some(reason) = rt.stop_reason.take() {
+            // Stopped by the engine: part of the failure that stopped it.
+            rt.chain = true;
             result = Err(reason);
         }
         if let Err(e) = &result {
@@ -687,10 +689,16 @@ impl<'a> Dispatcher<'a> {
         self.errors.push(format!("{label}: {msg}"));
         let mut cascade = Vec::new();
         self.fail_rec(n, &mut cascade);
-        // Nothing that fails once the package has failed is recorded: only the
-        // executables still running that succeed are (SPEC 2.3), so a rerun
-        // runs these again.
-        if cascade.contains(&Plan::ROOT) || self.rt[0].halted {
+        // Not recorded: the chain that failed the package, and any failure
+        // inside a container on that chain (the container reruns, so must its
+        // failed children) or caused by the engine stopping the task (its
+        // container timed out).
+        let inside_chain = self.rt[n.index()].chain
+            || self
+                .plan
+                .ancestors(n)
+                .any(|a| a != Plan::ROOT && self.rt[a.index()].chain);
+        if cascade.contains(&Plan::ROOT) || inside_chain {
             for c in cascade {
                 self.rt[c.index()].chain = true;
             }
