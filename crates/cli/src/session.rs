@@ -27,6 +27,26 @@ impl Fail {
             message: message.into(),
         }
     }
+
+    /// A failure from an error, printed with its whole `source()` chain.
+    pub fn chain(code: i32, e: &dyn std::error::Error) -> Fail {
+        Fail::new(code, failed_to(e))
+    }
+}
+
+/// "failed to <error>: <cause>: <cause>..." — the error and every source.
+pub fn failed_to(e: &dyn std::error::Error) -> String {
+    let mut out = format!("failed to {e}");
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
 }
 
 /// Loads and validates a package (exit 4 for a missing file, 5 for problems).
@@ -313,8 +333,7 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
     let mut lock = None;
     if for_run && (save || (usage != Usage::Never && exists)) {
         let p = path.as_ref().expect("checked above");
-        lock =
-            Some(journal::lock(p).map_err(|e| Fail::new(exit::FAILURE, format!("failed to {e}")))?);
+        lock = Some(journal::lock(p).map_err(|e| Fail::chain(exit::FAILURE, &e))?);
     }
     let state = match (usage, &path) {
         (Usage::Never, _) | (_, None) => None,
@@ -333,8 +352,7 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
         }
         (_, Some(p)) => {
             let t = crate::timing::start();
-            let st = journal::read(p, key.as_ref())
-                .map_err(|e| Fail::new(exit::FAILURE, format!("failed to {e}")))?;
+            let st = journal::read(p, key.as_ref()).map_err(|e| Fail::chain(exit::FAILURE, &e))?;
             crate::timing::phase("read checkpoint", t);
             Some(st)
         }

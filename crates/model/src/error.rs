@@ -55,12 +55,23 @@ pub(crate) fn split_report(full: &str, path: &std::path::Path) -> (String, Strin
     {
         msg = &rest[i + 2..];
     }
+    let raw = msg;
     let msg = match msg.find(", set DuplicateKeyPolicy") {
         Some(i) => &msg[..i],
         None => msg,
     };
+    // The library's advice names its own API; say what it means for a package.
+    let msg = if msg.starts_with("multiple YAML documents detected") {
+        "a package file holds one YAML document, but a second one starts here (remove the `---` line and what follows, or split it into its own file)"
+    } else {
+        msg
+    };
+    // The caret line repeats the library's wording: show ours there too.
     let snippet: Vec<String> = lines
-        .map(|l| l.replace("<input>", &path.display().to_string()))
+        .map(|l| {
+            l.replace("<input>", &path.display().to_string())
+                .replace(raw, msg)
+        })
         .collect();
     (msg.to_string(), snippet.join("\n"))
 }

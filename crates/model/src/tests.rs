@@ -73,3 +73,16 @@ fn missing_file_is_io_error() {
     let err = load(Path::new("/nonexistent/pkg.yaml")).expect_err("missing");
     assert!(matches!(err, LoadError::Io { .. }));
 }
+
+#[test]
+fn a_second_document_gets_a_message_for_users() {
+    let err = p("id: x\nname: n\n---\nid: y\n").expect_err("two documents");
+    let LoadError::Syntax {
+        message, snippet, ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert!(message.contains("one YAML document"), "{message}");
+    assert!(!snippet.contains("from_str_multiple"), "{snippet}");
+}

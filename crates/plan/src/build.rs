@@ -344,7 +344,10 @@ impl<'a> Validator<'a> {
         };
         let usage = cp.usage.unwrap_or_default();
         let save = cp.save.unwrap_or(false);
-        if file.is_none() && (save || usage != checkflow_model::Usage::Never) {
+        if cp.file.is_none()
+            && cp.file_expr.is_none()
+            && (save || usage != checkflow_model::Usage::Never)
+        {
             self.err(
                 pos_of(c),
                 "checkpoint: `save` or `usage` needs `file` or `file_expr`",
@@ -608,9 +611,9 @@ impl<'a> Validator<'a> {
             None => 0,
         };
         let retry_delay = self
-            .duration(d.retry_delay.as_ref())
+            .duration(d.retry_delay.as_ref(), &name, "retry_delay")
             .unwrap_or(Duration::from_secs(1));
-        let timeout = self.duration(d.timeout.as_ref());
+        let timeout = self.duration(d.timeout.as_ref(), &name, "timeout");
         let max_errors = match &d.max_errors {
             Some(m) if m.value < 1 => {
                 self.err(pos_of(m), "max_errors must be at least 1");
@@ -704,12 +707,17 @@ impl<'a> Validator<'a> {
         Some(id)
     }
 
-    fn duration(&mut self, s: Option<&Spanned<String>>) -> Option<Duration> {
+    fn duration(
+        &mut self,
+        s: Option<&Spanned<String>>,
+        task: &str,
+        field: &str,
+    ) -> Option<Duration> {
         let s = s?;
         match parse_duration(&s.value) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.err(pos_of(s), e);
+                self.err(pos_of(s), format!("\"{task}\": {field}: {e}"));
                 None
             }
         }

@@ -94,7 +94,7 @@ impl Recorder for JournalRecorder<'_> {
             .collect();
         self.journal
             .append_all(entries)
-            .map_err(|e| format!("failed to {e}"))
+            .map_err(|e| crate::session::failed_to(&e))
     }
 }
 
@@ -128,7 +128,7 @@ pub fn run(args: &RunArgs) -> Result<i32, Fail> {
         let j = match &state {
             Some(st) => {
                 let mut j = journal::Journal::append_to(path, st, key.as_ref(), lock)
-                    .map_err(|e| Fail::new(exit::FAILURE, format!("failed to {e}")))?;
+                    .map_err(|e| Fail::chain(exit::FAILURE, &e))?;
                 let inval: Vec<journal::Entry> = resume
                     .invalidate
                     .iter()
@@ -136,7 +136,7 @@ pub fn run(args: &RunArgs) -> Result<i32, Fail> {
                     .collect();
                 if !inval.is_empty() {
                     j.append_all(inval)
-                        .map_err(|e| Fail::new(exit::FAILURE, format!("failed to {e}")))?;
+                        .map_err(|e| Fail::chain(exit::FAILURE, &e))?;
                 }
                 j
             }
@@ -164,7 +164,7 @@ pub fn run(args: &RunArgs) -> Result<i32, Fail> {
                         .collect(),
                 };
                 journal::Journal::create(path, header, key.as_ref(), lock)
-                    .map_err(|e| Fail::new(exit::FAILURE, format!("failed to {e}")))?
+                    .map_err(|e| Fail::chain(exit::FAILURE, &e))?
             }
         };
         let mut j = j;
@@ -184,7 +184,7 @@ pub fn run(args: &RunArgs) -> Result<i32, Fail> {
             });
         }
         j.append_all(first)
-            .map_err(|e| Fail::new(exit::FAILURE, format!("failed to {e}")))?;
+            .map_err(|e| Fail::chain(exit::FAILURE, &e))?;
         journal = Some(j);
     }
 
@@ -245,7 +245,7 @@ pub fn run(args: &RunArgs) -> Result<i32, Fail> {
                     };
                 }
                 Err(e) => {
-                    console.note("warning", &format!("failed to {e}"));
+                    console.note("warning", &crate::session::failed_to(&e));
                     kept = path.exists();
                 }
             }

@@ -22,8 +22,7 @@ pub fn show(path: &Path, as_json: bool) -> Result<i32, Fail> {
         ));
     }
     // Read without the key: sensitive values stay sealed, so they show masked.
-    let st = journal::read(path, None)
-        .map_err(|e| Fail::new(exit::FAILURE, format!("failed to {e}")))?;
+    let st = journal::read(path, None).map_err(|e| Fail::chain(exit::FAILURE, &e))?;
     let written = st
         .last_written_at
         .clone()
