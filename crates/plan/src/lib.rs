@@ -17,6 +17,7 @@ mod duration;
 mod fingerprint;
 mod node;
 mod task;
+mod tx;
 mod vars;
 
 pub use build::validate;
@@ -29,6 +30,7 @@ pub use task::{
     Action, BuildCx, CancelToken, LogLevel, Registry, RunCx, TaskError, TaskType,
     resolve as resolve_path,
 };
+pub use tx::{TxProbe, TxResource, TxScope};
 pub use vars::{SystemVar, VarDecl, VarTable, VarValue};
 
 pub use checkflow_expr as expr;

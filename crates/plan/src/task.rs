@@ -130,6 +130,12 @@ pub trait RunCx: Send {
     /// The variable table (types and names).
     fn vars(&self) -> &VarTable;
 
+    /// The transaction this task runs in (`transaction: required` on it or a
+    /// container above it), if any.
+    fn transaction(&self) -> Option<std::sync::Arc<crate::tx::TxScope>> {
+        None
+    }
+
     /// A string property: its property-expression value if any, else `written`.
     fn prop_string(&self, name: &str, written: &str) -> String {
         match self.property(name) {
@@ -284,6 +290,7 @@ pub trait TaskType: Send + Sync {
 #[derive(Default)]
 pub struct Registry {
     types: BTreeMap<&'static str, Box<dyn TaskType>>,
+    probes: BTreeMap<&'static str, Box<dyn crate::tx::TxProbe>>,
 }
 
 impl Registry {
@@ -300,6 +307,16 @@ impl Registry {
     /// Looks a type up.
     pub fn get(&self, name: &str) -> Option<&dyn TaskType> {
         self.types.get(name).map(|b| b.as_ref())
+    }
+
+    /// Adds a transaction-marker probe for a connection kind.
+    pub fn add_probe(&mut self, p: Box<dyn crate::tx::TxProbe>) {
+        self.probes.insert(p.kind(), p);
+    }
+
+    /// The probe for a connection kind.
+    pub fn probe(&self, kind: &str) -> Option<&dyn crate::tx::TxProbe> {
+        self.probes.get(kind).map(|b| b.as_ref())
     }
 
     /// All type names.
