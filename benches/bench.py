@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+"""Whole-run benchmarks of the release binary, driven by scripts/bench.sh.
+
+Generates packages (chains of Expression tasks, parallel branches, a package
+that fails at its last task), times whole runs of `checkflow run`, measures
+the cost of one fdatasync in the same folder, and prints a table of figures
+and the ratios against the goals of issue 4 (PASS/MISS).
+
+Usage: bench.py BINARY WORKDIR [--quick] [--reps N] [--json FILE]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+# ----- package generation -----------------------------------------------------
+
+EXPR = "@[User::N] = @[User::N] + 1"
+
+# One journal frame of a completed Expression task is about 230 bytes, so the
+# like-for-like sync appends 256 bytes.
+PROBE_SIZE = 256
+
+
+def header(name, ckpt):
+    """The top of a package: id, name, checkpoint settings, one int32 variable."""
+    lines = [
+        f"id: {uuid.uuid5(uuid.NAMESPACE_URL, 'checkflow-bench/' + name)}",
+        f"name: {name}",
+    ]
+    if ckpt:
+        lines += [
+            "checkpoint:",
+            f"  file: {name}.ckpt",
+            "  usage: if_exists",
+            "  save: true",
+        ]
+    lines += [
+        "variables:",
+        "  N: { type: int32, value: 0 }",
+    ]
+    return lines
+
+
+def task(name, indent, extra=""):
+    pad = " " * indent
+    return f"{pad}- {{ name: {name}, type: expression, expr: '{EXPR}'{extra} }}"
+
+
+def chain(name, n, ckpt, fail_last=False):
+    """N Expression tasks in one sequence (the package's default flow chains them)."""
+    lines = header(name, ckpt) + ["tasks:"]
+    for i in range(1, n + 1):
+        extra = ""
+        if fail_last and i == n:
+            extra = ", fail_package_on_failure: true, force_result: failure"
+        lines.append(task(f"T{i}", 2, extra))
+    return "\n".join(lines) + "\n"
+
+
+def branches(name, b, n, ckpt):
+    """B sequence containers started together, each a chain of N Expression tasks."""
+    lines = header(name, ckpt) + [f"max_concurrent: {b}", "flow: parallel", "tasks:"]
+    for j in range(1, b + 1):
+        lines += [f"  - name: B{j}", "    type: sequence", "    tasks:"]
+        for i in range(1, n + 1):
+            lines.append(task(f"T{i}", 6))
+    return "\n".join(lines) + "\n"
+
+
+def write(workdir, name, text):
+    path = os.path.join(workdir, name + ".yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+# ----- measurements -----------------------------------------------------------
+
+
+def fsync_cost(workdir, size, count=1000, batches=5):
+    """Seconds per append-and-fdatasync of `size` bytes to a growing file in
+    `workdir` (what the journal does per frame: write, then sync_data); the
+    median of `batches` batches, since a virtual disk's sync time drifts."""
+    path = os.path.join(workdir, "fsync-probe.bin")
+    buf = b"r" * size
+    per = []
+    for _ in range(batches):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, buf)
+            os.fdatasync(fd)
+            t = time.perf_counter()
+            for _ in range(count // batches):
+                os.write(fd, buf)
+                os.fdatasync(fd)
+            per.append((time.perf_counter() - t) / (count // batches))
+        finally:
+            os.close(fd)
+            os.unlink(path)
+    return statistics.median(per)
+
+
+def run_once(binary, pkg, args, workdir, out="/dev/null", env=None):
+    """One whole run under /usr/bin/time: (wall seconds, peak RSS KiB, exit
+    code, CPU seconds user + system)."""
+    rss_file = os.path.join(workdir, "rss.txt")
+    cmd = ["/usr/bin/time", "-f", "%M %U %S", "-o", rss_file, binary, "run", pkg] + args
+    with open(out, "w") as o:
+        t = time.perf_counter()
+        p = subprocess.run(cmd, stdout=o, stderr=subprocess.DEVNULL, cwd=workdir, env=env)
+        wall = time.perf_counter() - t
+    with open(rss_file) as f:
+        rss, user, system = f.read().split()[-3:]
+    return wall, int(rss), p.returncode, float(user) + float(system)
+
+
+def remove_ckpt(workdir, name):
+    for suffix in (".ckpt", ".ckpt.lock"):
+        p = os.path.join(workdir, name + suffix)
+        if os.path.exists(p):
+            os.unlink(p)
+
+
+def timed(binary, pkg, name, args, workdir, reps, expect=0):
+    """Over `reps` runs, each from no checkpoint: median wall seconds, max peak
+    RSS KiB, median CPU seconds. On an unexpected exit code: (None, code, None)."""
+    walls, rsss, cpus = [], [], []
+    for _ in range(reps):
+        remove_ckpt(workdir, name)
+        wall, rss, code, cpu = run_once(binary, pkg, args, workdir)
+        if code != expect:
+            return None, code, None
+        walls.append(wall)
+        rsss.append(rss)
+        cpus.append(cpu)
+    return statistics.median(walls), max(rsss), statistics.median(cpus)
+
+
+def parse_ts(s):
+    """An RFC 3339 UTC timestamp with up to nanoseconds -> seconds since the epoch."""
+    s = s.rstrip("Z")
+    if "." in s:
+        base, frac = s.split(".")
+    else:
+        base, frac = s, "0"
+    dt = datetime.datetime.fromisoformat(base).replace(tzinfo=datetime.timezone.utc)
+    return dt.timestamp() + float("0." + frac)
+
+
+def restart_latency(binary, pkg, name, workdir, last, reps):
+    """Seconds from process start to the `started` event of task `last` in a
+    restart, and the restart's whole wall time (medians over `reps` restarts,
+    each from the same saved checkpoint)."""
+    ckpt = os.path.join(workdir, name + ".ckpt")
+    saved = ckpt + ".saved"
+    shutil.copyfile(ckpt, saved)
+    out = os.path.join(workdir, name + ".restart.jsonl")
+    lat, walls = [], []
+    for _ in range(reps):
+        shutil.copyfile(saved, ckpt)
+        with open(out, "w") as o:
+            t0 = time.time()
+            p0 = time.perf_counter()
+            p = subprocess.run(
+                [binary, "run", pkg, "--log", "json"],
+                stdout=o,
+                stderr=subprocess.DEVNULL,
+                cwd=workdir,
+            )
+            walls.append(time.perf_counter() - p0)
+        if p.returncode != 1:
+            sys.exit(f"bench: restart of {name} exited {p.returncode}, expected 1")
+        started = None
+        restored = 0
+        with open(out) as f:
+            for line in f:
+                ev = json.loads(line)
+                if ev.get("event") == "restored":
+                    restored += 1
+                if ev.get("event") == "started" and ev.get("path") == last:
+                    started = parse_ts(ev["ts"])
+                    break
+        if started is None:
+            sys.exit(f"bench: no started event for {last} in {out}")
+        if restored != int(last[1:]) - 1:
+            sys.exit(f"bench: restart restored {restored} tasks, expected {int(last[1:]) - 1}")
+        lat.append(started - t0)
+    os.unlink(saved)
+    return statistics.median(lat), statistics.median(walls)
+
+
+def traced_syncs(binary, pkg, name, workdir):
+    """One run under `strace -f -T -e trace=fdatasync,fsync`: (wall seconds,
+    sync calls, mean seconds inside one sync call). The disk's sync time
+    drifts by an order of magnitude on a shared virtual machine, so the
+    ratios use the syncs of the run itself. strace stops the process at each
+    traced call only, which adds a few µs per sync to the wall time (the
+    ratios are pessimistic by that much). (None, None, None) without strace."""
+    if shutil.which("strace") is None:
+        return None, None, None
+    remove_ckpt(workdir, name)
+    log = os.path.join(workdir, name + ".strace")
+    cmd = ["strace", "-f", "-T", "-o", log, "-e", "trace=fdatasync,fsync", binary, "run", pkg]
+    t = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir)
+    wall = time.perf_counter() - t
+    calls, total = 0, 0.0
+    with open(log) as f:
+        for line in f:
+            line = line.rstrip()
+            if "sync" in line and line.endswith(">") and "unfinished" not in line:
+                calls += 1
+                total += float(line[line.rindex("<") + 1 : -1])
+    os.unlink(log)
+    return wall, calls, (total / calls if calls else None)
+
+
+# ----- main ---------------------------------------------------------------------
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binary")
+    ap.add_argument("workdir")
+    ap.add_argument("--quick", action="store_true", help="skip the largest chain with checkpoints")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--json", help="write the figures as JSON here")
+    a = ap.parse_args()
+    binary, wd, reps = os.path.abspath(a.binary), os.path.abspath(a.workdir), a.reps
+    os.makedirs(wd, exist_ok=True)
+
+    fig = {"load_start": loadavg()}
+    print(f"== fsync: 1000 x (append 256 B / 4 KiB + fdatasync) in {wd}", flush=True)
+    fig["fsync_start_s"] = fsync_cost(wd, PROBE_SIZE)
+    fig["fsync4k_start_s"] = fsync_cost(wd, 4096)
+    print(f"   {fig['fsync_start_s'] * 1e6:.0f} / {fig['fsync4k_start_s'] * 1e6:.0f} us per sync", flush=True)
+
+    base = write(wd, "chain1", chain("chain1", 1, ckpt=True))
+    b = timed(binary, base, "chain1", ["--checkpointing", "off"], wd, reps * 2)
+    fig["base_off_s"], fig["base_rss_kib"], fig["base_cpu_s"] = b[0], b[1], b[2]
+
+    sizes = [1000, 10_000, 30_000, 100_000]
+    fig["chain"] = {}
+    for n in sizes:
+        name = f"chain{n}"
+        pkg = write(wd, name, chain(name, n, ckpt=True))
+        print(f"== {name}: checkpoints off", flush=True)
+        off = timed(binary, pkg, name, ["--checkpointing", "off"], wd, reps)
+        if off[0] is None:
+            err = subprocess.run(
+                [binary, "validate", pkg], capture_output=True, text=True, cwd=wd
+            ).stderr.splitlines()[0]
+            print(f"   exit {off[1]}: {err}", flush=True)
+            fig["chain"][n] = {"error": f"exit {off[1]}: {err.replace(wd + '/', '')}"}
+            continue
+        row = {"off_s": off[0], "off_rss_kib": off[1], "off_cpu_s": off[2]}
+        if n == max(sizes) and a.quick:
+            print(f"== {name}: checkpoints on skipped (--quick)", flush=True)
+        else:
+            print(f"== {name}: checkpoints on", flush=True)
+            on = timed(binary, pkg, name, [], wd, reps)
+            tr = traced_syncs(binary, pkg, name, wd)
+            row.update({"on_s": on[0], "on_rss_kib": on[1], "on_cpu_s": on[2],
+                        "traced_s": tr[0], "syncs": tr[1], "sync_s": tr[2]})
+        fig["chain"][n] = row
+
+    print("== 8 parallel branches x 1000 tasks", flush=True)
+    name = "branches8x1000"
+    pkg = write(wd, name, branches(name, 8, 1000, ckpt=True))
+    on = timed(binary, pkg, name, [], wd, reps)
+    fig["par_s"], fig["par_rss_kib"], fig["par_cpu_s"] = on[0], on[1], on[2]
+    fig["par_traced_s"], fig["par_syncs"], fig["par_sync_s"] = traced_syncs(binary, pkg, name, wd)
+    off = timed(binary, pkg, name, ["--checkpointing", "off"], wd, reps)
+    fig["par_off_s"], fig["par_off_cpu_s"] = off[0], off[2]
+
+    print("== restart: 10000 tasks, failing at the last", flush=True)
+    name = "fail10000"
+    pkg = write(wd, name, chain(name, 10_000, ckpt=True, fail_last=True))
+    remove_ckpt(wd, name)
+    first = run_once(binary, pkg, [], wd)
+    if first[2] != 1:
+        sys.exit(f"bench: first run of {name} exited {first[2]}, expected 1")
+    fig["fail_first_s"] = first[0]
+    fig["restart_latency_s"], fig["restart_wall_s"] = restart_latency(
+        binary, pkg, name, wd, "T10000", reps * 2
+    )
+    fig["ckpt_bytes"] = os.path.getsize(os.path.join(wd, name + ".ckpt"))
+    remove_ckpt(wd, name)
+
+    print("== fsync again", flush=True)
+    fig["fsync_end_s"] = fsync_cost(wd, PROBE_SIZE)
+    fig["fsync4k_end_s"] = fsync_cost(wd, 4096)
+    fig["load_end"] = loadavg()
+    report(fig)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(fig, f, indent=1)
+
+
+def us(s):
+    return f"{s * 1e6:,.1f} µs"
+
+
+def report(fig):
+    base, base_cpu, base_rss = fig["base_off_s"], fig["base_cpu_s"], fig["base_rss_kib"]
+    ch = {int(k): v for k, v in fig["chain"].items()}
+    print()
+    print(
+        f"fsync, same folder, append + fdatasync (start / end of the run): "
+        f"256 B {us(fig['fsync_start_s'])} / {us(fig['fsync_end_s'])}; "
+        f"4 KiB {us(fig['fsync4k_start_s'])} / {us(fig['fsync4k_end_s'])}"
+    )
+    print(
+        f"start-up (1-task package, checkpoints off): wall {base * 1e3:.1f} ms, "
+        f"CPU {base_cpu * 1e3:.0f} ms, peak RSS {base_rss / 1024:.1f} MiB"
+    )
+    print(f"load average: {fig['load_start']} at the start, {fig['load_end']} at the end")
+    print()
+    print("Per task = (figure - the 1-task package's) / N. CPU = user + system (10 ms resolution).")
+    print()
+    print(
+        "| package | checkpoints | wall | wall per task | CPU per task | peak RSS | RSS per task "
+        "| traced run: syncs, mean sync | traced run: wall per task / mean sync |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    rows = []
+    for n, r in sorted(ch.items()):
+        if "error" in r:
+            print(f"| chain of {n:,} | off, on | does not load: `{r['error']}` | | | | | | |")
+            continue
+        for mode in ("off", "on"):
+            if mode + "_s" in r:
+                tr = (r["traced_s"], r["syncs"], r["sync_s"]) if mode == "on" else None
+                rows.append(
+                    (f"chain of {n:,}", mode, r[mode + "_s"], r[mode + "_cpu_s"], n,
+                     r[mode + "_rss_kib"], tr)
+                )
+    rows.append(("8 branches x 1,000", "off", fig["par_off_s"], fig["par_off_cpu_s"], 8000, None, None))
+    rows.append(("8 branches x 1,000", "on", fig["par_s"], fig["par_cpu_s"], 8000, fig["par_rss_kib"],
+                 (fig["par_traced_s"], fig["par_syncs"], fig["par_sync_s"])))
+    for label, mode, w, cpu, n, rss, tr in rows:
+        per = (w - base) / n
+        mem = f"{rss / 1024:,.1f} MiB | {(rss - base_rss) * 1024 / n:,.0f} B" if rss else "| "
+        sync = "| "
+        if tr and tr[2]:
+            sync = f"{tr[1]:,}, {us(tr[2])} | {((tr[0] - base) / n) / tr[2]:.2f}x"
+        print(f"| {label} | {mode} | {w * 1e3:,.1f} ms | {us(per)} | {us((cpu - base_cpu) / n)} | {mem} | {sync} |")
+    print()
+    print(
+        f"restart of 10,000 tasks failed at the last: first run {fig['fail_first_s'] * 1e3:,.0f} ms; "
+        f"restart reaches T10000 {fig['restart_latency_s'] * 1e3:.1f} ms after process start "
+        f"(whole restart {fig['restart_wall_s'] * 1e3:.1f} ms); checkpoint {fig['ckpt_bytes']:,} bytes"
+    )
+    print()
+    ok = {n: r for n, r in ch.items() if "off_s" in r}
+    missing = [n for n in ch if n not in ok]
+    big = sorted(n for n in ok if n >= 10_000)
+    cpu_off = {n: (r["off_cpu_s"] - base_cpu) / n for n, r in ok.items()}
+    wall_off = {n: (r["off_s"] - base) / n for n, r in ok.items()}
+    g1 = max(cpu_off[n] for n in big)
+    g1w = max(wall_off[n] for n in big)
+    on = {n: ((r["traced_s"] - base) / n) / r["sync_s"] for n, r in ok.items() if r.get("sync_s")}
+    on_n = max(on)
+    g3 = ((fig["par_traced_s"] - base) / 8000) / fig["par_sync_s"]
+    syncs_ok = fig["par_syncs"] is not None and fig["par_syncs"] < 8000
+    g4 = fig["restart_latency_s"]
+    g5 = max(cpu_off.values()) / min(cpu_off.values())
+    top = max(ok)
+    note = f"; {', '.join(f'{n:,}' for n in missing)} does not load" if missing else ""
+    sizes = ", ".join(f"{n // 1000}k" for n in big)
+    goals = [
+        (f"1. CPU per task, checkpoints off (chains of {sizes})",
+         f"{us(g1)} (wall {us(g1w)}); goal ≤ 10 µs", g1 <= 10e-6),
+        (f"2. wall per task / mean sync of the same run, checkpoints on (chain of {on_n:,})",
+         f"{on[on_n]:.2f}x; goal ≤ 1.2x", on[on_n] <= 1.2),
+        ("3. wall per task / mean sync of the same run, 8 branches x 1,000; and fewer syncs than tasks",
+         f"{g3:.2f}x, {fig['par_syncs']} fdatasync for 8,000 tasks; goal < 1x with shared syncs",
+         g3 < 1 and syncs_ok),
+        ("4. restart of 10k failed at the last: process start -> last task started",
+         f"{g4 * 1e3:.1f} ms; goal ≤ 50 ms", g4 <= 0.050),
+        (f"5. CPU per task max/min, chains 1k -> {top // 1000}k, checkpoints off{note}",
+         f"{g5:.2f}x; goal flat (≤ 1.5x) up to 100k", g5 <= 1.5 and not missing),
+        (f"5. (wall per task / mean sync) max/min, chains 1k -> {on_n // 1000}k, checkpoints on{note}",
+         f"{max(on.values()) / min(on.values()):.2f}x; goal flat (≤ 1.5x) up to 100k",
+         max(on.values()) / min(on.values()) <= 1.5 and not missing),
+    ]
+    print("| goal | measured | result |")
+    print("| --- | --- | --- |")
+    for g, m, passed in goals:
+        print(f"| {g} | {m} | {'PASS' if passed else 'MISS'} |")
+
+
+if __name__ == "__main__":
+    main()
