@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     --quick) args+=(--quick) ;;
     --reps) args+=(--reps "$2"); shift ;;
     --criterion) criterion=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 6 ;;
   esac
   shift
@@ -32,6 +32,7 @@ done
 need() { command -v "$1" >/dev/null 2>&1 || { echo "bench.sh: $1 is required" >&2; exit 1; }; }
 need cargo
 need python3
+need strace   # counts and times the syncs of a run (goals 2 and 3)
 [ -x /usr/bin/time ] || { echo "bench.sh: /usr/bin/time (GNU time) is required for peak RSS" >&2; exit 1; }
 
 echo "== machine"
