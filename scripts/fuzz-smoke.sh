@@ -30,13 +30,14 @@ else
   mapfile -t targets < <(cargo fuzz list)
 fi
 
+logs="$(mktemp -d -t fuzz-smoke.XXXXXX)"
 status=0
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   echo "== fuzz $t for ${seconds}s"
   # -timeout: an input that takes longer than 10 s counts as a hang.
   # -max_len: room for whole package files and checkpoints.
-  log="target/fuzz-smoke-$t.log"
+  log="$logs/$t.log"
   set +e
   cargo fuzz run -s none "$t" "corpus/$t" -- \
     -max_total_time="$seconds" -timeout=10 -max_len=16384 -print_final_stats=1 >"$log" 2>&1
@@ -45,8 +46,8 @@ for t in "${targets[@]}"; do
   # The totals, and on failure what went wrong.
   grep -E '^(Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
   if [ "$rc" -ne 0 ]; then
-    tail -n 40 "$log" >&2
-    echo "!! fuzz target $t failed (exit $rc): input in fuzz/artifacts/$t/, log in fuzz/$log" >&2
+    tail -n 40 "$log" >&2 || true
+    echo "!! fuzz target $t failed (exit $rc): input in fuzz/artifacts/$t/, log in $log" >&2
     status=1
   fi
 done
