@@ -424,23 +424,30 @@ fn unknown_variable_in_a_for_loop_eval_is_a_load_error_naming_the_loop() {
 
 #[test]
 fn unknown_variable_in_the_checkpoint_file_expr_is_a_load_error() {
-    rejected(
-        &pkg(&format!(
-            "checkpoint: {{ file_expr: '@[User::StateDir] + \"/x.ckpt\"', usage: if_exists, save: true }}\ntasks:\n  - {ECHO_A}\n"
-        )),
-        "3:26",
-        &["file_expr", "unknown variable", "User::StateDir"],
-    );
-}
-
-#[test]
-fn checkpoint_file_expr_with_an_unknown_variable_reports_only_that() {
     let out = rejected(
         &pkg(&format!(
             "checkpoint: {{ file_expr: '@[User::StateDir] + \"/x.ckpt\"', usage: if_exists, save: true }}\ntasks:\n  - {ECHO_A}\n"
         )),
         "3:26",
-        &["1 problem"],
+        &[
+            "1 problem",
+            "file_expr",
+            "unknown variable",
+            "User::StateDir",
+        ],
+    );
+    // A rejected file_expr is still a file setting: no "needs `file`" on top.
+    assert!(!out.all().contains("needs `file`"), "{out:?}");
+}
+
+#[test]
+fn checkpoint_with_both_file_and_file_expr_is_one_load_error() {
+    let out = rejected(
+        &pkg(&format!(
+            "checkpoint: {{ file: a.ckpt, file_expr: '\"b.ckpt\"', save: true }}\ntasks:\n  - {ECHO_A}\n"
+        )),
+        "3:40",
+        &["1 problem", "`file`", "`file_expr`", "not both"],
     );
     assert!(!out.all().contains("needs `file`"), "{out:?}");
 }
