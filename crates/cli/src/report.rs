@@ -10,7 +10,8 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 fn ts() -> String {
-    jiff::Zoned::now().strftime("%H:%M:%S").to_string()
+    let t = checkflow_exec::now_civil();
+    format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
 }
 
 fn rfc3339() -> String {

@@ -102,6 +102,9 @@ pub struct Session {
     pub key: Option<journal::Key>,
     pub lock: Option<journal::Lock>,
     pub run_id: String,
+    /// Transacted executables whose commit happened before the last run
+    /// stopped, though no completion was recorded: record them now.
+    pub committed_tx: Vec<String>,
 }
 
 fn parse_set(s: &str) -> Result<(String, String), Fail> {
@@ -359,6 +362,7 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
     };
 
     let mut config = given.clone();
+    let mut committed_tx = Vec::new();
     let res;
     if let Some(st) = &state {
         let p = path.as_ref().expect("state implies a path");
@@ -455,7 +459,7 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
                 }
             }
         }
-        let rec = Recorded {
+        let mut rec = Recorded {
             completed: st
                 .completed
                 .iter()
@@ -468,6 +472,7 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
                 .collect(),
             iterations: st.iterations.clone(),
         };
+        committed_tx = settle_intents(&plan, st, &mut rec, &mut warnings)?;
         let policy = match opts.changed {
             Changed::Keep => ChangedPolicy::Keep,
             Changed::Rerun => ChangedPolicy::Rerun,
@@ -507,7 +512,52 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
         key,
         lock,
         run_id,
+        committed_tx,
     })
+}
+
+/// For each transacted executable whose intent to commit was recorded but not
+/// its completion, asks its connections whether the commit's marker is there.
+/// If it is on all of them, the executable is treated as completed (never
+/// repeated); if none can tell, the run stops before anything runs.
+fn settle_intents(plan: &Plan, st: &journal::ResumeState, rec: &mut Recorded, warnings: &mut Vec<String>) -> Result<Vec<String>, Fail> {
+    let registry = checkflow_tasks::registry();
+    let mut committed = Vec::new();
+    for (path, intent) in &st.tx_intents {
+        let Some(id) = plan.find(path) else { continue };
+        if rec.completed.contains_key(path) {
+            continue;
+        }
+        let mut seen = Vec::new();
+        for c in &intent.connections {
+            let Some(def) = plan.connections.get(c) else {
+                warnings.push(format!("\"{path}\": connection \"{c}\" of its last transaction is gone; it runs again"));
+                seen.push(false);
+                continue;
+            };
+            let Some(probe) = registry.probe(&def.kind.value) else {
+                seen.push(false);
+                continue;
+            };
+            let yes = probe.committed(def, &plan.package.dir, &intent.marker).map_err(|e| {
+                Fail::new(
+                    exit::FAILURE,
+                    format!("cannot tell whether the transaction of \"{path}\" committed on connection \"{c}\" before the last run stopped: {e}; nothing ran"),
+                )
+            })?;
+            seen.push(yes);
+        }
+        if !seen.is_empty() && seen.iter().all(|s| *s) {
+            rec.completed.insert(path.clone(), (Outcome::Success, plan.node(id).fingerprint.clone()));
+            committed.push(path.clone());
+            warnings.push(format!("the transaction of \"{path}\" committed before the last run stopped; it is not repeated"));
+        } else if seen.iter().any(|s| *s) {
+            warnings.push(format!(
+                "the transaction of \"{path}\" committed on some of its connections only before the last run stopped; it runs again"
+            ));
+        }
+    }
+    Ok(committed)
 }
 
 fn sealed_why(v: &journal::Restored, st: &journal::ResumeState) -> &'static str {

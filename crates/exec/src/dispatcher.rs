@@ -13,7 +13,7 @@ use crate::vars::{TaskEnv, VarStore, eval_and_assign};
 use checkflow_expr::{Compiled, Env, Value};
 use checkflow_model::{ForceResult, Logic, On};
 use checkflow_plan::{
-    CancelToken, LogLevel, NodeId, NodeKind, Plan, RunCx, TaskError, VarTable, VarValue,
+    CancelToken, LogLevel, NodeId, NodeKind, Plan, RunCx, TaskError, TxScope, VarTable, VarValue,
 };
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub initial: Vec<VarValue>,
     /// Set by Ctrl-C / SIGTERM.
     pub interrupt: Arc<AtomicBool>,
+    /// Makes transaction markers unique to this run (e.g. the run id).
+    pub tx_prefix: String,
 }
 
 /// Runs a package to its end.
@@ -67,6 +69,8 @@ pub fn run(
         errors: Vec::new(),
         interrupt: opts.interrupt,
         started: Instant::now(),
+        tx_prefix: opts.tx_prefix,
+        tx_seq: 0,
     };
     d.main_loop();
     d.finish()
@@ -97,6 +101,8 @@ struct Rt {
     current_key: Option<String>,
     /// A loop stopped before its collection or condition was exhausted.
     cut: bool,
+    /// The transaction this executable started (`transaction: required`).
+    tx: Option<Arc<TxScope>>,
 }
 
 enum Work {
@@ -155,13 +161,18 @@ struct Dispatcher<'a> {
     errors: Vec<String>,
     interrupt: Arc<AtomicBool>,
     started: Instant,
+    tx_prefix: String,
+    tx_seq: u64,
 }
 
 /// How often a long task reports that it is still running.
 const HEARTBEAT: Duration = Duration::from_secs(10);
 
-fn now_civil() -> jiff::civil::DateTime {
-    jiff::Zoned::now().datetime()
+/// The local wall-clock time. The system time zone is looked up once: this
+/// runs for every executable that starts.
+pub fn now_civil() -> jiff::civil::DateTime {
+    static TZ: std::sync::OnceLock<jiff::tz::TimeZone> = std::sync::OnceLock::new();
+    TZ.get_or_init(jiff::tz::TimeZone::system).to_datetime(jiff::Timestamp::now())
 }
 
 impl<'a> Dispatcher<'a> {
@@ -219,20 +230,35 @@ impl<'a> Dispatcher<'a> {
     }
 
     /// Applies every result, then every check, until nothing moves.
+    /// Moves the run forward in rounds until nothing moves: apply every
+    /// result, then every check; then make the round's completions durable
+    /// with one flush (group commit) and start everything that became ready.
     fn drain(&mut self) {
+        let mut ready = Vec::new();
         loop {
-            if let Some(r) = self.results.pop_front() {
+            while let Some(r) = self.results.pop_front() {
                 self.on_result(r);
-                continue;
             }
-            if let Some(w) = self.agenda.pop_front() {
+            while let Some(w) = self.agenda.pop_front() {
                 match w {
-                    Work::Check(n) => self.check(n),
+                    Work::Check(n) => {
+                        if self.check(n) {
+                            ready.push(n);
+                        }
+                    }
                     Work::ChildDone(c) => self.child_done(c),
+                }
+            }
+            if !ready.is_empty() {
+                self.flush();
+                for n in ready.drain(..) {
+                    if self.rt[n.index()].state == State::Pending {
+                        self.begin(n);
+                    }
                 }
                 continue;
             }
-            if self.start_queued() {
+            if !self.results.is_empty() || !self.agenda.is_empty() || self.start_queued() {
                 continue;
             }
             break;
@@ -299,19 +325,27 @@ impl<'a> Dispatcher<'a> {
 
     // ----- readiness -----
 
-    fn check(&mut self, n: NodeId) {
+    /// Settles a pending executable whose constraints may have changed:
+    /// `true` if it can start now (the caller starts it), marks it not run if
+    /// they can no longer hold.
+    fn check(&mut self, n: NodeId) -> bool {
         if self.rt[n.index()].state != State::Pending {
-            return;
+            return false;
         }
         let node = self.plan.node(n);
-        let Some(parent) = node.parent else { return };
+        let Some(parent) = node.parent else {
+            return false;
+        };
         if self.rt[parent.index()].state != State::Active {
-            return;
+            return false;
         }
         match self.ready(n) {
-            Ready::Yes => self.begin(n),
-            Ready::No => self.set_terminal(n, State::NotRun),
-            Ready::Wait => {}
+            Ready::Yes => true,
+            Ready::No => {
+                self.set_terminal(n, State::NotRun);
+                false
+            }
+            Ready::Wait => false,
         }
     }
 
@@ -496,6 +530,10 @@ impl<'a> Dispatcher<'a> {
             return;
         };
         let error = self.failed_pred_error(n);
+        if node.starts_transaction {
+            self.rt[n.index()].tx = Some(self.new_scope(n));
+        }
+        let tx = self.tx_for(n);
         let rt = &mut self.rt[n.index()];
         rt.attempt += 1;
         rt.state = State::Running;
@@ -516,6 +554,7 @@ impl<'a> Dispatcher<'a> {
             task_name: node.name.clone(),
             start: rt.start_time.unwrap_or_else(now_civil),
             error,
+            txn: tx,
             props: rt.props.clone(),
             cancel: token,
             dir: self.plan.package.dir.clone(),
@@ -625,7 +664,11 @@ impl<'a> Dispatcher<'a> {
         if let Some(f) = node.force_result {
             outcome = forced(f);
         }
-        let error = result.err();
+        let mut error = result.err();
+        if let Err(e) = self.settle_tx(n, outcome) {
+            outcome = Outcome::Failure;
+            error = Some(e);
+        }
         let duration = self.rt[n.index()]
             .started
             .map(|s| s.elapsed())
@@ -676,6 +719,62 @@ impl<'a> Dispatcher<'a> {
     }
 
     // ----- failures -----
+
+    /// A new transaction for `n`, with a marker unique to this run.
+    fn new_scope(&mut self, n: NodeId) -> Arc<TxScope> {
+        self.tx_seq += 1;
+        let path = &self.plan.node(n).path;
+        Arc::new(TxScope::new(
+            path.clone(),
+            format!("{}:{}:{}", self.tx_prefix, self.tx_seq, path),
+        ))
+    }
+
+    /// The transaction `n` runs in: its own, or the nearest transacted container's.
+    fn tx_for(&self, n: NodeId) -> Option<Arc<TxScope>> {
+        if !self.plan.node(n).transacted {
+            return None;
+        }
+        std::iter::once(n)
+            .chain(self.plan.ancestors(n))
+            .find(|a| self.plan.node(*a).starts_transaction)
+            .and_then(|a| self.rt[a.index()].tx.clone())
+    }
+
+    /// Ends the transaction `n` started, if any: rolled back unless `outcome`
+    /// is a success or completion; otherwise the intent to commit is made
+    /// durable, then the databases commit. A failed commit is the error.
+    fn settle_tx(&mut self, n: NodeId, outcome: Outcome) -> Result<(), String> {
+        let Some(scope) = self.rt[n.index()].tx.take() else {
+            return Ok(());
+        };
+        if outcome == Outcome::Failure || self.cancelled {
+            for e in scope.rollback() {
+                self.reporter.event(&Event::Warning {
+                    message: format!("{}: {e}", self.plan.node(n).path),
+                });
+            }
+            return Ok(());
+        }
+        let connections = scope.keys();
+        if connections.is_empty() {
+            return Ok(());
+        }
+        if self.plan.node(n).recordable {
+            self.pending_records.push(Record::TxCommitting {
+                node: n,
+                marker: scope.marker().to_string(),
+                connections,
+            });
+            if !self.flush() {
+                scope.rollback();
+                return Err(
+                    "the checkpoint could not record the intent to commit; rolled back".into(),
+                );
+            }
+        }
+        scope.commit()
+    }
 
     /// An executable failed: count errors up the tree, apply FailParentOnFailure
     /// and FailPackageOnFailure, and mark the chain if the package failed.
@@ -816,6 +915,13 @@ impl<'a> Dispatcher<'a> {
         rt.cut = false;
         rt.timed_out = false;
         rt.deadline = self.plan.node(n).timeout.map(|t| Instant::now() + t);
+        let scope = self
+            .plan
+            .node(n)
+            .starts_transaction
+            .then(|| self.new_scope(n));
+        let rt = &mut self.rt[n.index()];
+        rt.tx = scope;
         if rt.deadline.is_some() {
             self.busy.insert(n);
         }
@@ -1058,6 +1164,7 @@ impl<'a> Dispatcher<'a> {
             return;
         }
         if self.rt[c.index()].halted {
+            let _ = self.settle_tx(c, Outcome::Failure);
             self.reporter.event(&Event::Finished {
                 node: c,
                 status: Status::Failed,
@@ -1068,6 +1175,7 @@ impl<'a> Dispatcher<'a> {
             return;
         }
         if incomplete {
+            let _ = self.settle_tx(c, Outcome::Failure);
             self.reporter.event(&Event::Finished {
                 node: c,
                 status: Status::Cancelled,
@@ -1081,14 +1189,21 @@ impl<'a> Dispatcher<'a> {
         if let Some(f) = node.force_result {
             outcome = forced(f);
         }
+        let mut error = (outcome == Outcome::Failure)
+            .then(|| "forced to fail (force_result: failure)".to_string());
+        if let Err(e) = self.settle_tx(c, outcome) {
+            outcome = Outcome::Failure;
+            error = Some(e);
+        }
         self.reporter.event(&Event::Finished {
             node: c,
             status: State::Done(outcome).status(),
             duration,
-            error: None,
+            error: error.clone(),
         });
-        if outcome == Outcome::Failure {
-            self.fail(c, "forced to fail (force_result: failure)");
+        if let Some(msg) = error.filter(|_| outcome == Outcome::Failure) {
+            self.rt[c.index()].last_error = Some(msg.clone());
+            self.fail(c, &msg);
         }
         self.complete(c, outcome, duration);
     }
@@ -1159,6 +1274,7 @@ struct ThreadCx {
     task_name: String,
     start: jiff::civil::DateTime,
     error: Option<String>,
+    txn: Option<Arc<TxScope>>,
     props: Arc<HashMap<String, Value>>,
     cancel: CancelToken,
     dir: PathBuf,
@@ -1225,6 +1341,10 @@ impl RunCx for ThreadCx {
 
     fn cancel_token(&self) -> &CancelToken {
         &self.cancel
+    }
+
+    fn transaction(&self) -> Option<Arc<TxScope>> {
+        self.txn.clone()
     }
 
     fn package_dir(&self) -> &Path {

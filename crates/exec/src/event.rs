@@ -131,6 +131,16 @@ pub enum Record {
         /// Variables changed since the last record.
         vars: Vec<(u32, VarValue)>,
     },
+    /// A transacted executable is about to commit (made durable before the
+    /// commit, so a restart can ask the databases whether it happened).
+    TxCommitting {
+        /// The executable that owns the transaction.
+        node: NodeId,
+        /// The marker its commit writes.
+        marker: String,
+        /// The connections that took part.
+        connections: Vec<String>,
+    },
     /// An iteration of a `checkpoint_iterations` loop finished.
     Iteration {
         /// The loop.

@@ -16,7 +16,7 @@ mod resume;
 mod state;
 mod vars;
 
-pub use dispatcher::{RunOptions, humantime, run};
+pub use dispatcher::{now_civil, RunOptions, humantime, run};
 pub use enumerate::{Item, enumerate, rows_of, wildcard};
 pub use event::*;
 pub use resume::{ChangedPolicy, Decision, Reason, Recorded, Resume, ResumeError, resume};

@@ -75,6 +75,10 @@ impl Action for Fake {
             Err(TaskError::new("scripted failure"))
         }
     }
+
+    fn inline(&self) -> bool {
+        self.script == "inline"
+    }
 }
 
 fn plan_of(yaml: &str, log: &Log) -> Plan {
@@ -119,6 +123,7 @@ fn run_plan(plan: &Plan, resume: Resume) -> (RunResult, Collect) {
         resume,
         initial,
         interrupt: Arc::new(AtomicBool::new(false)),
+        tx_prefix: "test".into(),
     };
     let mut events = Vec::new();
     let r = run(plan, opts, &mut c, &mut Events(&mut events));
@@ -141,6 +146,7 @@ fn recorded(plan: &Plan, c: &Collect) -> Recorded {
                     .or_default()
                     .push(key.clone());
             }
+            Record::TxCommitting { .. } => {}
         }
     }
     rec
@@ -419,6 +425,7 @@ fn max_concurrent_bounds_running_tasks() {
         resume: Resume::default(),
         initial,
         interrupt: Arc::new(AtomicBool::new(false)),
+        tx_prefix: "test".into(),
     };
     let mut ev = Vec::new();
     run(&plan, opts, &mut c, &mut Events(&mut ev));
@@ -584,4 +591,176 @@ fn a_failure_within_max_errors_while_the_package_stops_is_recorded() {
     // SPEC 2.3: a failure that did not itself fail the package is recorded.
     assert_eq!(rec.completed.keys().collect::<Vec<_>>(), ["Fine", "Later"]);
     assert!(!rec.completed.contains_key("First"));
+}
+
+/// A task that joins its transaction with a resource logging commit/rollback.
+struct TxType(Log);
+
+impl TaskType for TxType {
+    fn name(&self) -> &'static str {
+        "txfake"
+    }
+    fn fields(&self) -> &'static [&'static str] {
+        &["command"]
+    }
+    fn build(&self, def: &TaskDef, _cx: &mut BuildCx<'_>) -> Option<Arc<dyn Action>> {
+        let fail = def.command.as_ref().is_some_and(|c| c.value == "fail");
+        Some(Arc::new(TxTask {
+            name: def.name.value.clone(),
+            fail,
+            log: self.0.clone(),
+        }))
+    }
+}
+
+struct TxTask {
+    name: String,
+    fail: bool,
+    log: Log,
+}
+
+struct TxRes(Log);
+
+impl checkflow_plan::TxResource for TxRes {
+    fn commit(&mut self, marker: &str) -> Result<(), String> {
+        self.0.lock().unwrap().push(format!(
+            "commit {}",
+            marker.split(':').next_back().unwrap_or("")
+        ));
+        Ok(())
+    }
+    fn rollback(&mut self) -> Result<(), String> {
+        self.0.lock().unwrap().push("rollback".into());
+        Ok(())
+    }
+    fn as_any(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+impl Action for TxTask {
+    fn run(&self, cx: &mut dyn RunCx) -> Result<(), TaskError> {
+        match cx.transaction() {
+            Some(scope) => {
+                let log = self.log.clone();
+                scope.with("db", || Ok(Box::new(TxRes(log))), |_| Ok(()))?;
+                self.log
+                    .lock()
+                    .unwrap()
+                    .push(format!("{} in {}", self.name, scope.path()));
+            }
+            None => self
+                .log
+                .lock()
+                .unwrap()
+                .push(format!("{} alone", self.name)),
+        }
+        if self.fail {
+            Err(TaskError::new("scripted failure"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn tx_plan(yaml: &str, log: &Log) -> Plan {
+    let mut r = Registry::new();
+    r.add(Box::new(TxType(log.clone())));
+    let text = format!("id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11\nname: t\n{yaml}");
+    let def = parse(Path::new("t.yaml"), &text).expect("parses");
+    let pkg = LoadedPackage {
+        def,
+        path: PathBuf::from("t.yaml"),
+        dir: PathBuf::from("."),
+        text,
+    };
+    checkflow_plan::validate(&pkg, &r).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_transacted_container_commits_after_recording_its_intent_or_rolls_back() {
+    let body = |second: &str| {
+        format!(
+            "tasks:\n  - name: T\n    type: sequence\n    transaction: required\n    fail_package_on_failure: true\n    tasks:\n      - {{name: A, type: txfake}}\n      - name: Inner\n        type: sequence\n        transaction: required\n        tasks:\n          - {{name: B, type: txfake, command: {second}}}\n      - {{name: C, type: txfake, transaction: not_supported}}\n"
+        )
+    };
+    let log = Log::default();
+    let plan = tx_plan(&body("ok"), &log);
+    let (r, c) = run_plan(&plan, Resume::default());
+    assert_eq!(r.outcome, PackageOutcome::Success);
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["A in T", "B in T", "C alone", "commit T"],
+        "Inner joins T's transaction"
+    );
+    let kinds: Vec<String> = c
+        .records
+        .iter()
+        .map(|r| match r {
+            Record::TxCommitting { node, .. } => format!("intent {}", plan.node(*node).path),
+            Record::Completed { node, .. } => format!("done {}", plan.node(*node).path),
+            Record::Iteration { .. } => "iteration".into(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["intent T", "done T"],
+        "children of a transacted container are not recorded"
+    );
+
+    let log = Log::default();
+    let plan = tx_plan(&body("fail"), &log);
+    let (r, c) = run_plan(&plan, Resume::default());
+    assert_eq!(r.outcome, PackageOutcome::Failure);
+    assert_eq!(*log.lock().unwrap(), ["A in T", "B in T", "rollback"]);
+    assert!(c.records.is_empty());
+}
+
+#[derive(Default)]
+struct CountFlushes {
+    batches: Vec<usize>,
+}
+
+impl Recorder for CountFlushes {
+    fn record(&mut self, batch: Vec<Record>) -> Result<(), String> {
+        self.batches.push(batch.len());
+        Ok(())
+    }
+}
+
+#[test]
+fn completions_of_parallel_inline_tasks_share_a_flush() {
+    let log = Log::default();
+    // Eight branches of ten inline tasks: each round completes one task per
+    // branch, so a flush carries eight records.
+    let mut yaml = String::from("flow: parallel\ntasks:\n");
+    for b in 0..8 {
+        yaml.push_str(&format!("  - name: B{b}\n    type: sequence\n    tasks:\n"));
+        for i in 0..10 {
+            yaml.push_str(&format!(
+                "      - {{name: T{i}, type: fake, command: inline}}\n"
+            ));
+        }
+    }
+    let plan = plan_of(&yaml, &log);
+    let mut c = CountFlushes::default();
+    let initial = plan.vars.decls.iter().map(|d| d.initial.clone()).collect();
+    let opts = RunOptions {
+        max_concurrent: 8,
+        resume: Resume::default(),
+        initial,
+        interrupt: Arc::new(AtomicBool::new(false)),
+        tx_prefix: "t".into(),
+    };
+    let mut ev = Vec::new();
+    let res = run(&plan, opts, &mut c, &mut Events(&mut ev));
+    assert_eq!(res.outcome, PackageOutcome::Success);
+    let records: usize = c.batches.iter().sum();
+    assert_eq!(records, 8 * 10 + 8);
+    assert!(
+        c.batches.len() <= 12 + 2,
+        "80 task records in {} flushes: {:?}",
+        c.batches.len(),
+        c.batches
+    );
 }

@@ -90,6 +90,14 @@ pub enum Entry {
     Vars { vars: BTreeMap<String, VarValue> },
     /// Forget this path, every path below it ("path/..."), and its iterations.
     Invalidate { path: String },
+    /// A transacted executable is about to commit: its transaction writes
+    /// `marker` on each of `connections`. Written (durably) before the commit,
+    /// so a restart can ask the databases whether the commit happened.
+    TxCommitting {
+        path: String,
+        marker: String,
+        connections: Vec<String>,
+    },
 }
 
 #[cfg(test)]

@@ -38,7 +38,9 @@ pub use journal::Journal;
 pub use lock::{Lock, lock};
 pub use reader::read;
 pub use seal::{KEY_ENV, Key};
-pub use state::{CompletedEntry, HeaderInfo, Restored, ResumeState, RunInfo, is_at_or_below};
+pub use state::{
+    CompletedEntry, HeaderInfo, Restored, ResumeState, RunInfo, TxIntent, is_at_or_below,
+};
 
 /// The format this build writes, and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;

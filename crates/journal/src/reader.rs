@@ -184,6 +184,7 @@ pub(crate) fn parse(
         completed: BTreeMap::new(),
         completed_order: Vec::new(),
         iterations: BTreeMap::new(),
+        tx_intents: BTreeMap::new(),
         vars: BTreeMap::new(),
         runs: 0,
         run_history: Vec::new(),

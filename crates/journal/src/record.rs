@@ -78,6 +78,11 @@ pub(crate) enum Record {
     Invalidate {
         path: String,
     },
+    TxCommitting {
+        path: String,
+        marker: String,
+        connections: Vec<String>,
+    },
 }
 
 /// Turns engine values into stored ones: sensitive values are sealed, or
@@ -144,6 +149,15 @@ impl Sealer {
                 vars: self.vars(&vars)?,
             },
             Entry::Invalidate { path } => Record::Invalidate { path },
+            Entry::TxCommitting {
+                path,
+                marker,
+                connections,
+            } => Record::TxCommitting {
+                path,
+                marker,
+                connections,
+            },
         })
     }
 }

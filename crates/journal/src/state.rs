@@ -43,6 +43,16 @@ pub struct CompletedEntry {
     pub at: String,
 }
 
+/// A transacted executable's recorded intent to commit, with no completion
+/// recorded after it: the commit may or may not have happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxIntent {
+    /// The marker its commit writes.
+    pub marker: String,
+    /// The connections that took part.
+    pub connections: Vec<String>,
+}
+
 /// One `RunStarted` record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunInfo {
@@ -72,6 +82,9 @@ pub struct ResumeState {
     pub completed_order: Vec<String>,
     /// Loop path -> keys of the iterations done, in order.
     pub iterations: BTreeMap<String, Vec<String>>,
+    /// Transacted executables whose commit was started but not recorded as
+    /// completed: path -> intent.
+    pub tx_intents: BTreeMap<String, TxIntent>,
     /// The latest value of every variable ever recorded.
     pub vars: BTreeMap<String, Restored>,
     /// How many `RunStarted` records the file holds.
@@ -127,6 +140,7 @@ impl ResumeState {
                     self.completed_order.retain(|p| p != path);
                 }
                 self.completed_order.push(path.clone());
+                self.tx_intents.remove(path);
                 self.completed.insert(
                     path.clone(),
                     CompletedEntry {
@@ -155,6 +169,20 @@ impl ResumeState {
                 self.completed.retain(|p, _| !is_at_or_below(p, path));
                 self.completed_order.retain(|p| !is_at_or_below(p, path));
                 self.iterations.retain(|p, _| !is_at_or_below(p, path));
+                self.tx_intents.retain(|p, _| !is_at_or_below(p, path));
+            }
+            Record::TxCommitting {
+                path,
+                marker,
+                connections,
+            } => {
+                self.tx_intents.insert(
+                    path.clone(),
+                    TxIntent {
+                        marker: marker.clone(),
+                        connections: connections.clone(),
+                    },
+                );
             }
         }
         Ok(())

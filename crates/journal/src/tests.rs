@@ -723,7 +723,7 @@ fn a_writer_killed_at_random_moments_leaves_every_acknowledged_record() {
     use std::process::{Command, Stdio};
     let f = fixture();
     let exe = std::env::current_exe().expect("test binary");
-    let mut rng = crate::crash::Rng::new(0x5eed);
+    let mut rng = crate::testing::Rng::new(0x5eed);
     let mut acked: Vec<String> = Vec::new();
     for _round in 0..4 {
         let mut child = Command::new(&exe)
@@ -764,4 +764,29 @@ fn a_writer_killed_at_random_moments_leaves_every_acknowledged_record() {
         // The dead child's lock is gone with it, even if its lock file is not.
         drop(lock(&f.path).expect("lock after kill"));
     }
+}
+
+#[test]
+fn a_commit_intent_stays_until_its_completion_or_invalidation() {
+    let f = fixture();
+    let intent = |p: &str| Entry::TxCommitting {
+        path: p.into(),
+        marker: format!("m-{p}"),
+        connections: vec!["dw".into()],
+    };
+    write(
+        &f.path,
+        None,
+        vec![
+            intent("Load"),
+            intent("Other"),
+            completed("Load", Outcome::Success, BTreeMap::new()),
+            intent("Seq/Inner"),
+            Entry::Invalidate { path: "Seq".into() },
+        ],
+    );
+    let st = read(&f.path, None).expect("read");
+    assert_eq!(st.tx_intents.keys().collect::<Vec<_>>(), ["Other"]);
+    assert_eq!(st.tx_intents["Other"].marker, "m-Other");
+    assert_eq!(st.tx_intents["Other"].connections, ["dw"]);
 }

@@ -51,7 +51,7 @@ pub fn load(path: &Path) -> Result<LoadedPackage, LoadError> {
 
 /// Parses package text; `path` only names the file in errors.
 pub fn parse(path: &Path, text: &str) -> Result<PackageDef, LoadError> {
-    serde_saphyr::from_str::<PackageDef>(text).map_err(|e| {
+    serde_saphyr::from_str_with_options::<PackageDef>(text, options_for(text)).map_err(|e| {
         let pos = e.location().map(|l| SourcePos {
             line: l.line() as usize,
             column: l.column() as usize,
@@ -64,6 +64,18 @@ pub fn parse(path: &Path, text: &str) -> Result<PackageDef, LoadError> {
             snippet,
         }
     })
+}
+
+/// Parser limits that grow with the file: a large package (100,000 tasks is
+/// about 7 nodes each) must load, while aliases, depth and documents keep the
+/// library's defaults against billion-laughs style inputs.
+fn options_for(text: &str) -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = budget.max_nodes.max(text.len());
+    budget.max_events = budget.max_events.max(text.len().saturating_mul(2));
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
 }
 
 /// The position of a spanned value (1-based line and column).

@@ -86,3 +86,15 @@ fn a_second_document_gets_a_message_for_users() {
     assert!(message.contains("one YAML document"), "{message}");
     assert!(!snippet.contains("from_str_multiple"), "{snippet}");
 }
+
+#[test]
+fn a_package_of_many_tasks_loads() {
+    let mut text = String::from("id: x\nname: n\ntasks:\n");
+    for i in 0..40_000 {
+        text.push_str(&format!(
+            "  - {{ name: T{i}, type: expression, expr: '@[User::N] = 1' }}\n"
+        ));
+    }
+    let def = p(&text).expect("a 40,000-task package is within the parser's limits");
+    assert_eq!(def.tasks.len(), 40_000);
+}

@@ -596,7 +596,9 @@ impl<'a> Validator<'a> {
 
         let id = NodeId(self.nodes.len() as u32);
         let transaction = d.transaction.unwrap_or_default();
-        let starts_transaction = transaction == TransactionOption::Required;
+        // As in SSIS, Required starts a transaction unless the container
+        // above already runs in one, which it then joins.
+        let starts_transaction = transaction == TransactionOption::Required && !parent_transacted;
         let transacted = match transaction {
             TransactionOption::Required => true,
             TransactionOption::Supported => parent_transacted,

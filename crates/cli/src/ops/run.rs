@@ -85,6 +85,15 @@ impl Recorder for JournalRecorder<'_> {
                         vars: var_map(self.plan, vars),
                     }
                 }
+                Record::TxCommitting {
+                    node,
+                    marker,
+                    connections,
+                } => journal::Entry::TxCommitting {
+                    path: self.plan.node(node).path.clone(),
+                    marker,
+                    connections,
+                },
                 Record::Iteration { node, key, vars } => journal::Entry::Iteration {
                     loop_path: self.plan.node(node).path.clone(),
                     key,
@@ -112,7 +121,7 @@ pub fn run(args: &RunArgs) -> Result<i32, Fail> {
         key,
         lock,
         run_id,
-        ..
+        committed_tx,
     } = s;
     let mut console = Console::new(&plan, args.log);
     for w in &warnings {
@@ -129,6 +138,21 @@ pub fn run(args: &RunArgs) -> Result<i32, Fail> {
             Some(st) => {
                 let mut j = journal::Journal::append_to(path, st, key.as_ref(), lock)
                     .map_err(|e| Fail::chain(exit::FAILURE, &e))?;
+                // Commits found by the restart's probes: record them as completed.
+                let done: Vec<journal::Entry> = committed_tx
+                    .iter()
+                    .filter_map(|p| plan.find(p))
+                    .map(|id| journal::Entry::Completed {
+                        path: plan.node(id).path.clone(),
+                        outcome: journal::Outcome::Success,
+                        fingerprint: plan.node(id).fingerprint.clone(),
+                        duration_ms: 0,
+                        vars: BTreeMap::new(),
+                    })
+                    .collect();
+                if !done.is_empty() {
+                    j.append_all(done).map_err(|e| Fail::chain(exit::FAILURE, &e))?;
+                }
                 let inval: Vec<journal::Entry> = resume
                     .invalidate
                     .iter()
@@ -197,6 +221,7 @@ pub fn run(args: &RunArgs) -> Result<i32, Fail> {
         resume,
         initial,
         interrupt,
+        tx_prefix: run_id.clone(),
     };
     let t = crate::timing::start();
     let result = match journal {
