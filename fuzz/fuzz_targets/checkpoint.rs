@@ -72,7 +72,7 @@ fn valid_checkpoint() -> &'static [u8] {
         let guard = lock(&path).expect("lock the valid checkpoint");
         let mut j =
             Journal::create(&path, header, Some(key()), &guard).expect("create a checkpoint");
-        let entries = vec![
+        let entries = [
             Entry::RunStarted {
                 run_id: "run-1".into(),
             },
