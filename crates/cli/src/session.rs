@@ -120,6 +120,12 @@ fn parse_set(s: &str) -> Result<(String, String), Fail> {
         .strip_prefix("\\Package.Variables[")
         .and_then(|n| n.strip_suffix("].Value").or_else(|| n.strip_suffix(']')))
         .unwrap_or(name);
+    if name.is_empty() {
+        return Err(Fail::new(
+            exit::BAD_COMMAND_LINE,
+            format!("--set \"{s}\": no variable name before '=' (expected User::Name=VALUE)"),
+        ));
+    }
     Ok((name.to_string(), value.to_string()))
 }
 
@@ -161,7 +167,12 @@ fn gather_config(plan: &Plan, opts: &RunOpts) -> Result<BTreeMap<String, ConfigV
                 )
             })?;
         for (k, v) in map {
-            let (_, q) = qualify(&k)?;
+            let (_, q) = qualify(&k).map_err(|f| {
+                Fail::new(
+                    f.code,
+                    format!("config file {}: {}", file.display(), f.message),
+                )
+            })?;
             out.insert(
                 q,
                 ConfigValue {
@@ -520,7 +531,12 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
 /// its completion, asks its connections whether the commit's marker is there.
 /// If it is on all of them, the executable is treated as completed (never
 /// repeated); if none can tell, the run stops before anything runs.
-fn settle_intents(plan: &Plan, st: &journal::ResumeState, rec: &mut Recorded, warnings: &mut Vec<String>) -> Result<Vec<String>, Fail> {
+fn settle_intents(
+    plan: &Plan,
+    st: &journal::ResumeState,
+    rec: &mut Recorded,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>, Fail> {
     let registry = checkflow_tasks::registry();
     let mut committed = Vec::new();
     for (path, intent) in &st.tx_intents {
@@ -531,7 +547,9 @@ fn settle_intents(plan: &Plan, st: &journal::ResumeState, rec: &mut Recorded, wa
         let mut seen = Vec::new();
         for c in &intent.connections {
             let Some(def) = plan.connections.get(c) else {
-                warnings.push(format!("\"{path}\": connection \"{c}\" of its last transaction is gone; it runs again"));
+                warnings.push(format!(
+                    "\"{path}\": connection \"{c}\" of its last transaction is gone; it runs again"
+                ));
                 seen.push(false);
                 continue;
             };
@@ -548,7 +566,10 @@ fn settle_intents(plan: &Plan, st: &journal::ResumeState, rec: &mut Recorded, wa
             seen.push(yes);
         }
         if !seen.is_empty() && seen.iter().all(|s| *s) {
-            rec.completed.insert(path.clone(), (Outcome::Success, plan.node(id).fingerprint.clone()));
+            rec.completed.insert(
+                path.clone(),
+                (Outcome::Success, plan.node(id).fingerprint.clone()),
+            );
             committed.push(path.clone());
             warnings.push(format!("the transaction of \"{path}\" committed before the last run stopped; it is not repeated"));
         } else if seen.iter().any(|s| *s) {

@@ -428,7 +428,9 @@ impl<'a> Validator<'a> {
                         AfterDef::Full(c) => (c.task.as_str(), c.on, c.expr.as_deref()),
                     };
                     let Some(&from) = by_name.get(task) else {
-                        let known: Vec<&str> = by_name.keys().copied().collect();
+                        let me = d.value.name.value.as_str();
+                        let known: Vec<&str> =
+                            by_name.keys().copied().filter(|k| *k != me).collect();
                         let where_ = self.container_label(parent);
                         self.err(
                             pos_of(after),
@@ -587,7 +589,8 @@ impl<'a> Validator<'a> {
                 self.err(
                     pos,
                     format!(
-                        "\"{name}\": field `{key}` does not apply to a {kind_name} (it takes: {})",
+                        "\"{name}\": field `{key}` does not apply to {} {kind_name} (it takes: {})",
+                        article(kind_name),
                         accepted.join(", ")
                     ),
                 );
@@ -979,6 +982,15 @@ fn reaches(deps: &HashMap<u32, Vec<u32>>, from: u32, target: u32) -> bool {
         }
     }
     false
+}
+
+/// "a" or "an" before a type name.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 fn sorted_join(names: &[&str]) -> String {
