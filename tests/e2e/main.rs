@@ -5,6 +5,8 @@ mod bad_inputs;
 mod checkpoint_rules;
 mod cli;
 mod crash;
+mod data_tasks;
+mod pg;
 mod restart;
 mod restart_options;
 mod runtime;

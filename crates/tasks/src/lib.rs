@@ -4,9 +4,12 @@
 //! is checked) and returns an `Action` (what it does). The executor knows only
 //! `Action`, so a new type is one new module and one line in [`registry`].
 
+mod bulk;
+mod db;
 mod expression;
 mod file;
 mod process;
+mod sql;
 
 use checkflow_plan::Registry;
 
@@ -16,5 +19,9 @@ pub fn registry() -> Registry {
     r.add(Box::new(process::ProcessType));
     r.add(Box::new(expression::ExpressionType));
     r.add(Box::new(file::FileType));
+    r.add(Box::new(sql::SqlType));
+    r.add(Box::new(bulk::BulkInsertType));
+    r.add_probe(Box::new(db::SqliteProbe));
+    r.add_probe(Box::new(db::PostgresProbe));
     r
 }
