@@ -3,6 +3,7 @@
 
 mod bad_inputs;
 mod checkpoint_rules;
+mod child_packages;
 mod cli;
 mod crash;
 mod data_tasks;

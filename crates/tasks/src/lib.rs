@@ -8,7 +8,9 @@ mod bulk;
 mod db;
 mod expression;
 mod file;
+mod package;
 mod process;
+mod script;
 mod sql;
 
 use checkflow_plan::Registry;
@@ -23,5 +25,7 @@ pub fn registry() -> Registry {
     r.add(Box::new(bulk::BulkInsertType));
     r.add_probe(Box::new(db::SqliteProbe));
     r.add_probe(Box::new(db::PostgresProbe));
+    r.add(Box::new(script::ScriptType));
+    r.add(Box::new(package::PackageType));
     r
 }

@@ -1,0 +1,321 @@
+//! Execute Package (`type: package`) and the Script task (`type: script`)
+//! through the binary: a child package keeps its own checkpoint, `bind`
+//! passes values down, and cancelling the parent stops the child.
+
+use crate::support::*;
+use std::time::{Duration, Instant};
+
+const CHILD_ID: &str = "5c3e7a10-2b4d-4f6e-9a8b-0c1d2e3f4a5b";
+
+/// A child whose second task fails until `fixed` exists; it keeps its own
+/// checkpoint, so a rerun restores its first task.
+fn failing_child() -> String {
+    format!(
+        r#"
+id: {CHILD_ID}
+name: child
+checkpoint: {{ file: child.ckpt, usage: if_exists, save: true }}
+tasks:
+  - {{ name: C1, type: process, command: "echo C1 >> ledger.txt" }}
+  - {{ name: C2, type: process, command: "echo C2 >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
+  - {{ name: C3, type: process, command: "echo C3 >> ledger.txt" }}
+"#
+    )
+}
+
+#[test]
+fn rerun_of_parent_reruns_child_task_and_child_restarts_from_its_own_checkpoint() {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: parent
+checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
+tasks:
+  - {{ name: P1, type: process, command: "echo P1 >> ledger.txt" }}
+  - {{ name: Child, type: package, path: child.yaml, fail_package_on_failure: true }}
+  - {{ name: P2, type: process, command: "echo P2 >> ledger.txt" }}
+"#
+    ));
+    sb.write("child.yaml", &failing_child());
+
+    let out = sb.run().output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["P1", "C1", "C2"]), "{out:?}");
+    // The child's events reach the parent's log, under the child's name, and
+    // the task's error carries the child's.
+    let out = out
+        .says("[child] start    C2")
+        .says("child package child.yaml failed");
+    assert!(out.all().contains("C2"), "{out:?}");
+    assert_eq!(
+        sb.completed("parent.ckpt"),
+        vec![("P1".to_owned(), "success".to_owned())]
+    );
+    assert_eq!(
+        sb.completed("child.ckpt"),
+        vec![("C1".to_owned(), "success".to_owned())]
+    );
+
+    sb.touch("fixed");
+    let out = sb.run().output().exit(0);
+    // P1 restored by the parent, C1 restored by the child: neither runs again.
+    assert_eq!(sb.take_ledger(), names(&["C2", "C3", "P2"]), "{out:?}");
+    out.says("restored P1")
+        .says("[child] restored C1")
+        .says("[child] started (restarting from its checkpoint)");
+    assert!(!sb.exists("parent.ckpt") && !sb.exists("child.ckpt"));
+}
+
+#[test]
+fn bind_passes_a_value_computed_from_parent_variables() {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: parent
+variables:
+  Base:   {{ type: int32, value: 20 }}
+  Region: {{ type: string, value: "north" }}
+tasks:
+  - name: Child
+    type: package
+    path: sub/child.yaml
+    bind:
+      N: "@[User::Base] * 2 + 2"
+      User::Label: '"region " + @[User::Region]'
+"#
+    ));
+    sb.write(
+        "sub/child.yaml",
+        &format!(
+            r#"
+id: {CHILD_ID}
+name: child
+variables:
+  N:     {{ type: int32, value: 0 }}
+  Label: {{ type: string, value: "" }}
+tasks:
+  - name: Show
+    type: script
+    read_vars: [N, Label]
+    code: 'print(`N=${{N}} Label=${{Label}} twice=${{N * 2}}`);'
+  - name: Write
+    type: process
+    command: "true"
+    expressions:
+      command: '"echo " + (DT_WSTR, 10) @[User::N] + " >> ../ledger.txt"'
+"#
+        ),
+    );
+    let out = sb.run().output().exit(0);
+    out.says("[child] Show | N=42 Label=region north twice=84");
+    assert_eq!(sb.take_ledger(), names(&["42"]));
+}
+
+#[test]
+fn a_child_that_does_not_declare_a_bound_variable_fails_the_task() {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: parent
+tasks:
+  - {{ name: Child, type: package, path: child.yaml, bind: {{ Nope: "1" }} }}
+"#
+    ));
+    sb.write(
+        "child.yaml",
+        &format!("id: {CHILD_ID}\nname: child\ntasks:\n  - {{ name: C, type: process, command: \"true\" }}\n"),
+    );
+    sb.run()
+        .output()
+        .exit(1)
+        .says("could not run (exit code 6)")
+        .says("\"User::Nope\" is not declared");
+}
+
+#[test]
+fn a_missing_child_is_a_validation_error_naming_the_path() {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: parent
+tasks:
+  - {{ name: Child, type: package, path: nowhere/child.yaml }}
+  - {{ name: Bad, type: package, path: package.yaml, bind: {{ X: "1 +" }} }}
+"#
+    ));
+    sb.cmd(["validate", "package.yaml"])
+        .output()
+        .exit(5)
+        .says("nowhere/child.yaml does not exist")
+        .says("bind `X`: bad expression");
+}
+
+#[test]
+fn a_package_that_runs_itself_is_stopped() {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: loop
+tasks:
+  - {{ name: Again, type: package, path: package.yaml }}
+"#
+    ));
+    sb.run()
+        .output()
+        .exit(1)
+        .says("already running above this one");
+}
+
+#[test]
+fn ctrl_c_on_the_parent_stops_the_child_and_its_processes() {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: parent
+tasks:
+  - {{ name: Child, type: package, path: child.yaml }}
+"#
+    ));
+    sb.write(
+        "child.yaml",
+        &format!(
+            r#"
+id: {CHILD_ID}
+name: child
+checkpoint: {{ file: child.ckpt, usage: if_exists, save: true }}
+tasks:
+  - {{ name: C1, type: process, command: "echo C1 >> ledger.txt" }}
+  - {{ name: Slow, type: process, command: "echo $$ > slow.pid; echo Slow >> ledger.txt; exec sleep 60" }}
+"#
+        ),
+    );
+    let run = sb.run().spawn();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sb.ledger().len() < 2 {
+        assert!(Instant::now() < deadline, "Slow never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let slow: i32 = sb.read("slow.pid").trim().parse().expect("a pid");
+    let t = Instant::now();
+    // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
+    assert_eq!(unsafe { libc::kill(run.pid(), libc::SIGINT) }, 0);
+    let out = run.finish();
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{out:?}");
+    // The child's `sleep` is gone (the child stopped it as on its own Ctrl-C).
+    let gone = Instant::now() + Duration::from_secs(10);
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    while unsafe { libc::kill(slow, 0) } == 0 {
+        assert!(
+            Instant::now() < gone,
+            "the child's process {slow} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The child stopped as a cancelled run does: what finished stays recorded.
+    assert_eq!(
+        sb.completed("child.ckpt"),
+        vec![("C1".to_owned(), "success".to_owned())]
+    );
+}
+
+#[test]
+fn a_task_timeout_stops_the_child() {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: parent
+tasks:
+  - {{ name: Child, type: package, path: child.yaml, timeout: 1s }}
+"#
+    ));
+    sb.write(
+        "child.yaml",
+        &format!(
+            "id: {CHILD_ID}\nname: child\ntasks:\n  - {{ name: Slow, type: process, command: \"sleep 60\" }}\n"
+        ),
+    );
+    let t = Instant::now();
+    let out = sb.run().output().exit(1);
+    assert!(t.elapsed() < Duration::from_secs(20), "{out:?}");
+}
+
+#[test]
+fn a_script_task_reads_and_writes_variables_in_a_run() {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: scripted
+checkpoint: {{ file: s.ckpt, usage: if_exists, save: true }}
+variables:
+  Count: {{ type: int32, value: 1 }}
+  Names: {{ type: object, value: ["a", "b"] }}
+  Joined: {{ type: string, value: "" }}
+tasks:
+  - name: Script
+    type: script
+    read_vars: [Names]
+    write_vars: [Count, Joined]
+    code: |
+      Count += Names.len();
+      Joined = "";
+      for n in Names {{ Joined += n; }}
+      print(`joined ${{Joined}}`);
+  - name: Check
+    type: process
+    command: "true"
+    fail_package_on_failure: true
+    expressions:
+      command: '"echo " + (DT_WSTR, 10) @[User::Count] + @[User::Joined] + " >> ledger.txt; test -f fixed"'
+"#
+    ));
+    sb.run().output().exit(1).says("Script | joined ab");
+    assert_eq!(sb.take_ledger(), names(&["3ab"]));
+    // The checkpoint holds what the script wrote; a restart does not rerun it.
+    let doc = sb.show("s.ckpt");
+    assert_eq!(doc["variables"]["User::Count"], 3, "{doc}");
+    sb.touch("fixed");
+    sb.run().output().exit(0).says("restored Script");
+    assert_eq!(sb.take_ledger(), names(&["3ab"]));
+}
+
+#[test]
+fn script_errors_show_their_line_at_validation_and_at_run_time() {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: scripted
+tasks:
+  - name: Broken
+    type: script
+    code: |
+      let a = 1;
+      let b = ;
+"#
+    ));
+    sb.cmd(["validate", "package.yaml"])
+        .output()
+        .exit(5)
+        .says("`code` does not compile: line 2, column");
+
+    sb.write(
+        "package.yaml",
+        &format!(
+            "id: {ID}\nname: scripted\ntasks:\n  - name: Throws\n    type: script\n    code: |\n      let a = 1;\n      throw `bad row ${{a}}`;\n"
+        ),
+    );
+    sb.run()
+        .output()
+        .exit(1)
+        .says("script failed at line 2")
+        .says("bad row 1");
+}
+
+#[test]
+fn a_task_timeout_stops_a_runaway_script() {
+    let sb = Sandbox::with_package(&format!(
+        "id: {ID}\nname: spin\ntasks:\n  - {{ name: Spin, type: script, code: 'loop {{ }}', timeout: 1s }}\n"
+    ));
+    let t = Instant::now();
+    let out = sb.run().output().exit(1);
+    assert!(t.elapsed() < Duration::from_secs(20), "{out:?}");
+}
