@@ -191,10 +191,13 @@ impl Action for PackageAction {
             .unwrap_or_else(|| written.clone());
         let mut log = ChildLog::new(fallback);
         for (is_err, line) in rx {
-            if is_err {
-                log.stderr(cx, &line);
+            let forwarded = if is_err {
+                Some(log.stderr(&line))
             } else {
-                log.stdout(cx, &line);
+                log.stdout(&line)
+            };
+            if let Some((level, text)) = forwarded {
+                cx.log(level, &text);
             }
         }
         for r in readers {
@@ -319,8 +322,8 @@ fn signal_note(_: &std::process::ExitStatus) -> String {
     String::new()
 }
 
-/// Forwards the child's output into the parent's log and keeps what the
-/// failure message needs.
+/// Turns the child's output into lines for the parent's log, and keeps what
+/// the failure message needs.
 struct ChildLog {
     /// The child's package name (the file name until it says).
     name: String,
@@ -342,21 +345,22 @@ impl ChildLog {
         }
     }
 
-    fn stderr(&mut self, cx: &dyn RunCx, line: &str) {
+    /// A line of the child's stderr (problems it reports before it runs).
+    fn stderr(&mut self, line: &str) -> (LogLevel, String) {
         if self.stderr.len() == STDERR_KEPT {
             self.stderr.pop_front();
         }
         if !line.trim().is_empty() {
             self.stderr.push_back(line.trim_end().to_string());
         }
-        cx.log(LogLevel::Warn, &format!("[{}] {line}", self.name));
+        (LogLevel::Warn, format!("[{}] {line}", self.name))
     }
 
-    fn stdout(&mut self, cx: &dyn RunCx, line: &str) {
+    /// A line of the child's `--log json` stdout: the log line it becomes, if any.
+    fn stdout(&mut self, line: &str) -> Option<(LogLevel, String)> {
         let Ok(ev) = serde_json::from_str::<Json>(line) else {
             // Not an event (a JSON log line is one object): pass it on as is.
-            cx.log(LogLevel::Info, &format!("[{}] {line}", self.name));
-            return;
+            return Some((LogLevel::Info, format!("[{}] {line}", self.name)));
         };
         let s = |k: &str| ev[k].as_str().unwrap_or("").to_string();
         let path = s("path");
@@ -441,7 +445,7 @@ impl ChildLog {
                 (LogLevel::Info, format!("{outcome}{note}"))
             }
             // Progress ticks and "still running" notes would only add noise.
-            "progress" | "running" | "iteration_skipped" => return,
+            "progress" | "running" | "iteration_skipped" => return None,
             other => {
                 let msg = ev["message"]
                     .as_str()
@@ -450,7 +454,7 @@ impl ChildLog {
                 (LogLevel::Warn, format!("{other}: {msg}"))
             }
         };
-        cx.log(level, &format!("[{}] {text}", self.name));
+        Some((level, format!("[{}] {text}", self.name)))
     }
 
     /// ": error; error" from the child's summary (or its failed executables,
@@ -473,5 +477,73 @@ impl ChildLog {
         }
         let lines: Vec<&str> = self.stderr.iter().map(String::as_str).collect();
         format!(": {}", lines.join(" | "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(log: &mut ChildLog, line: &str) -> Option<String> {
+        log.stdout(line).map(|(_, t)| t)
+    }
+
+    #[test]
+    fn child_events_become_prefixed_log_lines() {
+        let mut log = ChildLog::new("child".into());
+        let lines = [
+            r#"{"event":"run_started","package":"nightly","restarting":true}"#,
+            r#"{"event":"restored","path":"C1","result":"success"}"#,
+            r#"{"event":"started","path":"C2","type":"process","attempt":1}"#,
+            r#"{"event":"output","path":"C2","stream":"stderr","line":"oops"}"#,
+            r#"{"event":"progress","path":"C2","done":1}"#,
+            r#"{"event":"finished","path":"C2","status":"failed","error":"exited with code 1"}"#,
+            r#"{"event":"summary","outcome":"failure","errors":["C2: exited with code 1"],"checkpoint":{"file":"c.ckpt","kept":true}}"#,
+            "not json",
+        ];
+        let out: Vec<Option<String>> = lines.iter().map(|l| text(&mut log, l)).collect();
+        assert_eq!(
+            out,
+            vec![
+                Some("[nightly] started (restarting from its checkpoint)".into()),
+                Some("[nightly] restored C1 (success, recorded by an earlier run)".into()),
+                Some("[nightly] start    C2".into()),
+                Some("[nightly] C2 | oops".into()),
+                None,
+                Some("[nightly] failed C2: exited with code 1".into()),
+                Some("[nightly] package FAILED (checkpoint kept: c.ckpt)".into()),
+                Some("[nightly] not json".into()),
+            ]
+        );
+        assert_eq!(log.errors_note(), ": C2: exited with code 1");
+    }
+
+    #[test]
+    fn without_a_summary_the_failure_names_failed_tasks_or_stderr() {
+        let mut log = ChildLog::new("child".into());
+        assert_eq!(log.errors_note(), "");
+        log.stderr("checkflow: package child.yaml is not valid");
+        assert_eq!(
+            log.errors_note(),
+            ": checkflow: package child.yaml is not valid"
+        );
+        text(
+            &mut log,
+            r#"{"event":"finished","path":"A","status":"failed","error":"boom"}"#,
+        );
+        assert_eq!(log.errors_note(), ": A: boom");
+    }
+
+    #[test]
+    fn the_chain_lists_the_child_by_its_canonical_path() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let p = dir.path().join("p.yaml");
+        std::fs::write(&p, "").expect("write");
+        let chain = chain_with(&p).expect("not running yet");
+        let listed: Vec<PathBuf> = std::env::split_paths(&chain).collect();
+        assert_eq!(
+            listed.last(),
+            Some(&std::fs::canonicalize(&p).expect("canon"))
+        );
     }
 }
