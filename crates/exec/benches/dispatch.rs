@@ -106,6 +106,7 @@ fn options(plan: &Plan) -> RunOptions {
         resume: Resume::default(),
         initial: plan.vars.decls.iter().map(|d| d.initial.clone()).collect(),
         interrupt: Arc::new(AtomicBool::new(false)),
+        tx_prefix: "bench".into(),
     }
 }
 

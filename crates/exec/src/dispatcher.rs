@@ -103,6 +103,9 @@ struct Rt {
     cut: bool,
     /// The transaction this executable started (`transaction: required`).
     tx: Option<Arc<TxScope>>,
+    /// A container's children that have not finished in the current
+    /// iteration: kept so a completion costs O(1), not a scan of the siblings.
+    open: usize,
 }
 
 enum Work {
@@ -172,7 +175,8 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 /// runs for every executable that starts.
 pub fn now_civil() -> jiff::civil::DateTime {
     static TZ: std::sync::OnceLock<jiff::tz::TimeZone> = std::sync::OnceLock::new();
-    TZ.get_or_init(jiff::tz::TimeZone::system).to_datetime(jiff::Timestamp::now())
+    TZ.get_or_init(jiff::tz::TimeZone::system)
+        .to_datetime(jiff::Timestamp::now())
 }
 
 impl<'a> Dispatcher<'a> {
@@ -448,7 +452,8 @@ impl<'a> Dispatcher<'a> {
         if node.recordable
             && let Some(&o) = self.resume.restore.get(&n)
         {
-            for d in self.plan.subtree(n) {
+            // Its descendants are restored with it; it becomes terminal below.
+            for d in self.plan.subtree(n).into_iter().skip(1) {
                 self.rt[d.index()].state = State::Restored(o);
             }
             self.reporter.event(&Event::Restored {
@@ -708,7 +713,12 @@ impl<'a> Dispatcher<'a> {
             "{:?} -> {state:?}",
             self.rt[n.index()].state
         );
+        let was_open = !self.rt[n.index()].state.is_terminal();
         self.rt[n.index()].state = state;
+        if was_open && let Some(p) = self.plan.node(n).parent {
+            let open = &mut self.rt[p.index()].open;
+            *open = open.saturating_sub(1);
+        }
         let node = self.plan.node(n);
         for &s in &node.succs {
             self.agenda.push_back(Work::Check(s));
@@ -994,6 +1004,7 @@ impl<'a> Dispatcher<'a> {
 
     fn start_children(&mut self, n: NodeId) {
         let node = self.plan.node(n);
+        self.rt[n.index()].open = node.children.len();
         if node.children.is_empty() {
             self.agenda.push_back(Work::ChildDone(n));
         }
@@ -1082,14 +1093,25 @@ impl<'a> Dispatcher<'a> {
             return;
         }
         let node = self.plan.node(c);
-        let mut all_terminal = true;
-        let mut any_busy = false;
-        for &ch in &node.children {
-            let s = self.rt[ch.index()].state;
-            all_terminal &= s.is_terminal();
-            any_busy |= s.is_busy();
-        }
+        let all_terminal = self.rt[c.index()].open == 0;
+        debug_assert_eq!(
+            self.rt[c.index()].open,
+            node.children
+                .iter()
+                .filter(|ch| !self.rt[ch.index()].state.is_terminal())
+                .count(),
+            "open-children count of {}",
+            node.path
+        );
         let cut_short = self.stopping || self.rt[c.index()].halted || self.halted_above(c);
+        // Only a container that is being cut short needs to know whether some
+        // child is still busy; that happens once per stop, so a scan is fine.
+        let any_busy = cut_short
+            && !all_terminal
+            && node
+                .children
+                .iter()
+                .any(|ch| self.rt[ch.index()].state.is_busy());
         if all_terminal && !cut_short {
             self.iteration_done(c);
         } else if (all_terminal || cut_short) && !any_busy {
