@@ -234,7 +234,6 @@ tasks:
 }
 
 #[test]
-#[ignore = "waits for transaction wiring"]
 fn scenario_10_a_transacted_container_that_fails_half_way_is_rolled_back_and_rerun_whole() {
     for db in databases("scenario10") {
         let yaml = format!(
