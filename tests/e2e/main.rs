@@ -7,6 +7,8 @@ mod child_packages;
 mod cli;
 mod crash;
 mod data_tasks;
+mod disk_errors;
+mod kill_at_scale;
 mod pg;
 mod restart;
 mod restart_options;

@@ -1,5 +1,5 @@
-//! Crash tests: a `Storage` that "crashes" at the Nth write, sync or
-//! truncation, and checks that what a crash leaves on disk reads back as a
+//! Crash tests: over a `CrashStorage` (`testing.rs`) that "crashes" at the
+//! Nth write, sync or truncation, checks that what a crash leaves on disk reads back as a
 //! valid prefix holding every record whose append returned `Ok`.
 //!
 //! The disk model (see docs/design/journal-format.md): bytes survive a crash
@@ -7,9 +7,7 @@
 //! survive, with any holes in it read back as zeros or as garbage.
 
 use std::collections::BTreeMap;
-use std::io;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::json;
 
@@ -18,161 +16,7 @@ use crate::error::JournalError;
 use crate::journal::{Journal, header_frame};
 use crate::reader::{parse, scan};
 use crate::record::Record;
-use crate::storage::Storage;
-
-/// A deterministic xorshift64* generator, so failures reproduce.
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `0..=max`.
-    pub(crate) fn upto(&mut self, max: usize) -> usize {
-        (self.next() % (max as u64 + 1)) as usize
-    }
-}
-
-/// The simulated disk behind a `CrashStorage`.
-#[derive(Default)]
-pub(crate) struct Disk {
-    /// Everything written, synced or not.
-    pub data: Vec<u8>,
-    /// How many leading bytes of `data` are durable.
-    pub synced: usize,
-    /// Operations (write, sync, truncate) attempted so far.
-    pub ops: usize,
-    pub writes: usize,
-    pub syncs: usize,
-    /// The operation that fails.
-    pub fail_at: Option<usize>,
-    /// true: the failure is a crash (nothing works afterwards); false: only
-    /// that one operation fails (an I/O error the journal must not ignore).
-    pub crash: bool,
-    pub crashed: bool,
-    /// Whether a truncation that crashes took effect anyway.
-    pub truncate_lands: bool,
-}
-
-impl Disk {
-    /// What a crash at this moment leaves on disk: the synced bytes, then a
-    /// prefix of the unsynced ones, damaged according to `style`.
-    pub(crate) fn image(&self, rng: &mut Rng, style: u8) -> Vec<u8> {
-        let unsynced = self.data.len() - self.synced;
-        let keep = match style {
-            0 => 0,
-            1 => unsynced,
-            _ => rng.upto(unsynced),
-        };
-        let mut img = self.data[..self.synced + keep].to_vec();
-        if keep > 0 && style >= 3 {
-            // A hole: sectors that never reached the disk, read back as
-            // zeros (style 3) or stale garbage (style 4).
-            let a = self.synced + rng.upto(keep - 1);
-            let b = a + rng.upto(self.synced + keep - a - 1) + 1;
-            for byte in &mut img[a..b] {
-                *byte = if style == 3 { 0 } else { rng.next() as u8 };
-            }
-        }
-        img
-    }
-}
-
-/// A `Storage` over a shared `Disk`; the test keeps the other handle.
-#[derive(Clone)]
-pub(crate) struct CrashStorage(pub Arc<Mutex<Disk>>);
-
-impl CrashStorage {
-    pub(crate) fn over(data: Vec<u8>) -> CrashStorage {
-        let synced = data.len();
-        CrashStorage(Arc::new(Mutex::new(Disk {
-            data,
-            synced,
-            crash: true,
-            ..Disk::default()
-        })))
-    }
-
-    pub(crate) fn disk(&self) -> MutexGuard<'_, Disk> {
-        self.0.lock().expect("disk mutex poisoned by a failed test")
-    }
-
-    /// Counts an operation; `Err` if the disk is down or this one fails.
-    fn begin(d: &mut Disk) -> Result<(), bool> {
-        if d.crashed {
-            return Err(false);
-        }
-        let op = d.ops;
-        d.ops += 1;
-        if d.fail_at == Some(op) {
-            d.crashed = d.crash;
-            return Err(true);
-        }
-        Ok(())
-    }
-}
-
-fn injected() -> io::Error {
-    io::Error::other("injected failure")
-}
-
-impl Storage for CrashStorage {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        let mut d = self.disk();
-        d.writes += 1;
-        match CrashStorage::begin(&mut d) {
-            Ok(()) => {
-                d.data.extend_from_slice(buf);
-                Ok(())
-            }
-            Err(this_op) => {
-                // A write interrupted by a crash may have reached the page
-                // cache whole; `image` decides how much of it survives.
-                if this_op {
-                    d.data.extend_from_slice(buf);
-                }
-                Err(injected())
-            }
-        }
-    }
-
-    fn sync(&mut self) -> io::Result<()> {
-        let mut d = self.disk();
-        d.syncs += 1;
-        CrashStorage::begin(&mut d).map_err(|_| injected())?;
-        d.synced = d.data.len();
-        Ok(())
-    }
-
-    fn truncate(&mut self, len: u64) -> io::Result<()> {
-        let mut d = self.disk();
-        let len = len as usize;
-        match CrashStorage::begin(&mut d) {
-            Ok(()) => {}
-            Err(true) if d.truncate_lands => {}
-            Err(_) => return Err(injected()),
-        }
-        // set_len + sync_all: the new length and everything before it are durable.
-        d.data.truncate(len);
-        d.synced = d.data.len();
-        if d.crashed {
-            return Err(injected());
-        }
-        Ok(())
-    }
-
-    fn size(&mut self) -> io::Result<u64> {
-        Ok(self.disk().data.len() as u64)
-    }
-}
+use crate::testing::{CrashStorage, Disk, Rng};
 
 const PATH: &str = "/crash-test/run.ckpt";
 

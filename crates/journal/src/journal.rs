@@ -38,7 +38,7 @@ impl std::fmt::Debug for Journal {
 }
 
 /// The version byte written in every frame by this build.
-fn version_byte() -> u8 {
+pub(crate) fn version_byte() -> u8 {
     u8::try_from(FORMAT_VERSION).expect("FORMAT_VERSION fits in the frame's version byte")
 }
 

@@ -11,6 +11,9 @@
 //!    sealed or omitted (`seal.rs`).
 //! 5. `Journal::delete` removes the file when the package succeeds.
 //!
+//! `testing` puts a simulated disk that crashes at the Nth write or sync under
+//! a journal, for crash tests here and in other crates.
+//!
 //! The byte layout and why a crash at any point leaves a readable file are in
 //! `docs/design/journal-format.md`.
 
@@ -26,6 +29,10 @@ mod seal;
 mod state;
 mod storage;
 mod time;
+
+/// Test support: a disk that crashes at the Nth write or sync, and journals
+/// over it, for crash tests in other crates. Not for production use.
+pub mod testing;
 
 #[cfg(test)]
 mod crash;

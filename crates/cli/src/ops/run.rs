@@ -108,6 +108,20 @@ impl Recorder for JournalRecorder<'_> {
 }
 
 pub fn run(args: &RunArgs) -> Result<i32, Fail> {
+    run_with(args, &journal::Journal::create)
+}
+
+/// How a new checkpoint is created: `Journal::create`, or in the crash tests
+/// a journal over a simulated disk (`checkflow_journal::testing`).
+pub(crate) type CreateJournal<'a> = &'a dyn Fn(
+    &std::path::Path,
+    journal::NewHeader,
+    Option<&journal::Key>,
+    &journal::Lock,
+) -> Result<journal::Journal, journal::JournalError>;
+
+/// `run`, creating a new checkpoint with `create`.
+pub(crate) fn run_with(args: &RunArgs, create: CreateJournal<'_>) -> Result<i32, Fail> {
     let interrupt = interrupt_flag();
     let s = session::open(&args.run, true)?;
     let Session {
@@ -187,7 +201,7 @@ pub fn run(args: &RunArgs) -> Result<i32, Fail> {
                         })
                         .collect(),
                 };
-                journal::Journal::create(path, header, key.as_ref(), lock)
+                create(path, header, key.as_ref(), lock)
                     .map_err(|e| Fail::chain(exit::FAILURE, &e))?
             }
         };
@@ -293,3 +307,6 @@ pub fn run(args: &RunArgs) -> Result<i32, Fail> {
     }
     Ok(code)
 }
+
+#[cfg(test)]
+mod crash_tests;
