@@ -23,6 +23,22 @@ need cargo || { echo "cargo (Rust stable) is required: https://rustup.rs" >&2; e
 need cc || apt_install gcc
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy 2>/dev/null || true
 
+# The FTP download tests run a real server, pyftpdlib, from a venv kept outside the
+# clone (created only if missing). Without it those tests say SKIPPED and pass.
+venv="$HOME/.cache/checkflow/venv"
+if ! "$venv/bin/python" -c 'import pyftpdlib' >/dev/null 2>&1; then
+  echo "== installing pyftpdlib (venv $venv)"
+  if ! need python3 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    if need apt-get && [ "$(id -u)" = 0 ]; then
+      apt-get update -qq >/dev/null 2>&1 || true
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null || true
+    fi
+  fi
+  { [ -x "$venv/bin/python" ] || python3 -m venv "$venv"; } && "$venv/bin/pip" install -q pyftpdlib \
+    || echo "pyftpdlib could not be installed: the FTP tests will be skipped" >&2
+fi
+export CHECKFLOW_TEST_PYTHON="$venv/bin/python"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod data_tasks;
 mod disk_errors;
+mod downloads;
 mod kill_at_scale;
 mod pg;
 mod restart;

@@ -6,6 +6,7 @@
 
 mod bulk;
 mod db;
+mod download;
 mod expression;
 mod file;
 mod package;
@@ -21,6 +22,7 @@ pub fn registry() -> Registry {
     r.add(Box::new(process::ProcessType));
     r.add(Box::new(expression::ExpressionType));
     r.add(Box::new(file::FileType));
+    r.add(Box::new(download::DownloadType));
     r.add(Box::new(sql::SqlType));
     r.add(Box::new(bulk::BulkInsertType));
     r.add_probe(Box::new(db::SqliteProbe));
