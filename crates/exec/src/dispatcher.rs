@@ -932,6 +932,9 @@ impl<'a> Dispatcher<'a> {
             .then(|| self.new_scope(n));
         let rt = &mut self.rt[n.index()];
         rt.tx = scope;
+        // Its children are all pending until they start (a loop that fails to
+        // enumerate never starts them).
+        rt.open = self.plan.node(n).children.len();
         if rt.deadline.is_some() {
             self.busy.insert(n);
         }

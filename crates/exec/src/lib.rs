@@ -16,7 +16,7 @@ mod resume;
 mod state;
 mod vars;
 
-pub use dispatcher::{now_civil, RunOptions, humantime, run};
+pub use dispatcher::{RunOptions, humantime, now_civil, run};
 pub use enumerate::{Item, enumerate, rows_of, wildcard};
 pub use event::*;
 pub use resume::{ChangedPolicy, Decision, Reason, Recorded, Resume, ResumeError, resume};

@@ -764,3 +764,17 @@ fn completions_of_parallel_inline_tasks_share_a_flush() {
         c.batches
     );
 }
+
+#[test]
+fn a_foreach_over_a_missing_folder_fails_without_starting_its_children() {
+    let log = Log::default();
+    let plan = plan_of(
+        "tasks:\n  - name: L\n    type: foreach\n    files: { folder: /nonexistent/checkflow-test-folder }\n    tasks:\n      - {name: T, type: fake}\n",
+        &log,
+    );
+    let (r, _) = run_plan(&plan, Resume::default());
+    assert_eq!(r.outcome, PackageOutcome::Failure);
+    assert_eq!(status(&plan, &r, "L"), Status::Failed);
+    assert_eq!(status(&plan, &r, "L/T"), Status::NotRun);
+    assert!(started(&log).is_empty());
+}

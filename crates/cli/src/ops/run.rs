@@ -165,7 +165,8 @@ pub(crate) fn run_with(args: &RunArgs, create: CreateJournal<'_>) -> Result<i32,
                     })
                     .collect();
                 if !done.is_empty() {
-                    j.append_all(done).map_err(|e| Fail::chain(exit::FAILURE, &e))?;
+                    j.append_all(done)
+                        .map_err(|e| Fail::chain(exit::FAILURE, &e))?;
                 }
                 let inval: Vec<journal::Entry> = resume
                     .invalidate
