@@ -515,14 +515,13 @@ impl<'a> Dispatcher<'a> {
         let Some(n) = self.queue.pop_front() else {
             return false;
         };
-        if self.stopping || self.halted_above(n) {
+        // The journal failing here stops the run: the task never starts, and
+        // its container must learn that, or it would wait for it forever.
+        if self.stopping || self.halted_above(n) || !self.flush() {
             self.rt[n.index()].state = State::Pending;
             if let Some(p) = self.plan.node(n).parent {
                 self.agenda.push_back(Work::ChildDone(p));
             }
-            return true;
-        }
-        if !self.flush() {
             return true;
         }
         self.spawn(n);

@@ -406,7 +406,6 @@ fn recover_and_restart(
 }
 
 #[test]
-#[ignore = "bug: a run whose checkpoint write fails while a container has unstarted children never ends (/work/bugs.md, HANG)"]
 fn crash_at_every_write_and_sync_of_a_mixed_run_then_restart_runs_nothing_recorded() {
     if !as_child("crash_at_every_write_and_sync_of_a_mixed_run_then_restart_runs_nothing_recorded")
     {
@@ -508,7 +507,6 @@ fn enospc() -> std::io::Error {
 }
 
 #[test]
-#[ignore = "bug: a run whose checkpoint write fails while a container has unstarted children never ends (/work/bugs.md, HANG)"]
 fn disk_full_on_a_write_or_a_sync_poisons_the_journal_and_fails_the_run_clearly() {
     if !as_child("disk_full_on_a_write_or_a_sync_poisons_the_journal_and_fails_the_run_clearly") {
         return;
