@@ -92,7 +92,16 @@ set +e
 cargo test --workspace -q 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
+
+# Every fuzz target (expression parser, package loader, checkpoint reader) for a
+# short bounded time on its corpus. CHECKFLOW_SKIP_FUZZ=1 skips it locally.
+fuzz_status=0
+if [ "${CHECKFLOW_SKIP_FUZZ:-0}" != 1 ]; then
+  echo "== fuzz smoke (${FUZZ_SECONDS:-10} s per target)"
+  FUZZ_SECONDS="${FUZZ_SECONDS:-10}" ./scripts/fuzz-smoke.sh || fuzz_status=$?
+fi
 # One closing line with the totals over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i; if ($(i+1) ~ /^ignored;?$/) s += $i } }
      END { printf "Tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$out"
-exit "$status"
+[ "$status" = 0 ] || exit "$status"
+exit "$fuzz_status"
