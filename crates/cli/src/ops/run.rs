@@ -253,6 +253,8 @@ pub(crate) fn run_with(args: &RunArgs, create: CreateJournal<'_>) -> Result<i32,
     };
 
     crate::timing::phase("run", t);
+    // Log lines are buffered; they come before the summary.
+    checkflow_exec::Reporter::flush(&mut console);
     // The checkpoint's fate (SPEC 2.4).
     let mut note = String::new();
     let mut kept = false;
