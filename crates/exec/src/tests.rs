@@ -82,8 +82,13 @@ impl Action for Fake {
 }
 
 fn plan_of(yaml: &str, log: &Log) -> Plan {
+    plan_with(yaml, Box::new(FakeType(log.clone())))
+}
+
+/// Validates a test package with one task type registered.
+fn plan_with(yaml: &str, task_type: Box<dyn TaskType>) -> Plan {
     let mut r = Registry::new();
-    r.add(Box::new(FakeType(log.clone())));
+    r.add(task_type);
     let text = format!("id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11\nname: t\n{yaml}");
     let def = parse(Path::new("t.yaml"), &text).expect("test package parses");
     let pkg = LoadedPackage {
@@ -664,17 +669,7 @@ impl Action for TxTask {
 }
 
 fn tx_plan(yaml: &str, log: &Log) -> Plan {
-    let mut r = Registry::new();
-    r.add(Box::new(TxType(log.clone())));
-    let text = format!("id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11\nname: t\n{yaml}");
-    let def = parse(Path::new("t.yaml"), &text).expect("parses");
-    let pkg = LoadedPackage {
-        def,
-        path: PathBuf::from("t.yaml"),
-        dir: PathBuf::from("."),
-        text,
-    };
-    checkflow_plan::validate(&pkg, &r).unwrap_or_else(|e| panic!("{e}"))
+    plan_with(yaml, Box::new(TxType(log.clone())))
 }
 
 #[test]
