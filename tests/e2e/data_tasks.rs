@@ -301,3 +301,138 @@ tasks:
         );
     }
 }
+
+/// SPEC §4 scenario 7: aggregations, one task each; one fails; the rerun
+/// recomputes only it (the others' results are not appended twice).
+#[test]
+fn scenario_7_one_failed_aggregation_is_the_only_one_recomputed() {
+    for db in databases("scenario7") {
+        let yaml = format!(
+            r#"
+id: {ID}
+name: aggregates
+checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
+connections:
+  dw: {conn}
+tasks:
+  - name: Create tables
+    type: sql
+    connection: dw
+    sql: |
+      CREATE TABLE IF NOT EXISTS sales (id INTEGER PRIMARY KEY, region TEXT NOT NULL, amount INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS agg_region (region TEXT NOT NULL, total INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS agg_total (total INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS agg_fx (total INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS agg_log (name TEXT NOT NULL)
+  - {{ name: Load, type: bulk_insert, connection: dw, table: sales, file: data/sales.csv, truncate: true, after: [Create tables] }}
+  - name: By region
+    type: sql
+    connection: dw
+    after: [Load]
+    fail_package_on_failure: true
+    sql: |
+      INSERT INTO agg_region SELECT region, SUM(amount) FROM sales GROUP BY region;
+      INSERT INTO agg_log VALUES ('By region')
+  - name: Total
+    type: sql
+    connection: dw
+    after: [Load]
+    fail_package_on_failure: true
+    sql: |
+      INSERT INTO agg_total SELECT SUM(amount) FROM sales;
+      INSERT INTO agg_log VALUES ('Total')
+  - name: In euro
+    type: sql
+    connection: dw
+    after: [Load]
+    fail_package_on_failure: true
+    sql: |
+      INSERT INTO agg_fx SELECT SUM(s.amount * r.rate) FROM sales s, rates r;
+      INSERT INTO agg_log VALUES ('In euro')
+"#,
+            conn = db.conn
+        );
+        let sb = Sandbox::with_package(&yaml);
+        sb.write(
+            "data/sales.csv",
+            "id,region,amount\n1,north,10\n2,north,20\n3,south,5\n",
+        );
+
+        // First run: the rates table is missing, so "In euro" fails.
+        db.run(&sb, "package.yaml").output().exit(1);
+        let done = completed_paths(&sb.show("run.ckpt"));
+        for t in ["Create tables", "Load", "By region", "Total"] {
+            assert!(done.contains(t), "{}: {t} recorded: {done:?}", db.kind);
+        }
+        assert!(!done.contains("In euro"), "{}: {done:?}", db.kind);
+
+        // The cause is fixed outside the package: the rates arrive.
+        sb.write(
+            "fix.yaml",
+            &format!(
+                r#"
+id: {OTHER_ID}
+name: fix
+connections:
+  dw: {conn}
+tasks:
+  - name: Rates
+    type: sql
+    connection: dw
+    sql: |
+      CREATE TABLE rates (rate INTEGER NOT NULL);
+      INSERT INTO rates VALUES (2)
+"#,
+                conn = db.conn
+            ),
+        );
+        db.run(&sb, "fix.yaml").output().exit(0);
+
+        let out = db
+            .run(&sb, "package.yaml")
+            .args(["--log", "json"])
+            .output()
+            .exit(0);
+        let summary = out.summary();
+        assert_eq!(status_of(&summary, "In euro"), "succeeded", "{}", db.kind);
+        for t in ["Create tables", "Load", "By region", "Total"] {
+            assert_eq!(status_of(&summary, t), "restored", "{}: {t}", db.kind);
+        }
+        let log = rows(
+            &sb,
+            &db,
+            "SELECT name, COUNT(*) FROM agg_log GROUP BY name ORDER BY name",
+        );
+        let log: Vec<(String, i64)> = log
+            .iter()
+            .map(|r| {
+                (
+                    r[0].as_str().expect("a name").to_string(),
+                    r[1].as_i64().expect("a count"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            log,
+            [
+                ("By region".to_string(), 1),
+                ("In euro".to_string(), 1),
+                ("Total".to_string(), 1)
+            ],
+            "{}: each aggregate computed once",
+            db.kind
+        );
+        assert_eq!(
+            rows(&sb, &db, "SELECT COUNT(*) FROM agg_region")[0][0].as_i64(),
+            Some(2),
+            "{}",
+            db.kind
+        );
+        assert_eq!(
+            rows(&sb, &db, "SELECT total FROM agg_fx")[0][0].as_i64(),
+            Some(70),
+            "{}",
+            db.kind
+        );
+    }
+}
