@@ -7,23 +7,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-/// xorshift64*: a small seeded generator, so a failing run can be replayed
-/// by its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// 20 tasks and a loop of 4: sequences (one a restart unit), parallel
 /// containers and a loop with recorded iterations, at most 4 at once. Each
 /// task writes its name to the ledger when it starts, then works a little.

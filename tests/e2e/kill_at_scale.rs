@@ -16,23 +16,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-/// xorshift64*: seeded, so a failing run can be replayed with
-/// `CHECKFLOW_E2E_SEED`.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// One executable of the generated package.
 enum Node {
     /// A process task: writes "<pid of checkflow> <name>" to the ledger when
