@@ -436,3 +436,47 @@ tasks:
         );
     }
 }
+
+#[test]
+fn bulk_insert_null_marker_can_be_written_as_a_plain_yaml_key() {
+    // SPEC §1.4 names the field `null`; in YAML a plain `null:` key is null
+    // itself, and the loader must still read it as the field.
+    for db in databases("nullkey") {
+        let yaml = format!(
+            r#"
+id: {ID}
+name: nulls
+connections:
+  dw: {conn}
+tasks:
+  - name: Create
+    type: sql
+    connection: dw
+    sql: CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, city TEXT)
+  - name: Load
+    type: bulk_insert
+    connection: dw
+    table: people
+    file: people.csv
+    null: ""
+    after: [Create]
+"#,
+            conn = db.conn
+        );
+        let sb = Sandbox::with_package(&yaml);
+        sb.write("people.csv", "id,city\n1,Oslo\n2,\n3,Lima\n");
+        db.run(&sb, "package.yaml").output().exit(0);
+        let r = rows(
+            &sb,
+            &db,
+            "SELECT COUNT(*), COUNT(city) FROM people WHERE city IS NULL OR city <> ''",
+        );
+        assert_eq!(r[0][0].as_i64(), Some(3), "{}: {r:?}", db.kind);
+        assert_eq!(
+            r[0][1].as_i64(),
+            Some(2),
+            "{}: one NULL city: {r:?}",
+            db.kind
+        );
+    }
+}

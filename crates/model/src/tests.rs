@@ -98,3 +98,42 @@ fn a_package_of_many_tasks_loads() {
     let def = p(&text).expect("a 40,000-task package is within the parser's limits");
     assert_eq!(def.tasks.len(), 40_000);
 }
+
+#[test]
+fn a_plain_null_key_is_the_bulk_insert_null_marker() {
+    // Block style, flow style, and the other spellings of YAML's null.
+    let def = p(r#"
+id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11
+name: demo
+tasks:
+  - name: L
+    type: bulk_insert
+    null: ""
+  - { name: M, type: bulk_insert, null: "NULL", table: t }
+  - { name: N, type: bulk_insert, NULL: x }
+  - { name: O, type: bulk_insert, "null": q }
+"#)
+    .expect("loads");
+    let nulls: Vec<Option<&str>> = def.tasks.iter().map(|t| t.value.null.as_deref()).collect();
+    assert_eq!(nulls, [Some(""), Some("NULL"), Some("x"), Some("q")]);
+    assert_eq!(def.tasks[1].value.table.as_deref(), Some("t"));
+}
+
+#[test]
+fn a_null_value_where_a_string_is_needed_is_still_an_error() {
+    let err = p("id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11\nname: null\n").unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("pkg.yaml:2:7"), "{text}");
+    assert!(text.contains("null"), "{text}");
+}
+
+#[test]
+fn errors_after_a_quoted_null_key_keep_their_columns() {
+    // `bogus` starts at column 44 of line 4 as the user wrote it.
+    let text = "id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11\nname: demo\ntasks:\n  - { name: M, type: bulk_insert, null: x, bogus: 1 }\n";
+    assert_eq!(&text.lines().nth(3).unwrap()[43..48], "bogus");
+    let err = p(text).unwrap_err();
+    let shown = err.to_string();
+    assert!(shown.contains("pkg.yaml:4:44"), "{shown}");
+    assert!(shown.contains("unknown field `bogus`"), "{shown}");
+}
