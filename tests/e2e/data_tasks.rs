@@ -480,3 +480,129 @@ tasks:
         );
     }
 }
+
+/// The package of the transaction kill tests: a transacted container loads a
+/// table and appends an event row (no key: a repeat would show as a second
+/// row), and a ledger shows which tasks ran.
+fn transacted_load(db: &Db) -> Sandbox {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: transacted
+checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
+connections:
+  dw: {conn}
+tasks:
+  - name: Create tables
+    type: sql
+    connection: dw
+    sql: |
+      {create}
+      CREATE TABLE IF NOT EXISTS events (what TEXT NOT NULL);
+  - name: Load
+    type: sequence
+    transaction: required
+    fail_package_on_failure: true
+    after: [Create tables]
+    tasks:
+      - {{ name: Customers, type: bulk_insert, connection: dw, table: dim_customer, file: data/customers.csv }}
+      - {{ name: Event, type: sql, connection: dw, sql: "INSERT INTO events (what) VALUES ('customers loaded')" }}
+      - {{ name: Inside, type: process, command: "echo Inside >> ledger.txt" }}
+  - {{ name: After, type: process, command: "echo After >> ledger.txt", after: [Load] }}
+"#,
+        conn = db.conn,
+        create = create_tables(&["dim_customer"])
+    );
+    let sb = Sandbox::with_package(&yaml);
+    sb.write("data/customers.csv", &csv(50, None));
+    sb
+}
+
+/// Issue 5: a kill -9 after the databases committed a container's transaction
+/// but before its completion reached the checkpoint. The rerun finds the
+/// commit's marker and does not run the container again (SSIS would).
+#[test]
+fn a_transaction_killed_after_its_commit_is_not_repeated() {
+    for db in databases("txkill_commit") {
+        let sb = transacted_load(&db);
+        let out = db
+            .run(&sb, "package.yaml")
+            .env("CHECKFLOW_TEST_FAILPOINT", "after-tx-commit")
+            .output();
+        assert_eq!(out.code, None, "{}: killed by SIGKILL\n{out:?}", db.kind);
+        assert_eq!(sb.take_ledger(), names(&["Inside"]), "{}", db.kind);
+        assert!(sb.exists("run.ckpt"), "{}: checkpoint kept", db.kind);
+        let done = completed_paths(&sb.show("run.ckpt"));
+        assert!(
+            !done.contains("Load"),
+            "{}: not recorded: {done:?}",
+            db.kind
+        );
+
+        let out = db
+            .run(&sb, "package.yaml")
+            .args(["--log", "json"])
+            .output()
+            .exit(0)
+            .says("committed before the last run stopped");
+        assert_eq!(status_of(&out.summary(), "Load"), "restored", "{}", db.kind);
+        assert_eq!(
+            sb.take_ledger(),
+            names(&["After"]),
+            "{}: Load not rerun",
+            db.kind
+        );
+        assert_eq!(count(&sb, &db, "dim_customer"), (50, 50), "{}", db.kind);
+        assert_eq!(
+            rows(&sb, &db, "SELECT COUNT(*) FROM events"),
+            vec![vec![Value::from(1)]],
+            "{}: the event row once",
+            db.kind
+        );
+    }
+}
+
+/// The other side of the window: killed after the intent to commit was
+/// recorded but before the databases committed. The connections died with
+/// their transaction open, so nothing was written; the rerun finds no marker
+/// and runs the container again, once.
+#[test]
+fn a_transaction_killed_before_its_commit_is_rolled_back_and_run_again() {
+    for db in databases("txkill_intent") {
+        let sb = transacted_load(&db);
+        let out = db
+            .run(&sb, "package.yaml")
+            .env("CHECKFLOW_TEST_FAILPOINT", "after-tx-intent")
+            .output();
+        assert_eq!(out.code, None, "{}: killed by SIGKILL\n{out:?}", db.kind);
+        assert_eq!(sb.take_ledger(), names(&["Inside"]), "{}", db.kind);
+        assert_eq!(
+            count(&sb, &db, "dim_customer"),
+            (0, 0),
+            "{}: nothing committed",
+            db.kind
+        );
+
+        let out = db
+            .run(&sb, "package.yaml")
+            .args(["--log", "json"])
+            .output()
+            .exit(0);
+        let summary = out.summary();
+        assert_eq!(status_of(&summary, "Load"), "succeeded", "{}", db.kind);
+        assert_eq!(
+            status_of(&summary, "Create tables"),
+            "restored",
+            "{}",
+            db.kind
+        );
+        assert_eq!(sb.take_ledger(), names(&["Inside", "After"]), "{}", db.kind);
+        assert_eq!(count(&sb, &db, "dim_customer"), (50, 50), "{}", db.kind);
+        assert_eq!(
+            rows(&sb, &db, "SELECT COUNT(*) FROM events"),
+            vec![vec![Value::from(1)]],
+            "{}: the event row once",
+            db.kind
+        );
+    }
+}
