@@ -45,26 +45,30 @@ else
   echo "$port" >"$work/http.port"
 fi
 
+busy() {
+  echo "$0: cannot serve on 127.0.0.1:$port. A restart needs the address of the first run (its checkpoint stores it): free that port, or delete $work to start over." >&2
+  exit 1
+}
+listening() { (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+listening && busy
+
 # The request log, one line a request: `http | GET /products.csv 200`.
 python3 -u -m http.server --bind 127.0.0.1 --directory "$www" "$port" \
   > /dev/null 2> >(sed -u -E 's/^.*\] "([A-Z]+ [^ ]+)[^"]*" ([0-9]+).*$/  http | \1 \2/' >&2) &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 
-# Wait until it accepts connections (or say why it cannot).
+# Wait until it accepts connections (or has failed to listen).
 ready=false
 for _ in $(seq 100); do
-  if (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  if listening; then
     ready=true
     break
   fi
   kill -0 "$server" 2>/dev/null || break
   sleep 0.1
 done
-if ! $ready; then
-  echo "$0: the HTTP server could not listen on 127.0.0.1:$port. A restart needs the address of the first run (its checkpoint stores it): free that port, or delete $work to start over." >&2
-  exit 1
-fi
+$ready || busy
 
 export WAREHOUSE_URL="http://127.0.0.1:$port"
 status=0
