@@ -190,7 +190,7 @@ fn warehouse_example_restarts_at_the_failed_dimension_without_downloading_or_loa
         "the checkpoint is kept\n{first:?}"
     );
     let recorded = completed_paths(&sb.show("work/warehouse.ckpt"));
-    let expected: BTreeSet<String> = [
+    let recorded_first: BTreeSet<String> = [
         "Create Tables",
         "Download",
         "Download/Get Customers",
@@ -202,7 +202,7 @@ fn warehouse_example_restarts_at_the_failed_dimension_without_downloading_or_loa
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    assert_eq!(recorded, expected, "what the first run recorded");
+    assert_eq!(recorded, recorded_first, "what the first run recorded");
     let counts = table_counts(&sb);
     assert_eq!(counts["dim_customer"], (8, 8));
     assert_eq!(counts["dim_store"], (3, 3));
@@ -227,7 +227,7 @@ fn warehouse_example_restarts_at_the_failed_dimension_without_downloading_or_loa
             )
         })
         .collect();
-    for path in &expected {
+    for path in &recorded_first {
         assert_eq!(actions[path], "restore", "plan for {path}");
     }
     for path in [
@@ -264,7 +264,7 @@ fn warehouse_example_restarts_at_the_failed_dimension_without_downloading_or_loa
     assert_eq!(modified(&sb, "work/download/stores.csv"), stores_time);
     assert_eq!(modified(&sb, "work/download/sales.csv"), sales_time);
     let summary = second.summary();
-    for path in &expected {
+    for path in &recorded_first {
         assert_eq!(status_of(&summary, path), "restored", "{path} in the rerun");
     }
     for path in [
