@@ -5,6 +5,10 @@
 #   examples/run-all.sh --run    # also run each one twice from a clean work/ folder:
 #                                # the first run must fail (exit 1), the rerun must succeed (exit 0)
 #
+# An example whose folder holds a serve.sh (warehouse: its source files over
+# HTTP on 127.0.0.1) runs through it: `serve.sh checkflow run ...` serves the
+# files while the run lasts. That needs python3.
+#
 # Uses $CHECKFLOW if set, else `checkflow` on PATH, else builds it as scripts/quickstart.sh does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,9 +47,11 @@ if $run; then
   for pkg in examples/*/*.yaml; do
     work="$(dirname "$pkg")/work"
     # Each example's files share one work/ folder; start every package from a clean one.
+    serve=()
+    [ -x "$(dirname "$pkg")/serve.sh" ] && serve=("$(dirname "$pkg")/serve.sh")
     rm -rf "$work"
-    check "run $pkg (fails by design)" 1 "$bin" run "$pkg"
-    check "second run $pkg (succeeds)" 0 "$bin" run "$pkg"
+    check "run $pkg (fails by design)" 1 ${serve[@]+"${serve[@]}"} "$bin" run "$pkg"
+    check "second run $pkg (succeeds)" 0 ${serve[@]+"${serve[@]}"} "$bin" run "$pkg"
     rm -rf "$work"
   done
 fi

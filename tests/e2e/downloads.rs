@@ -5,14 +5,10 @@
 //! process (it records every request it answers) and, when pyftpdlib is
 //! available, one from a real FTP server.
 
-#[path = "../../crates/tasks/src/download/test_server.rs"]
-mod test_server;
-
 use std::time::SystemTime;
 
-use test_server::{FtpOptions, FtpServer, HttpServer, bytes};
-
 use crate::support::*;
+use crate::test_server::{FtpOptions, FtpServer, HttpServer, bytes};
 
 const MB: usize = 1024 * 1024;
 const CUT: u64 = 8 * MB as u64;

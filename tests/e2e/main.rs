@@ -9,9 +9,14 @@ mod crash;
 mod data_tasks;
 mod disk_errors;
 mod downloads;
+mod examples;
 mod kill_at_scale;
 mod pg;
 mod restart;
 mod restart_options;
 mod runtime;
 mod support;
+/// The loopback HTTP and FTP servers of the download tests (std only), shared
+/// by `downloads` and `examples`.
+#[path = "../../crates/tasks/src/download/test_server.rs"]
+mod test_server;

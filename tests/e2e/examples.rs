@@ -1,0 +1,345 @@
+//! The examples, run as a user runs them: `examples/warehouse` (the seeds'
+//! scenario: download one file per dimension and the facts, bulk insert one
+//! dimension per task, compute aggregates) from a copy in a temp folder,
+//! through the real binary, its first run failing by design and its rerun
+//! restarting from the checkpoint.
+//!
+//! The source files come from the loopback HTTP server of the download tests
+//! (it records every request), playing the source system as
+//! `examples/warehouse/serve.sh` does: the first time, the products file has
+//! a repeated id; by the rerun it is corrected.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+use crate::test_server::HttpServer;
+
+/// The example's folder in the repository.
+fn example_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+/// Copies `src` into `dst`, leaving out `work/` (what a local run of the
+/// example wrote), so the test starts from what the repository holds.
+fn copy_example(src: &Path, dst: &Path) {
+    for entry in fs::read_dir(src).unwrap_or_else(|e| panic!("read {}: {e}", src.display())) {
+        let entry = entry.expect("a folder entry");
+        let name = entry.file_name();
+        if name == "work" {
+            continue;
+        }
+        let to = dst.join(&name);
+        if entry.file_type().expect("file type").is_dir() {
+            fs::create_dir_all(&to).expect("create folder");
+            copy_example(&entry.path(), &to);
+        } else {
+            fs::copy(entry.path(), &to)
+                .unwrap_or_else(|e| panic!("copy {}: {e}", entry.path().display()));
+        }
+    }
+}
+
+/// The rows `sql` returns from the example's database, read through
+/// checkflow itself: a throwaway package next to the example's fills an
+/// object variable and keeps its checkpoint on purpose, and `checkpoint show`
+/// prints it.
+fn query(sb: &Sandbox, sql: &str) -> Vec<Vec<Value>> {
+    sb.write(
+        "verify.yaml",
+        &format!(
+            r#"
+id: {OTHER_ID}
+name: verify
+checkpoint: {{ file: verify.ckpt, usage: never, save: true }}
+connections:
+  dw: {{ kind: sqlite, path: work/warehouse.db }}
+variables:
+  Rows: {{ type: object }}
+tasks:
+  - name: Query
+    type: sql
+    connection: dw
+    result: full
+    result_var: User::Rows
+    sql: "{sql}"
+  - {{ name: Keep the checkpoint, type: process, command: "exit 3", fail_package_on_failure: true, after: [Query] }}
+"#
+        ),
+    );
+    sb.cmd(["run", "verify.yaml"]).output().exit(1);
+    let doc = sb.show("verify.ckpt");
+    fs::remove_file(sb.join("verify.ckpt")).expect("remove verify.ckpt");
+    doc["variables"]["User::Rows"]["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no recordset in {doc}"))
+        .iter()
+        .map(|r| r.as_array().expect("a row").clone())
+        .collect()
+}
+
+/// Rows and distinct ids of each dimension and of the facts.
+fn table_counts(sb: &Sandbox) -> BTreeMap<String, (i64, i64)> {
+    let sql = ["dim_customer", "dim_store", "dim_product", "fact_sales"]
+        .iter()
+        .map(|t| format!("SELECT '{t}', COUNT(*), COUNT(DISTINCT id) FROM {t}"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    query(sb, &sql)
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].as_str().expect("a table name").to_owned(),
+                (
+                    r[1].as_i64().expect("a count"),
+                    r[2].as_i64().expect("a count"),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// How many times each path started, over the `--log json` output of runs.
+fn starts(runs: &[&Output]) -> BTreeMap<String, usize> {
+    let mut n = BTreeMap::new();
+    for out in runs {
+        for ev in out.json_lines() {
+            if ev["event"] == "started" {
+                let path = ev["path"].as_str().expect("started.path").to_owned();
+                *n.entry(path).or_default() += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Requests per path the server answered since its hits were last cleared.
+fn requests(server: &HttpServer) -> BTreeMap<String, Vec<u16>> {
+    let mut by_path: BTreeMap<String, Vec<u16>> = BTreeMap::new();
+    for hit in server.hits() {
+        by_path.entry(hit.path).or_default().push(hit.status);
+    }
+    by_path
+}
+
+fn modified(sb: &Sandbox, rel: &str) -> SystemTime {
+    fs::metadata(sb.join(rel))
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("mtime of {rel}: {e}"))
+}
+
+#[test]
+fn warehouse_example_restarts_at_the_failed_dimension_without_downloading_or_loading_again() {
+    let sb = Sandbox::new();
+    copy_example(&example_dir("warehouse"), sb.path());
+    let data = |name: &str| sb.read_bytes(&format!("data/{name}"));
+
+    // The source system: its first products export repeats an id.
+    let server = HttpServer::start();
+    for name in ["customers.csv", "stores.csv", "sales.csv"] {
+        server.add(&format!("/{name}"), data(name));
+    }
+    server.add("/products.csv", data("products-with-duplicate.csv"));
+    let base = server.url("");
+    let run = || {
+        sb.run()
+            .args(["--log", "json"])
+            .env("WAREHOUSE_URL", &base)
+            .output()
+    };
+
+    // First run: every file is fetched once; the dimensions before Products
+    // load; the Products load fails on the repeated id and keeps the
+    // checkpoint (Products is a restart point).
+    let first = run()
+        .exit(1)
+        .says("UNIQUE constraint failed: dim_product.id");
+    assert_eq!(
+        requests(&server),
+        BTreeMap::from(
+            [
+                "/customers.csv",
+                "/products.csv",
+                "/sales.csv",
+                "/stores.csv"
+            ]
+            .map(|p| (p.to_owned(), vec![200]))
+        ),
+        "each file is downloaded once in the first run"
+    );
+    let summary = first.summary();
+    for (path, status) in [
+        ("Download/Get Customers", "succeeded"),
+        ("Load Dimensions/Customers", "succeeded"),
+        ("Load Dimensions/Stores", "succeeded"),
+        ("Load Dimensions/Products/Get Products", "succeeded"),
+        ("Load Dimensions/Products/Load", "failed"),
+        ("Sales", "not_run"),
+        ("Revenue by Store", "not_run"),
+    ] {
+        assert_eq!(status_of(&summary, path), status, "{path} in the first run");
+    }
+    assert!(
+        sb.exists("work/warehouse.ckpt"),
+        "the checkpoint is kept\n{first:?}"
+    );
+    let recorded = completed_paths(&sb.show("work/warehouse.ckpt"));
+    let recorded_first: BTreeSet<String> = [
+        "Create Tables",
+        "Download",
+        "Download/Get Customers",
+        "Download/Get Stores",
+        "Download/Get Sales",
+        "Load Dimensions/Customers",
+        "Load Dimensions/Stores",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    assert_eq!(recorded, recorded_first, "what the first run recorded");
+    let counts = table_counts(&sb);
+    assert_eq!(counts["dim_customer"], (8, 8));
+    assert_eq!(counts["dim_store"], (3, 3));
+    assert_eq!(
+        counts["dim_product"],
+        (0, 0),
+        "the failed load is one transaction: no row is left"
+    );
+    assert_eq!(counts["fact_sales"], (0, 0));
+
+    // The plan of the rerun restores the downloads and the loads that were
+    // recorded, and reruns the Products unit whole (fetch, then load).
+    let plan = sb.cmd(["plan", "package.yaml", "--json"]).output().exit(0);
+    let actions: BTreeMap<String, String> = plan.json()["executables"]
+        .as_array()
+        .expect("executables[]")
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().expect("path").to_owned(),
+                e["action"].as_str().expect("action").to_owned(),
+            )
+        })
+        .collect();
+    for path in &recorded_first {
+        assert_eq!(actions[path], "restore", "plan for {path}");
+    }
+    for path in [
+        "Load Dimensions/Products",
+        "Load Dimensions/Products/Get Products",
+        "Load Dimensions/Products/Load",
+        "Sales",
+        "Revenue by Store",
+        "Revenue by Category",
+        "Totals",
+    ] {
+        assert_eq!(actions[path], "run", "plan for {path}");
+    }
+
+    // Between the runs the source corrects the products file. A row added
+    // to the downloaded customers file would be loaded if the recorded
+    // Customers load ran again; it must not be.
+    server.replace("/products.csv", data("products.csv"), Some("\"corrected\""));
+    server.clear_hits();
+    let customers_file = sb.read("work/download/customers.csv");
+    sb.write(
+        "work/download/customers.csv",
+        &format!("{customers_file}9,Not Loaded Again,Nowhere\n"),
+    );
+    let stores_time = modified(&sb, "work/download/stores.csv");
+    let sales_time = modified(&sb, "work/download/sales.csv");
+
+    let second = run().exit(0);
+    assert_eq!(
+        requests(&server),
+        BTreeMap::from([("/products.csv".to_owned(), vec![200])]),
+        "the rerun downloads only the products file"
+    );
+    assert_eq!(modified(&sb, "work/download/stores.csv"), stores_time);
+    assert_eq!(modified(&sb, "work/download/sales.csv"), sales_time);
+    let summary = second.summary();
+    for path in &recorded_first {
+        assert_eq!(status_of(&summary, path), "restored", "{path} in the rerun");
+    }
+    for path in [
+        "Load Dimensions/Products/Get Products",
+        "Load Dimensions/Products/Load",
+        "Sales",
+        "Revenue by Store",
+        "Revenue by Category",
+        "Totals",
+        "Print Totals",
+    ] {
+        assert_eq!(
+            status_of(&summary, path),
+            "succeeded",
+            "{path} in the rerun"
+        );
+    }
+    // Over both runs, every task started once, except the Products unit,
+    // which the restart ran again whole (and its container with it), and
+    // the loop body, once per category.
+    let twice = [
+        "Load Dimensions",
+        "Load Dimensions/Products",
+        "Load Dimensions/Products/Get Products",
+        "Load Dimensions/Products/Load",
+    ];
+    let started = starts(&[&first, &second]);
+    assert_eq!(started.len(), 19, "every executable started: {started:?}");
+    for (path, n) in started {
+        let want = match path.as_str() {
+            p if twice.contains(&p) => 2,
+            "Report/Print Category" => 3,
+            _ => 1,
+        };
+        assert_eq!(n, want, "{path} started {n} time(s) over both runs");
+    }
+    assert!(
+        !sb.exists("work/warehouse.ckpt"),
+        "success deletes the checkpoint"
+    );
+
+    // No table holds a row twice, the customer added after the first run was
+    // not loaded, and the aggregates are those of the data.
+    let counts = table_counts(&sb);
+    assert_eq!(counts["dim_customer"], (8, 8));
+    assert_eq!(counts["dim_store"], (3, 3));
+    assert_eq!(counts["dim_product"], (6, 6));
+    assert_eq!(counts["fact_sales"], (30, 30));
+    assert_eq!(
+        query(
+            &sb,
+            "SELECT category, revenue FROM agg_category_revenue ORDER BY category"
+        ),
+        vec![
+            vec![json!("Electronics"), json!(790.92)],
+            vec![json!("Furniture"), json!(3150.2)],
+            vec![json!("Stationery"), json!(230.5)],
+        ]
+    );
+    assert_eq!(
+        query(
+            &sb,
+            "SELECT store, sales, revenue FROM agg_store_revenue ORDER BY store"
+        ),
+        vec![
+            vec![json!("Harbour"), json!(10), json!(1199.57)],
+            vec![json!("High Street"), json!(11), json!(1561.47)],
+            vec![json!("Online"), json!(9), json!(1410.58)],
+        ]
+    );
+    let printed: Vec<String> = second
+        .json_lines()
+        .into_iter()
+        .filter(|e| e["event"] == "output" && e["path"] == "Print Totals")
+        .map(|e| e["line"].as_str().expect("output.line").to_owned())
+        .collect();
+    assert_eq!(printed, ["30 sales, revenue 4171.62"]);
+}
