@@ -137,18 +137,3 @@ fn errors_after_a_quoted_null_key_keep_their_columns() {
     assert!(shown.contains("pkg.yaml:4:44"), "{shown}");
     assert!(shown.contains("unknown field `bogus`"), "{shown}");
 }
-
-#[test]
-fn zz_sizes() {
-    eprintln!("TaskDef {} Spanned<TaskDef> {} Spanned<String> {}", std::mem::size_of::<TaskDef>(), std::mem::size_of::<Spanned<TaskDef>>(), std::mem::size_of::<Spanned<String>>());
-    let Ok(text) = std::fs::read_to_string("/tmp/pf/o10k.yaml") else { return };
-    for _ in 0..3 {
-        let t = std::time::Instant::now();
-        let _: serde::de::IgnoredAny = serde_saphyr::from_str_with_options(&text, options_for(&text)).unwrap();
-        let a = t.elapsed();
-        let t = std::time::Instant::now();
-        let _ = parse(Path::new("x"), &text).unwrap();
-        let b = t.elapsed();
-        eprintln!("ignored {a:?} full {b:?}");
-    }
-}

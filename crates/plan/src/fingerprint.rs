@@ -75,7 +75,10 @@ mod tests {
         // The hex form: 16 bytes, lower case.
         let fp = fingerprint(def, &[]);
         assert_eq!(fp.len(), 32);
-        assert!(fp.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(
+            fp.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
         assert_eq!(
             hash_parts(&["package"], &[]),
             Sha256::digest(b"package\0")[..16]

@@ -64,7 +64,12 @@ impl TaskType for DownloadType {
     fn build(&self, def: &TaskDef, cx: &mut BuildCx<'_>) -> Option<Arc<dyn Action>> {
         let mut ok = true;
         let url = def.url.clone().unwrap_or_default();
-        if url.is_empty() {
+        // A property expression may give the URL instead (SPEC §1.1 `expressions`).
+        let url_by_expr = def
+            .expressions
+            .as_ref()
+            .is_some_and(|m| m.value.contains_key("url"));
+        if url.is_empty() && !url_by_expr {
             cx.missing("url", "download");
             ok = false;
         }

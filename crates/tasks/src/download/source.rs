@@ -172,17 +172,28 @@ pub(crate) fn resolve(url: &str, conn: Option<&ConnectionDef>) -> Result<Source,
     Ok(src)
 }
 
-/// `kind://host[:port]/` or the connection's `url`, ending with `/`.
+/// `kind://host[:port]/` or the connection's `url` (or the environment
+/// variable `url_env` names), ending with `/`.
 fn base_of(c: &ConnectionDef) -> Result<String, String> {
-    if let Some(u) = &c.url {
-        let mut u = u.clone();
+    let url = match (&c.url, &c.url_env) {
+        (Some(u), _) => Some(u.clone()),
+        (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
+            format!("the environment variable {var} (the connection's `url_env`) is not set")
+        })?),
+        (None, None) => None,
+    };
+    if let Some(u) = url {
+        let mut u = u;
         if !u.ends_with('/') {
             u.push('/');
         }
         return Ok(u);
     }
     let Some(host) = &c.host else {
-        return Err("the connection has neither `host` nor `url` to complete a URL path".into());
+        return Err(
+            "the connection has neither `host` nor `url` (or `url_env`) to complete a URL path"
+                .into(),
+        );
     };
     Ok(match c.port {
         Some(p) => format!("{}://{host}:{p}/", c.kind.value),

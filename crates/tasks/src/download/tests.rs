@@ -580,3 +580,55 @@ fn ftp_missing_file_and_bad_login_fail_without_retrying_forever() {
     assert!(e.contains("refused the login of user etl"), "{e}");
     assert!(!e.contains("wrongpw"), "{e}");
 }
+
+#[test]
+fn a_connection_can_take_its_base_url_from_the_environment() {
+    let f = Fixture::new();
+    let yaml = "id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11\nname: p\nconnections:\n  web: { kind: http, url_env: CHECKFLOW_TEST_DL_BASE }\ntasks: []\n";
+    let pkg = checkflow_model::parse(Path::new("p.yaml"), yaml).unwrap();
+    let mut a = action("f.bin");
+    a.connection = Some(pkg.connections["web"].value.clone());
+    // Unset: the error names the variable.
+    // SAFETY: no other test reads or writes this variable.
+    unsafe { std::env::remove_var("CHECKFLOW_TEST_DL_BASE") };
+    let (r, _) = f.run(&a);
+    let e = r.unwrap_err().to_string();
+    assert!(
+        e.contains("CHECKFLOW_TEST_DL_BASE") && e.contains("not set"),
+        "{e}"
+    );
+    // SAFETY: as above.
+    unsafe { std::env::set_var("CHECKFLOW_TEST_DL_BASE", f.server.url("/")) };
+    let (r, _) = f.run(&a);
+    r.unwrap();
+    assert_eq!(std::fs::read(f.out()).unwrap(), f.body);
+}
+
+#[test]
+fn a_url_given_by_a_property_expression_needs_no_literal_url() {
+    let yaml = r#"
+id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11
+name: p
+variables:
+  Base: { type: string, value: "http://127.0.0.1:9" }
+tasks:
+  - name: Get
+    type: download
+    to: out/x.csv
+    expressions: { url: '@[User::Base] + "/x.csv"' }
+  - { name: Bare, type: download, to: out/y.csv }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let pkg = checkflow_model::load(&path).unwrap();
+    let e = checkflow_plan::validate(&pkg, &crate::registry())
+        .err()
+        .expect("Bare has no URL at all")
+        .to_string();
+    assert!(e.contains("Bare") && e.contains("url"), "{e}");
+    assert!(
+        !e.contains("\"Get\""),
+        "Get's URL comes from its expression: {e}"
+    );
+}
