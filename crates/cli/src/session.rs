@@ -51,6 +51,11 @@ pub fn failed_to(e: &dyn std::error::Error) -> String {
 
 /// Loads and validates a package (exit 4 for a missing file, 5 for problems).
 pub fn load_plan(path: &Path) -> Result<Plan, Fail> {
+    validate_package(&load_package(path)?)
+}
+
+/// Reads and parses a package file (exit 4 for a missing file, 5 for bad YAML).
+fn load_package(path: &Path) -> Result<checkflow_model::LoadedPackage, Fail> {
     let t = crate::timing::start();
     let pkg = checkflow_model::load(path).map_err(|e| match &e {
         LoadError::Io { .. } => Fail::new(exit::NOT_FOUND, e.to_string()),
@@ -64,9 +69,14 @@ pub fn load_plan(path: &Path) -> Result<Plan, Fail> {
         }
     })?;
     crate::timing::phase("load", t);
+    Ok(pkg)
+}
+
+/// Validates a parsed package (exit 5 for problems).
+fn validate_package(pkg: &checkflow_model::LoadedPackage) -> Result<Plan, Fail> {
     let t = crate::timing::start();
     let registry = checkflow_tasks::registry();
-    let plan = checkflow_plan::validate(&pkg, &registry)
+    let plan = checkflow_plan::validate(pkg, &registry)
         .map_err(|e| Fail::new(exit::INVALID, e.to_string()));
     crate::timing::phase("validate", t);
     plan
@@ -293,9 +303,91 @@ fn to_exec_outcome(o: journal::Outcome) -> Outcome {
     }
 }
 
+/// A checkpoint read on a second thread while the package is validated (a
+/// restart of a large package spends about as long in each). It is only a
+/// guess made before the lock is taken: [`Prefetch::take`] hands it over only
+/// if the file is still exactly the one that was read (same inode, length and
+/// modification time), and otherwise the file is read again under the lock.
+struct Prefetch {
+    path: PathBuf,
+    handle: std::thread::JoinHandle<Option<(journal::ResumeState, FileStamp)>>,
+}
+
+/// What identifies one state of an append-only file.
+#[derive(PartialEq, Eq, Debug)]
+struct FileStamp {
+    ino: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    fn of(p: &Path) -> Option<FileStamp> {
+        let m = std::fs::metadata(p).ok()?;
+        #[cfg(unix)]
+        let ino = std::os::unix::fs::MetadataExt::ino(&m);
+        #[cfg(not(unix))]
+        let ino = 0;
+        Some(FileStamp {
+            ino,
+            len: m.len(),
+            modified: m.modified().ok(),
+        })
+    }
+}
+
+impl Prefetch {
+    /// Starts reading the checkpoint the package names literally (or
+    /// `--checkpoint-file`), if that file exists.
+    fn start(pkg: &checkflow_model::LoadedPackage, opts: &RunOpts) -> Option<Prefetch> {
+        let path = match &opts.checkpoint_file {
+            Some(p) => p.clone(),
+            None => {
+                let c = pkg.def.checkpoint.as_ref()?;
+                let f = c.value.file.as_ref()?;
+                checkflow_plan::resolve_path(&pkg.dir, &f.value)
+            }
+        };
+        if opts.restart == Some(Restart::Deny) {
+            return None;
+        }
+        Prefetch::spawn(path)
+    }
+
+    /// Starts reading `path` on a second thread, if it is a file.
+    fn spawn(path: PathBuf) -> Option<Prefetch> {
+        if !path.is_file() {
+            return None;
+        }
+        let p = path.clone();
+        let handle = std::thread::Builder::new()
+            .name("checkpoint-prefetch".into())
+            .spawn(move || {
+                let before = FileStamp::of(&p)?;
+                let st = journal::read(&p, journal::Key::from_env().as_ref()).ok()?;
+                (FileStamp::of(&p)? == before).then_some((st, before))
+            })
+            .ok()?;
+        Some(Prefetch { path, handle })
+    }
+
+    /// The state read ahead, if it is of `path` and the file has not changed
+    /// since (the caller holds the lock, so it cannot change now).
+    fn take(self, path: &Path) -> Option<journal::ResumeState> {
+        if self.path != path {
+            return None;
+        }
+        let (st, stamp) = self.handle.join().ok()??;
+        (FileStamp::of(path)? == stamp).then_some(st)
+    }
+}
+
 /// Opens a session. `for_run` takes the checkpoint lock; `plan` does not.
 pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
-    let plan = load_plan(&opts.package)?;
+    let pkg = load_package(&opts.package)?;
+    let mut prefetch = Prefetch::start(&pkg, opts);
+    let plan = validate_package(&pkg)?;
+    drop(pkg);
     let mut warnings = Vec::new();
     let given = gather_config(&plan, opts)?;
     let (usage, save) = effective_settings(&plan, opts);
@@ -366,7 +458,12 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
         }
         (_, Some(p)) => {
             let t = crate::timing::start();
-            let st = journal::read(p, key.as_ref()).map_err(|e| Fail::chain(exit::FAILURE, &e))?;
+            let st = match prefetch.take().and_then(|f| f.take(p)) {
+                Some(st) => st,
+                None => {
+                    journal::read(p, key.as_ref()).map_err(|e| Fail::chain(exit::FAILURE, &e))?
+                }
+            };
             crate::timing::phase("read checkpoint", t);
             Some(st)
         }
@@ -625,4 +722,63 @@ fn initial_values(
         Value::WStr(machine_name()),
     );
     Ok(values)
+}
+
+#[cfg(test)]
+mod prefetch_tests {
+    use super::*;
+
+    fn completed(path: &str) -> journal::Entry {
+        journal::Entry::Completed {
+            path: path.into(),
+            outcome: journal::Outcome::Success,
+            fingerprint: "f".into(),
+            duration_ms: 1,
+            vars: BTreeMap::new(),
+        }
+    }
+
+    fn wait(p: &Prefetch) {
+        while !p.handle.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_prefetched_checkpoint_is_used_only_if_the_file_is_unchanged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.ckpt");
+        let lock = journal::lock(&path).expect("lock");
+        let header = journal::NewHeader {
+            package_id: "id".into(),
+            package_name: "p".into(),
+            package_path: "p.yaml".into(),
+            config: BTreeMap::new(),
+        };
+        let mut j = journal::Journal::create(&path, header, None, &lock).expect("create");
+        j.append_all(vec![completed("A")]).expect("append");
+
+        // Unchanged: handed over, with what the file holds.
+        let pf = Prefetch::spawn(path.clone()).expect("a file to read");
+        let st = pf.take(&path).expect("unchanged, so used");
+        assert!(st.completed.contains_key("A"));
+
+        // Another path: not used.
+        let pf = Prefetch::spawn(path.clone()).expect("a file to read");
+        assert!(pf.take(&dir.path().join("other.ckpt")).is_none());
+
+        // Appended to after it was read: not used (the caller reads again).
+        let pf = Prefetch::spawn(path.clone()).expect("a file to read");
+        wait(&pf);
+        j.append_all(vec![completed("B")]).expect("append");
+        assert!(pf.take(&path).is_none());
+
+        // Not a journal: nothing to hand over; the caller's read reports it.
+        std::fs::write(dir.path().join("junk.ckpt"), b"junk").expect("write");
+        let pf = Prefetch::spawn(dir.path().join("junk.ckpt")).expect("a file");
+        assert!(pf.take(&dir.path().join("junk.ckpt")).is_none());
+
+        // No file: no thread.
+        assert!(Prefetch::spawn(dir.path().join("none.ckpt")).is_none());
+    }
 }
