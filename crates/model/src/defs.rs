@@ -42,7 +42,7 @@ pub struct PackageDef {
     pub connections: BTreeMap<String, Spanned<ConnectionDef>>,
     /// The package's executables.
     #[serde(default)]
-    pub tasks: Vec<Spanned<TaskDef>>,
+    pub tasks: Vec<Spanned<Box<TaskDef>>>,
 }
 
 /// `checkpoint:` settings (CheckpointFileName, CheckpointUsage, SaveCheckpoints).
@@ -328,7 +328,7 @@ pub struct TaskDef {
     // -- containers --
     /// Children.
     #[serde(default, skip_serializing)]
-    pub tasks: Option<Vec<Spanned<TaskDef>>>,
+    pub tasks: Option<Vec<Spanned<Box<TaskDef>>>>,
     /// How untied children run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<Flow>,

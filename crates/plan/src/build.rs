@@ -397,7 +397,7 @@ impl<'a> Validator<'a> {
     fn build_children(
         &mut self,
         parent: NodeId,
-        defs: &'a [Spanned<TaskDef>],
+        defs: &'a [Spanned<Box<TaskDef>>],
         flow: Flow,
     ) -> Vec<NodeId> {
         let mut ids = Vec::new();
@@ -540,7 +540,7 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn build_node(&mut self, parent: NodeId, sd: &'a Spanned<TaskDef>) -> Option<NodeId> {
+    fn build_node(&mut self, parent: NodeId, sd: &'a Spanned<Box<TaskDef>>) -> Option<NodeId> {
         let d = &sd.value;
         let pos = pos_of(sd);
         let name = d.name.value.clone();
@@ -946,7 +946,7 @@ impl<'a> Validator<'a> {
 fn collect_defs(def: &PackageDef) -> HashMap<String, &TaskDef> {
     fn walk<'d>(
         prefix: &str,
-        tasks: &'d [Spanned<TaskDef>],
+        tasks: &'d [Spanned<Box<TaskDef>>],
         out: &mut HashMap<String, &'d TaskDef>,
     ) {
         for t in tasks {
