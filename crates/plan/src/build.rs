@@ -54,6 +54,7 @@ pub fn validate(pkg: &LoadedPackage, registry: &Registry) -> Result<Plan, Valida
         diags: Vec::new(),
         vars: VarTable::default(),
         nodes: Vec::new(),
+        defs: Vec::new(),
     };
     v.check_package_fields();
     v.declare_variables();
@@ -111,6 +112,8 @@ struct Validator<'a> {
     diags: Vec<Diagnostic>,
     vars: VarTable,
     nodes: Vec<Node>,
+    /// Each node's definition (none for the package), by node index.
+    defs: Vec<Option<&'a TaskDef>>,
 }
 
 fn is_uuid(s: &str) -> bool {
@@ -648,6 +651,8 @@ impl<'a> Validator<'a> {
                 }
             }
         }
+        self.defs.resize(id.index(), None);
+        self.defs.push(Some(d));
         self.nodes.push(Node {
             id,
             name: name.clone(),
@@ -926,7 +931,6 @@ impl<'a> Validator<'a> {
                 self.nodes[n.index()].recordable = rec;
             }
         }
-        let defs = collect_defs(self.def);
         for &n in order.iter().rev() {
             let node = &self.nodes[n.index()];
             let child_fps: Vec<String> = node
@@ -934,36 +938,17 @@ impl<'a> Validator<'a> {
                 .iter()
                 .map(|c| self.nodes[c.index()].fingerprint.clone())
                 .collect();
-            let fp = match defs.get(&node.path) {
-                Some(d) => fingerprint(d, &child_fps),
+            let content = match &node.kind {
+                NodeKind::Task { action, .. } => action.fingerprint_content(),
+                _ => None,
+            };
+            let fp = match self.defs.get(n.index()).copied().flatten() {
+                Some(d) => fingerprint(d, content.as_deref(), &child_fps),
                 None => fingerprint_root(&child_fps),
             };
             self.nodes[n.index()].fingerprint = fp;
         }
     }
-}
-
-fn collect_defs(def: &PackageDef) -> HashMap<String, &TaskDef> {
-    fn walk<'d>(
-        prefix: &str,
-        tasks: &'d [Spanned<Box<TaskDef>>],
-        out: &mut HashMap<String, &'d TaskDef>,
-    ) {
-        for t in tasks {
-            let path = if prefix.is_empty() {
-                t.value.name.value.clone()
-            } else {
-                format!("{prefix}/{}", t.value.name.value)
-            };
-            if let Some(children) = &t.value.tasks {
-                walk(&path, children, out);
-            }
-            out.entry(path).or_insert(&t.value);
-        }
-    }
-    let mut out = HashMap::new();
-    walk("", &def.tasks, &mut out);
-    out
 }
 
 fn fingerprint_root(children: &[String]) -> String {
