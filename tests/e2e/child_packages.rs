@@ -319,3 +319,62 @@ fn a_task_timeout_stops_a_runaway_script() {
     let out = sb.run().output().exit(1);
     assert!(t.elapsed() < Duration::from_secs(20), "{out:?}");
 }
+
+/// Bound values do not travel on the child's command line (every user can
+/// read it in the process list): they go in a private file that is removed
+/// when the child ends.
+#[test]
+fn bound_values_are_not_on_the_childs_command_line() {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: parent
+variables:
+  Password: {{ type: string, value: "s3cret-value", sensitive: true }}
+tasks:
+  - {{ name: Child, type: package, path: child.yaml, bind: {{ Pw: "@[User::Password]" }} }}
+"#
+    ));
+    sb.write(
+        "child.yaml",
+        &format!(
+            r#"
+id: {CHILD_ID}
+name: child
+variables:
+  Pw: {{ type: string, value: "" }}
+tasks:
+  - {{ name: Argv, type: process, command: "tr '\\0' '\\n' < /proc/$PPID/cmdline > argv.txt" }}
+  - name: Got
+    type: process
+    command: "true"
+    expressions:
+      command: '"echo " + @[User::Pw] + " >> ledger.txt"'
+"#
+        ),
+    );
+    sb.run().output().exit(0);
+    assert_eq!(
+        sb.take_ledger(),
+        names(&["s3cret-value"]),
+        "the value arrived"
+    );
+    let argv: Vec<String> = sb.read("argv.txt").lines().map(str::to_owned).collect();
+    assert!(
+        argv.iter().any(|a| a == "run"),
+        "the child's argv: {argv:?}"
+    );
+    assert!(
+        !argv.iter().any(|a| a.contains("s3cret")),
+        "the value is on the command line: {argv:?}"
+    );
+    let config = argv
+        .iter()
+        .position(|a| a == "--config")
+        .map(|i| argv[i + 1].clone())
+        .expect("a --config file");
+    assert!(
+        !std::path::Path::new(&config).exists(),
+        "{config} is removed when the child ends"
+    );
+}

@@ -4,8 +4,10 @@
 //! - `path` is relative to the parent package's folder; the file must exist
 //!   when the parent is validated (unless a property expression sets `path`).
 //! - `bind: { Var: EXPR }` evaluates each expression in the parent when the
-//!   task runs and passes the value as `--set User::Var=VALUE`. The child
-//!   checks the names when it loads: an undeclared one fails the task.
+//!   task runs and passes the values as a `--config` file (JSON, mode 0600,
+//!   removed when the child ends), not as `--set` arguments, which every user
+//!   of the machine can read in the process list. The child checks the names
+//!   when it loads: an undeclared one fails the task.
 //! - The child keeps its own checkpoint settings: its own file, its own
 //!   restart behaviour. On a restart it uses the configuration stored in its
 //!   checkpoint, as any package does (SPEC 2.2).
@@ -129,6 +131,7 @@ impl Action for PackageAction {
             "--log".into(),
             "json".into(),
         ];
+        let mut bound = serde_json::Map::new();
         for (var, expr) in &self.binds {
             let v = cx.eval(expr)?;
             if v.is_null() {
@@ -137,8 +140,19 @@ impl Action for PackageAction {
                     expr.source()
                 )));
             }
-            args.push("--set".into());
-            args.push(format!("{var}={v}").into());
+            // As `--set` would give it: the value's text.
+            bound.insert(var.clone(), Json::String(v.to_string()));
+        }
+        let bind_file = if bound.is_empty() {
+            None
+        } else {
+            Some(BindFile::write(&Json::Object(bound)).map_err(|e| {
+                TaskError::new(format!("{what}: cannot write the bound values: {e}"))
+            })?)
+        };
+        if let Some(f) = &bind_file {
+            args.push("--config".into());
+            args.push(f.0.clone().into());
         }
         let exe = std::env::current_exe().map_err(|e| {
             TaskError::new(format!("{what}: cannot find the checkflow binary: {e}"))
@@ -225,6 +239,39 @@ impl Action for PackageAction {
                 signal_note(&status)
             ))),
         }
+    }
+}
+
+/// A private file holding the values bound to a child, removed on drop.
+struct BindFile(PathBuf);
+
+impl BindFile {
+    fn write(values: &Json) -> std::io::Result<BindFile> {
+        use std::io::Write;
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "checkflow-bind-{}-{}-{nanos}.json",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        let mut f = o.open(&path)?;
+        let file = BindFile(path);
+        f.write_all(values.to_string().as_bytes())?;
+        Ok(file)
+    }
+}
+
+impl Drop for BindFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
