@@ -144,6 +144,27 @@ def timed(binary, pkg, name, args, workdir, reps, expect=0):
     return statistics.median(walls), max(rsss), statistics.median(cpus)
 
 
+def phases(binary, pkg, name, args, workdir, reps, saved_ckpt=None, expect=0):
+    """Median milliseconds of each phase `CHECKFLOW_TIMINGS=1` reports (load,
+    validate, read checkpoint, resume decisions, run) over `reps` runs; each
+    run starts from no checkpoint, or from a copy of `saved_ckpt`."""
+    env = dict(os.environ, CHECKFLOW_TIMINGS="1")
+    got = {}
+    for _ in range(reps):
+        remove_ckpt(workdir, name)
+        if saved_ckpt:
+            shutil.copyfile(saved_ckpt, os.path.join(workdir, name + ".ckpt"))
+        p = subprocess.run([binary, "run", pkg] + args, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True, cwd=workdir, env=env)
+        if p.returncode != expect:
+            sys.exit(f"bench: timed run of {name} exited {p.returncode}, expected {expect}")
+        for line in p.stderr.splitlines():
+            if line.startswith("timing: ") and line.endswith(" ms"):
+                k, v = line[len("timing: "):-len(" ms")].rsplit(": ", 1)
+                got.setdefault(k, []).append(float(v))
+    return {k: statistics.median(v) for k, v in got.items()}
+
+
 def parse_ts(s):
     """An RFC 3339 UTC timestamp with up to nanoseconds -> seconds since the epoch."""
     s = s.rstrip("Z")
@@ -277,6 +298,14 @@ def main():
                         "traced_s": tr[0], "syncs": tr[1], "sync_s": tr[2]})
         fig["chain"][n] = row
 
+    print("== phases of whole runs (CHECKFLOW_TIMINGS), checkpoints off", flush=True)
+    fig["phases"] = {}
+    for n in (10_000, 100_000):
+        name = f"chain{n}"
+        if "off_s" in fig["chain"].get(n, {}):
+            fig["phases"][n] = phases(binary, os.path.join(wd, name + ".yaml"), name,
+                                      ["--checkpointing", "off"], wd, reps)
+
     print("== 8 parallel branches x 1000 tasks", flush=True)
     name = "branches8x1000"
     pkg = write(wd, name, branches(name, 8, 1000, ckpt=True))
@@ -298,6 +327,11 @@ def main():
         binary, pkg, name, wd, "T10000", reps * 2
     )
     fig["ckpt_bytes"] = os.path.getsize(os.path.join(wd, name + ".ckpt"))
+    saved = os.path.join(wd, name + ".ckpt.phases")
+    shutil.copyfile(os.path.join(wd, name + ".ckpt"), saved)
+    fig["restart_phases"] = phases(binary, pkg, name, ["--log", "json"], wd, reps * 2,
+                                   saved_ckpt=saved, expect=1)
+    os.unlink(saved)
     remove_ckpt(wd, name)
 
     print("== fsync again", flush=True)
@@ -364,6 +398,16 @@ def report(fig):
         f"restart reaches T10000 {fig['restart_latency_s'] * 1e3:.1f} ms after process start "
         f"(whole restart {fig['restart_wall_s'] * 1e3:.1f} ms); checkpoint {fig['ckpt_bytes']:,} bytes"
     )
+    rp = fig.get("restart_phases", {})
+    if rp:
+        print("restart phases (median ms): " + ", ".join(f"{k} {v:.1f}" for k, v in rp.items()))
+    for n, ph in sorted(fig.get("phases", {}).items(), key=lambda kv: int(kv[0])):
+        n = int(n)
+        before = ph.get("load", 0) + ph.get("validate", 0)
+        print(f"chain of {n:,}, checkpoints off, phases (median ms): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in ph.items())
+              + f" -> running {us(ph.get('run', 0) / 1e3 / n)} per task, "
+              f"loading and validating {us(before / 1e3 / n)} per task")
     print()
     ok = {n: r for n, r in ch.items() if "off_s" in r}
     missing = [n for n in ch if n not in ok]
@@ -381,9 +425,17 @@ def report(fig):
     top = max(ok)
     note = f"; {', '.join(f'{n:,}' for n in missing)} does not load" if missing else ""
     sizes = ", ".join(f"{n // 1000}k" for n in big)
+    run_phase = {int(n): ph.get("run", 0) / 1e3 / int(n) for n, ph in fig.get("phases", {}).items()}
+    g1r = max(run_phase.values()) if run_phase else None
     goals = [
-        (f"1. CPU per task, checkpoints off (chains of {sizes})",
+        (f"1. CPU per task, checkpoints off, whole process (chains of {sizes})",
          f"{us(g1)} (wall {us(g1w)}); goal ≤ 10 µs", g1 <= 10e-6),
+    ]
+    if g1r is not None:
+        goals.append(
+            ("1. the engine running the tasks (the `run` phase of CHECKFLOW_TIMINGS), per task",
+             f"{us(g1r)}; goal ≤ 10 µs", g1r <= 10e-6))
+    goals += [
         (f"2. wall per task / mean sync of the same run, checkpoints on (chain of {on_n:,})",
          f"{on[on_n]:.2f}x; goal ≤ 1.2x", on[on_n] <= 1.2),
         ("3. wall per task / mean sync of the same run, 8 branches x 1,000; and fewer syncs than tasks",
