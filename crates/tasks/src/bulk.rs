@@ -630,12 +630,14 @@ fn encode_csv_row<'a>(buf: &mut Vec<u8>, fields: impl Iterator<Item = Option<&'a
         }
         if let Some(s) = f {
             buf.push(b'"');
-            for b in s.bytes() {
-                if b == b'"' {
-                    buf.push(b'"');
-                }
-                buf.push(b);
+            // Most fields hold no quote: copy them whole rather than byte by byte.
+            let mut rest = s.as_bytes();
+            while let Some(i) = rest.iter().position(|&b| b == b'"') {
+                buf.extend_from_slice(&rest[..=i]);
+                buf.push(b'"');
+                rest = &rest[i + 1..];
             }
+            buf.extend_from_slice(rest);
             buf.push(b'"');
         }
     }
@@ -702,6 +704,12 @@ mod tests {
             [Some("a"), None, Some(""), Some("x\"y,z")].into_iter(),
         );
         assert_eq!(String::from_utf8(b).unwrap(), "\"a\",,\"\",\"x\"\"y,z\"\n");
+        let mut b = Vec::new();
+        encode_csv_row(&mut b, [Some("\"\"a\"\nb\""), Some("é\"")].into_iter());
+        assert_eq!(
+            String::from_utf8(b).unwrap(),
+            "\"\"\"\"\"a\"\"\nb\"\"\",\"é\"\"\"\n"
+        );
     }
 
     #[test]
