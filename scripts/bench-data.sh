@@ -4,8 +4,8 @@
 # HTTP / FTP download killed half-way and resumed (bytes the server sends on
 # the rerun against the bytes missing). See BENCHMARKS.md, "Data tasks".
 #
-#   ./scripts/bench-data.sh                    # everything, median of 3 (about 10 minutes)
-#   ./scripts/bench-data.sh --reps 5           # median of 5
+#   ./scripts/bench-data.sh                    # everything, median of 3
+#   ./scripts/bench-data.sh --reps 5           # median of 5 (4 min 17 s for BENCHMARKS.md's figures)
 #   ./scripts/bench-data.sh --rows 1000000     # a smaller CSV
 #   ./scripts/bench-data.sh --only sqlite,pg   # some of: sqlite, pg, http, ftp
 #   ./scripts/bench-data.sh --download-mb 512  # size of the downloaded file (default 1024)
@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --reps|--rows|--download-mb) args+=("$1" "$2"); shift ;;
     --only) only="$2"; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "bench-data.sh: unknown option $1 (see --help)" >&2; exit 6 ;;
   esac
   shift
