@@ -49,41 +49,9 @@ cargo clippy --workspace --all-targets -q -- -D warnings
 # cluster on 127.0.0.1, named in CHECKFLOW_TEST_PG_URL and removed at exit.
 # With the variable set, a test that cannot reach it fails; without it (a
 # plain `cargo test`), PostgreSQL tests print why and skip.
-free_port() {
-  local p
-  for p in $(seq 55432 55631); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-  done
-  echo "no free port for the PostgreSQL test cluster" >&2
-  exit 1
-}
-stop_test_pg() {
-  "${PG_STOP[@]}" >/dev/null 2>&1 || true
-  rm -rf "$PG_DIR"
-}
-start_test_pg() {
-  ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need pg_ctl || apt_install postgresql
-  local bin port as=()
-  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-  [ -n "$bin" ] || bin=$(dirname "$(command -v pg_ctl)")
-  PG_DIR=$(mktemp -d -t checkflow-pg.XXXXXX)
-  # PostgreSQL refuses to run as root.
-  if [ "$(id -u)" = 0 ]; then
-    chown postgres:postgres "$PG_DIR"
-    as=(runuser -u postgres --)
-  fi
-  port=$(free_port)
-  PG_STOP=("${as[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop)
-  trap stop_test_pg EXIT
-  "${as[@]}" "$bin/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 -N \
-    >"$PG_DIR/initdb.log" 2>&1 || { cat "$PG_DIR/initdb.log" >&2; exit 1; }
-  "${as[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/pg.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-    start >/dev/null || { cat "$PG_DIR/pg.log" >&2; exit 1; }
-  export CHECKFLOW_TEST_PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
-  echo "== PostgreSQL test cluster on 127.0.0.1:$port"
-}
-start_test_pg
+# The cluster itself is started by scripts/pg-cluster.sh (shared with the data benchmarks).
+. scripts/pg-cluster.sh
+start_test_pg "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
 
 echo "== cargo test"
 out="${CARGO_TARGET_DIR}/test-output.txt"

@@ -1,8 +1,10 @@
 //! The Bulk Insert task (`type: bulk_insert`): a delimited file into a table.
 //!
-//! - SQLite: one cached prepared `INSERT` per row; PostgreSQL: `COPY table
-//!   (columns) FROM STDIN (FORMAT csv)`, the rows re-encoded as they are read
-//!   (so both databases see the same fields and NULLs).
+//! - SQLite: one `INSERT` prepared per batch and executed for each row;
+//!   PostgreSQL: `COPY table (columns) FROM STDIN (FORMAT csv)`, the rows
+//!   re-encoded as they are read (so both databases see the same fields and
+//!   NULLs) and sent in 64 KiB writes. Neither builds SQL text or reads the
+//!   clock per row, and memory does not grow with the file.
 //! - The file: `delimiter` (default `,`; `\t` or `tab` for tabs), `header`
 //!   (default true: the first line names the columns), `quote` (default `"`;
 //!   `""` turns quoting off), `null` (a field equal to it is NULL; without it
@@ -480,27 +482,34 @@ impl Load<'_> {
         let Db::Sqlite(c) = &mut *self.db else {
             unreachable!("batch_sqlite runs on sqlite connections only");
         };
+        // Prepared at the first record and reused for every row of the batch:
+        // `Source::next` refuses a record whose width differs, so one
+        // statement fits them all (no SQL text built or looked up per row).
+        let mut stmt: Option<rusqlite::CachedStatement<'_>> = None;
         let mut n = 0u64;
         while n < limit {
             if !self.src.next()? {
                 return Ok((n, true));
             }
-            if n.is_multiple_of(256) && self.cx.cancel_token().is_cancelled() {
-                return Err(TaskError::new("cancelled"));
+            if n.is_multiple_of(256) {
+                if self.cx.cancel_token().is_cancelled() {
+                    return Err(TaskError::new("cancelled"));
+                }
+                report(&mut self.last_report, self.cx, self.base + n);
             }
-            // Every record has the same width, so this is one cached statement.
-            let sql = format!(
-                "INSERT INTO {}{cols} VALUES ({})",
-                ident(self.table),
-                vec!["?"; self.src.rec.len()].join(", ")
-            );
-            let mut stmt = c.prepare_cached(&sql).map_err(|e| {
-                TaskError::new(format!(
-                    "cannot prepare the insert into {} on {}: {e}",
-                    self.table,
-                    self.conn.describe()
-                ))
-            })?;
+            let stmt = match &mut stmt {
+                Some(s) => s,
+                None => {
+                    let sql = insert_sql(self.table, &cols, self.src.rec.len());
+                    stmt.insert(c.prepare_cached(&sql).map_err(|e| {
+                        TaskError::new(format!(
+                            "cannot prepare the insert into {} on {}: {e}",
+                            self.table,
+                            self.conn.describe()
+                        ))
+                    })?)
+                }
+            };
             stmt.execute(rusqlite::params_from_iter(self.src.fields(self.null)))
                 .map_err(|e| {
                     TaskError::new(format!(
@@ -512,10 +521,6 @@ impl Load<'_> {
                     ))
                 })?;
             n += 1;
-            if self.last_report.elapsed() >= Duration::from_secs(1) {
-                self.last_report = Instant::now();
-                self.cx.progress(self.base + n, None, "rows");
-            }
         }
         Ok((n, false))
     }
@@ -539,12 +544,12 @@ impl Load<'_> {
             ))
         })?;
         // The file line of each row sent, to name it when the server rejects one.
-        let mut lines: Vec<u64> = Vec::new();
+        let mut lines = RowLines::default();
         let mut buf = Vec::with_capacity(1 << 16);
         let mut n = 0u64;
         let mut eof = false;
-        let fail = |lines: &[u64], msg: String, path: &str| -> TaskError {
-            match copy_line(&msg).and_then(|l| lines.get(l.checked_sub(1)? as usize)) {
+        let fail = |lines: &RowLines, msg: String, path: &str| -> TaskError {
+            match copy_line(&msg).and_then(|l| lines.get(l.checked_sub(1)?)) {
                 Some(fl) => TaskError::new(format!("line {fl} of {path}: {msg}")),
                 None => TaskError::new(format!("{msg} (loading {path})")),
             }
@@ -554,8 +559,11 @@ impl Load<'_> {
                 eof = true;
                 break;
             }
-            if n.is_multiple_of(256) && self.cx.cancel_token().is_cancelled() {
-                return Err(TaskError::new("cancelled"));
+            if n.is_multiple_of(256) {
+                if self.cx.cancel_token().is_cancelled() {
+                    return Err(TaskError::new("cancelled"));
+                }
+                report(&mut self.last_report, self.cx, self.base + n);
             }
             lines.push(self.src.line);
             encode_csv_row(&mut buf, self.src.fields(self.null));
@@ -566,10 +574,6 @@ impl Load<'_> {
                 buf.clear();
             }
             n += 1;
-            if self.last_report.elapsed() >= Duration::from_secs(1) {
-                self.last_report = Instant::now();
-                self.cx.progress(self.base + n, None, "rows");
-            }
         }
         w.write_all(&buf)
             .map_err(|e| fail(&lines, scrub.clean(&db::pg_io_message(&e)), &self.src.path))?;
@@ -585,6 +589,38 @@ impl Load<'_> {
     }
 }
 
+/// The file line each row of a `COPY` starts on, kept as the rows where the
+/// numbering jumps (after a quoted field that spans lines, or a blank line):
+/// its size follows those, not the number of rows.
+#[derive(Debug, Default)]
+struct RowLines {
+    /// (row, its line) where the line is not the previous row's plus one.
+    jumps: Vec<(u64, u64)>,
+    rows: u64,
+    next_line: u64,
+}
+
+impl RowLines {
+    /// Adds the next row, which starts on `line`.
+    fn push(&mut self, line: u64) {
+        if self.rows == 0 || line != self.next_line {
+            self.jumps.push((self.rows, line));
+        }
+        self.rows += 1;
+        self.next_line = line + 1;
+    }
+
+    /// The line row `row` (0-based) starts on, if it was added.
+    fn get(&self, row: u64) -> Option<u64> {
+        if row >= self.rows {
+            return None;
+        }
+        let k = self.jumps.partition_point(|&(r, _)| r <= row);
+        let (r, line) = self.jumps[k.checked_sub(1)?];
+        Some(line + (row - r))
+    }
+}
+
 /// A field list as one CSV line for `COPY ... (FORMAT csv)`: every value
 /// quoted, NULL as an unquoted empty field.
 fn encode_csv_row<'a>(buf: &mut Vec<u8>, fields: impl Iterator<Item = Option<&'a str>>) {
@@ -594,16 +630,35 @@ fn encode_csv_row<'a>(buf: &mut Vec<u8>, fields: impl Iterator<Item = Option<&'a
         }
         if let Some(s) = f {
             buf.push(b'"');
-            for b in s.bytes() {
-                if b == b'"' {
-                    buf.push(b'"');
-                }
-                buf.push(b);
+            // Most fields hold no quote: copy them whole rather than byte by byte.
+            let mut rest = s.as_bytes();
+            while let Some(i) = rest.iter().position(|&b| b == b'"') {
+                buf.extend_from_slice(&rest[..=i]);
+                buf.push(b'"');
+                rest = &rest[i + 1..];
             }
+            buf.extend_from_slice(rest);
             buf.push(b'"');
         }
     }
     buf.push(b'\n');
+}
+
+/// Reports `done` rows at most once a second. The loaders call it every 256
+/// rows, so the clock is not read for every row.
+fn report(last: &mut Instant, cx: &dyn RunCx, done: u64) {
+    if last.elapsed() >= Duration::from_secs(1) {
+        *last = Instant::now();
+        cx.progress(done, None, "rows");
+    }
+}
+
+/// The SQLite `INSERT` of one record of `width` fields (`cols`: the column
+/// list, with its leading space, or empty for every column of the table).
+fn insert_sql(table: &str, cols: &str, width: usize) -> String {
+    let mut marks = "?, ".repeat(width);
+    marks.truncate(marks.len().saturating_sub(2));
+    format!("INSERT INTO {}{cols} VALUES ({marks})", ident(table))
 }
 
 /// The row number in a server's `COPY t, line N` context.
@@ -649,6 +704,51 @@ mod tests {
             [Some("a"), None, Some(""), Some("x\"y,z")].into_iter(),
         );
         assert_eq!(String::from_utf8(b).unwrap(), "\"a\",,\"\",\"x\"\"y,z\"\n");
+        let mut b = Vec::new();
+        encode_csv_row(&mut b, [Some("\"\"a\"\nb\""), Some("é\"")].into_iter());
+        assert_eq!(
+            String::from_utf8(b).unwrap(),
+            "\"\"\"\"\"a\"\"\nb\"\"\",\"é\"\"\"\n"
+        );
+    }
+
+    #[test]
+    fn sqlite_insert_has_one_placeholder_per_field() {
+        assert_eq!(
+            insert_sql("sales", " (id, name)", 2),
+            "INSERT INTO sales (id, name) VALUES (?, ?)"
+        );
+        assert_eq!(
+            insert_sql("my table", "", 1),
+            "INSERT INTO \"my table\" VALUES (?)"
+        );
+    }
+
+    #[test]
+    fn row_lines_follow_jumps_and_keep_only_them() {
+        let mut l = RowLines::default();
+        // Rows on lines 2, 3, 4; a row spanning lines 5-7; then 8, 9; a blank line; 11.
+        for line in [2, 3, 4, 5, 8, 9, 11] {
+            l.push(line);
+        }
+        let got: Vec<_> = (0..8).map(|r| l.get(r)).collect();
+        assert_eq!(
+            got,
+            [2, 3, 4, 5, 8, 9, 11]
+                .map(Some)
+                .into_iter()
+                .chain([None])
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(l.jumps, [(0, 2), (4, 8), (6, 11)]);
+
+        let mut many = RowLines::default();
+        for line in 2..1_000_002 {
+            many.push(line);
+        }
+        assert_eq!(many.jumps.len(), 1, "one entry for a file of one-line rows");
+        assert_eq!(many.get(999_999), Some(1_000_001));
+        assert_eq!(RowLines::default().get(0), None);
     }
 
     #[test]

@@ -540,6 +540,22 @@ fn a_failed_load_leaves_no_row_and_names_the_line() {
     }
 }
 
+#[test]
+fn a_rejected_row_after_a_field_spanning_lines_is_named_by_its_own_line() {
+    for b in backends("bulk_multiline") {
+        let p = bulk_pkg(
+            &b,
+            "",
+            "id,name,city\n1,\"two\nlines\",x\n2,b,y\n2,dup,z\n3,c,w\n",
+        );
+        let mut cx = p.cx();
+        p.run("Setup", &mut cx).unwrap();
+        let e = p.run("Load", &mut cx).unwrap_err().message;
+        assert!(e.contains("line 5 of"), "{:?}: {e}", b.kind);
+        assert_eq!(count(&p, "dim"), 0);
+    }
+}
+
 fn rows_csv(n: usize, bad_at: Option<usize>) -> String {
     let mut s = String::from("id,name,city\n");
     for i in 1..=n {
@@ -593,6 +609,34 @@ fn a_resumable_load_continues_after_the_last_committed_batch() {
         // A later run starts from the beginning again (and here fails on the first row).
         let e = p.run("Load", &mut p.cx()).unwrap_err().message;
         assert!(e.contains("line 2 of"), "{e}");
+    }
+}
+
+#[test]
+fn a_load_of_many_rows_in_batches_inserts_each_row_once() {
+    // More rows than one progress stride (256) and batches that do not divide
+    // it: the insert prepared at a batch's first row serves the whole batch,
+    // and the next batch starts where the last one stopped.
+    for b in backends("bulk_many") {
+        let p = bulk_pkg(&b, ", batch_size: 300", &rows_csv(1000, None));
+        let mut cx = p.cx();
+        p.run("Setup", &mut cx).unwrap();
+        p.run("Load", &mut cx).unwrap();
+        assert_eq!(
+            int_column(&p, "SELECT id FROM dim ORDER BY id"),
+            (1..=1000).collect::<Vec<i64>>()
+        );
+        assert_eq!(
+            int_column(
+                &p,
+                "SELECT COUNT(*) FROM dim WHERE name = 'n' || id AND city = 'c' || id"
+            ),
+            [1000],
+            "every field in its column"
+        );
+        let progress = cx.progress.lock().unwrap().clone();
+        assert!(progress.is_sorted(), "{progress:?}");
+        assert_eq!(progress.last(), Some(&1000));
     }
 }
 
