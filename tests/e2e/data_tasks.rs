@@ -606,3 +606,34 @@ fn a_transaction_killed_before_its_commit_is_rolled_back_and_run_again() {
         );
     }
 }
+
+/// A rejected row is named by the line it is on, also in a file with Windows
+/// line ends and a blank line before it (the csv reader's own positions are
+/// one line early in both cases).
+#[test]
+fn a_rejected_row_in_a_crlf_file_after_a_blank_line_is_named_by_its_line() {
+    for db in databases("crlf_lines") {
+        let yaml = format!(
+            r#"
+id: {ID}
+name: crlf
+connections:
+  dw: {conn}
+tasks:
+  - name: Create
+    type: sql
+    connection: dw
+    sql: CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, name TEXT NOT NULL)
+  - {{ name: Load, type: bulk_insert, connection: dw, table: people, file: people.csv, after: [Create] }}
+"#,
+            conn = db.conn
+        );
+        let sb = Sandbox::with_package(&yaml);
+        // Line 1 header, 2 and 3 rows, 4 blank, 5 repeats id 1.
+        sb.write("people.csv", "id,name\r\n1,a\r\n2,b\r\n\r\n1,again\r\n");
+        db.run(&sb, "package.yaml")
+            .output()
+            .exit(1)
+            .says("line 5 of");
+    }
+}

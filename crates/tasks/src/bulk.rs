@@ -204,12 +204,42 @@ struct Source {
     path: String,
     /// A running hash of every record read so far (with `resume`).
     hash: Option<Sha256>,
+    /// The file's length, if its last line has no line end.
+    unterminated_len: Option<u64>,
+    /// Lines end with `\r\n` (judged by the first line end).
+    crlf: bool,
+    /// The line the reader was on after the previous record.
+    end_line: u64,
+}
+
+/// How the lines of `f` end: its length if the last line has no line end
+/// (then the last record has none of its own), and whether the first line
+/// ends with `\r\n`. Leaves `f` at its start.
+fn line_ends(f: &mut File) -> std::io::Result<(Option<u64>, bool)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok((None, false));
+    }
+    let mut head = vec![0u8; 64 << 10];
+    let n = f.read(&mut head)?;
+    let crlf = head[..n]
+        .iter()
+        .position(|b| *b == b'\n')
+        .is_some_and(|i| i > 0 && head[i - 1] == b'\r');
+    f.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8];
+    f.read_exact(&mut last)?;
+    f.seek(SeekFrom::Start(0))?;
+    Ok(((last[0] != b'\n').then_some(len), crlf))
 }
 
 impl Source {
     fn open(path: &Path, a: &BulkAction) -> Result<Source, TaskError> {
-        let f = File::open(path)
+        let mut f = File::open(path)
             .map_err(|e| TaskError::new(format!("cannot open {}: {e}", path.display())))?;
+        let (unterminated_len, crlf) = line_ends(&mut f)
+            .map_err(|e| TaskError::new(format!("cannot read {}: {e}", path.display())))?;
         let rdr = csv::ReaderBuilder::new()
             .delimiter(a.delimiter)
             .quote(a.quote.unwrap_or(b'"'))
@@ -225,6 +255,9 @@ impl Source {
             line: 0,
             path: path.display().to_string(),
             hash: a.resume.then(Sha256::new),
+            unterminated_len,
+            crlf,
+            end_line: 1,
         };
         if a.header {
             if s.next()? {
@@ -246,7 +279,7 @@ impl Source {
         if !more {
             return Ok(false);
         }
-        self.line = self.rec.position().map_or(self.line + 1, |p| p.line());
+        self.line = self.record_line();
         if let Some(h) = &mut self.hash {
             // Unit and record separators keep field boundaries unambiguous.
             for f in self.rec.iter() {
@@ -267,6 +300,29 @@ impl Source {
             Some(_) => {}
         }
         Ok(true)
+    }
+
+    /// The line the record just read starts on. The csv reader's own
+    /// position for a record is where it started looking: before the blank
+    /// lines it skipped, and, in a CRLF file, before the `\n` that ends the
+    /// previous line. The reader's position after each record is exact, so
+    /// count from the end of the previous record: the lines between the two
+    /// ends are the skipped ones, the newlines inside the record's fields, and
+    /// its own line end (a `\n` unless the file ends lines with `\r\n`, whose
+    /// `\n` is skipped before the next record, or this is an unterminated
+    /// last line).
+    fn record_line(&mut self) -> u64 {
+        let end = self.rdr.position().clone();
+        let prev = std::mem::replace(&mut self.end_line, end.line());
+        let lines = end.line().saturating_sub(prev);
+        let own_end = u64::from(!self.crlf && self.unterminated_len != Some(end.byte()));
+        let skipped = if lines > own_end {
+            let inside = self.rec.as_slice().bytes().filter(|b| *b == b'\n').count() as u64;
+            lines.saturating_sub(inside + own_end)
+        } else {
+            0
+        };
+        prev + skipped
     }
 
     /// `sha256:<hex>` of the records read so far.
@@ -749,6 +805,65 @@ mod tests {
         assert_eq!(many.jumps.len(), 1, "one entry for a file of one-line rows");
         assert_eq!(many.get(999_999), Some(1_000_001));
         assert_eq!(RowLines::default().get(0), None);
+    }
+
+    /// The line each record of `text` is said to start on.
+    fn record_lines(text: &str) -> Vec<u64> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.csv");
+        std::fs::write(&path, text).unwrap();
+        let f = File::open(&path).unwrap();
+        let mut s = Source {
+            rdr: csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(BufReader::new(f)),
+            rec: csv::StringRecord::new(),
+            header: None,
+            width: None,
+            line: 0,
+            path: "f.csv".into(),
+            hash: None,
+            unterminated_len: (!text.ends_with('\n')).then_some(text.len() as u64),
+            crlf: text.contains("\r\n"),
+            end_line: 1,
+        };
+        let mut lines = Vec::new();
+        while s.next().unwrap() {
+            lines.push(s.line);
+        }
+        lines
+    }
+
+    #[test]
+    fn records_are_numbered_by_the_line_they_start_on() {
+        assert_eq!(record_lines("id,n\n1,a\n2,b\n"), [1, 2, 3]);
+        // Blank lines are skipped, and the next record is on the line after them.
+        assert_eq!(record_lines("id,n\n1,a\n\n2,b\n"), [1, 2, 4]);
+        assert_eq!(
+            record_lines("id,n\n1,a\n\n\n2,b"),
+            [1, 2, 5],
+            "no final newline"
+        );
+        assert_eq!(
+            record_lines("id,n\r\n1,a\r\n\r\n2,b\r\n"),
+            [1, 2, 4],
+            "CRLF"
+        );
+        // A quoted field spanning lines, alone and after a blank line.
+        assert_eq!(record_lines("id,n\n1,\"a\nb\"\n2,c\n"), [1, 2, 4]);
+        assert_eq!(record_lines("id,n\n\n1,\"a\nb\nc\"\n2,c"), [1, 3, 6]);
+        assert_eq!(
+            record_lines("id,n\n\n1,\"a\nb\""),
+            [1, 3],
+            "last, unterminated"
+        );
+        assert_eq!(
+            record_lines("id,n\r\n1,\"a\r\nb\"\r\n\r\n2,c"),
+            [1, 2, 5],
+            "CRLF, quoted"
+        );
+        assert_eq!(record_lines("\n\nid,n\n1,a\n"), [3, 4], "blank lines first");
     }
 
     #[test]
