@@ -8,17 +8,10 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/checkflow/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-need() { command -v "$1" >/dev/null 2>&1; }
-apt_install() {
-  if need apt-get && [ "$(id -u)" = 0 ]; then
-    echo "== installing $* (apt-get)"
-    apt-get update -qq >/dev/null 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-  else
-    echo "missing: $* (install it and rerun)" >&2
-    exit 1
-  fi
-}
+# need / apt_install, and start_test_pg (the cluster; shared with the data benchmarks).
+. scripts/pg-cluster.sh
+need() { pg_need "$@"; }
+apt_install() { pg_apt_install "$@"; }
 need cargo || { echo "cargo (Rust stable) is required: https://rustup.rs" >&2; exit 1; }
 need cc || apt_install gcc
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy 2>/dev/null || true
@@ -49,8 +42,7 @@ cargo clippy --workspace --all-targets -q -- -D warnings
 # cluster on 127.0.0.1, named in CHECKFLOW_TEST_PG_URL and removed at exit.
 # With the variable set, a test that cannot reach it fails; without it (a
 # plain `cargo test`), PostgreSQL tests print why and skip.
-# The cluster itself is started by scripts/pg-cluster.sh (shared with the data benchmarks).
-. scripts/pg-cluster.sh
+# The cluster itself is started by scripts/pg-cluster.sh (sourced above).
 start_test_pg "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
 
 echo "== cargo test"

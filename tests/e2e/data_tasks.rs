@@ -4,9 +4,8 @@
 //! fails half-way: its work is rolled back and the rerun runs it whole), and
 //! the resumable bulk insert (beyond SSIS).
 //!
-//! What a table holds is read back through checkflow itself: a `sql` task with
-//! `result: full` fills an object variable, and a checkpoint kept on purpose
-//! shows it (`checkpoint show --json`).
+//! What a table holds is read back through checkflow itself
+//! (`support::sql_rows`).
 
 use serde_json::Value;
 
@@ -49,41 +48,9 @@ fn databases(test: &str) -> Vec<Db> {
     v
 }
 
-/// The rows `sql` returns, read with a throwaway package next to the test's.
+/// The rows `sql` returns on this database.
 fn rows(sb: &Sandbox, db: &Db, sql: &str) -> Vec<Vec<Value>> {
-    sb.write(
-        "verify.yaml",
-        &format!(
-            r#"
-id: {OTHER_ID}
-name: verify
-checkpoint: {{ file: verify.ckpt, usage: never, save: true }}
-connections:
-  dw: {conn}
-variables:
-  Rows: {{ type: object }}
-tasks:
-  - name: Query
-    type: sql
-    connection: dw
-    result: full
-    result_var: User::Rows
-    sql: |
-      {sql}
-  - {{ name: Keep the checkpoint, type: process, command: "exit 3", fail_package_on_failure: true, after: [Query] }}
-"#,
-            conn = db.conn
-        ),
-    );
-    db.run(sb, "verify.yaml").output().exit(1);
-    let doc = sb.show("verify.ckpt");
-    std::fs::remove_file(sb.join("verify.ckpt")).expect("remove verify.ckpt");
-    doc["variables"]["User::Rows"]["rows"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no recordset in {doc}"))
-        .iter()
-        .map(|r| r.as_array().expect("a row").clone())
-        .collect()
+    sql_rows(sb, &db.conn, &db.env, sql)
 }
 
 /// (rows, distinct ids) of a table.

@@ -46,42 +46,9 @@ fn copy_example(src: &Path, dst: &Path) {
     }
 }
 
-/// The rows `sql` returns from the example's database, read through
-/// checkflow itself: a throwaway package next to the example's fills an
-/// object variable and keeps its checkpoint on purpose, and `checkpoint show`
-/// prints it.
+/// The rows `sql` returns from the example's database.
 fn query(sb: &Sandbox, sql: &str) -> Vec<Vec<Value>> {
-    sb.write(
-        "verify.yaml",
-        &format!(
-            r#"
-id: {OTHER_ID}
-name: verify
-checkpoint: {{ file: verify.ckpt, usage: never, save: true }}
-connections:
-  dw: {{ kind: sqlite, path: work/warehouse.db }}
-variables:
-  Rows: {{ type: object }}
-tasks:
-  - name: Query
-    type: sql
-    connection: dw
-    result: full
-    result_var: User::Rows
-    sql: "{sql}"
-  - {{ name: Keep the checkpoint, type: process, command: "exit 3", fail_package_on_failure: true, after: [Query] }}
-"#
-        ),
-    );
-    sb.cmd(["run", "verify.yaml"]).output().exit(1);
-    let doc = sb.show("verify.ckpt");
-    fs::remove_file(sb.join("verify.ckpt")).expect("remove verify.ckpt");
-    doc["variables"]["User::Rows"]["rows"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no recordset in {doc}"))
-        .iter()
-        .map(|r| r.as_array().expect("a row").clone())
-        .collect()
+    sql_rows(sb, "{ kind: sqlite, path: work/warehouse.db }", &[], sql)
 }
 
 /// Rows and distinct ids of each dimension and of the facts.

@@ -390,3 +390,47 @@ impl Rng {
         self.next() % n
     }
 }
+
+/// The rows `sql` returns on the database of the `connections:` entry `conn`,
+/// read through checkflow itself: a throwaway package next to the test's
+/// fills an object variable with `result: full` and keeps its checkpoint on
+/// purpose (`exit 3` after the query), and `checkpoint show --json` prints it.
+/// `env` is the environment the connection needs (e.g. its `url_env`).
+pub fn sql_rows(sb: &Sandbox, conn: &str, env: &[(String, String)], sql: &str) -> Vec<Vec<Value>> {
+    sb.write(
+        "verify.yaml",
+        &format!(
+            r#"
+id: {OTHER_ID}
+name: verify
+checkpoint: {{ file: verify.ckpt, usage: never, save: true }}
+connections:
+  dw: {conn}
+variables:
+  Rows: {{ type: object }}
+tasks:
+  - name: Query
+    type: sql
+    connection: dw
+    result: full
+    result_var: User::Rows
+    sql: |
+      {sql}
+  - {{ name: Keep the checkpoint, type: process, command: "exit 3", fail_package_on_failure: true, after: [Query] }}
+"#
+        ),
+    );
+    let mut c = sb.cmd(["run", "verify.yaml"]);
+    for (k, v) in env {
+        c = c.env(k, v);
+    }
+    c.output().exit(1);
+    let doc = sb.show("verify.ckpt");
+    fs::remove_file(sb.join("verify.ckpt")).expect("remove verify.ckpt");
+    doc["variables"]["User::Rows"]["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no recordset in {doc}"))
+        .iter()
+        .map(|r| r.as_array().expect("a row").clone())
+        .collect()
+}
