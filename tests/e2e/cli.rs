@@ -210,17 +210,7 @@ tasks:
         .output()
         .exit(0)
         .json();
-    let actions: Vec<(String, String)> = plan["executables"]
-        .as_array()
-        .expect("executables[]")
-        .iter()
-        .map(|e| {
-            (
-                e["path"].as_str().expect("path").to_owned(),
-                e["action"].as_str().expect("action").to_owned(),
-            )
-        })
-        .collect();
+    let actions = plan_actions(&plan);
     assert_eq!(
         actions,
         vec![

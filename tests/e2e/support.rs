@@ -434,3 +434,19 @@ tasks:
         .map(|r| r.as_array().expect("a row").clone())
         .collect()
 }
+
+/// `(path, action)` of every executable in `checkflow plan --json` output, in
+/// its order.
+pub fn plan_actions(plan: &Value) -> Vec<(String, String)> {
+    plan["executables"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no executables[] in {plan}"))
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().expect("path").to_owned(),
+                e["action"].as_str().expect("action").to_owned(),
+            )
+        })
+        .collect()
+}
