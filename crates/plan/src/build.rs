@@ -938,12 +938,8 @@ impl<'a> Validator<'a> {
                 .iter()
                 .map(|c| self.nodes[c.index()].fingerprint.clone())
                 .collect();
-            let content = match &node.kind {
-                NodeKind::Task { action, .. } => action.fingerprint_content(),
-                _ => None,
-            };
             let fp = match self.defs.get(n.index()).copied().flatten() {
-                Some(d) => fingerprint(d, content.as_deref(), &child_fps),
+                Some(d) => fingerprint(d, &child_fps),
                 None => fingerprint_root(&child_fps),
             };
             self.nodes[n.index()].fingerprint = fp;

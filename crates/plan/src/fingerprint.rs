@@ -8,10 +8,7 @@ use checkflow_model::TaskDef;
 use sha2::{Digest, Sha256};
 
 /// The fingerprint of a definition whose children have `children` fingerprints.
-/// `content` is what the task's action adds (e.g. the digest of a script file
-/// the definition only names); `None` adds nothing, so fingerprints of tasks
-/// without it are the same as before it existed.
-pub(crate) fn fingerprint(def: &TaskDef, content: Option<&str>, children: &[String]) -> String {
+pub(crate) fn fingerprint(def: &TaskDef, children: &[String]) -> String {
     // `TaskDef`'s Serialize leaves out the fields that do not affect what it
     // does and the unset ones; fields come in declaration order, so the text
     // is canonical.
@@ -20,10 +17,6 @@ pub(crate) fn fingerprint(def: &TaskDef, content: Option<&str>, children: &[Stri
     // the text short, as `unwrap_or_default` on a string did.
     let _ = serde_json::to_writer(HashWriter(&mut h), def);
     h.update([0]);
-    if let Some(c) = content {
-        h.update(c.as_bytes());
-        h.update([0]);
-    }
     finish(h, children)
 }
 
@@ -78,17 +71,12 @@ mod tests {
         let children = vec!["00ff".to_string(), "abcd".to_string()];
         let text = serde_json::to_string(def).expect("json");
         assert_eq!(
-            fingerprint(def, None, &children),
+            fingerprint(def, &children),
             hash_parts(&[&text], &children)
         );
-        assert_eq!(fingerprint(def, None, &[]), hash_parts(&[&text], &[]));
-        // Content adds a part.
-        assert_eq!(
-            fingerprint(def, Some("abc"), &children),
-            hash_parts(&[&text, "abc"], &children)
-        );
+        assert_eq!(fingerprint(def, &[]), hash_parts(&[&text], &[]));
         // The hex form: 16 bytes, lower case.
-        let fp = fingerprint(def, None, &[]);
+        let fp = fingerprint(def, &[]);
         assert_eq!(fp.len(), 32);
         assert!(
             fp.bytes()

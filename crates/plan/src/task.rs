@@ -169,12 +169,6 @@ pub trait Action: Send + Sync {
     fn inline(&self) -> bool {
         false
     }
-
-    /// What the task does that its definition only names (a script file's
-    /// contents, as a digest), so that the fingerprint changes with it.
-    fn fingerprint_content(&self) -> Option<String> {
-        None
-    }
 }
 
 /// Validation context handed to [`TaskType::build`].

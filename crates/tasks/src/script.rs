@@ -101,25 +101,8 @@ impl TaskType for ScriptType {
             }
             (None, Some(file)) => Source::File(file.clone()),
         };
-        // A script file is the task's code: its contents belong in the
-        // fingerprint, so that a restart sees an edited script as a change.
-        // (Unreadable now: the run reports it; nothing to add.)
-        let file_digest = match &source {
-            Source::File(f) => std::fs::read(checkflow_plan::resolve_path(cx.package_dir(), f))
-                .ok()
-                .map(|bytes| {
-                    use sha2::Digest;
-                    let d = sha2::Sha256::digest(&bytes);
-                    format!("script-file-sha256:{d:x}")
-                }),
-            Source::Inline(_) => None,
-        };
         vars_ok.then(|| {
-            Arc::new(ScriptAction {
-                source,
-                bindings,
-                file_digest,
-            }) as Arc<dyn Action>
+            Arc::new(ScriptAction { source, bindings }) as Arc<dyn Action>
         })
     }
 }
@@ -208,8 +191,6 @@ enum Source {
 struct ScriptAction {
     source: Source,
     bindings: Vec<Binding>,
-    /// SHA-256 of the script file at validation (`file` only).
-    file_digest: Option<String>,
 }
 
 /// The engine every script runs in: the standard library, the limits, and no
@@ -256,10 +237,6 @@ fn at(pos: Position) -> String {
 }
 
 impl Action for ScriptAction {
-    fn fingerprint_content(&self) -> Option<String> {
-        self.file_digest.clone()
-    }
-
     fn run(&self, cx: &mut dyn RunCx) -> Result<(), TaskError> {
         let (ast, origin) = match &self.source {
             Source::Inline(ast) => (ast.clone(), "script".to_string()),

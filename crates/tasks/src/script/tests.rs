@@ -422,29 +422,3 @@ fn objects_round_trip_through_arrays_and_maps() {
     assert!(same(&d, &json_to_dynamic(&back)));
     assert!(!same(&d, &Dynamic::from_array(vec![])));
 }
-
-#[test]
-fn a_script_files_contents_are_part_of_the_fingerprint() {
-    let pkg = Pkg::new(
-        VARS,
-        "  - { name: S, type: script, file: s.rhai, write_vars: [Count] }\n  - { name: I, type: script, code: 'Count = 1;', write_vars: [Count] }",
-    );
-    let fp = |p: &Pkg, name: &str| {
-        let plan = p.plan().expect("valid");
-        let id = plan.find(name).expect("node");
-        plan.node(id).fingerprint.clone()
-    };
-    let missing = fp(&pkg, "S");
-    pkg.write("s.rhai", "Count = Count * 2;\n");
-    let first = fp(&pkg, "S");
-    let inline = fp(&pkg, "I");
-    assert_ne!(first, missing, "the file appeared");
-    assert_eq!(fp(&pkg, "S"), first, "same contents, same fingerprint");
-    pkg.write("s.rhai", "Count = Count * 3;\n");
-    assert_ne!(fp(&pkg, "S"), first, "edited script, new fingerprint");
-    assert_eq!(
-        fp(&pkg, "I"),
-        inline,
-        "inline code is in the definition already"
-    );
-}
