@@ -321,8 +321,7 @@ fn a_task_timeout_stops_a_runaway_script() {
 }
 
 /// Bound values do not travel on the child's command line (every user can
-/// read it in the process list): they go in a private file that is removed
-/// when the child ends.
+/// read it in the process list), nor in a file: they go on its standard input.
 #[test]
 fn bound_values_are_not_on_the_childs_command_line() {
     let sb = Sandbox::with_package(&format!(
@@ -371,10 +370,108 @@ tasks:
     let config = argv
         .iter()
         .position(|a| a == "--config")
-        .map(|i| argv[i + 1].clone())
-        .expect("a --config file");
-    assert!(
-        !std::path::Path::new(&config).exists(),
-        "{config} is removed when the child ends"
+        .map(|i| argv[i + 1].clone());
+    assert_eq!(
+        config.as_deref(),
+        Some("-"),
+        "read from standard input: {argv:?}"
     );
+}
+
+/// The bound values are JSON, but the child reads `--config` with a YAML
+/// parser, which refuses characters YAML does not allow in a stream (DEL, C1
+/// controls) that serde_json writes raw: they are escaped.
+#[test]
+fn a_bound_value_with_a_control_character_reaches_the_child() {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: parent
+variables:
+  Text: {{ type: string, value: "a\x7Fb\u0080c" }}
+tasks:
+  - {{ name: Child, type: package, path: child.yaml, bind: {{ V: "@[User::Text]" }} }}
+"#
+    ));
+    sb.write(
+        "child.yaml",
+        &format!(
+            r#"
+id: {CHILD_ID}
+name: child
+variables:
+  V: {{ type: string, value: "" }}
+tasks:
+  - name: Got
+    type: process
+    command: "true"
+    expressions:
+      command: '"echo " + @[User::V] + " >> ledger.txt"'
+"#
+        ),
+    );
+    let out = sb.run().output();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(sb.take_ledger(), vec!["a\u{7f}b\u{80}c".to_string()]);
+}
+
+/// A parent killed with SIGKILL (a case checkpoints exist for) leaves no
+/// bound values behind (here a sensitive one) in the temp folder.
+#[cfg(unix)]
+#[test]
+fn a_parent_killed_while_its_child_runs_leaves_no_bind_file() {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: parent
+variables:
+  Password: {{ type: string, value: "s3cret-value", sensitive: true }}
+tasks:
+  - {{ name: Child, type: package, path: child.yaml, bind: {{ Pw: "@[User::Password]" }} }}
+"#
+    ));
+    sb.write(
+        "child.yaml",
+        &format!(
+            r#"
+id: {CHILD_ID}
+name: child
+variables:
+  Pw: {{ type: string, value: "" }}
+tasks:
+  - {{ name: Wait, type: process, command: "touch started; sleep 5" }}
+"#
+        ),
+    );
+    std::fs::create_dir_all(sb.join("tmp")).expect("tmp");
+    let tmp = sb.join("tmp");
+    let run = sb
+        .run()
+        .env("TMPDIR", tmp.to_str().expect("utf-8 path"))
+        .spawn();
+    let t = Instant::now();
+    while !sb.exists("started") {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the child never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on the parent we spawned.
+    unsafe { libc::kill(run.pid(), libc::SIGKILL) };
+    let _ = run.finish();
+    std::thread::sleep(Duration::from_secs(6));
+    let left: Vec<String> = std::fs::read_dir(&tmp)
+        .expect("list tmp")
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            let p = e.path();
+            format!(
+                "{}: {}",
+                p.display(),
+                std::fs::read_to_string(&p).unwrap_or_default()
+            )
+        })
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

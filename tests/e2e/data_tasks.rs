@@ -604,3 +604,58 @@ tasks:
             .says("line 5 of");
     }
 }
+
+/// The kill tests above start with no marker table, so a probe that took any
+/// marker table for a commit (ignoring the marker itself) would pass them.
+/// Here an earlier transaction left its marker; the one killed before its
+/// commit must still run again.
+#[test]
+fn a_transaction_killed_before_its_commit_runs_again_when_older_markers_exist() {
+    for db in databases("txkill_oldmarkers") {
+        let sb = transacted_load(&db);
+        sb.write(
+            "warmup.yaml",
+            &format!(
+                r#"
+id: {OTHER_ID}
+name: warmup
+connections:
+  dw: {conn}
+tasks:
+  - name: Tx
+    type: sequence
+    transaction: required
+    tasks:
+      - {{ name: Make, type: sql, connection: dw, sql: "CREATE TABLE IF NOT EXISTS warmup (x INTEGER)" }}
+"#,
+                conn = db.conn
+            ),
+        );
+        db.run(&sb, "warmup.yaml").output().exit(0);
+        assert_eq!(
+            rows(&sb, &db, "SELECT COUNT(*) FROM checkflow_tx_markers"),
+            vec![vec![Value::from(1)]],
+            "{}: the warm-up left one marker",
+            db.kind
+        );
+
+        let out = db
+            .run(&sb, "package.yaml")
+            .env("CHECKFLOW_TEST_FAILPOINT", "after-tx-intent")
+            .output();
+        assert_eq!(out.code, None, "{}: killed by SIGKILL\n{out:?}", db.kind);
+        sb.take_ledger();
+        let out = db
+            .run(&sb, "package.yaml")
+            .args(["--log", "json"])
+            .output()
+            .exit(0);
+        assert_eq!(
+            status_of(&out.summary(), "Load"),
+            "succeeded",
+            "{}",
+            db.kind
+        );
+        assert_eq!(count(&sb, &db, "dim_customer"), (50, 50), "{}", db.kind);
+    }
+}

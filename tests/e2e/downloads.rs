@@ -174,3 +174,29 @@ tasks:
         .says("field `command` does not apply to a download");
     assert!(!out.all().contains("hunter22"), "{out:?}");
 }
+
+/// `url_env` is where a base URL with credentials comes from. A value without
+/// its scheme is described, not printed (a password in it would show).
+#[test]
+fn a_url_env_value_without_a_scheme_does_not_show_its_password() {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: dl
+connections:
+  web: {{ kind: http, url_env: CHECKFLOW_E2E_BASE }}
+tasks:
+  - {{ name: Get, type: download, connection: web, url: data/x.csv, to: out/x.csv }}
+"#
+    ));
+    let out = sb
+        .run()
+        .env("CHECKFLOW_E2E_BASE", "etl:hunter2-secret@127.0.0.1:9")
+        .output()
+        .exit(1);
+    assert!(!out.all().contains("hunter2-secret"), "{out:?}");
+    assert!(
+        out.all().contains("CHECKFLOW_E2E_BASE"),
+        "names the variable: {out:?}"
+    );
+}

@@ -368,3 +368,28 @@ tasks:
     sb.run().output().exit(0);
     assert_eq!(sb.take_ledger(), names(&["T1", "T2"]));
 }
+
+/// A script file an earlier task writes is absent when the first run
+/// validates and present when the restart does: that is not a change of the
+/// script task (a fingerprint covers the definition, not the files it names).
+#[test]
+fn a_script_file_written_by_an_earlier_task_is_not_a_change_on_restart() {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: generated
+{CKPT}
+variables:
+  N: {{ type: int32, value: 0 }}
+tasks:
+  - {{ name: Generate, type: process, command: "printf 'N = N + 1;' > gen.rhai" }}
+  - {{ name: Compute, type: script, file: gen.rhai, write_vars: [User::N], after: [Generate] }}
+  - {{ name: C, type: process, command: "echo C >> ledger.txt; test -f fixed", fail_package_on_failure: true, after: [Compute] }}
+"#
+    ));
+    sb.run().output().exit(1);
+    sb.take_ledger();
+    sb.touch("fixed");
+    sb.run().args(["--changed", "refuse"]).output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["C"]));
+}

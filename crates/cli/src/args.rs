@@ -123,7 +123,7 @@ pub struct RunOpts {
     /// Set a variable: User::X=VALUE (typed by the variable). Repeatable. Configuration: stored in the checkpoint.
     #[arg(long = "set", value_name = "User::X=VALUE")]
     pub set: Vec<String>,
-    /// A YAML file mapping variables to values (configuration).
+    /// A YAML file mapping variables to values (configuration); `-` reads it from standard input.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// on = save checkpoints and always restart from one (dtexec /CheckPointing on); off = neither.

@@ -159,7 +159,14 @@ fn gather_config(plan: &Plan, opts: &RunOpts) -> Result<BTreeMap<String, ConfigV
         Ok((slot, d.name.qualified()))
     };
     if let Some(file) = &opts.config {
-        let text = std::fs::read_to_string(file).map_err(|e| {
+        // `-`: standard input (how a parent package passes bound values).
+        let text = if file.as_os_str() == "-" {
+            let mut t = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map(|_| t)
+        } else {
+            std::fs::read_to_string(file)
+        }
+        .map_err(|e| {
             Fail::new(
                 exit::BAD_COMMAND_LINE,
                 format!("cannot read config file {}: {e}", file.display()),
@@ -306,51 +313,37 @@ fn to_exec_outcome(o: journal::Outcome) -> Outcome {
 /// A checkpoint read on a second thread while the package is validated (a
 /// restart of a large package spends about as long in each). It is only a
 /// guess made before the lock is taken: [`Prefetch::take`] hands it over only
-/// if the file is still exactly the one that was read (same inode, length and
-/// modification time), and otherwise the file is read again under the lock.
+/// if the file still holds exactly the bytes that were read (compared byte
+/// for byte, which costs a small part of parsing them), and otherwise the
+/// file is read again under the lock.
 struct Prefetch {
     path: PathBuf,
-    handle: std::thread::JoinHandle<Option<(journal::ResumeState, FileStamp)>>,
-}
-
-/// What identifies one state of an append-only file.
-#[derive(PartialEq, Eq, Debug)]
-struct FileStamp {
-    ino: u64,
-    len: u64,
-    modified: Option<std::time::SystemTime>,
-}
-
-impl FileStamp {
-    fn of(p: &Path) -> Option<FileStamp> {
-        let m = std::fs::metadata(p).ok()?;
-        #[cfg(unix)]
-        let ino = std::os::unix::fs::MetadataExt::ino(&m);
-        #[cfg(not(unix))]
-        let ino = 0;
-        Some(FileStamp {
-            ino,
-            len: m.len(),
-            modified: m.modified().ok(),
-        })
-    }
+    handle: std::thread::JoinHandle<Option<(journal::ResumeState, Vec<u8>)>>,
 }
 
 impl Prefetch {
     /// Starts reading the checkpoint the package names literally (or
-    /// `--checkpoint-file`), if that file exists.
+    /// `--checkpoint-file`), if that file exists and may be read at all.
     fn start(pkg: &checkflow_model::LoadedPackage, opts: &RunOpts) -> Option<Prefetch> {
+        let c = pkg.def.checkpoint.as_ref();
+        let usage = c.and_then(|c| c.value.usage).unwrap_or_default();
+        let never = match (opts.restart, opts.checkpointing) {
+            (Some(Restart::Deny), _) => true,
+            (Some(_), _) => false,
+            (None, Some(OnOff::Off)) => true,
+            (None, Some(OnOff::On)) => false,
+            (None, None) => usage == Usage::Never,
+        };
+        if never {
+            return None;
+        }
         let path = match &opts.checkpoint_file {
             Some(p) => p.clone(),
             None => {
-                let c = pkg.def.checkpoint.as_ref()?;
-                let f = c.value.file.as_ref()?;
+                let f = c?.value.file.as_ref()?;
                 checkflow_plan::resolve_path(&pkg.dir, &f.value)
             }
         };
-        if opts.restart == Some(Restart::Deny) {
-            return None;
-        }
         Prefetch::spawn(path)
     }
 
@@ -363,22 +356,25 @@ impl Prefetch {
         let handle = std::thread::Builder::new()
             .name("checkpoint-prefetch".into())
             .spawn(move || {
-                let before = FileStamp::of(&p)?;
+                let before = std::fs::read(&p).ok()?;
                 let st = journal::read(&p, journal::Key::from_env().as_ref()).ok()?;
-                (FileStamp::of(&p)? == before).then_some((st, before))
+                // What was parsed is what was compared: unchanged meanwhile.
+                (std::fs::read(&p).ok()? == before).then_some((st, before))
             })
             .ok()?;
         Some(Prefetch { path, handle })
     }
 
-    /// The state read ahead, if it is of `path` and the file has not changed
-    /// since (the caller holds the lock, so it cannot change now).
+    /// The state read ahead, if it is of `path` and the file still holds the
+    /// bytes it was read from. (A run holds the lock by now, so the file
+    /// cannot change after this check; `plan` takes no lock and reads a
+    /// snapshot either way.)
     fn take(self, path: &Path) -> Option<journal::ResumeState> {
         if self.path != path {
             return None;
         }
-        let (st, stamp) = self.handle.join().ok()??;
-        (FileStamp::of(path)? == stamp).then_some(st)
+        let (st, bytes) = self.handle.join().ok()??;
+        (std::fs::read(path).ok()? == bytes).then_some(st)
     }
 }
 
@@ -780,5 +776,70 @@ mod prefetch_tests {
 
         // No file: no thread.
         assert!(Prefetch::spawn(dir.path().join("none.ckpt")).is_none());
+    }
+}
+
+#[cfg(test)]
+mod prefetch_review_tests {
+    use super::*;
+
+    fn journal_with(path: &Path, task: &str) {
+        let lock = journal::lock(path).expect("lock");
+        let header = journal::NewHeader {
+            package_id: "id".into(),
+            package_name: "p".into(),
+            package_path: "p.yaml".into(),
+            config: BTreeMap::new(),
+        };
+        let mut j = journal::Journal::create(path, header, None, &lock).expect("create");
+        j.append_all(vec![journal::Entry::Completed {
+            path: task.into(),
+            outcome: journal::Outcome::Success,
+            fingerprint: "f".into(),
+            duration_ms: 1,
+            vars: BTreeMap::new(),
+        }])
+        .expect("append");
+    }
+
+    /// (inode, length, mtime) would not identify the contents: the mtime can
+    /// be set back (`cp -p`, `touch -r`, a restore), or not move on a file
+    /// system with coarse times. The bytes are compared instead.
+    #[test]
+    fn a_prefetched_checkpoint_is_not_used_after_an_in_place_rewrite_that_keeps_its_mtime() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.ckpt");
+        let other = dir.path().join("y.ckpt");
+        journal_with(&path, "A");
+        journal_with(&other, "B");
+        let new_bytes = std::fs::read(&other).expect("read");
+        assert_eq!(
+            std::fs::metadata(&path).expect("stat").len(),
+            new_bytes.len() as u64,
+            "same length, different records"
+        );
+
+        let pf = Prefetch::spawn(path.clone()).expect("a file to read");
+        while !pf.handle.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let mtime = std::fs::metadata(&path)
+            .expect("stat")
+            .modified()
+            .expect("mtime");
+        std::fs::write(&path, &new_bytes).expect("rewrite in place");
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(mtime))
+            .expect("set the mtime back");
+
+        let used = pf.take(&path);
+        assert!(
+            used.as_ref()
+                .is_none_or(|st| st.completed.contains_key("B")),
+            "the prefetched state of the old contents was used: {:?}",
+            used.map(|st| st.completed.keys().cloned().collect::<Vec<_>>())
+        );
     }
 }

@@ -52,75 +52,121 @@ pub fn load(path: &Path) -> Result<LoadedPackage, LoadError> {
 /// Parses package text; `path` only names the file in errors.
 ///
 /// A plain `null:` key (bulk_insert's null marker, SPEC §1.4) is YAML's null,
-/// which serde cannot match to a field name. When the parser stops at such a
-/// key, it is read as the string `"null"` and the text parsed again. (Within
-/// that line, later positions then shift two columns; positions in the
+/// which serde cannot match to a field name. When the parser stops at one,
+/// every plain null key in the file is found with one pass of the YAML
+/// parser, written as the string `"null"`, and the text parsed once more.
+/// (Within such a line, later positions then shift; positions in the
 /// parser's own errors are moved back.)
 pub fn parse(path: &Path, text: &str) -> Result<PackageDef, LoadError> {
-    let mut patched: Option<String> = None;
-    // (line, column) of every key quoted so far.
-    let mut quoted: Vec<(usize, usize)> = Vec::new();
-    loop {
-        let src = patched.as_deref().unwrap_or(text);
-        let e = match serde_saphyr::from_str_with_options::<PackageDef>(src, options_for(src)) {
-            Ok(def) => return Ok(def),
-            Err(e) => e,
-        };
-        let pos = e.location().map(|l| SourcePos {
-            line: l.line() as usize,
-            column: l.column() as usize,
-        });
-        let report = e.to_string();
-        if report.contains("cannot deserialize null into string")
-            && let Some(p) = pos
-            && quoted.len() < 1000
-            && let Some(offset) = null_key_at(src, p)
-        {
-            let mut s = src.to_string();
-            s.replace_range(offset..offset + 4, "\"null\"");
-            quoted.push((p.line, p.column));
-            patched = Some(s);
-            continue;
+    let e = match serde_saphyr::from_str_with_options::<PackageDef>(text, options_for(text)) {
+        Ok(def) => return Ok(def),
+        Err(e) => e,
+    };
+    let report = e.to_string();
+    if report.contains("cannot deserialize null into string") {
+        let keys = null_keys(text);
+        if !keys.is_empty() {
+            let mut patched = text.to_string();
+            for k in keys.iter().rev() {
+                patched.replace_range(k.bytes.clone(), "\"null\"");
+            }
+            return serde_saphyr::from_str_with_options::<PackageDef>(
+                &patched,
+                options_for(&patched),
+            )
+            .map_err(|e| syntax_error(path, &e, &keys));
         }
-        let pos = pos.map(|mut p| {
-            let shift = quoted
-                .iter()
-                .filter(|(l, c)| *l == p.line && *c < p.column)
-                .count();
-            p.column = p.column.saturating_sub(2 * shift).max(1);
-            p
-        });
-        let (message, snippet) = error::split_report(&report, path);
-        return Err(LoadError::Syntax {
-            path: path.to_path_buf(),
-            pos,
-            message,
-            snippet,
-        });
+    }
+    Err(syntax_error(path, &e, &[]))
+}
+
+/// A plain mapping key that YAML reads as null, where it is in the text.
+struct NullKey {
+    bytes: std::ops::Range<usize>,
+    line: usize,
+    /// 1-based.
+    column: usize,
+}
+
+impl NullKey {
+    /// How many characters quoting it adds.
+    fn growth(&self) -> usize {
+        "\"null\"".len() - self.bytes.len()
     }
 }
 
-/// The byte offset of a plain `null` (or `Null`, `NULL`) mapping key at `pos`.
-fn null_key_at(text: &str, pos: SourcePos) -> Option<usize> {
-    let line_start = if pos.line <= 1 {
-        0
-    } else {
-        text.match_indices('\n').nth(pos.line - 2)?.0 + 1
-    };
-    let line = &text[line_start..];
-    let line = &line[..line.find('\n').unwrap_or(line.len())];
-    let offset = line.char_indices().nth(pos.column.checked_sub(1)?)?.0;
-    let word = line.get(offset..offset + 4)?;
-    if !matches!(word, "null" | "Null" | "NULL") {
-        return None;
+/// Every plain scalar in a mapping key position that YAML's core schema
+/// reads as null (`null`, `Null`, `NULL`, `~`), in file order. Empty if the
+/// text does not parse (the error then comes from the first parse).
+fn null_keys(text: &str) -> Vec<NullKey> {
+    use granit_parser::{Event, Parser, ScalarStyle};
+    // For each open collection: is it a mapping, and is its next node a key?
+    let mut stack: Vec<(bool, bool)> = Vec::new();
+    let mut out = Vec::new();
+    // A node ended: in a mapping, keys and values alternate.
+    fn node_done(stack: &mut [(bool, bool)]) {
+        if let Some((true, key_next)) = stack.last_mut() {
+            *key_next = !*key_next;
+        }
     }
-    let after = line[offset + 4..].trim_start_matches([' ', '\t']);
-    let is_key = after.starts_with(':')
-        && after[1..]
-            .chars()
-            .next()
-            .is_none_or(|c| matches!(c, ' ' | '\t' | '\r' | ',' | '}'));
-    is_key.then_some(line_start + offset)
+    for ev in Parser::new_from_str(text) {
+        let Ok((ev, span)) = ev else {
+            return Vec::new();
+        };
+        match ev {
+            Event::MappingStart(..) => stack.push((true, true)),
+            Event::SequenceStart(..) => stack.push((false, false)),
+            Event::MappingEnd | Event::SequenceEnd => {
+                stack.pop();
+                node_done(&mut stack);
+            }
+            Event::Scalar(value, style, _, tag) => {
+                let is_key = matches!(stack.last(), Some((true, true)));
+                if is_key
+                    && style == ScalarStyle::Plain
+                    && tag.is_none()
+                    && matches!(value.as_ref(), "null" | "Null" | "NULL" | "~")
+                    && let Some(start) = span.start.byte_offset()
+                    && text.get(start..start + value.len()) == Some(value.as_ref())
+                {
+                    out.push(NullKey {
+                        bytes: start..start + value.len(),
+                        line: span.start.line(),
+                        column: span.start.col() + 1,
+                    });
+                }
+                node_done(&mut stack);
+            }
+            Event::Alias(_) => node_done(&mut stack),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A parse error as a [`LoadError`], with its column moved back past keys
+/// that were quoted on its line.
+fn syntax_error(path: &Path, e: &serde_saphyr::Error, quoted: &[NullKey]) -> LoadError {
+    let pos = e.location().map(|l| {
+        let line = l.line() as usize;
+        let mut column = l.column() as usize;
+        // Columns of the patched text: each key before it on the line grew.
+        let mut shift = 0;
+        for k in quoted.iter().filter(|k| k.line == line) {
+            if k.column + shift < column {
+                shift += k.growth();
+            }
+        }
+        column = column.saturating_sub(shift).max(1);
+        SourcePos { line, column }
+    });
+    let (message, snippet) = error::split_report(&e.to_string(), path);
+    LoadError::Syntax {
+        path: path.to_path_buf(),
+        pos,
+        message,
+        snippet,
+    }
 }
 
 /// Parser limits that grow with the file: a large package (100,000 tasks is

@@ -137,3 +137,36 @@ fn errors_after_a_quoted_null_key_keep_their_columns() {
     assert!(shown.contains("pkg.yaml:4:44"), "{shown}");
     assert!(shown.contains("unknown field `bogus`"), "{shown}");
 }
+
+/// Plain null keys are found in one pass, however many there are (the
+/// loader once parsed the whole file again for each one, and gave up after
+/// 1,000).
+#[test]
+fn a_package_with_more_than_a_thousand_plain_null_keys_loads() {
+    let mut text = String::from("id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11\nname: many\ntasks:\n");
+    for i in 0..1001 {
+        text.push_str(&format!(
+            "  - {{ name: L{i}, type: bulk_insert, null: x }}\n"
+        ));
+    }
+    let def = p(&text).expect("1,001 null markers load");
+    assert_eq!(def.tasks.len(), 1001);
+    assert!(
+        def.tasks
+            .iter()
+            .all(|t| t.value.null.as_deref() == Some("x"))
+    );
+}
+
+#[test]
+fn a_tilde_key_is_a_null_key_too_and_columns_after_two_keys_are_right() {
+    let def = p("id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11\nname: demo\ntasks:\n  - { name: M, type: bulk_insert, ~: x }\n")
+        .expect("loads");
+    assert_eq!(def.tasks[0].value.null.as_deref(), Some("x"));
+    // Two null keys (the second in the `env` map) before an error on one line.
+    let line = "  - { name: M, type: bulk_insert, null: x, env: { null: y }, bogus: 1 }";
+    let col = line.find("bogus").expect("bogus") + 1;
+    let text = format!("id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11\nname: demo\ntasks:\n{line}\n");
+    let err = p(&text).unwrap_err().to_string();
+    assert!(err.contains(&format!("pkg.yaml:4:{col}")), "{err}");
+}

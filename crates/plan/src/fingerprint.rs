@@ -70,10 +70,7 @@ mod tests {
         let def = &pkg.tasks[0].value;
         let children = vec!["00ff".to_string(), "abcd".to_string()];
         let text = serde_json::to_string(def).expect("json");
-        assert_eq!(
-            fingerprint(def, &children),
-            hash_parts(&[&text], &children)
-        );
+        assert_eq!(fingerprint(def, &children), hash_parts(&[&text], &children));
         assert_eq!(fingerprint(def, &[]), hash_parts(&[&text], &[]));
         // The hex form: 16 bytes, lower case.
         let fp = fingerprint(def, &[]);

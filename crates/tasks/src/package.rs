@@ -4,10 +4,11 @@
 //! - `path` is relative to the parent package's folder; the file must exist
 //!   when the parent is validated (unless a property expression sets `path`).
 //! - `bind: { Var: EXPR }` evaluates each expression in the parent when the
-//!   task runs and passes the values as a `--config` file (JSON, mode 0600,
-//!   removed when the child ends), not as `--set` arguments, which every user
-//!   of the machine can read in the process list. The child checks the names
-//!   when it loads: an undeclared one fails the task.
+//!   task runs and passes the values on the child's standard input
+//!   (`--config -`, a JSON map), not as `--set` arguments, which every user of
+//!   the machine can read in the process list, and not in a file, which a
+//!   killed parent would leave behind. The child checks the names when it
+//!   loads: an undeclared one fails the task.
 //! - The child keeps its own checkpoint settings: its own file, its own
 //!   restart behaviour. On a restart it uses the configuration stored in its
 //!   checkpoint, as any package does (SPEC 2.2).
@@ -143,16 +144,10 @@ impl Action for PackageAction {
             // As `--set` would give it: the value's text.
             bound.insert(var.clone(), Json::String(v.to_string()));
         }
-        let bind_file = if bound.is_empty() {
-            None
-        } else {
-            Some(BindFile::write(&Json::Object(bound)).map_err(|e| {
-                TaskError::new(format!("{what}: cannot write the bound values: {e}"))
-            })?)
-        };
-        if let Some(f) = &bind_file {
+        let config = (!bound.is_empty()).then(|| yaml_safe_json(&Json::Object(bound)));
+        if config.is_some() {
             args.push("--config".into());
-            args.push(f.0.clone().into());
+            args.push("-".into());
         }
         let exe = std::env::current_exe().map_err(|e| {
             TaskError::new(format!("{what}: cannot find the checkflow binary: {e}"))
@@ -161,7 +156,11 @@ impl Action for PackageAction {
         cmd.args(&args)
             .current_dir(cx.package_dir())
             .env(CHAIN_ENV, chain)
-            .stdin(Stdio::null())
+            .stdin(if config.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         own_group(&mut cmd);
@@ -169,6 +168,15 @@ impl Action for PackageAction {
             .spawn()
             .map_err(|e| TaskError::new(format!("{what}: cannot start {}: {e}", exe.display())))?;
         let pid = child.id();
+        // The bound values go in on a thread of their own, so that a child
+        // that writes much before it reads them cannot block us both. A child
+        // that exits early closes the pipe; its exit code then says why.
+        let feeder = match (config, child.stdin.take()) {
+            (Some(text), Some(mut stdin)) => Some(std::thread::spawn(move || {
+                let _ = std::io::Write::write_all(&mut stdin, text.as_bytes());
+            })),
+            _ => None,
+        };
 
         // Output: one reader thread per stream, into one channel, so this
         // thread (which owns `cx`) forwards lines in the order they come.
@@ -214,7 +222,7 @@ impl Action for PackageAction {
                 cx.log(level, &text);
             }
         }
-        for r in readers {
+        for r in readers.into_iter().chain(feeder) {
             let _ = r.join();
         }
         let status = child.wait();
@@ -242,37 +250,30 @@ impl Action for PackageAction {
     }
 }
 
-/// A private file holding the values bound to a child, removed on drop.
-struct BindFile(PathBuf);
-
-impl BindFile {
-    fn write(values: &Json) -> std::io::Result<BindFile> {
-        use std::io::Write;
-        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "checkflow-bind-{}-{}-{nanos}.json",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        let mut f = o.open(&path)?;
-        let file = BindFile(path);
-        f.write_all(values.to_string().as_bytes())?;
-        Ok(file)
+/// JSON text that a YAML parser reads back as the same value: serde_json
+/// leaves DEL and the C1 controls raw, which YAML does not allow in a
+/// document, so every character outside YAML's printable set is escaped.
+fn yaml_safe_json(v: &Json) -> String {
+    let text = v.to_string();
+    let printable = |c: char| {
+        matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7e}' | '\u{85}')
+            || ('\u{a0}'..='\u{d7ff}').contains(&c)
+            || ('\u{e000}'..='\u{fffd}').contains(&c)
+            || c >= '\u{10000}'
+    };
+    if text.chars().all(printable) {
+        return text;
     }
-}
-
-impl Drop for BindFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if printable(c) {
+            out.push(c);
+        } else {
+            // Outside strings JSON has only printable ASCII, so c is in a string.
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        }
     }
+    out
 }
 
 /// The chain of running packages with this one added, or an error if it is

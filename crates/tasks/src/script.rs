@@ -101,9 +101,7 @@ impl TaskType for ScriptType {
             }
             (None, Some(file)) => Source::File(file.clone()),
         };
-        vars_ok.then(|| {
-            Arc::new(ScriptAction { source, bindings }) as Arc<dyn Action>
-        })
+        vars_ok.then(|| Arc::new(ScriptAction { source, bindings }) as Arc<dyn Action>)
     }
 }
 

@@ -177,9 +177,18 @@ pub(crate) fn resolve(url: &str, conn: Option<&ConnectionDef>) -> Result<Source,
 fn base_of(c: &ConnectionDef) -> Result<String, String> {
     let url = match (&c.url, &c.url_env) {
         (Some(u), _) => Some(u.clone()),
-        (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
-            format!("the environment variable {var} (the connection's `url_env`) is not set")
-        })?),
+        (None, Some(var)) => {
+            let v = std::env::var(var).map_err(|_| {
+                format!("the environment variable {var} (the connection's `url_env`) is not set")
+            })?;
+            // Its value may carry a password: a bad one is described, not shown.
+            if !has_scheme(&v) {
+                return Err(format!(
+                    "the environment variable {var} (the connection's `url_env`) does not hold a URL with a scheme (http://, https:// or ftp://)"
+                ));
+            }
+            Some(v)
+        }
         (None, None) => None,
     };
     if let Some(u) = url {
