@@ -240,9 +240,7 @@ fn gather_config(plan: &Plan, opts: &RunOpts) -> Result<BTreeMap<String, ConfigV
     Ok(out)
 }
 
-fn effective_settings(plan: &Plan, opts: &RunOpts) -> (Usage, bool) {
-    let mut usage = plan.package.checkpoint.usage;
-    let mut save = plan.package.checkpoint.save;
+fn effective_settings(mut usage: Usage, mut save: bool, opts: &RunOpts) -> (Usage, bool) {
     match opts.checkpointing {
         Some(OnOff::On) => {
             usage = Usage::Always;
@@ -325,16 +323,10 @@ impl Prefetch {
     /// Starts reading the checkpoint the package names literally (or
     /// `--checkpoint-file`), if that file exists and may be read at all.
     fn start(pkg: &checkflow_model::LoadedPackage, opts: &RunOpts) -> Option<Prefetch> {
+        // The settings as validation will make them (same defaults).
         let c = pkg.def.checkpoint.as_ref();
         let usage = c.and_then(|c| c.value.usage).unwrap_or_default();
-        let never = match (opts.restart, opts.checkpointing) {
-            (Some(Restart::Deny), _) => true,
-            (Some(_), _) => false,
-            (None, Some(OnOff::Off)) => true,
-            (None, Some(OnOff::On)) => false,
-            (None, None) => usage == Usage::Never,
-        };
-        if never {
+        if effective_settings(usage, false, opts).0 == Usage::Never {
             return None;
         }
         let path = match &opts.checkpoint_file {
@@ -386,7 +378,11 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
     drop(pkg);
     let mut warnings = Vec::new();
     let given = gather_config(&plan, opts)?;
-    let (usage, save) = effective_settings(&plan, opts);
+    let (usage, save) = effective_settings(
+        plan.package.checkpoint.usage,
+        plan.package.checkpoint.save,
+        opts,
+    );
     let run_id = new_run_id();
     let start_time = jiff::Zoned::now().datetime();
 
@@ -734,6 +730,20 @@ mod prefetch_tests {
         }
     }
 
+    /// A new checkpoint at `path` recording `task`, and the lock it is held by.
+    fn journal_with(path: &Path, task: &str) -> (journal::Lock, journal::Journal) {
+        let lock = journal::lock(path).expect("lock");
+        let header = journal::NewHeader {
+            package_id: "id".into(),
+            package_name: "p".into(),
+            package_path: "p.yaml".into(),
+            config: BTreeMap::new(),
+        };
+        let mut j = journal::Journal::create(path, header, None, &lock).expect("create");
+        j.append_all(vec![completed(task)]).expect("append");
+        (lock, j)
+    }
+
     fn wait(p: &Prefetch) {
         while !p.handle.is_finished() {
             std::thread::sleep(std::time::Duration::from_millis(1));
@@ -744,15 +754,7 @@ mod prefetch_tests {
     fn a_prefetched_checkpoint_is_used_only_if_the_file_is_unchanged() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("x.ckpt");
-        let lock = journal::lock(&path).expect("lock");
-        let header = journal::NewHeader {
-            package_id: "id".into(),
-            package_name: "p".into(),
-            package_path: "p.yaml".into(),
-            config: BTreeMap::new(),
-        };
-        let mut j = journal::Journal::create(&path, header, None, &lock).expect("create");
-        j.append_all(vec![completed("A")]).expect("append");
+        let (_lock, mut j) = journal_with(&path, "A");
 
         // Unchanged: handed over, with what the file holds.
         let pf = Prefetch::spawn(path.clone()).expect("a file to read");
@@ -777,30 +779,6 @@ mod prefetch_tests {
         // No file: no thread.
         assert!(Prefetch::spawn(dir.path().join("none.ckpt")).is_none());
     }
-}
-
-#[cfg(test)]
-mod prefetch_review_tests {
-    use super::*;
-
-    fn journal_with(path: &Path, task: &str) {
-        let lock = journal::lock(path).expect("lock");
-        let header = journal::NewHeader {
-            package_id: "id".into(),
-            package_name: "p".into(),
-            package_path: "p.yaml".into(),
-            config: BTreeMap::new(),
-        };
-        let mut j = journal::Journal::create(path, header, None, &lock).expect("create");
-        j.append_all(vec![journal::Entry::Completed {
-            path: task.into(),
-            outcome: journal::Outcome::Success,
-            fingerprint: "f".into(),
-            duration_ms: 1,
-            vars: BTreeMap::new(),
-        }])
-        .expect("append");
-    }
 
     /// (inode, length, mtime) would not identify the contents: the mtime can
     /// be set back (`cp -p`, `touch -r`, a restore), or not move on a file
@@ -820,9 +798,7 @@ mod prefetch_review_tests {
         );
 
         let pf = Prefetch::spawn(path.clone()).expect("a file to read");
-        while !pf.handle.is_finished() {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        wait(&pf);
         let mtime = std::fs::metadata(&path)
             .expect("stat")
             .modified()
