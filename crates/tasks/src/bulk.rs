@@ -236,29 +236,11 @@ fn line_ends(f: &mut File) -> std::io::Result<(Option<u64>, bool)> {
 
 impl Source {
     fn open(path: &Path, a: &BulkAction) -> Result<Source, TaskError> {
-        let mut f = File::open(path)
-            .map_err(|e| TaskError::new(format!("cannot open {}: {e}", path.display())))?;
-        let (unterminated_len, crlf) = line_ends(&mut f)
-            .map_err(|e| TaskError::new(format!("cannot read {}: {e}", path.display())))?;
-        let rdr = csv::ReaderBuilder::new()
-            .delimiter(a.delimiter)
+        let mut csv = csv::ReaderBuilder::new();
+        csv.delimiter(a.delimiter)
             .quote(a.quote.unwrap_or(b'"'))
-            .quoting(a.quote.is_some())
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(BufReader::with_capacity(1 << 16, f));
-        let mut s = Source {
-            rdr,
-            rec: csv::StringRecord::new(),
-            header: None,
-            width: None,
-            line: 0,
-            path: path.display().to_string(),
-            hash: a.resume.then(Sha256::new),
-            unterminated_len,
-            crlf,
-            end_line: 1,
-        };
+            .quoting(a.quote.is_some());
+        let mut s = Source::with_reader(path, csv, a.resume.then(Sha256::new))?;
         if a.header {
             if s.next()? {
                 let names: Vec<String> = s.rec.iter().map(|f| f.trim().to_string()).collect();
@@ -268,6 +250,35 @@ impl Source {
             s.width = None;
         }
         Ok(s)
+    }
+
+    /// The file at `path` read with `csv`'s quoting and delimiter (records of
+    /// any width; the header is the caller's), before its first record.
+    fn with_reader(
+        path: &Path,
+        mut csv: csv::ReaderBuilder,
+        hash: Option<Sha256>,
+    ) -> Result<Source, TaskError> {
+        let mut f = File::open(path)
+            .map_err(|e| TaskError::new(format!("cannot open {}: {e}", path.display())))?;
+        let (unterminated_len, crlf) = line_ends(&mut f)
+            .map_err(|e| TaskError::new(format!("cannot read {}: {e}", path.display())))?;
+        let rdr = csv
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(BufReader::with_capacity(1 << 16, f));
+        Ok(Source {
+            rdr,
+            rec: csv::StringRecord::new(),
+            header: None,
+            width: None,
+            line: 0,
+            path: path.display().to_string(),
+            hash,
+            unterminated_len,
+            crlf,
+            end_line: 1,
+        })
     }
 
     /// Reads the next record; false at the end of the file.
@@ -812,22 +823,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.csv");
         std::fs::write(&path, text).unwrap();
-        let f = File::open(&path).unwrap();
-        let mut s = Source {
-            rdr: csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .from_reader(BufReader::new(f)),
-            rec: csv::StringRecord::new(),
-            header: None,
-            width: None,
-            line: 0,
-            path: "f.csv".into(),
-            hash: None,
-            unterminated_len: (!text.ends_with('\n')).then_some(text.len() as u64),
-            crlf: text.contains("\r\n"),
-            end_line: 1,
-        };
+        let mut s = Source::with_reader(&path, csv::ReaderBuilder::new(), None).unwrap();
         let mut lines = Vec::new();
         while s.next().unwrap() {
             lines.push(s.line);

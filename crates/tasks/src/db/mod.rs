@@ -153,22 +153,28 @@ impl Connection {
     pub fn pg_url(&self) -> Result<String, TaskError> {
         match &self.target {
             Target::PgUrl(u) => Ok(u.clone()),
-            Target::PgEnv(e) => match std::env::var(e) {
-                Ok(u) if !u.trim().is_empty() => Ok(u),
-                Ok(_) => Err(TaskError::new(format!(
-                    "{}: environment variable {e} is empty",
-                    self.describe()
-                ))),
-                Err(_) => Err(TaskError::new(format!(
-                    "{}: environment variable {e} is not set",
-                    self.describe()
-                ))),
-            },
+            Target::PgEnv(e) => {
+                url_from_env(e).map_err(|m| TaskError::new(format!("{}: {m}", self.describe())))
+            }
             Target::Sqlite(_) => Err(TaskError::new(format!(
                 "{} is not a postgres connection",
                 self.describe()
             ))),
         }
+    }
+}
+
+/// The URL in the environment variable a connection's `url_env` names: set
+/// and not blank, or an error naming the variable.
+pub(crate) fn url_from_env(var: &str) -> Result<String, String> {
+    match std::env::var(var) {
+        Ok(u) if !u.trim().is_empty() => Ok(u),
+        Ok(_) => Err(format!(
+            "environment variable {var} is empty (the connection's `url_env`)"
+        )),
+        Err(_) => Err(format!(
+            "environment variable {var} is not set (the connection's `url_env`)"
+        )),
     }
 }
 

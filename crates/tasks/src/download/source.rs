@@ -178,9 +178,7 @@ fn base_of(c: &ConnectionDef) -> Result<String, String> {
     let url = match (&c.url, &c.url_env) {
         (Some(u), _) => Some(u.clone()),
         (None, Some(var)) => {
-            let v = std::env::var(var).map_err(|_| {
-                format!("the environment variable {var} (the connection's `url_env`) is not set")
-            })?;
+            let v = crate::db::url_from_env(var)?;
             // Its value may carry a password: a bad one is described, not shown.
             if !has_scheme(&v) {
                 return Err(format!(
@@ -191,8 +189,7 @@ fn base_of(c: &ConnectionDef) -> Result<String, String> {
         }
         (None, None) => None,
     };
-    if let Some(u) = url {
-        let mut u = u;
+    if let Some(mut u) = url {
         if !u.ends_with('/') {
             u.push('/');
         }
