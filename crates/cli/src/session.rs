@@ -348,10 +348,11 @@ impl Prefetch {
         let handle = std::thread::Builder::new()
             .name("checkpoint-prefetch".into())
             .spawn(move || {
-                let before = std::fs::read(&p).ok()?;
-                let st = journal::read(&p, journal::Key::from_env().as_ref()).ok()?;
-                // What was parsed is what was compared: unchanged meanwhile.
-                (std::fs::read(&p).ok()? == before).then_some((st, before))
+                // The state of exactly these bytes, kept to compare with the
+                // file under the lock.
+                let bytes = std::fs::read(&p).ok()?;
+                let st = journal::read_bytes(&p, &bytes, journal::Key::from_env().as_ref()).ok()?;
+                Some((st, bytes))
             })
             .ok()?;
         Some(Prefetch { path, handle })

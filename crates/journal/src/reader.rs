@@ -22,6 +22,16 @@ pub fn read(path: &Path, key: Option<&Key>) -> Result<ResumeState, JournalError>
     parse(path, &bytes, key)
 }
 
+/// Reads checkpoint bytes the caller already holds (`path` only names the
+/// file in errors), as [`read`] reads the file's.
+pub fn read_bytes(
+    path: &Path,
+    bytes: &[u8],
+    key: Option<&Key>,
+) -> Result<ResumeState, JournalError> {
+    parse(path, bytes, key)
+}
+
 /// The frames of a file, before any value is restored.
 #[derive(Debug)]
 pub(crate) struct Scan {
