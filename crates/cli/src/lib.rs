@@ -7,6 +7,7 @@
 pub mod args;
 pub mod exit;
 mod ops;
+mod pkgcache;
 mod report;
 mod session;
 mod timing;

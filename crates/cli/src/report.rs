@@ -15,7 +15,45 @@ fn ts() -> String {
 }
 
 fn rfc3339() -> String {
-    jiff::Timestamp::now().to_string()
+    rfc3339_of(jiff::Timestamp::now())
+}
+
+/// `t` as jiff writes it (`2026-11-21T10:00:00.5Z`), with the part up to the
+/// second formatted once per second: a restart logs thousands of events in
+/// one (each `restored` line has a timestamp).
+fn rfc3339_of(t: jiff::Timestamp) -> String {
+    use std::cell::RefCell;
+    use std::fmt::Write;
+    thread_local! {
+        static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let (secs, nanos) = (t.as_second(), t.subsec_nanosecond());
+    if nanos < 0 {
+        // Before 1970: not worth a fast path.
+        return t.to_string();
+    }
+    SECOND.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            let Ok(whole) = jiff::Timestamp::from_second(secs) else {
+                return t.to_string();
+            };
+            let mut prefix = whole.to_string();
+            prefix.pop(); // the 'Z'
+            *c = (secs, prefix);
+        }
+        let mut out = String::with_capacity(c.1.len() + 11);
+        out.push_str(&c.1);
+        if nanos > 0 {
+            let mut frac = format!("{nanos:09}");
+            while frac.ends_with('0') {
+                frac.pop();
+            }
+            let _ = write!(out, ".{frac}");
+        }
+        out.push('Z');
+        out
+    })
 }
 
 /// One `--log json` line. Built as a struct, not a map, so that a line costs
@@ -433,5 +471,30 @@ pub fn print_summary(
     }
     if !note.is_empty() {
         let _ = writeln!(out, "{note}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339_of;
+
+    #[test]
+    fn timestamps_read_as_jiff_writes_them() {
+        let base = 1_795_000_000_i64;
+        for (s, n) in [
+            (base, 0),
+            (base, 5),
+            (base, 500_000_000),
+            (base, 123_456_789),
+            (base + 1, 100),
+            (base, 999_999_999),
+            (0, 0),
+            (base + 86_400 * 400, 7_000),
+        ] {
+            let t = jiff::Timestamp::new(s, n).expect("in range");
+            assert_eq!(rfc3339_of(t), t.to_string(), "{s} {n}");
+        }
+        let now = jiff::Timestamp::now();
+        assert_eq!(rfc3339_of(now), now.to_string());
     }
 }

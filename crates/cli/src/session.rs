@@ -51,13 +51,22 @@ pub fn failed_to(e: &dyn std::error::Error) -> String {
 
 /// Loads and validates a package (exit 4 for a missing file, 5 for problems).
 pub fn load_plan(path: &Path) -> Result<Plan, Fail> {
-    validate_package(&load_package(path)?)
+    validate_package(&load_package(path, &mut |_, _| {})?)
 }
 
-/// Reads and parses a package file (exit 4 for a missing file, 5 for bad YAML).
-fn load_package(path: &Path) -> Result<checkflow_model::LoadedPackage, Fail> {
+/// Reads and parses a package file (exit 4 for a missing file, 5 for bad
+/// YAML), through the package cache. `early` gets the package-level fields
+/// and folder as soon as they are known.
+fn load_package(
+    path: &Path,
+    early: &mut dyn FnMut(&checkflow_model::PackageDef, &Path),
+) -> Result<checkflow_model::LoadedPackage, Fail> {
     let t = crate::timing::start();
-    let pkg = checkflow_model::load(path).map_err(|e| match &e {
+    let cache = crate::pkgcache::PackageCache::from_env();
+    let store = cache
+        .as_ref()
+        .map(|c| c as &dyn checkflow_model::ParsedStore);
+    let pkg = checkflow_model::load_with(path, store, early).map_err(|e| match &e {
         LoadError::Io { .. } => Fail::new(exit::NOT_FOUND, e.to_string()),
         LoadError::Syntax { snippet, .. } => {
             let mut m = e.to_string();
@@ -322,9 +331,9 @@ struct Prefetch {
 impl Prefetch {
     /// Starts reading the checkpoint the package names literally (or
     /// `--checkpoint-file`), if that file exists and may be read at all.
-    fn start(pkg: &checkflow_model::LoadedPackage, opts: &RunOpts) -> Option<Prefetch> {
+    fn start(def: &checkflow_model::PackageDef, dir: &Path, opts: &RunOpts) -> Option<Prefetch> {
         // The settings as validation will make them (same defaults).
-        let c = pkg.def.checkpoint.as_ref();
+        let c = def.checkpoint.as_ref();
         let usage = c.and_then(|c| c.value.usage).unwrap_or_default();
         if effective_settings(usage, false, opts).0 == Usage::Never {
             return None;
@@ -333,7 +342,7 @@ impl Prefetch {
             Some(p) => p.clone(),
             None => {
                 let f = c?.value.file.as_ref()?;
-                checkflow_plan::resolve_path(&pkg.dir, &f.value)
+                checkflow_plan::resolve_path(dir, &f.value)
             }
         };
         Prefetch::spawn(path)
@@ -350,9 +359,11 @@ impl Prefetch {
             .spawn(move || {
                 // The state of exactly these bytes, kept to compare with the
                 // file under the lock.
+                let t = crate::timing::start();
                 let bytes = std::fs::read(&p).ok()?;
-                let st = journal::read_bytes(&p, &bytes, journal::Key::from_env().as_ref()).ok()?;
-                Some((st, bytes))
+                let st = journal::read_bytes(&p, &bytes, journal::Key::from_env().as_ref()).ok();
+                crate::timing::phase("checkpoint read ahead (second thread)", t);
+                Some((st?, bytes))
             })
             .ok()?;
         Some(Prefetch { path, handle })
@@ -373,8 +384,14 @@ impl Prefetch {
 
 /// Opens a session. `for_run` takes the checkpoint lock; `plan` does not.
 pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
-    let pkg = load_package(&opts.package)?;
-    let mut prefetch = Prefetch::start(&pkg, opts);
+    // The checkpoint is read on a second thread as soon as the package says
+    // where it is (with a package cache hit, before its tasks are decoded).
+    let mut prefetch = None;
+    let pkg = load_package(&opts.package, &mut |def, dir| {
+        if prefetch.is_none() {
+            prefetch = Prefetch::start(def, dir, opts);
+        }
+    })?;
     let plan = validate_package(&pkg)?;
     drop(pkg);
     let mut warnings = Vec::new();

@@ -62,7 +62,7 @@ pub struct Compiled {
     root: Arc<TExpr>,
     result_type: DataType,
     assignment: Option<(u32, VarRef)>,
-    variables: Vec<VarRef>,
+    variables: Arc<[VarRef]>,
 }
 
 /// Parses and type-checks `src`. `allow_assign` permits a top-level `@[User::X] = expr`.
@@ -122,7 +122,7 @@ pub fn compile(src: &str, scope: &dyn Scope, allow_assign: bool) -> Result<Compi
         root: Arc::new(root),
         result_type,
         assignment,
-        variables: ck.vars,
+        variables: ck.vars.into(),
     })
 }
 
@@ -186,7 +186,7 @@ impl Compiled {
 
     /// Every variable the expression reads, in order of first use.
     pub fn variables(&self) -> Vec<VarRef> {
-        self.variables.clone()
+        self.variables.to_vec()
     }
 
     /// Evaluates. For an assignment, returns the value to store, already converted to the

@@ -209,8 +209,8 @@ pub(crate) fn parse(
             len: bytes.len() as u64,
         },
     };
-    for f in &scan.frames {
-        for r in &f.records {
+    for f in scan.frames {
+        for r in f.records {
             state
                 .apply(&f.at, r, &opener)
                 .map_err(|reason| JournalError::Corrupt {
@@ -219,7 +219,7 @@ pub(crate) fn parse(
                     reason,
                 })?;
         }
-        state.last_written_at = Some(f.at.clone());
+        state.last_written_at = Some(f.at);
     }
     Ok(state)
 }

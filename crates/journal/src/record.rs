@@ -27,7 +27,7 @@ pub(crate) enum Stored {
 
 /// The payload of one frame.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "FlatPayload")]
 pub(crate) enum Payload {
     /// Always the first frame, and only there.
     Header(HeaderRecord),
@@ -53,7 +53,7 @@ pub(crate) struct HeaderRecord {
 
 /// One record inside a `records` frame.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "FlatRecord")]
 pub(crate) enum Record {
     RunStarted {
         run_id: String,
@@ -87,6 +87,128 @@ pub(crate) enum Record {
 
 /// Turns engine values into stored ones: sensitive values are sealed, or
 /// omitted when the file has no key.
+// Reading. serde's internally tagged enums buffer every object before they
+// look at its tag, and a `records` frame would be buffered twice (the frame,
+// then each record): most of a restart's checkpoint read. Instead each object
+// is read in one pass into a struct with every variant's fields, and the tag
+// then picks the variant and checks that its fields are there. What is
+// written, and what is accepted, stay as before.
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum PayloadKind {
+    Header,
+    Records,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct FlatPayload {
+    kind: PayloadKind,
+    at: Option<String>,
+    records: Option<Vec<Record>>,
+    created_at: Option<String>,
+    package_id: Option<String>,
+    package_name: Option<String>,
+    package_path: Option<String>,
+    writer: Option<String>,
+    salt: Option<String>,
+    key_check: Option<SealedBox>,
+    config: Option<BTreeMap<String, Stored>>,
+}
+
+/// A field the tag requires.
+fn need<T>(v: Option<T>, field: &'static str) -> Result<T, String> {
+    v.ok_or_else(|| format!("missing field `{field}`"))
+}
+
+impl TryFrom<FlatPayload> for Payload {
+    type Error = String;
+
+    fn try_from(f: FlatPayload) -> Result<Payload, String> {
+        Ok(match f.kind {
+            PayloadKind::Header => Payload::Header(HeaderRecord {
+                created_at: need(f.created_at, "created_at")?,
+                package_id: need(f.package_id, "package_id")?,
+                package_name: need(f.package_name, "package_name")?,
+                package_path: need(f.package_path, "package_path")?,
+                writer: need(f.writer, "writer")?,
+                salt: need(f.salt, "salt")?,
+                key_check: f.key_check,
+                config: need(f.config, "config")?,
+            }),
+            PayloadKind::Records => Payload::Records {
+                at: need(f.at, "at")?,
+                records: need(f.records, "records")?,
+            },
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RecordKind {
+    RunStarted,
+    Completed,
+    Iteration,
+    Vars,
+    Invalidate,
+    TxCommitting,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct FlatRecord {
+    kind: RecordKind,
+    run_id: Option<String>,
+    pid: Option<u32>,
+    host: Option<String>,
+    path: Option<String>,
+    outcome: Option<Outcome>,
+    fingerprint: Option<String>,
+    duration_ms: Option<u64>,
+    vars: Option<BTreeMap<String, Stored>>,
+    loop_path: Option<String>,
+    key: Option<String>,
+    marker: Option<String>,
+    connections: Option<Vec<String>>,
+}
+
+impl TryFrom<FlatRecord> for Record {
+    type Error = String;
+
+    fn try_from(f: FlatRecord) -> Result<Record, String> {
+        Ok(match f.kind {
+            RecordKind::RunStarted => Record::RunStarted {
+                run_id: need(f.run_id, "run_id")?,
+                pid: need(f.pid, "pid")?,
+                host: need(f.host, "host")?,
+            },
+            RecordKind::Completed => Record::Completed {
+                path: need(f.path, "path")?,
+                outcome: need(f.outcome, "outcome")?,
+                fingerprint: need(f.fingerprint, "fingerprint")?,
+                duration_ms: need(f.duration_ms, "duration_ms")?,
+                vars: need(f.vars, "vars")?,
+            },
+            RecordKind::Iteration => Record::Iteration {
+                loop_path: need(f.loop_path, "loop_path")?,
+                key: need(f.key, "key")?,
+                vars: need(f.vars, "vars")?,
+            },
+            RecordKind::Vars => Record::Vars {
+                vars: need(f.vars, "vars")?,
+            },
+            RecordKind::Invalidate => Record::Invalidate {
+                path: need(f.path, "path")?,
+            },
+            RecordKind::TxCommitting => Record::TxCommitting {
+                path: need(f.path, "path")?,
+                marker: need(f.marker, "marker")?,
+                connections: need(f.connections, "connections")?,
+            },
+        })
+    }
+}
+
 pub(crate) struct Sealer {
     pub package_id: String,
     pub key: Option<FileKey>,
@@ -175,13 +297,21 @@ impl Opener<'_> {
     pub(crate) fn restore(&self, name: &str, s: &Stored) -> Result<Restored, String> {
         match s {
             Stored::Clear(v) => Ok(Restored::Value(v.clone())),
+            _ => self.restore_owned(name, s.clone()),
+        }
+    }
+
+    /// [`Opener::restore`] of a value the caller no longer needs (not copied).
+    pub(crate) fn restore_owned(&self, name: &str, s: Stored) -> Result<Restored, String> {
+        match s {
+            Stored::Clear(v) => Ok(Restored::Value(v)),
             Stored::Omitted => Ok(Restored::Omitted),
             Stored::Sealed(b) => {
                 let Some(key) = &self.key else {
                     return Ok(Restored::Sealed);
                 };
                 let plain = key
-                    .open(&value_aad(self.package_id, name), b)
+                    .open(&value_aad(self.package_id, name), &b)
                     .ok_or_else(|| {
                         format!(
                             "the sealed value of {name} does not open with the checkpoint's key"
@@ -231,6 +361,91 @@ mod tests {
         );
         let back: Payload = serde_json::from_str(&text).expect("deserialize");
         assert_eq!(back, p);
+    }
+
+    #[test]
+    fn every_payload_and_record_reads_back_as_written() {
+        let vars = BTreeMap::from([
+            ("User::A".to_string(), Stored::Clear(json!({"x": [1, 2]}))),
+            (
+                "User::S".to_string(),
+                Stored::Sealed(SealedBox {
+                    alg: "a".into(),
+                    nonce: "n".into(),
+                    ct: "c".into(),
+                }),
+            ),
+        ]);
+        let header = Payload::Header(HeaderRecord {
+            created_at: "t".into(),
+            package_id: "id".into(),
+            package_name: "n".into(),
+            package_path: "p.yaml".into(),
+            writer: "checkflow 0".into(),
+            salt: "00".into(),
+            key_check: None,
+            config: vars.clone(),
+        });
+        let records = Payload::Records {
+            at: "t".into(),
+            records: vec![
+                Record::RunStarted {
+                    run_id: "r".into(),
+                    pid: 7,
+                    host: "h".into(),
+                },
+                Record::Completed {
+                    path: "A/B".into(),
+                    outcome: Outcome::Failure,
+                    fingerprint: "f".into(),
+                    duration_ms: 12,
+                    vars: vars.clone(),
+                },
+                Record::Iteration {
+                    loop_path: "L".into(),
+                    key: "k".into(),
+                    vars: vars.clone(),
+                },
+                Record::Vars { vars },
+                Record::Invalidate { path: "A".into() },
+                Record::TxCommitting {
+                    path: "T".into(),
+                    marker: "m".into(),
+                    connections: vec!["db".into()],
+                },
+            ],
+        };
+        for p in [header, records] {
+            let text = serde_json::to_string(&p).expect("serialize");
+            let back: Payload = serde_json::from_str(&text).expect("deserialize");
+            assert_eq!(back, p, "{text}");
+        }
+        // The tag need not come first, and unknown fields are ignored (as before).
+        let back: Payload = serde_json::from_str(
+            r#"{"records":[{"path":"a","kind":"invalidate","later":1}],"at":"t","kind":"records"}"#,
+        )
+        .expect("deserialize");
+        assert_eq!(
+            back,
+            Payload::Records {
+                at: "t".into(),
+                records: vec![Record::Invalidate { path: "a".into() }]
+            }
+        );
+        // A field the tag needs, missing; an unknown tag.
+        for (bad, says) in [
+            (
+                r#"{"kind":"records","at":"t","records":[{"kind":"completed","path":"a"}]}"#,
+                "missing field `outcome`",
+            ),
+            (r#"{"kind":"records","records":[]}"#, "missing field `at`"),
+            (r#"{"kind":"later","at":"t"}"#, "unknown variant `later`"),
+        ] {
+            let e = serde_json::from_str::<Payload>(bad)
+                .expect_err(bad)
+                .to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::entry::Outcome;
-use crate::record::{Opener, Record};
+use crate::record::{Opener, Record, Stored};
 use crate::seal::SealedBox;
 
 /// A value as the reader gives it back.
@@ -111,20 +111,20 @@ pub fn is_at_or_below(p: &str, path: &str) -> bool {
 }
 
 impl ResumeState {
-    /// Folds one record into the state.
+    /// Folds one record into the state (taking its strings and values).
     pub(crate) fn apply(
         &mut self,
         at: &str,
-        record: &Record,
+        record: Record,
         opener: &Opener,
     ) -> Result<(), String> {
         match record {
             Record::RunStarted { run_id, pid, host } => {
                 self.runs += 1;
                 self.run_history.push(RunInfo {
-                    run_id: run_id.clone(),
-                    pid: *pid,
-                    host: host.clone(),
+                    run_id,
+                    pid,
+                    host,
                     at: at.to_string(),
                 });
             }
@@ -135,18 +135,18 @@ impl ResumeState {
                 duration_ms,
                 vars,
             } => {
-                self.vars.extend(opener.restore_all(vars)?);
-                if self.completed.contains_key(path) {
-                    self.completed_order.retain(|p| p != path);
+                self.restore_vars(vars, opener)?;
+                if self.completed.contains_key(&path) {
+                    self.completed_order.retain(|p| *p != path);
                 }
                 self.completed_order.push(path.clone());
-                self.tx_intents.remove(path);
+                self.tx_intents.remove(&path);
                 self.completed.insert(
-                    path.clone(),
+                    path,
                     CompletedEntry {
-                        outcome: *outcome,
-                        fingerprint: fingerprint.clone(),
-                        duration_ms: *duration_ms,
+                        outcome,
+                        fingerprint,
+                        duration_ms,
                         at: at.to_string(),
                     },
                 );
@@ -156,20 +156,20 @@ impl ResumeState {
                 key,
                 vars,
             } => {
-                self.vars.extend(opener.restore_all(vars)?);
-                let keys = self.iterations.entry(loop_path.clone()).or_default();
-                if !keys.contains(key) {
-                    keys.push(key.clone());
+                self.restore_vars(vars, opener)?;
+                let keys = self.iterations.entry(loop_path).or_default();
+                if !keys.contains(&key) {
+                    keys.push(key);
                 }
             }
             Record::Vars { vars } => {
-                self.vars.extend(opener.restore_all(vars)?);
+                self.restore_vars(vars, opener)?;
             }
             Record::Invalidate { path } => {
-                self.completed.retain(|p, _| !is_at_or_below(p, path));
-                self.completed_order.retain(|p| !is_at_or_below(p, path));
-                self.iterations.retain(|p, _| !is_at_or_below(p, path));
-                self.tx_intents.retain(|p, _| !is_at_or_below(p, path));
+                self.completed.retain(|p, _| !is_at_or_below(p, &path));
+                self.completed_order.retain(|p| !is_at_or_below(p, &path));
+                self.iterations.retain(|p, _| !is_at_or_below(p, &path));
+                self.tx_intents.retain(|p, _| !is_at_or_below(p, &path));
             }
             Record::TxCommitting {
                 path,
@@ -177,13 +177,25 @@ impl ResumeState {
                 connections,
             } => {
                 self.tx_intents.insert(
-                    path.clone(),
+                    path,
                     TxIntent {
-                        marker: marker.clone(),
-                        connections: connections.clone(),
+                        marker,
+                        connections,
                     },
                 );
             }
+        }
+        Ok(())
+    }
+
+    fn restore_vars(
+        &mut self,
+        vars: BTreeMap<String, Stored>,
+        opener: &Opener,
+    ) -> Result<(), String> {
+        for (name, v) in vars {
+            let r = opener.restore_owned(&name, v)?;
+            self.vars.insert(name, r);
         }
         Ok(())
     }

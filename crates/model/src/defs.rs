@@ -4,12 +4,12 @@
 //! column. Task-specific fields live flat on [`TaskDef`]; which of them a task
 //! type accepts is checked by `checkflow-plan`, which reports the key's position.
 
+use crate::spanned::Spanned;
 use serde::{Deserialize, Serialize};
-use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
 
 /// A whole package file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PackageDef {
     /// The package id (a UUID); a checkpoint must carry the same one.
@@ -41,12 +41,12 @@ pub struct PackageDef {
     #[serde(default)]
     pub connections: BTreeMap<String, Spanned<ConnectionDef>>,
     /// The package's executables.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<Spanned<Box<TaskDef>>>,
 }
 
 /// `checkpoint:` settings (CheckpointFileName, CheckpointUsage, SaveCheckpoints).
-#[derive(Debug, Deserialize, Default, Clone)]
+#[derive(Debug, Deserialize, Serialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointDef {
     /// A literal path.
@@ -277,19 +277,28 @@ pub enum Retrieve {
 pub struct TaskDef {
     // -- common to every executable (SPEC §1.1) --
     /// Unique among siblings; no `/`.
-    #[serde(skip_serializing)]
+    #[serde(skip_serializing_if = "crate::spanned::fingerprinting")]
     pub name: Spanned<String>,
     /// A task type or a container type.
     #[serde(rename = "type")]
     pub kind: Spanned<String>,
     /// Free text; not part of the fingerprint.
-    #[serde(default, skip_serializing)]
+    #[serde(
+        default,
+        skip_serializing_if = "crate::spanned::fingerprinting_or_none"
+    )]
     pub description: Option<String>,
     /// Precedence constraints.
-    #[serde(default, skip_serializing)]
+    #[serde(
+        default,
+        skip_serializing_if = "crate::spanned::fingerprinting_or_none"
+    )]
     pub after: Option<Spanned<Vec<AfterDef>>>,
     /// How constraints combine.
-    #[serde(default, skip_serializing)]
+    #[serde(
+        default,
+        skip_serializing_if = "crate::spanned::fingerprinting_or_none"
+    )]
     pub after_logic: Option<Logic>,
     /// Not run; counts as success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -327,7 +336,10 @@ pub struct TaskDef {
 
     // -- containers --
     /// Children.
-    #[serde(default, skip_serializing)]
+    #[serde(
+        default,
+        skip_serializing_if = "crate::spanned::fingerprinting_or_none"
+    )]
     pub tasks: Option<Vec<Spanned<Box<TaskDef>>>>,
     /// How untied children run.
     #[serde(default, skip_serializing_if = "Option::is_none")]

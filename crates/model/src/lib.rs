@@ -5,12 +5,14 @@
 //!    duplicate keys are [`LoadError::Syntax`] with line and column.
 //! 3. Nothing here checks meaning (names, graphs, expressions): that is `checkflow-plan`.
 
+pub mod cache;
 mod defs;
 mod error;
+mod spanned;
 
 pub use defs::*;
 pub use error::{LoadError, SourcePos};
-pub use serde_saphyr::Spanned;
+pub use spanned::{Location, Spanned};
 
 use std::path::{Path, PathBuf};
 
@@ -27,13 +29,35 @@ pub struct LoadedPackage {
     pub text: String,
 }
 
+/// Keeps parsed packages by their text, so that an unchanged file is not
+/// parsed again (`checkflow-cli`'s package cache; [`cache`] is the codec).
+pub trait ParsedStore {
+    /// The package parsed from exactly this text, if it is kept. `head` is
+    /// called with the package-level fields (`tasks` still empty) as soon as
+    /// they are known, before the tasks are decoded.
+    fn get(&self, text: &str, head: &mut dyn FnMut(&PackageDef)) -> Option<PackageDef>;
+    /// Keeps the package parsed from this text (it is given back unchanged).
+    fn put(&self, text: &str, def: &mut PackageDef);
+}
+
 /// Reads and parses a package file.
 pub fn load(path: &Path) -> Result<LoadedPackage, LoadError> {
+    load_with(path, None, &mut |_, _| {})
+}
+
+/// Reads a package file; parses it unless `store` has it already (and then
+/// keeps what was parsed there). `early` gets the package-level fields and
+/// the package's folder as soon as they are known (with a store hit, before
+/// its tasks are decoded; otherwise once the file is parsed).
+pub fn load_with(
+    path: &Path,
+    store: Option<&dyn ParsedStore>,
+    early: &mut dyn FnMut(&PackageDef, &Path),
+) -> Result<LoadedPackage, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let def = parse(path, &text)?;
     // Absolute, so that relative paths in the package (and foreach file keys
     // recorded in checkpoints) do not depend on the caller's working directory.
     let dir = match path.parent() {
@@ -41,6 +65,18 @@ pub fn load(path: &Path) -> Result<LoadedPackage, LoadError> {
         _ => PathBuf::from("."),
     };
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+    let kept = store.and_then(|s| s.get(&text, &mut |head| early(head, &dir)));
+    let def = match kept {
+        Some(def) => def,
+        None => {
+            let mut def = parse(path, &text)?;
+            if let Some(s) = store {
+                s.put(&text, &mut def);
+            }
+            early(&def, &dir);
+            def
+        }
+    };
     Ok(LoadedPackage {
         def,
         path: path.to_path_buf(),

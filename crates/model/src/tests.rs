@@ -170,3 +170,115 @@ fn a_tilde_key_is_a_null_key_too_and_columns_after_two_keys_are_right() {
     let err = p(&text).unwrap_err().to_string();
     assert!(err.contains(&format!("pkg.yaml:4:{col}")), "{err}");
 }
+
+/// Every field the model has, once, with positions that differ.
+const EVERY_FIELD: &str = r#"
+id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11
+name: every
+description: all the fields
+checkpoint: { file: x.ckpt, file_expr: '"a" + "b"', usage: always, save: true }
+max_concurrent: 3
+max_errors: 2
+flow: parallel
+fail_package_on_failure: true
+variables:
+  N: { type: int32, value: 1.5e3, description: n }
+  S: { type: string, expr: '"s"', env: HOME, sensitive: true, read_only: true }
+  O: { type: object, value: { a: [1, "two", null, true] } }
+connections:
+  db: { kind: sqlite, path: a.db }
+  pg: { kind: postgres, url: "postgres://x", url_env: U, host: h, port: 5432, user: u, password_env: P }
+tasks:
+  - name: Loop
+    type: foreach
+    description: loop
+    after: [A, { task: B, on: failure, expr: "1 == 1" }]
+    after_logic: or
+    disabled: false
+    fail_package_on_failure: true
+    fail_parent_on_failure: false
+    max_errors: 4
+    force_result: completion
+    transaction: required
+    restart_unit: true
+    retries: 2
+    retry_delay: 1s
+    timeout: 5m
+    expressions: { command: '"echo"' }
+    flow: sequence
+    items: [[a, 1], [b, 2.25]]
+    files: { folder: in, pattern: "*.csv", recursive: true, retrieve: name }
+    rows: User::O
+    map: [User::S]
+    checkpoint_iterations: true
+    tasks:
+      - { name: P, type: process, command: "echo hi", program: sh, args: [-c, x], cwd: /tmp, env: { A: b }, success_codes: [0, 3], stdout_var: S, stderr_var: S }
+      - { name: E, type: expression, expr: '@[User::N] = 1' }
+      - name: Q
+        type: sql
+        connection: db
+        sql: "select 1 -- ünïcode \"quoted\"\n"
+        params: [User::N]
+        result: single_row
+        result_vars: [User::N]
+        result_var: User::O
+      - { name: B, type: bulk_insert, connection: db, table: t, file: f.csv, delimiter: ";", header: true, quote: "'", null: "", columns: [a, b], truncate: true, batch_size: 10, resume: true }
+      - { name: D, type: download, connection: pg, url: "http://x", sha256: abc, file: out }
+      - { name: F, type: file, op: copy, from: a, to: b, overwrite: true }
+      - { name: S, type: script, code: "print(1)", read_vars: [User::N], write_vars: [User::S] }
+      - { name: C, type: package, path: child.yaml, bind: { X: "@[User::N]" } }
+  - { name: FL, type: for_loop, init: '@[User::N] = 0', eval: '@[User::N] < 3', assign: '@[User::N] = @[User::N] + 1' }
+"#;
+
+#[test]
+fn the_cache_codec_gives_back_exactly_what_was_parsed() {
+    let mut def = p(EVERY_FIELD).expect("loads");
+    let bytes = cache::encode(&mut def).expect("encodes");
+    let back = cache::decode(&bytes).expect("decodes");
+    assert_eq!(format!("{back:?}"), format!("{def:?}"));
+    // Positions survive (a fingerprint-form round trip would lose them).
+    let inner = back.tasks[0].value.tasks.as_ref().expect("children");
+    assert_eq!(pos_of(&inner[2]).line, 43);
+    assert_eq!(pos_of(&back.tasks[1]).column, 5);
+}
+
+#[test]
+fn the_fingerprint_form_is_unchanged_by_the_cache_codec() {
+    let mut def = p(EVERY_FIELD).expect("loads");
+    let before = serde_json::to_string(&def.tasks[0].value).expect("serializes");
+    cache::encode(&mut def).expect("encodes");
+    let after = serde_json::to_string(&def.tasks[0].value).expect("serializes");
+    assert_eq!(before, after);
+    // The fingerprint form: values only, and no name, description, after or children.
+    assert!(
+        before.starts_with(r#"{"type":"foreach","disabled":false,"#),
+        "{before}"
+    );
+    for left_out in ["\"name\":", "description", "after", "\"tasks\"", "Loop"] {
+        assert!(!before.contains(left_out), "{left_out} in {before}");
+    }
+}
+
+#[test]
+fn cache_bytes_that_do_not_decode_are_an_error_not_a_panic() {
+    let mut def = p(EVERY_FIELD).expect("loads");
+    let bytes = cache::encode(&mut def).expect("encodes");
+    // The package line alone is known before the tasks are decoded.
+    let (head, rest) = cache::decode_head(&bytes).expect("the package line");
+    assert!(head.tasks.is_empty());
+    assert_eq!(
+        head.checkpoint
+            .expect("checkpoint")
+            .value
+            .file
+            .expect("file")
+            .value,
+        "x.ckpt"
+    );
+    assert_eq!(cache::decode_tasks(rest).expect("tasks").len(), 2);
+    assert!(cache::decode(&bytes[..bytes.len() / 2]).is_err());
+    let nl = bytes.iter().position(|b| *b == b'\n').expect("two lines");
+    assert!(cache::decode(&bytes[..nl]).is_err());
+    assert!(cache::decode(b"{\"id\": 1}").is_err());
+    assert!(cache::decode(b"").is_err());
+}

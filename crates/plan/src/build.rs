@@ -5,7 +5,7 @@ use crate::diag::{Diagnostic, ValidationError};
 use crate::duration::parse_duration;
 use crate::fingerprint::fingerprint;
 use crate::node::*;
-use crate::task::{BuildCx, Registry};
+use crate::task::{BuildCx, ExprMemo, Registry};
 use crate::vars::{SystemVar, VarDecl, VarTable, VarValue};
 use checkflow_expr::{DataType, Value, VarRef};
 use checkflow_model::{
@@ -53,6 +53,7 @@ pub fn validate(pkg: &LoadedPackage, registry: &Registry) -> Result<Plan, Valida
         dir: &pkg.dir,
         diags: Vec::new(),
         vars: VarTable::default(),
+        memo: ExprMemo::default(),
         nodes: Vec::new(),
         defs: Vec::new(),
     };
@@ -60,6 +61,10 @@ pub fn validate(pkg: &LoadedPackage, registry: &Registry) -> Result<Plan, Valida
     v.declare_variables();
     v.check_connections();
     let checkpoint = v.checkpoint_settings();
+    // Nodes are large: growing the vector by doubling would copy them all again.
+    let count = 1 + count_defs(&pkg.def.tasks);
+    v.nodes.reserve_exact(count);
+    v.defs.reserve_exact(count);
     v.build_root();
     if !v.diags.is_empty() {
         v.diags
@@ -78,12 +83,13 @@ pub fn validate(pkg: &LoadedPackage, registry: &Registry) -> Result<Plan, Valida
                 + 2
         }
     };
-    let by_path = v
-        .nodes
-        .iter()
-        .filter(|n| n.parent.is_some())
-        .map(|n| (n.path.clone(), n.id))
-        .collect::<HashMap<_, _>>();
+    let mut by_path = HashMap::with_capacity_and_hasher(v.nodes.len(), crate::PathHash);
+    by_path.extend(
+        v.nodes
+            .iter()
+            .filter(|n| n.parent.is_some())
+            .map(|n| (n.path.clone(), n.id)),
+    );
     Ok(Plan {
         package: PackageInfo {
             id: pkg.def.id.value.clone(),
@@ -111,9 +117,18 @@ struct Validator<'a> {
     dir: &'a std::path::Path,
     diags: Vec<Diagnostic>,
     vars: VarTable,
+    /// Expressions compiled so far (once the variables are all declared).
+    memo: ExprMemo,
     nodes: Vec<Node>,
     /// Each node's definition (none for the package), by node index.
     defs: Vec<Option<&'a TaskDef>>,
+}
+
+/// How many executables these definitions hold, nested ones included.
+fn count_defs(defs: &[Spanned<Box<TaskDef>>]) -> usize {
+    defs.iter()
+        .map(|d| 1 + d.value.tasks.as_deref().map_or(0, count_defs))
+        .sum()
 }
 
 fn is_uuid(s: &str) -> bool {
@@ -319,7 +334,7 @@ impl<'a> Validator<'a> {
                 None
             }
             (Some(f), None) => Some(CheckpointFile::Literal(f.value.clone())),
-            (None, Some(e)) => match checkflow_expr::compile(&e.value, &self.vars, false) {
+            (None, Some(e)) => match self.memo.compile(&e.value, &self.vars, false) {
                 Ok(comp) => {
                     if !matches!(
                         comp.result_type(),
@@ -403,8 +418,8 @@ impl<'a> Validator<'a> {
         defs: &'a [Spanned<Box<TaskDef>>],
         flow: Flow,
     ) -> Vec<NodeId> {
-        let mut ids = Vec::new();
-        let mut by_name: HashMap<&str, NodeId> = HashMap::new();
+        let mut ids = Vec::with_capacity(defs.len());
+        let mut by_name: HashMap<&str, NodeId> = HashMap::with_capacity(defs.len());
         for d in defs {
             let name = d.value.name.value.as_str();
             if let Some(id) = self.build_node(parent, d) {
@@ -451,7 +466,7 @@ impl<'a> Validator<'a> {
                     }
                     let expr = match expr {
                         Some(src) => {
-                            match checkflow_expr::compile(src, &self.vars, false) {
+                            match self.memo.compile(src, &self.vars, false) {
                                 Ok(c) if *c.result_type() == DataType::Bool => Some(c),
                                 Ok(c) => {
                                     self.err(
@@ -509,7 +524,7 @@ impl<'a> Validator<'a> {
             .collect();
         let mut queue: Vec<NodeId> = ids.iter().copied().filter(|i| indeg[i] == 0).collect();
         while let Some(n) = queue.pop() {
-            for s in self.nodes[n.index()].succs.clone() {
+            for &s in &self.nodes[n.index()].succs {
                 if let Some(d) = indeg.get_mut(&s) {
                     *d -= 1;
                     if *d == 0 {
@@ -642,7 +657,7 @@ impl<'a> Validator<'a> {
                     );
                     continue;
                 }
-                match checkflow_expr::compile(src, &self.vars, false) {
+                match self.memo.compile(src, &self.vars, false) {
                     Ok(c) => prop_exprs.push((prop.clone(), c)),
                     Err(e) => self.err(
                         pos_of(ex),
@@ -695,6 +710,7 @@ impl<'a> Validator<'a> {
             let t = task_type.expect("matched above");
             let mut cx = BuildCx {
                 vars: &self.vars,
+                memo: &mut self.memo,
                 diags: &mut self.diags,
                 dir: self.dir,
                 connections: &self.def.connections,
@@ -739,7 +755,7 @@ impl<'a> Validator<'a> {
         assign: bool,
         what: &str,
     ) -> Option<checkflow_expr::Compiled> {
-        match checkflow_expr::compile(&s.value, &self.vars, assign) {
+        match self.memo.compile(&s.value, &self.vars, assign) {
             Ok(c) => Some(c),
             Err(e) => {
                 self.err(pos_of(s), format!("{what}: {e}"));

@@ -48,7 +48,42 @@ pub struct Plan {
     pub nodes: Vec<Node>,
     /// Connections by name.
     pub connections: std::collections::BTreeMap<String, model::ConnectionDef>,
-    by_path: HashMap<String, NodeId>,
+    by_path: HashMap<String, NodeId, PathHash>,
+}
+
+/// The hasher of `Plan::find`'s table: a restart looks up every recorded path,
+/// and the keys come from the package file, so they need speed, not
+/// protection from crafted collisions (the multiply-rotate step of rustc's
+/// FxHasher).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct PathHash;
+
+impl std::hash::BuildHasher for PathHash {
+    type Hasher = PathHasher;
+    fn build_hasher(&self) -> PathHasher {
+        PathHasher(0)
+    }
+}
+
+pub(crate) struct PathHasher(u64);
+
+impl std::hash::Hasher for PathHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Plan {

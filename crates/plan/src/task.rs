@@ -171,9 +171,39 @@ pub trait Action: Send + Sync {
     }
 }
 
+/// Expressions compiled during one validation, by text: packages generated
+/// from templates repeat the same expression in many tasks, and each text is
+/// then parsed and type-checked once. Sound because every compile in one
+/// validation sees the same, complete variable table; failures are not kept
+/// (each is reported where it is written).
+#[derive(Default)]
+pub(crate) struct ExprMemo {
+    /// Indexed by `allow_assign`.
+    done: [std::collections::HashMap<Box<str>, Compiled>; 2],
+}
+
+impl ExprMemo {
+    /// `checkflow_expr::compile`, once per text and `allow_assign`.
+    pub(crate) fn compile(
+        &mut self,
+        src: &str,
+        vars: &VarTable,
+        allow_assign: bool,
+    ) -> Result<Compiled, checkflow_expr::ExprError> {
+        let done = &mut self.done[usize::from(allow_assign)];
+        if let Some(c) = done.get(src) {
+            return Ok(c.clone());
+        }
+        let c = checkflow_expr::compile(src, vars, allow_assign)?;
+        done.insert(Box::from(src), c.clone());
+        Ok(c)
+    }
+}
+
 /// Validation context handed to [`TaskType::build`].
 pub struct BuildCx<'a> {
     pub(crate) vars: &'a VarTable,
+    pub(crate) memo: &'a mut ExprMemo,
     pub(crate) diags: &'a mut Vec<Diagnostic>,
     pub(crate) dir: &'a Path,
     pub(crate) connections: &'a BTreeMap<String, Spanned<ConnectionDef>>,
@@ -207,7 +237,7 @@ impl BuildCx<'_> {
 
     /// Compiles an expression; reports errors at `pos`.
     pub fn compile(&mut self, src: &str, allow_assign: bool, pos: SourcePos) -> Option<Compiled> {
-        match checkflow_expr::compile(src, self.vars, allow_assign) {
+        match self.memo.compile(src, self.vars, allow_assign) {
             Ok(c) => Some(c),
             Err(e) => {
                 self.error_at(pos, format!("bad expression: {e}"));
