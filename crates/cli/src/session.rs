@@ -393,7 +393,15 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
         }
     })?;
     let plan = validate_package(&pkg)?;
-    drop(pkg);
+    // Freeing every task definition takes a millisecond or two for a large
+    // package; a restart should not wait for it.
+    if pkg.def.tasks.len() > 1000 {
+        let _ = std::thread::Builder::new()
+            .name("free-package".into())
+            .spawn(move || drop(pkg));
+    } else {
+        drop(pkg);
+    }
     let mut warnings = Vec::new();
     let given = gather_config(&plan, opts)?;
     let (usage, save) = effective_settings(

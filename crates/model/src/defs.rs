@@ -491,12 +491,12 @@ pub struct TaskDef {
 }
 
 impl TaskDef {
-    /// The keys set on this definition, in declaration order, for checking that a
-    /// task type accepts them. Common keys are not listed.
-    pub fn specific_keys(&self) -> Vec<&'static str> {
-        let mut keys = Vec::new();
+    /// Calls `each` with every key set on this definition, in declaration
+    /// order, for checking that a task type accepts them. Common keys are not
+    /// listed.
+    pub fn each_specific_key(&self, mut each: impl FnMut(&'static str)) {
         macro_rules! check {
-            ($($field:ident),*) => { $( if self.$field.is_some() { keys.push(stringify!($field)); } )* };
+            ($($field:ident),*) => { $( if self.$field.is_some() { each(stringify!($field)); } )* };
         }
         check!(
             tasks,
@@ -548,6 +548,5 @@ impl TaskDef {
             max_errors,
             restart_unit
         );
-        keys
     }
 }

@@ -602,17 +602,21 @@ impl<'a> Validator<'a> {
                 return None;
             }
         };
-        for key in d.specific_keys() {
+        let mut rejected = Vec::new();
+        d.each_specific_key(|key| {
             if !accepted.contains(&key) {
-                self.err(
-                    pos,
-                    format!(
-                        "\"{name}\": field `{key}` does not apply to {} {kind_name} (it takes: {})",
-                        article(kind_name),
-                        accepted.join(", ")
-                    ),
-                );
+                rejected.push(key);
             }
+        });
+        for key in rejected {
+            self.err(
+                pos,
+                format!(
+                    "\"{name}\": field `{key}` does not apply to {} {kind_name} (it takes: {})",
+                    article(kind_name),
+                    accepted.join(", ")
+                ),
+            );
         }
 
         let id = NodeId(self.nodes.len() as u32);
