@@ -263,6 +263,11 @@ def main():
     binary, wd, reps = os.path.abspath(a.binary), os.path.abspath(a.workdir), a.reps
     os.makedirs(wd, exist_ok=True)
 
+    # Whole runs are measured cold (every run parses its package), unless a
+    # figure says it uses the package cache (a second run of unchanged bytes).
+    cache_dir = os.path.join(wd, "package-cache")
+    os.environ["CHECKFLOW_CACHE_DIR"] = "off"
+
     fig = {"load_start": loadavg()}
     print(f"== fsync: 1000 x (append 256 B / 4 KiB + fdatasync) in {wd}", flush=True)
     fig["fsync_start_s"] = fsync_cost(wd, PROBE_SIZE)
@@ -306,6 +311,17 @@ def main():
             fig["phases"][n] = phases(binary, os.path.join(wd, name + ".yaml"), name,
                                       ["--checkpointing", "off"], wd, reps)
 
+    if "off_s" in fig["chain"].get(10_000, {}):
+        print("== chain10000: checkpoints off, package cache warm", flush=True)
+        name = "chain10000"
+        pkg = os.path.join(wd, name + ".yaml")
+        os.environ["CHECKFLOW_CACHE_DIR"] = cache_dir
+        timed(binary, pkg, name, ["--checkpointing", "off"], wd, 1)  # stores the entry
+        w = timed(binary, pkg, name, ["--checkpointing", "off"], wd, reps)
+        fig["warm10k_s"], fig["warm10k_rss_kib"], fig["warm10k_cpu_s"] = w
+        fig["phases_warm"] = {10_000: phases(binary, pkg, name, ["--checkpointing", "off"], wd, reps)}
+        os.environ["CHECKFLOW_CACHE_DIR"] = "off"
+
     print("== 8 parallel branches x 1000 tasks", flush=True)
     name = "branches8x1000"
     pkg = write(wd, name, branches(name, 8, 1000, ckpt=True))
@@ -319,18 +335,24 @@ def main():
     name = "fail10000"
     pkg = write(wd, name, chain(name, 10_000, ckpt=True, fail_last=True))
     remove_ckpt(wd, name)
+    # As a user runs it: the failed first run leaves the package in the cache.
+    os.environ["CHECKFLOW_CACHE_DIR"] = cache_dir
     first = run_once(binary, pkg, [], wd)
     if first[2] != 1:
         sys.exit(f"bench: first run of {name} exited {first[2]}, expected 1")
     fig["fail_first_s"] = first[0]
-    fig["restart_latency_s"], fig["restart_wall_s"] = restart_latency(
-        binary, pkg, name, wd, "T10000", reps * 2
-    )
     fig["ckpt_bytes"] = os.path.getsize(os.path.join(wd, name + ".ckpt"))
     saved = os.path.join(wd, name + ".ckpt.phases")
     shutil.copyfile(os.path.join(wd, name + ".ckpt"), saved)
-    fig["restart_phases"] = phases(binary, pkg, name, ["--log", "json"], wd, reps * 2,
-                                   saved_ckpt=saved, expect=1)
+    for suffix, cache in (("", cache_dir), ("_cold", "off")):
+        os.environ["CHECKFLOW_CACHE_DIR"] = cache
+        shutil.copyfile(saved, os.path.join(wd, name + ".ckpt"))
+        fig["restart_latency_s" + suffix], fig["restart_wall_s" + suffix] = restart_latency(
+            binary, pkg, name, wd, "T10000", reps * 3
+        )
+        fig["restart_phases" + suffix] = phases(binary, pkg, name, ["--log", "json"], wd,
+                                                reps * 2, saved_ckpt=saved, expect=1)
+    os.environ["CHECKFLOW_CACHE_DIR"] = "off"
     os.unlink(saved)
     remove_ckpt(wd, name)
 
@@ -396,15 +418,25 @@ def report(fig):
     print(
         f"restart of 10,000 tasks failed at the last: first run {fig['fail_first_s'] * 1e3:,.0f} ms; "
         f"restart reaches T10000 {fig['restart_latency_s'] * 1e3:.1f} ms after process start "
-        f"(whole restart {fig['restart_wall_s'] * 1e3:.1f} ms); checkpoint {fig['ckpt_bytes']:,} bytes"
+        f"(whole restart {fig['restart_wall_s'] * 1e3:.1f} ms) with the package cache the first run "
+        f"filled, {fig['restart_latency_cold_s'] * 1e3:.1f} ms "
+        f"(whole {fig['restart_wall_cold_s'] * 1e3:.1f} ms) without it; checkpoint {fig['ckpt_bytes']:,} bytes"
     )
-    rp = fig.get("restart_phases", {})
-    if rp:
-        print("restart phases (median ms): " + ", ".join(f"{k} {v:.1f}" for k, v in rp.items()))
-    for n, ph in sorted(fig.get("phases", {}).items(), key=lambda kv: int(kv[0])):
+    for suffix, label in (("", "package cache"), ("_cold", "no package cache")):
+        rp = fig.get("restart_phases" + suffix, {})
+        if rp:
+            print(f"restart phases, {label} (median ms): "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in rp.items()))
+    if "warm10k_s" in fig:
+        print(f"chain of 10,000, checkpoints off, package cache warm: wall {fig['warm10k_s'] * 1e3:,.1f} ms, "
+              f"CPU per task {us((fig['warm10k_cpu_s'] - base_cpu) / 10_000)}, "
+              f"wall per task {us((fig['warm10k_s'] - base) / 10_000)}")
+    all_phases = [(n, ph, "") for n, ph in fig.get("phases", {}).items()]
+    all_phases += [(n, ph, ", package cache warm") for n, ph in fig.get("phases_warm", {}).items()]
+    for n, ph, how in sorted(all_phases, key=lambda t: (int(t[0]), t[2])):
         n = int(n)
         before = ph.get("load", 0) + ph.get("validate", 0)
-        print(f"chain of {n:,}, checkpoints off, phases (median ms): "
+        print(f"chain of {n:,}, checkpoints off{how}, phases (median ms): "
               + ", ".join(f"{k} {v:.1f}" for k, v in ph.items())
               + f" -> running {us(ph.get('run', 0) / 1e3 / n)} per task, "
               f"loading and validating {us(before / 1e3 / n)} per task")
@@ -431,6 +463,11 @@ def report(fig):
         (f"1. CPU per task, checkpoints off, whole process (chains of {sizes})",
          f"{us(g1)} (wall {us(g1w)}); goal ≤ 10 µs", g1 <= 10e-6),
     ]
+    if "warm10k_cpu_s" in fig:
+        g1c = (fig["warm10k_cpu_s"] - base_cpu) / 10_000
+        goals.append(
+            ("1. CPU per task, whole process, second run of an unchanged chain of 10k (package cache)",
+             f"{us(g1c)}; goal ≤ 10 µs", g1c <= 10e-6))
     if g1r is not None:
         goals.append(
             ("1. the engine running the tasks (the `run` phase of CHECKFLOW_TIMINGS), per task",
@@ -442,7 +479,8 @@ def report(fig):
          f"{g3:.2f}x, {fig['par_syncs']} fdatasync for 8,000 tasks; goal < 1x with shared syncs",
          g3 < 1 and syncs_ok),
         ("4. restart of 10k failed at the last: process start -> last task started",
-         f"{g4 * 1e3:.1f} ms; goal ≤ 50 ms", g4 <= 0.050),
+         f"{g4 * 1e3:.1f} ms with the package cache the failed run filled "
+         f"({fig['restart_latency_cold_s'] * 1e3:.1f} ms without); goal ≤ 50 ms", g4 <= 0.050),
         (f"5. CPU per task max/min, chains 1k -> {top // 1000}k, checkpoints off{note}",
          f"{g5:.2f}x; goal flat (≤ 1.5x) up to 100k", g5 <= 1.5 and not missing),
         (f"5. (wall per task / mean sync) max/min, chains 1k -> {on_n // 1000}k, checkpoints on{note}",

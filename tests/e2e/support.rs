@@ -103,6 +103,7 @@ impl Sandbox {
         Cmd {
             args: args.into_iter().map(Into::into).collect(),
             env: Vec::new(),
+            env_removed: Vec::new(),
             cwd: self.path().to_owned(),
         }
     }
@@ -150,8 +151,13 @@ pub fn completed_paths(doc: &Value) -> BTreeSet<String> {
 pub struct Cmd {
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
+    env_removed: Vec<OsString>,
     cwd: PathBuf,
 }
+
+/// Where the binary keeps its package cache during the tests (not the
+/// user's home); a test that is about the cache sets its own.
+const PACKAGE_CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/package-cache");
 
 impl Cmd {
     pub fn arg(mut self, a: impl Into<OsString>) -> Self {
@@ -179,11 +185,21 @@ impl Cmd {
         self
     }
 
+    /// Removes a variable from the environment the binary gets.
+    pub fn env_remove(mut self, k: &str) -> Self {
+        self.env_removed.push(k.into());
+        self
+    }
+
     fn command(&self) -> Command {
         let mut c = Command::new(BIN);
         c.args(&self.args).current_dir(&self.cwd);
+        c.env("CHECKFLOW_CACHE_DIR", PACKAGE_CACHE);
         for (k, v) in &self.env {
             c.env(k, v);
+        }
+        for k in &self.env_removed {
+            c.env_remove(k);
         }
         c
     }
