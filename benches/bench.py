@@ -347,7 +347,7 @@ def main():
     for suffix, cache in (("", cache_dir), ("_cold", "off")):
         os.environ["CHECKFLOW_CACHE_DIR"] = cache
         shutil.copyfile(saved, os.path.join(wd, name + ".ckpt"))
-        fig["restart_latency_s" + suffix], fig["restart_wall_s" + suffix] = restart_latency(
+        fig[f"restart_latency{suffix}_s"], fig[f"restart_wall{suffix}_s"] = restart_latency(
             binary, pkg, name, wd, "T10000", reps * 3
         )
         fig["restart_phases" + suffix] = phases(binary, pkg, name, ["--log", "json"], wd,
@@ -360,10 +360,10 @@ def main():
     fig["fsync_end_s"] = fsync_cost(wd, PROBE_SIZE)
     fig["fsync4k_end_s"] = fsync_cost(wd, 4096)
     fig["load_end"] = loadavg()
-    report(fig)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(fig, f, indent=1)
+    report(fig)
 
 
 def us(s):

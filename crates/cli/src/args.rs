@@ -25,7 +25,13 @@ Examples:
   checkflow eval '\"file_\" + (DT_WSTR, 4) YEAR(GETDATE()) + \".csv\"'
 
 Exit codes (as dtexec): 0 success, 1 package failed, 3 cancelled,
-4 package file not found, 5 package not valid, 6 bad command line.";
+4 package file not found, 5 package not valid, 6 bad command line.
+
+Environment:
+  CHECKFLOW_KEY        secret that seals sensitive values in checkpoints
+  CHECKFLOW_CACHE_DIR  where parsed packages of 64 KiB and more are kept, so an
+                       unchanged one is not parsed again (default
+                       ~/.cache/checkflow/packages; `off` turns it off)";
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
