@@ -71,20 +71,6 @@ fn big_package() -> (String, BTreeMap<String, String>) {
     (yaml, paths)
 }
 
-/// Completed paths, and finished iterations as `Loop[key]`.
-fn recorded_units(doc: &serde_json::Value) -> BTreeSet<String> {
-    let mut units = completed_paths(doc);
-    if let Some(loops) = doc["iterations"].as_object() {
-        for (lp, keys) in loops {
-            for key in keys.as_array().expect("iteration keys") {
-                let key = key.as_str().map_or_else(|| key.to_string(), str::to_owned);
-                units.insert(format!("{lp}[{key}]"));
-            }
-        }
-    }
-    units
-}
-
 #[test]
 fn kill_9_at_random_moments_never_reruns_a_recorded_task_and_the_file_stays_readable() {
     let (yaml, paths) = big_package();

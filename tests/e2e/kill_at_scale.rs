@@ -12,8 +12,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::support::*;
 
 /// One executable of the generated package.
@@ -192,20 +190,6 @@ fn units_of(
         }
     }
     out
-}
-
-/// Completed paths, and finished iterations as `Loop[key]`.
-fn recorded_units(doc: &Value) -> BTreeSet<String> {
-    let mut units = completed_paths(doc);
-    if let Some(loops) = doc["iterations"].as_object() {
-        for (lp, keys) in loops {
-            for key in keys.as_array().expect("iteration keys") {
-                let key = key.as_str().map_or_else(|| key.to_string(), str::to_owned);
-                units.insert(format!("{lp}[{key}]"));
-            }
-        }
-    }
-    units
 }
 
 /// Whether `unit` is recorded: itself, or a container (or loop) around it.

@@ -147,6 +147,20 @@ pub fn completed_paths(doc: &Value) -> BTreeSet<String> {
     completed_of(doc).into_iter().map(|(p, _)| p).collect()
 }
 
+/// Completed paths, and finished iterations as `Loop[key]`.
+pub fn recorded_units(doc: &Value) -> BTreeSet<String> {
+    let mut units = completed_paths(doc);
+    if let Some(loops) = doc["iterations"].as_object() {
+        for (lp, keys) in loops {
+            for key in keys.as_array().expect("iteration keys") {
+                let key = key.as_str().map_or_else(|| key.to_string(), str::to_owned);
+                units.insert(format!("{lp}[{key}]"));
+            }
+        }
+    }
+    units
+}
+
 /// One invocation of the binary, built up then run.
 pub struct Cmd {
     args: Vec<OsString>,
