@@ -25,6 +25,7 @@
 //! loop comes round (the chain of running packages is passed down in
 //! [`CHAIN_ENV`]), and nesting stops at [`MAX_DEPTH`].
 
+use crate::process::signal_note;
 use checkflow_expr::{Compiled, VarRef};
 use checkflow_model::TaskDef;
 use checkflow_plan::{Action, BuildCx, LogLevel, RunCx, TaskError, TaskType, resolve_path};
@@ -355,20 +356,6 @@ fn ask_to_stop(pid: u32) {
 
 #[cfg(not(unix))]
 fn ask_to_stop(_pid: u32) {}
-
-#[cfg(unix)]
-fn signal_note(status: &std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .signal()
-        .map(|s| format!(" by signal {s}"))
-        .unwrap_or_default()
-}
-
-#[cfg(not(unix))]
-fn signal_note(_: &std::process::ExitStatus) -> String {
-    String::new()
-}
 
 /// Turns the child's output into lines for the parent's log, and keeps what
 /// the failure message needs.

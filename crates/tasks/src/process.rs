@@ -236,8 +236,10 @@ fn shell(line: &str) -> Command {
     c
 }
 
+/// " by signal N" when a child process was killed by a signal (also used by
+/// the package task for its child run).
 #[cfg(unix)]
-fn signal_note(status: &std::process::ExitStatus) -> String {
+pub(crate) fn signal_note(status: &std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     status
         .signal()
@@ -246,6 +248,6 @@ fn signal_note(status: &std::process::ExitStatus) -> String {
 }
 
 #[cfg(not(unix))]
-fn signal_note(_: &std::process::ExitStatus) -> String {
+pub(crate) fn signal_note(_: &std::process::ExitStatus) -> String {
     String::new()
 }
