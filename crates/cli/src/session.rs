@@ -395,7 +395,7 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
     let plan = validate_package(&pkg)?;
     // Freeing every task definition takes a millisecond or two for a large
     // package; a restart should not wait for it.
-    if pkg.def.tasks.len() > 1000 {
+    if plan.nodes.len() > 1000 {
         let _ = std::thread::Builder::new()
             .name("free-package".into())
             .spawn(move || drop(pkg));

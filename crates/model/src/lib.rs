@@ -70,10 +70,12 @@ pub fn load_with(
         Some(def) => def,
         None => {
             let mut def = parse(path, &text)?;
+            // What depends on the package-level fields (reading the checkpoint
+            // ahead) need not wait for the cache entry to be written.
+            early(&def, &dir);
             if let Some(s) = store {
                 s.put(&text, &mut def);
             }
-            early(&def, &dir);
             def
         }
     };
