@@ -303,17 +303,20 @@ tasks:
 
 /// Frames of a checkpoint file: (offset, total length). See
 /// docs/design/journal-format.md: magic `CFJ`, version byte, u32 LE length,
-/// u32 crc, payload.
+/// u32 crc, payload; then zeros written ahead of the frames, to the end.
 fn frames(bytes: &[u8]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut at = 0;
-    while at + 12 <= bytes.len() {
+    while at + 12 <= bytes.len() && bytes[at..].iter().any(|&b| b != 0) {
         assert_eq!(&bytes[at..at + 3], b"CFJ", "frame magic at byte {at}");
         let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes")) as usize;
         out.push((at, 12 + len));
         at += 12 + len;
     }
-    assert_eq!(at, bytes.len(), "the file ends at a frame boundary");
+    assert!(
+        bytes[at..].iter().all(|&b| b == 0),
+        "only zeros follow the last frame (byte {at})"
+    );
     out
 }
 
@@ -388,9 +391,13 @@ fn checkpoint_torn_in_its_last_record_restarts_from_the_records_before_it() {
     let fr = frames(&bytes);
     let last = sb.completed("d.ckpt").last().expect("a record").0.clone();
     assert_eq!(last, "C");
-    // Cut the last frame (C's completion) in half, as a crash would.
+    // Zero the second half of the last frame (C's completion), as a crash
+    // before its sync would: the file keeps its length (the room written
+    // ahead of the frames), and its end reads back as zeros.
     let (off, len) = *fr.last().expect("frames");
-    std::fs::write(sb.join("d.ckpt"), &bytes[..off + len / 2]).expect("write torn file");
+    let mut torn = bytes.clone();
+    torn[off + len / 2..].fill(0);
+    std::fs::write(sb.join("d.ckpt"), &torn).expect("write torn file");
     assert_eq!(
         sb.completed("d.ckpt"),
         names(&["A", "B"])

@@ -183,11 +183,13 @@ fn existing_checkpoint_in_a_folder_that_became_unwritable_stays_readable_and_unt
 #[test]
 fn disk_full_mid_run_stops_with_a_clear_error_and_the_checkpoint_stays_readable() {
     let sb = Sandbox::new();
-    let Some(_disk) = Tmpfs::mount(&sb.join("disk"), "64k") else {
+    let Some(_disk) = Tmpfs::mount(&sb.join("disk"), "256k") else {
         eprintln!("skipped: cannot mount a tmpfs here (needs root)");
         return;
     };
-    // Fill takes the last free pages; Big's record then needs a new page.
+    // The checkpoint's first record writes 64 KiB of room ahead of its
+    // frames; Fill takes every free page after it; Big's record (100 KB) is
+    // larger than that room and needs new pages.
     let yaml = format!(
         r#"id: {ID}
 name: disk_full
@@ -196,8 +198,8 @@ variables:
   Big: {{ type: string, value: "" }}
 tasks:
   - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: Fill, type: process, command: "echo Fill >> ledger.txt; test -f disk/filler || dd if=/dev/zero of=disk/filler bs=4096 count=64 2>/dev/null; true" }}
-  - {{ name: Big, type: expression, expr: '@[User::Big] = REPLICATE("x", 20000)' }}
+  - {{ name: Fill, type: process, command: "echo Fill >> ledger.txt; test -f disk/filler || dd if=/dev/zero of=disk/filler bs=4096 count=256 2>/dev/null; true" }}
+  - {{ name: Big, type: expression, expr: '@[User::Big] = REPLICATE("x", 100000)' }}
   - {{ name: C, type: process, command: "echo C >> ledger.txt" }}
 "#
     );

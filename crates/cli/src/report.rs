@@ -401,7 +401,8 @@ pub fn print_summary(
     checkpoint: &serde_json::Value,
     note: &str,
 ) {
-    let mut out = std::io::stdout().lock();
+    // Stdout writes a line at a time; a summary has a line per executable.
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     if format == LogFormat::Json {
         let mut v = summary_json(plan, r, exit_code, checkpoint);
         v["event"] = json!("summary");

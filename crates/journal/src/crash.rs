@@ -126,7 +126,9 @@ fn crash_at_every_write_and_sync_leaves_a_readable_prefix_with_every_acknowledge
                 );
                 assert_eq!(got[..], expected[..got.len()], "crash at op {n}");
                 let state = parse(Path::new(PATH), &img, None).expect("state");
-                assert_eq!(state.valid_len + state.torn_tail_bytes, img.len() as u64);
+                let used = (state.valid_len + state.torn_tail_bytes) as usize;
+                assert!(img[used..].iter().all(|&b| b == 0), "crash at op {n}");
+                assert_eq!(used, crate::reader::nonzero_len(&img), "crash at op {n}");
                 recover_and_append(&img, got.len(), &expected);
                 images_checked += 1;
             }
@@ -286,8 +288,9 @@ fn image_model_keeps_synced_bytes() {
     for style in 0..5 {
         for _ in 0..50 {
             let img = d.image(&mut rng, style);
-            assert!(img.len() >= 40 && img.len() <= 100);
+            assert!(img.len() >= 40 && img.len() <= 100 + 5000);
             assert!(img[..40].iter().all(|&b| b == 1));
+            assert!(img[100.min(img.len())..].iter().all(|&b| b == 0));
         }
     }
     d.synced = 100;

@@ -72,7 +72,7 @@ pub(crate) fn create_dirs(dir: &Path) -> io::Result<()> {
 }
 
 /// Writes `bytes` to a new file that replaces `path` atomically, and returns
-/// it open for appending.
+/// it open for writing (not `O_APPEND`), positioned after `bytes`.
 ///
 /// Steps: temp file in the same directory (`create_new`, 0600) -> write ->
 /// `sync_all` -> rename over `path` -> `fsync` the directory. A crash before
@@ -97,7 +97,7 @@ pub(crate) fn create_atomically(path: &Path, bytes: &[u8]) -> Result<File, Journ
     let tmp = dir.join(format!(".{name}.{}.{nanos:09}.tmp", std::process::id()));
 
     let mut opts = OpenOptions::new();
-    let mut file = owner_only(opts.append(true).create_new(true))
+    let mut file = owner_only(opts.write(true).create_new(true))
         .open(&tmp)
         .map_err(|e| JournalError::io("create the temporary file for checkpoint", path, e))?;
     let written = file

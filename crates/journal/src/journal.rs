@@ -99,16 +99,18 @@ impl Journal {
         lock.covers(path)?;
         let (bytes, sealer) = header_frame(path, &header, key)?;
         let file = fsutil::create_atomically(path, &bytes)?;
+        let storage = FileStorage::new(file, bytes.len() as u64)
+            .map_err(|e| JournalError::io("open checkpoint", path, e))?;
         Ok(Journal::from_parts(
             path,
-            Box::new(FileStorage::new(file)),
+            Box::new(storage),
             sealer,
             version_byte(),
         ))
     }
 
     /// Continues an existing file after `read`: truncates the torn tail (if
-    /// any), then appends. Requires the lock.
+    /// any), then appends after the last frame. Requires the lock.
     ///
     /// Fails if the file's length is not the one `read` saw (it changed in
     /// between), or if `key` does not match the key the file was created with.
@@ -124,10 +126,11 @@ impl Journal {
         let mut opts = std::fs::OpenOptions::new();
         // The file already exists, so the mode only matters if it was removed
         // in between; then it is created owner-only and fails the length check.
-        let file = owner_only(opts.read(true).append(true))
+        let storage = owner_only(opts.read(true).write(true))
             .open(path)
+            .and_then(|file| FileStorage::new(file, state.valid_len))
             .map_err(|e| JournalError::io("open checkpoint", path, e))?;
-        Journal::resume_on(path, state, key, Box::new(FileStorage::new(file)))
+        Journal::resume_on(path, state, key, Box::new(storage))
     }
 
     /// `append_to` on any storage: checks the key and the length, cuts the torn tail.
@@ -159,10 +162,13 @@ impl Journal {
                 reason: format!("{len} bytes now, {} when read", state.file.len),
             });
         }
-        if len > state.valid_len {
+        if state.torn_tail_bytes > 0 {
             storage
                 .truncate(state.valid_len)
                 .map_err(|e| JournalError::io("truncate the torn tail of checkpoint", path, e))?;
+        } else if len > state.valid_len {
+            // Only zeros follow the frames (written ahead, `storage.rs`).
+            storage.continue_at(state.valid_len);
         }
         Ok(Journal::from_parts(
             path,

@@ -2,8 +2,9 @@
 //!
 //! 1. The first frame must be a valid header of a version we read.
 //! 2. Every later frame is a batch of records, applied in order.
-//! 3. A bad frame with no valid frame after it is a torn tail: dropped and
-//!    reported. A bad frame with a valid frame after it is corruption: an
+//! 3. Zeros after the last frame are room written ahead (`storage.rs`), not
+//!    data. A bad frame with no valid frame after it is a torn tail: dropped
+//!    and reported. A bad frame with a valid frame after it is corruption: an
 //!    error naming the byte offset. Reading never changes the file.
 
 use std::collections::BTreeMap;
@@ -123,17 +124,23 @@ pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
                 off = next;
             }
             Err(bad) => {
+                // Zeros written ahead of the frames (`storage.rs`), and any a
+                // crash left in their place, are not part of any frame.
+                let used = off + nonzero_len(&bytes[off..]);
+                if used == off {
+                    break;
+                }
                 // Only the last append can be unsynced at a crash, and one
                 // append is one frame; so a valid frame after a bad one means
                 // the bad one was once whole: corruption, not a torn write.
-                if let Some(later) = frame::valid_frame_after(bytes, off, version) {
+                if let Some(later) = frame::valid_frame_after(&bytes[..used], off, version) {
                     return Err(JournalError::Corrupt {
                         path: path.to_path_buf(),
                         offset: off as u64,
                         reason: format!("{bad}; a valid record follows at byte {later}"),
                     });
                 }
-                torn_tail_bytes = (bytes.len() - off) as u64;
+                torn_tail_bytes = (used - off) as u64;
                 break;
             }
         }
@@ -145,6 +152,22 @@ pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
         valid_len: off as u64,
         torn_tail_bytes,
     })
+}
+
+/// The length of `bytes` without its trailing zeros.
+pub(crate) fn nonzero_len(bytes: &[u8]) -> usize {
+    const BLOCK: usize = 64;
+    let mut end = bytes.len();
+    // Whole blocks first: OR-ing a fixed-size block compiles to a few vector
+    // instructions, so megabytes of zeros written ahead cost well under a
+    // millisecond.
+    while end >= BLOCK && bytes[end - BLOCK..end].iter().fold(0u8, |a, &b| a | b) == 0 {
+        end -= BLOCK;
+    }
+    while end > 0 && bytes[end - 1] == 0 {
+        end -= 1;
+    }
+    end
 }
 
 /// Reads checkpoint bytes into a `ResumeState`; `path` is for messages.

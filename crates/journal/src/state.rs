@@ -93,9 +93,12 @@ pub struct ResumeState {
     pub run_history: Vec<RunInfo>,
     /// When the last record after the header was written; `None` if there is none.
     pub last_written_at: Option<String>,
-    /// Bytes of a torn record dropped at the end (0 if the file ended cleanly).
+    /// Bytes of a torn record dropped at the end (0 if the file ended cleanly);
+    /// zeros after them are not counted.
     pub torn_tail_bytes: u64,
-    /// Length of the valid prefix; `Journal::append_to` truncates the file to it.
+    /// Length of the valid prefix. `Journal::append_to` truncates the file to
+    /// it if a torn record follows, and otherwise writes its next frame there,
+    /// over the zeros written ahead.
     pub valid_len: u64,
     /// A key was given but it does not match the one the file was written with.
     pub key_mismatch: bool,

@@ -68,7 +68,7 @@ impl Disk {
     /// What a crash at this moment leaves on disk: the synced bytes, then a
     /// prefix of the unsynced ones, damaged according to `style` (0: none of
     /// them, 1: all, 2: a random prefix, 3: with a zeroed hole, 4: with a
-    /// garbage hole).
+    /// garbage hole); styles 2 to 4 end in zeros half of the time.
     pub(crate) fn image(&self, rng: &mut Rng, style: u8) -> Vec<u8> {
         let unsynced = self.data.len() - self.synced;
         let keep = match style {
@@ -86,6 +86,11 @@ impl Disk {
                 *byte = if style == 3 { 0 } else { rng.next() as u8 };
             }
         }
+        if style >= 2 && rng.upto(1) == 1 {
+            // Zeros after it all: room the real journal wrote ahead of its
+            // frames (`storage.rs`), or a length that grew without its data.
+            img.resize(img.len() + rng.upto(5000), 0);
+        }
         img
     }
 
@@ -98,6 +103,8 @@ impl Disk {
 }
 
 /// Which of the unsynced bytes a crash image keeps (`CrashStorage::image`).
+/// The three `Prefix` kinds end in zeros half of the time, as a real file
+/// does after the room the journal writes ahead of its frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tail {
     /// Only what was synced.
@@ -311,6 +318,19 @@ impl Storage for CrashStorage {
 
     fn size(&mut self) -> io::Result<u64> {
         Ok(self.disk().data.len() as u64)
+    }
+
+    fn continue_at(&mut self, len: u64) {
+        // The file's zeros after `len` read back as no bytes at all, so the
+        // model drops them; like the real call, this is not an operation.
+        let mut d = self.disk();
+        let len = len as usize;
+        assert!(
+            d.data[len.min(d.data.len())..].iter().all(|&b| b == 0),
+            "continue_at over bytes that are not zeros"
+        );
+        d.data.truncate(len);
+        d.synced = d.synced.min(len);
     }
 }
 

@@ -55,12 +55,19 @@ fn fixture() -> Fixture {
 fn write(path: &Path, key: Option<&Key>, entries: Vec<Entry>) -> Vec<u64> {
     let l = lock(path).expect("lock");
     let mut j = Journal::create(path, header(), key, &l).expect("create");
-    let mut ends = vec![fs::metadata(path).expect("stat").len()];
+    let mut ends = vec![frame_bytes(path).len() as u64];
     for e in entries {
         j.append(e).expect("append");
-        ends.push(fs::metadata(path).expect("stat").len());
+        ends.push(frame_bytes(path).len() as u64);
     }
     ends
+}
+
+/// A checkpoint's bytes without the zeros written ahead of its frames.
+fn frame_bytes(path: &Path) -> Vec<u8> {
+    let mut bytes = fs::read(path).expect("read");
+    bytes.truncate(crate::reader::nonzero_len(&bytes));
+    bytes
 }
 
 fn three_completions() -> Vec<Entry> {
@@ -115,7 +122,11 @@ fn every_entry_kind_round_trips() {
     assert_eq!(s.iterations["Each file"], ["a.csv", "b.csv"]);
     assert_eq!(s.vars["User::N"], Restored::Value(json!(3)));
     assert_eq!(s.torn_tail_bytes, 0);
-    assert_eq!(s.valid_len, fs::metadata(&f.path).expect("stat").len());
+    assert_eq!(s.valid_len, frame_bytes(&f.path).len() as u64);
+    assert!(
+        fs::metadata(&f.path).expect("stat").len() >= s.valid_len + 60 * 1024,
+        "room is written ahead of the frames"
+    );
     assert!(s.last_written_at.is_some());
     assert!(!s.key_mismatch);
 }
@@ -187,19 +198,27 @@ fn invalidate_removes_the_path_its_descendants_and_their_iterations() {
 fn a_torn_last_frame_is_dropped_at_every_byte_offset() {
     let f = fixture();
     let ends = write(&f.path, None, three_completions());
-    let bytes = fs::read(&f.path).expect("read");
+    let bytes = frame_bytes(&f.path);
     let last_start = ends[2] as usize;
     for cut in last_start..bytes.len() {
         let s = parse(&f.path, &bytes[..cut], None).expect("torn tail reads");
         assert_eq!(s.completed_order, ["A", "B"], "cut at {cut}");
         assert_eq!(s.valid_len, last_start as u64);
-        assert_eq!(s.torn_tail_bytes, (cut - last_start) as u64);
+        // The torn bytes end at the last that is not zero: a frame's length
+        // and checksum fields can end in zeros.
+        let torn = (crate::reader::nonzero_len(&bytes[..cut]) - last_start) as u64;
+        assert!(torn <= (cut - last_start) as u64 && (cut == last_start) == (torn == 0));
+        assert_eq!(s.torn_tail_bytes, torn);
         // The same frame, its length kept but its end never written (zeros).
         let mut holed = bytes.clone();
         holed[cut..].fill(0);
         let s = parse(&f.path, &holed, None).expect("zero-filled tail reads");
         assert_eq!(s.completed_order, ["A", "B"], "zeros from {cut}");
-        assert_eq!(s.torn_tail_bytes, (bytes.len() - last_start) as u64);
+        assert_eq!(s.valid_len, last_start as u64);
+        assert_eq!(
+            s.torn_tail_bytes, torn,
+            "zeros after the torn bytes are not part of them"
+        );
     }
     // Through the real reader too.
     fs::write(&f.path, &bytes[..bytes.len() - 3]).expect("write");
@@ -211,7 +230,7 @@ fn a_torn_last_frame_is_dropped_at_every_byte_offset() {
 fn a_bad_checksum_on_the_last_frame_is_a_torn_tail() {
     let f = fixture();
     let ends = write(&f.path, None, three_completions());
-    let mut bytes = fs::read(&f.path).expect("read");
+    let mut bytes = frame_bytes(&f.path);
     let n = bytes.len();
     bytes[n - 2] ^= 0x40;
     let s = parse(&f.path, &bytes, None).expect("reads");
@@ -223,7 +242,7 @@ fn a_bad_checksum_on_the_last_frame_is_a_torn_tail() {
 fn any_bit_flip_in_a_middle_frame_is_an_error_naming_its_offset() {
     let f = fixture();
     let ends = write(&f.path, None, three_completions());
-    let bytes = fs::read(&f.path).expect("read");
+    let bytes = frame_bytes(&f.path);
     let (start, end) = (ends[1] as usize, ends[2] as usize);
     for at in start..end {
         for bit in 0..8 {
@@ -255,7 +274,7 @@ fn any_bit_flip_in_a_middle_frame_is_an_error_naming_its_offset() {
 fn a_checksummed_frame_that_does_not_decode_is_corruption_even_at_the_end() {
     let f = fixture();
     write(&f.path, None, three_completions());
-    let mut bytes = fs::read(&f.path).expect("read");
+    let mut bytes = frame_bytes(&f.path);
     let end = bytes.len() as u64;
     bytes.extend_from_slice(&frame::encode(1, b"{\"kind\":\"nonsense\"}").expect("frame"));
     let err = parse(&f.path, &bytes, None).expect_err("must fail");
@@ -269,7 +288,7 @@ fn a_checksummed_frame_that_does_not_decode_is_corruption_even_at_the_end() {
 fn a_newer_format_version_is_refused_with_both_versions() {
     let f = fixture();
     write(&f.path, None, three_completions());
-    let mut bytes = fs::read(&f.path).expect("read");
+    let mut bytes = frame_bytes(&f.path);
     bytes[3] = 2;
     fs::write(&f.path, &bytes).expect("write");
     let err = read(&f.path, None).expect_err("newer version");
@@ -295,7 +314,7 @@ fn a_newer_format_version_is_refused_with_both_versions() {
 fn a_file_without_a_valid_header_is_not_a_checkpoint() {
     let f = fixture();
     write(&f.path, None, three_completions());
-    let good = fs::read(&f.path).expect("read");
+    let good = frame_bytes(&f.path);
     let records_first = {
         let mut b =
             frame::encode(1, br#"{"kind":"records","at":"x","records":[]}"#).expect("frame");
@@ -344,7 +363,7 @@ fn sensitive_values_are_sealed_and_never_written_in_clear() {
         Some(&key),
         vec![completed("A", Outcome::Success, secret_var)],
     );
-    let bytes = fs::read(&f.path).expect("read");
+    let bytes = frame_bytes(&f.path);
     let text = String::from_utf8_lossy(&bytes);
     assert!(!text.contains(SECRET), "a secret is in the file in clear");
     assert!(!text.contains("hunter2"));
@@ -393,7 +412,7 @@ fn a_sealed_value_moved_to_another_variable_is_caught() {
         }],
     );
     // Rename the variable in place (same length, so re-frame it with a valid CRC).
-    let bytes = fs::read(&f.path).expect("read");
+    let bytes = frame_bytes(&f.path);
     let (_, start) = frame::decode_at(&bytes, 0, 1).expect("header");
     let (payload, _) = frame::decode_at(&bytes, start, 1).expect("records frame");
     let moved = String::from_utf8_lossy(payload).replace("User::AAAA", "User::BBBB");
@@ -418,7 +437,7 @@ fn sensitive_values_without_a_key_are_omitted() {
         VarValue::sensitive(json!(SECRET)),
     )]);
     write(&f.path, None, vec![Entry::Vars { vars: secret_var }]);
-    let bytes = fs::read(&f.path).expect("read");
+    let bytes = frame_bytes(&f.path);
     assert!(!String::from_utf8_lossy(&bytes).contains(SECRET));
     let s = read(&f.path, Some(&Key::from_text("any"))).expect("read");
     assert!(!s.key_mismatch, "a keyless file matches any key");
@@ -438,7 +457,7 @@ fn appending_with_the_right_key_keeps_sealing() {
         vars: BTreeMap::from([("User::T".into(), VarValue::sensitive(json!(SECRET)))]),
     })
     .expect("append");
-    assert!(!String::from_utf8_lossy(&fs::read(&f.path).expect("read")).contains(SECRET));
+    assert!(!String::from_utf8_lossy(&frame_bytes(&f.path)).contains(SECRET));
     let s = read(&f.path, Some(&key)).expect("read");
     assert_eq!(s.vars["User::T"], Restored::Value(json!(SECRET)));
     assert_eq!(s.completed_order, ["A", "B", "C"]);
@@ -470,7 +489,7 @@ fn the_file_is_owner_only_after_create_and_its_mode_is_left_alone_after() {
 fn append_to_cuts_a_torn_tail_before_appending() {
     let f = fixture();
     write(&f.path, None, three_completions());
-    let clean = fs::read(&f.path).expect("read");
+    let clean = frame_bytes(&f.path);
     let mut torn = clean.clone();
     torn.extend_from_slice(&frame::encode(1, b"{\"kind\":\"records\"").expect("frame")[..15]);
     fs::write(&f.path, &torn).expect("write");
@@ -481,7 +500,8 @@ fn append_to_cuts_a_torn_tail_before_appending() {
     let mut j = Journal::append_to(&f.path, &s, None, &l).expect("append_to");
     assert_eq!(
         fs::metadata(&f.path).expect("stat").len(),
-        clean.len() as u64
+        clean.len() as u64,
+        "the torn tail is cut"
     );
     j.append(completed("D", Outcome::Success, BTreeMap::new()))
         .expect("append");
@@ -495,7 +515,7 @@ fn append_to_refuses_a_file_that_changed_since_it_was_read() {
     let f = fixture();
     write(&f.path, None, three_completions());
     let s = read(&f.path, None).expect("read");
-    let mut bytes = fs::read(&f.path).expect("read");
+    let mut bytes = frame_bytes(&f.path);
     bytes.extend_from_slice(b"more");
     fs::write(&f.path, &bytes).expect("write");
     let l = lock(&f.path).expect("lock");
@@ -555,7 +575,7 @@ fn key_from_text_and_env() {
 fn sample_file() -> (Vec<u8>, u64) {
     let f = fixture();
     let ends = write(&f.path, None, three_completions());
-    (fs::read(&f.path).expect("read"), ends[2])
+    (frame_bytes(&f.path), ends[2])
 }
 
 proptest! {
@@ -789,4 +809,84 @@ fn a_commit_intent_stays_until_its_completion_or_invalidation() {
     assert_eq!(st.tx_intents.keys().collect::<Vec<_>>(), ["Other"]);
     assert_eq!(st.tx_intents["Other"].marker, "m-Other");
     assert_eq!(st.tx_intents["Other"].connections, ["dw"]);
+}
+
+#[test]
+fn frames_are_written_over_zeros_written_ahead_and_a_restart_continues_after_the_last() {
+    let f = fixture();
+    let big = |n: i64| {
+        let v = BTreeMap::from([(
+            "User::Big".to_string(),
+            VarValue::plain(json!("x".repeat(20_000))),
+        )]);
+        completed(&format!("T{n}"), Outcome::Success, v)
+    };
+    let l = lock(&f.path).expect("lock");
+    let mut j = Journal::create(&f.path, header(), None, &l).expect("create");
+    let mut lens = Vec::new();
+    for n in 0..40 {
+        j.append(big(n)).expect("append");
+        lens.push(fs::metadata(&f.path).expect("stat").len());
+    }
+    drop(j);
+    // Room grows in runs (half the file, at least 64 KiB), not frame by frame.
+    let mut runs = lens.clone();
+    runs.dedup();
+    assert!(runs.len() >= 3 && runs.len() <= 12, "file lengths {runs:?}");
+    assert!(
+        runs.iter().all(|len| len % 4096 == 0),
+        "whole pages: {runs:?}"
+    );
+    let frames = frame_bytes(&f.path);
+    let len = fs::metadata(&f.path).expect("stat").len();
+    assert!(len > frames.len() as u64);
+
+    let s = read(&f.path, None).expect("read");
+    assert_eq!(s.completed_order.len(), 40);
+    assert_eq!((s.valid_len, s.torn_tail_bytes), (frames.len() as u64, 0));
+
+    // A restart writes its first frame right after the last one, over the
+    // zeros: nothing is cut and the file does not grow.
+    let mut j = Journal::append_to(&f.path, &s, None, &l).expect("append_to");
+    assert_eq!(fs::metadata(&f.path).expect("stat").len(), len);
+    j.append(completed("After", Outcome::Success, BTreeMap::new()))
+        .expect("append");
+    assert_eq!(fs::metadata(&f.path).expect("stat").len(), len);
+    let s2 = read(&f.path, None).expect("read again");
+    assert_eq!(s2.completed_order.len(), 41);
+    assert_eq!(s2.completed_order.last().map(String::as_str), Some("After"));
+    let after = frame_bytes(&f.path);
+    assert_eq!(
+        after[..frames.len()],
+        frames[..],
+        "the earlier frames are untouched"
+    );
+    assert_eq!(&after[frames.len()..frames.len() + 4], b"CFJ\x01");
+}
+
+#[test]
+fn bytes_in_the_zeros_after_the_frames_are_a_torn_tail_and_a_frame_there_is_corruption() {
+    let f = fixture();
+    write(&f.path, None, three_completions());
+    let frames = frame_bytes(&f.path);
+    let mut bytes = fs::read(&f.path).expect("read");
+    assert!(bytes.len() > frames.len() + 1000);
+
+    let mut stray = bytes.clone();
+    stray[frames.len() + 500] = 0x41;
+    let s = parse(&f.path, &stray, None).expect("a stray byte is a torn tail");
+    assert_eq!(s.completed_order, ["A", "B", "C"]);
+    assert_eq!((s.valid_len, s.torn_tail_bytes), (frames.len() as u64, 501));
+
+    // A whole frame after a gap of zeros: the zeros are a bad frame with a
+    // valid one after it, which a crash cannot make.
+    let extra =
+        frame::encode(1, b"{\"kind\":\"records\",\"at\":\"x\",\"records\":[]}").expect("frame");
+    let at = frames.len() + 100;
+    bytes[at..at + extra.len()].copy_from_slice(&extra);
+    let err = parse(&f.path, &bytes, None).expect_err("must fail");
+    assert!(
+        matches!(err, JournalError::Corrupt { offset, .. } if offset == frames.len() as u64),
+        "{err:?}"
+    );
 }
