@@ -23,7 +23,6 @@ fn rfc3339() -> String {
 /// one (each `restored` line has a timestamp).
 fn rfc3339_of(t: jiff::Timestamp) -> String {
     use std::cell::RefCell;
-    use std::fmt::Write;
     thread_local! {
         static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
     }
@@ -45,11 +44,16 @@ fn rfc3339_of(t: jiff::Timestamp) -> String {
         let mut out = String::with_capacity(c.1.len() + 11);
         out.push_str(&c.1);
         if nanos > 0 {
-            let mut frac = format!("{nanos:09}");
-            while frac.ends_with('0') {
-                frac.pop();
+            // The nine digits of the fraction, without its trailing zeros.
+            let mut digits = [b'0'; 9];
+            let mut v = nanos.unsigned_abs();
+            for d in digits.iter_mut().rev() {
+                *d = b'0' + (v % 10) as u8;
+                v /= 10;
             }
-            let _ = write!(out, ".{frac}");
+            let len = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
+            out.push('.');
+            out.extend(digits[..len].iter().map(|&d| char::from(d)));
         }
         out.push('Z');
         out

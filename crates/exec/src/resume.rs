@@ -2,7 +2,7 @@
 //! restored and which run, and why. Used by `run` and by `plan`.
 
 use crate::event::Outcome;
-use checkflow_plan::{NodeId, NodeKind, Plan};
+use checkflow_plan::{NodeId, NodeKind, NodeMap, Plan};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What a checkpoint recorded, as the executor needs it.
@@ -82,7 +82,7 @@ pub struct Decision {
 #[derive(Clone, Debug, Default)]
 pub struct Resume {
     /// Executables to restore, with their recorded result (only the topmost of a restored subtree).
-    pub restore: HashMap<NodeId, Outcome>,
+    pub restore: NodeMap<Outcome>,
     /// Foreach loops: identities of iterations to skip.
     pub iterations: HashMap<NodeId, HashSet<String>>,
     /// Recorded paths that must be forgotten (they run again).
@@ -127,10 +127,12 @@ pub fn resume(
     plan: &Plan,
     rec: &Recorded,
     rerun: &[String],
-    changed: ChangedPolicy,
+    policy: ChangedPolicy,
 ) -> Result<Resume, ResumeError> {
     let mut out = Resume::default();
-    let mut recorded: HashMap<NodeId, Outcome> = HashMap::new();
+    // By node index: a restart of a large package decides for every node.
+    let mut recorded: Vec<Option<Outcome>> = vec![None; plan.nodes.len()];
+    let mut changed = vec![false; plan.nodes.len()];
     let mut changed_nodes = Vec::new();
     for (path, (outcome, fp)) in &rec.completed {
         let Some(id) = plan.find(path) else {
@@ -145,12 +147,14 @@ pub fn resume(
             out.invalidate.push(path.clone());
             continue;
         }
-        if node.fingerprint != *fp {
+        if node.fingerprint != *fp && !changed[id.index()] {
+            changed[id.index()] = true;
             changed_nodes.push(id);
         }
-        recorded.insert(id, *outcome);
+        recorded[id.index()] = Some(*outcome);
     }
-    if changed == ChangedPolicy::Refuse && !changed_nodes.is_empty() {
+    out.restore.reserve(rec.completed.len());
+    if policy == ChangedPolicy::Refuse && !changed_nodes.is_empty() {
         let mut paths: Vec<String> = changed_nodes
             .iter()
             .map(|n| plan.node(*n).path.clone())
@@ -168,7 +172,7 @@ pub fn resume(
             .ok_or_else(|| ResumeError::UnknownRerun(p.clone()))?;
         seeds.push((id, Reason::Rerun));
     }
-    match changed {
+    match policy {
         ChangedPolicy::Rerun => seeds.extend(changed_nodes.iter().map(|&n| (n, Reason::Changed))),
         _ => {
             for &n in &changed_nodes {
@@ -210,9 +214,9 @@ pub fn resume(
             (true, Reason::InsideRestored)
         } else if let Some(r) = force.get(&id) {
             (false, r.clone())
-        } else if let Some(&o) = recorded.get(&id) {
+        } else if let Some(o) = recorded[id.index()] {
             out.restore.insert(id, o);
-            if changed_nodes.contains(&id) {
+            if changed[id.index()] {
                 (true, Reason::RecordedChanged(o))
             } else {
                 (true, Reason::Recorded(o))
@@ -229,7 +233,7 @@ pub fn resume(
                 .subtree(id)
                 .iter()
                 .skip(1)
-                .any(|d| recorded.contains_key(d))
+                .any(|d| recorded[d.index()].is_some())
         {
             (false, Reason::PartlyDone)
         } else {
@@ -249,7 +253,7 @@ pub fn resume(
             out.iterations.insert(id, keys.iter().cloned().collect());
         }
         if force.contains_key(&id)
-            && (recorded.contains_key(&id) || rec.iterations.contains_key(&node.path))
+            && (recorded[id.index()].is_some() || rec.iterations.contains_key(&node.path))
         {
             out.invalidate.push(node.path.clone());
         }

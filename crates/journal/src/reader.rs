@@ -110,7 +110,11 @@ pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
                     offset: off as u64,
                     reason,
                 };
-                match serde_json::from_slice::<Payload>(payload) {
+                // Checked as UTF-8 once, not string by string as
+                // `from_slice` does: most of a frame is strings.
+                let text = std::str::from_utf8(payload)
+                    .map_err(|e| corrupt(format!("the record is not UTF-8: {e}")))?;
+                match serde_json::from_str::<Payload>(text) {
                     Ok(Payload::Records { at, records }) => frames.push(ScannedFrame {
                         offset: off as u64,
                         at,

@@ -139,20 +139,20 @@ impl ResumeState {
                 vars,
             } => {
                 self.restore_vars(vars, opener)?;
-                if self.completed.contains_key(&path) {
+                if !self.tx_intents.is_empty() {
+                    self.tx_intents.remove(&path);
+                }
+                let entry = CompletedEntry {
+                    outcome,
+                    fingerprint,
+                    duration_ms,
+                    at: at.to_string(),
+                };
+                // One search of the map: a path completed again moves to the end.
+                if self.completed.insert(path.clone(), entry).is_some() {
                     self.completed_order.retain(|p| *p != path);
                 }
-                self.completed_order.push(path.clone());
-                self.tx_intents.remove(&path);
-                self.completed.insert(
-                    path,
-                    CompletedEntry {
-                        outcome,
-                        fingerprint,
-                        duration_ms,
-                        at: at.to_string(),
-                    },
-                );
+                self.completed_order.push(path);
             }
             Record::Iteration {
                 loop_path,

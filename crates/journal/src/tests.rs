@@ -890,3 +890,19 @@ fn bytes_in_the_zeros_after_the_frames_are_a_torn_tail_and_a_frame_there_is_corr
         "{err:?}"
     );
 }
+
+#[test]
+fn a_checksummed_frame_that_is_not_utf8_is_corruption() {
+    let f = fixture();
+    write(&f.path, None, three_completions());
+    let mut bytes = frame_bytes(&f.path);
+    let end = bytes.len() as u64;
+    bytes.extend_from_slice(
+        &frame::encode(1, b"{\"kind\":\"records\",\"at\":\"\xff\"}").expect("frame"),
+    );
+    let err = parse(&f.path, &bytes, None).expect_err("must fail");
+    assert!(
+        matches!(&err, JournalError::Corrupt { offset, reason, .. } if *offset == end && reason.contains("UTF-8")),
+        "{err:?}"
+    );
+}

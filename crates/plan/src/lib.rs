@@ -51,12 +51,15 @@ pub struct Plan {
     by_path: HashMap<String, NodeId, PathHash>,
 }
 
-/// The hasher of `Plan::find`'s table: a restart looks up every recorded path,
-/// and the keys come from the package file, so they need speed, not
-/// protection from crafted collisions (the multiply-rotate step of rustc's
-/// FxHasher).
-#[derive(Clone, Copy, Default)]
-pub(crate) struct PathHash;
+/// The hasher of `Plan::find`'s table and of maps keyed by `NodeId`: a
+/// restart looks up every recorded path, and the keys come from the package
+/// file (or are node indexes), so they need speed, not protection from
+/// crafted collisions (the multiply-rotate step of rustc's FxHasher).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PathHash;
+
+/// A map keyed by node, hashed with `PathHash`.
+pub type NodeMap<V> = HashMap<NodeId, V, PathHash>;
 
 impl std::hash::BuildHasher for PathHash {
     type Hasher = PathHasher;
@@ -65,7 +68,7 @@ impl std::hash::BuildHasher for PathHash {
     }
 }
 
-pub(crate) struct PathHasher(u64);
+pub struct PathHasher(u64);
 
 impl std::hash::Hasher for PathHasher {
     fn write(&mut self, bytes: &[u8]) {
