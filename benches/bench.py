@@ -143,8 +143,7 @@ def durable_ratio(binary, pkg, name, n, workdir, reps, base_s, cache_dir):
         after = fsync_cost(workdir, PROBE_SIZE, count=400, batches=2, ahead=True)
         if p.returncode != 0:
             sys.exit(f"bench: run of {name} exited {p.returncode}")
-        run_ms = next(float(line.split(": ")[-1][:-3]) for line in p.stderr.splitlines()
-                      if line.startswith("timing: run: "))
+        run_ms = timings(p.stderr)["run"]
         floor = (before + after) / 2
         per, run_per = (wall - base_s) / n, run_ms / 1e3 / n
         rows.append((per, run_per, floor, per / floor, run_per / floor))
@@ -202,11 +201,20 @@ def phases(binary, pkg, name, args, workdir, reps, saved_ckpt=None, expect=0):
                            stderr=subprocess.PIPE, text=True, cwd=workdir, env=env)
         if p.returncode != expect:
             sys.exit(f"bench: timed run of {name} exited {p.returncode}, expected {expect}")
-        for line in p.stderr.splitlines():
-            if line.startswith("timing: ") and line.endswith(" ms"):
-                k, v = line[len("timing: "):-len(" ms")].rsplit(": ", 1)
-                got.setdefault(k, []).append(float(v))
+        for k, v in timings(p.stderr).items():
+            got.setdefault(k, []).append(v)
     return {k: statistics.median(v) for k, v in got.items()}
+
+
+def timings(stderr):
+    """The `timing: PHASE: N ms` lines of a run with CHECKFLOW_TIMINGS=1, as
+    {phase: milliseconds}."""
+    out = {}
+    for line in stderr.splitlines():
+        if line.startswith("timing: ") and line.endswith(" ms"):
+            k, v = line[len("timing: "):-len(" ms")].rsplit(": ", 1)
+            out[k] = float(v)
+    return out
 
 
 def parse_ts(s):

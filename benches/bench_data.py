@@ -505,14 +505,19 @@ def resume_scenario(a, label, pkg_dir, pkg, target, size, want_hash, sent_since,
     return {"full_wall_s": fulls, "resumes": resumes, "goal": verdict}
 
 
-def bench_http(a, results):
-    say("== download over HTTP, resumed after SIGKILL")
+def served_blob(a):
+    """The file both download benchmarks serve: `a.download_mb` MiB in
+    WORK/served/big.bin. Returns (served folder, size in bytes, SHA-256)."""
     root = os.path.join(a.work, "served")
     os.makedirs(root, exist_ok=True)
     blob = os.path.join(root, "big.bin")
     make_blob(blob, a.download_mb)
-    size = os.path.getsize(blob)
-    want = sha256_file(blob)
+    return root, os.path.getsize(blob), sha256_file(blob)
+
+
+def bench_http(a, results):
+    say("== download over HTTP, resumed after SIGKILL")
+    root, size, want = served_blob(a)
     served = Served()
     srv = ThreadingServer(("127.0.0.1", 0), make_handler(root, served))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -563,12 +568,7 @@ def bench_ftp(a, results):
         return
     import socket
 
-    root = os.path.join(a.work, "served")
-    os.makedirs(root, exist_ok=True)
-    blob = os.path.join(root, "big.bin")
-    make_blob(blob, a.download_mb)
-    size = os.path.getsize(blob)
-    want = sha256_file(blob)
+    root, size, want = served_blob(a)
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]

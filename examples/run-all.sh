@@ -13,15 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ -n "${CHECKFLOW:-}" ]; then
-  bin="$CHECKFLOW"
-elif command -v checkflow >/dev/null 2>&1; then
-  bin=checkflow
-else
-  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/checkflow/target}"
-  cargo build --release -q
-  bin="$CARGO_TARGET_DIR/release/checkflow"
-fi
+. scripts/checkflow-bin.sh
+find_checkflow
 
 run=false
 [ "${1:-}" = --run ] && run=true

@@ -35,14 +35,10 @@ done
 command -v cargo >/dev/null || { echo "bench-data.sh: cargo is required" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "bench-data.sh: python3 is required" >&2; exit 1; }
 
-echo "== machine"
-echo "   $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r)"
-echo "   work folder on: $(df -hT "$CARGO_TARGET_DIR" 2>/dev/null | awk 'NR==2 {print $1, $2}' || echo '?')"
-echo "   commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- crates src Cargo.toml 2>/dev/null || echo ' + uncommitted changes in crates/')"
-
+. scripts/checkflow-bin.sh
+machine_banner
 echo "== cargo build --release"
-cargo build --release -q --bin checkflow
-bin="$CARGO_TARGET_DIR/release/checkflow"
+build_checkflow
 
 if [[ ",$only," == *,pg,* ]]; then
   . scripts/pg-cluster.sh

@@ -35,15 +35,10 @@ need python3
 need strace   # counts and times the syncs of a run (goals 2 and 3)
 [ -x /usr/bin/time ] || { echo "bench.sh: /usr/bin/time (GNU time) is required for peak RSS" >&2; exit 1; }
 
-echo "== machine"
-echo "   $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r)"
-echo "   work folder on: $(df -hT "$CARGO_TARGET_DIR" 2>/dev/null | awk 'NR==2 {print $1, $2}' || echo '?')"
-
-echo "   commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- crates src Cargo.toml 2>/dev/null || echo ' + uncommitted changes in crates/')"
-
+. scripts/checkflow-bin.sh
+machine_banner
 echo "== cargo build --release"
-cargo build --release -q --bin checkflow
-bin="$CARGO_TARGET_DIR/release/checkflow"
+build_checkflow
 
 work="$CARGO_TARGET_DIR/bench-work"
 rm -rf "$work"

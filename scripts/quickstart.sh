@@ -3,9 +3,8 @@
 # the second restarts from the checkpoint and finishes without redoing finished work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/checkflow/target}"
-cargo build --release -q
-bin="$CARGO_TARGET_DIR/release/checkflow"
+. scripts/checkflow-bin.sh
+build_checkflow
 ex=examples/quickstart
 rm -rf "$ex/work"
 
