@@ -85,8 +85,6 @@ pub(crate) enum Record {
     },
 }
 
-/// Turns engine values into stored ones: sensitive values are sealed, or
-/// omitted when the file has no key.
 // Reading. serde's internally tagged enums buffer every object before they
 // look at its tag, and a `records` frame would be buffered twice (the frame,
 // then each record): most of a restart's checkpoint read. Instead each object
@@ -209,6 +207,8 @@ impl TryFrom<FlatRecord> for Record {
     }
 }
 
+/// Turns engine values into stored ones: sensitive values are sealed, or
+/// omitted when the file has no key.
 pub(crate) struct Sealer {
     pub package_id: String,
     pub key: Option<FileKey>,
