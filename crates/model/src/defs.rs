@@ -491,6 +491,15 @@ pub struct TaskDef {
 }
 
 impl TaskDef {
+    /// Whether a property expression sets `property` (SPEC §1.1
+    /// `expressions`): then the value written for it, if any, may not be the
+    /// one the task runs with.
+    pub fn set_by_expression(&self, property: &str) -> bool {
+        self.expressions
+            .as_ref()
+            .is_some_and(|e| e.value.contains_key(property))
+    }
+
     /// Calls `each` with every key set on this definition, in declaration
     /// order, for checking that a task type accepts them. Common keys are not
     /// listed.

@@ -282,3 +282,19 @@ fn cache_bytes_that_do_not_decode_are_an_error_not_a_panic() {
     assert!(cache::decode(b"{\"id\": 1}").is_err());
     assert!(cache::decode(b"").is_err());
 }
+
+#[test]
+fn set_by_expression_names_the_properties_an_expression_sets() {
+    let def = p(r#"
+id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11
+name: demo
+tasks:
+  - { name: Child, type: package, path: a.yaml, expressions: { path: '"b.yaml"' } }
+  - { name: Plain, type: package, path: a.yaml }
+"#)
+    .expect("parses");
+    let (child, plain) = (&def.tasks[0].value, &def.tasks[1].value);
+    assert!(child.set_by_expression("path"));
+    assert!(!child.set_by_expression("url"));
+    assert!(!plain.set_by_expression("path"));
+}

@@ -65,10 +65,7 @@ impl TaskType for DownloadType {
         let mut ok = true;
         let url = def.url.clone().unwrap_or_default();
         // A property expression may give the URL instead (SPEC §1.1 `expressions`).
-        let url_by_expr = def
-            .expressions
-            .as_ref()
-            .is_some_and(|m| m.value.contains_key("url"));
+        let url_by_expr = def.set_by_expression("url");
         if url.is_empty() && !url_by_expr {
             cx.missing("url", "download");
             ok = false;

@@ -67,10 +67,7 @@ impl TaskType for PackageType {
         };
         // With a property expression on `path`, the written one may not be
         // the one that runs: the child is checked when the task starts.
-        let path_by_expr = def
-            .expressions
-            .as_ref()
-            .is_some_and(|e| e.value.contains_key("path"));
+        let path_by_expr = def.set_by_expression("path");
         let full = resolve_path(cx.package_dir(), path);
         if !path_by_expr && !full.is_file() {
             cx.error(format!(
