@@ -310,19 +310,31 @@ fn fifty_tasks_killed_at_100_random_moments_lose_no_completion_and_rerun_nothing
 
             let ledger = sb.ledger();
             started_last.clear();
-            for line in &ledger[lines_seen..] {
-                let (ppid, name) = line.split_once(' ').expect("'<pid> <name>' lines");
+            // Lines whose pid names their run first; then the lines of shells
+            // whose parent was already dead when they started, and which
+            // were started by some killed run. Such a shell can be slow to
+            // write (a loaded machine), so its line may come after the lines
+            // of a later run: it goes to the latest killed run that has not
+            // run that unit already.
+            let mut batch: Vec<(&str, &str)> = ledger[lines_seen..]
+                .iter()
+                .map(|line| line.split_once(' ').expect("'<pid> <name>' lines"))
+                .collect();
+            batch.sort_by_key(|(ppid, _)| !attempts.iter().any(|x| x.pid == *ppid));
+            for (ppid, name) in batch {
+                let line = format!("{ppid} {name}");
                 assert!(units.contains_key(name), "unknown ledger line {line:?}");
-                // Which run started it: by the pid it wrote; a shell whose
-                // parent was already dead was started by a killed run, the
-                // latest one before it showed up.
                 let by = attempts
                     .iter()
                     .position(|x| x.pid == ppid)
                     .unwrap_or_else(|| {
-                        attempts.iter().rposition(|x| x.killed).unwrap_or_else(|| {
-                            panic!("{line:?}: no run has that pid, and none was killed ({ctx})")
-                        })
+                        let had = ran.get(name);
+                        (0..attempts.len())
+                            .rev()
+                            .find(|&i| attempts[i].killed && !had.is_some_and(|r| r.contains(&i)))
+                            .unwrap_or_else(|| {
+                                panic!("{line:?}: no run has that pid, and no killed run is left to have started it ({ctx})")
+                            })
                     });
                 if by == a {
                     let path = &units[name].path;

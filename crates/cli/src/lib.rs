@@ -17,6 +17,7 @@ use clap::Parser;
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
+    timing::init();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -15,33 +15,45 @@ fn ts() -> String {
 }
 
 fn rfc3339() -> String {
-    rfc3339_of(jiff::Timestamp::now())
+    let mut s = String::new();
+    rfc3339_into(jiff::Timestamp::now(), &mut s);
+    s
 }
 
 /// `t` as jiff writes it (`2026-11-21T10:00:00.5Z`), with the part up to the
 /// second formatted once per second: a restart logs thousands of events in
 /// one (each `restored` line has a timestamp).
+#[cfg(test)]
 fn rfc3339_of(t: jiff::Timestamp) -> String {
+    let mut s = String::new();
+    rfc3339_into(t, &mut s);
+    s
+}
+
+/// [`rfc3339_of`] written over `out` (a log line's buffer, reused).
+fn rfc3339_into(t: jiff::Timestamp, out: &mut String) {
     use std::cell::RefCell;
     thread_local! {
         static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
     }
+    out.clear();
     let (secs, nanos) = (t.as_second(), t.subsec_nanosecond());
     if nanos < 0 {
         // Before 1970: not worth a fast path.
-        return t.to_string();
+        out.push_str(&t.to_string());
+        return;
     }
     SECOND.with(|c| {
         let mut c = c.borrow_mut();
         if c.0 != secs {
             let Ok(whole) = jiff::Timestamp::from_second(secs) else {
-                return t.to_string();
+                out.push_str(&t.to_string());
+                return;
             };
             let mut prefix = whole.to_string();
             prefix.pop(); // the 'Z'
             *c = (secs, prefix);
         }
-        let mut out = String::with_capacity(c.1.len() + 11);
         out.push_str(&c.1);
         if nanos > 0 {
             // The nine digits of the fraction, without its trailing zeros.
@@ -56,7 +68,6 @@ fn rfc3339_of(t: jiff::Timestamp) -> String {
             out.extend(digits[..len].iter().map(|&d| char::from(d)));
         }
         out.push('Z');
-        out
     })
 }
 
@@ -64,7 +75,7 @@ fn rfc3339_of(t: jiff::Timestamp) -> String {
 /// one pass of serialization (the log is written for every executable).
 #[derive(serde::Serialize, Default)]
 struct JsonEvent<'a> {
-    ts: String,
+    ts: &'a str,
     event: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     path: Option<&'a str>,
@@ -73,9 +84,9 @@ struct JsonEvent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     attempt: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<String>,
+    result: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<String>,
+    status: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     duration_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,6 +119,8 @@ pub struct Console<'p> {
     format: LogFormat,
     out: std::io::BufWriter<std::io::Stdout>,
     last_progress: HashMap<NodeId, Instant>,
+    /// The timestamp of the JSON line being written (one buffer for all).
+    ts: String,
 }
 
 impl<'p> Console<'p> {
@@ -117,6 +130,7 @@ impl<'p> Console<'p> {
             format,
             out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
             last_progress: HashMap::new(),
+            ts: String::new(),
         }
     }
 
@@ -167,22 +181,24 @@ impl Reporter for Console<'_> {
 
     fn event(&mut self, ev: &Event) {
         if self.format == LogFormat::Json {
-            let path = |n: &NodeId| Some(self.plan.node(*n).path.as_str());
+            let plan = self.plan;
+            let path = |n: &NodeId| Some(plan.node(*n).path.as_str());
+            rfc3339_into(jiff::Timestamp::now(), &mut self.ts);
             let mut j = JsonEvent {
-                ts: rfc3339(),
+                ts: &self.ts,
                 ..JsonEvent::default()
             };
             match ev {
                 Event::Started { node, attempt } => {
                     j.event = "started";
                     j.path = path(node);
-                    j.kind = Some(self.plan.node(*node).kind.type_name());
+                    j.kind = Some(plan.node(*node).kind.type_name());
                     j.attempt = Some(*attempt);
                 }
                 Event::Restored { node, outcome } => {
                     j.event = "restored";
                     j.path = path(node);
-                    j.result = Some(outcome.to_string());
+                    j.result = Some(outcome.as_str());
                 }
                 Event::Iteration { node, index, key } => {
                     j.event = "iteration";
@@ -242,7 +258,7 @@ impl Reporter for Console<'_> {
                 } => {
                     j.event = "finished";
                     j.path = path(node);
-                    j.status = Some(status.to_string());
+                    j.status = Some(status.as_str());
                     j.duration_ms = Some(duration.as_millis() as u64);
                     j.error = error.as_deref();
                 }
@@ -251,8 +267,9 @@ impl Reporter for Console<'_> {
                     j.message = Some(message);
                 }
             }
-            let text = serde_json::to_string(&j).unwrap_or_default();
-            self.line(&text);
+            // Serialized straight into the buffered output: no string per line.
+            let _ = serde_json::to_writer(&mut self.out, &j);
+            let _ = self.out.write_all(b"\n");
             return;
         }
         let t = ts();
@@ -343,57 +360,112 @@ impl Reporter for Console<'_> {
     }
 }
 
-fn counts(summary: &[NodeSummary]) -> serde_json::Value {
-    let mut m = serde_json::Map::new();
-    for st in [
-        "succeeded",
-        "failed",
-        "completed",
-        "restored",
-        "not_run",
-        "disabled",
-        "cancelled",
-    ] {
-        m.insert(
-            st.into(),
-            json!(
-                summary
-                    .iter()
-                    .filter(|s| s.status.to_string() == st)
-                    .count()
-            ),
-        );
-    }
-    serde_json::Value::Object(m)
+/// How many executables ended in each status, in this order.
+#[derive(serde::Serialize, Default)]
+struct Counts {
+    succeeded: usize,
+    failed: usize,
+    completed: usize,
+    restored: usize,
+    not_run: usize,
+    disabled: usize,
+    cancelled: usize,
 }
 
-/// The summary as JSON (for `--report` and the last `--log json` line).
-pub fn summary_json(
-    plan: &Plan,
-    r: &RunResult,
+fn counts(summary: &[NodeSummary]) -> Counts {
+    let mut c = Counts::default();
+    for s in summary {
+        *match s.status {
+            Status::Succeeded => &mut c.succeeded,
+            Status::Failed => &mut c.failed,
+            Status::Completed => &mut c.completed,
+            Status::Restored => &mut c.restored,
+            Status::NotRun => &mut c.not_run,
+            Status::Disabled => &mut c.disabled,
+            Status::Cancelled => &mut c.cancelled,
+        } += 1;
+    }
+    c
+}
+
+/// One executable in the summary.
+#[derive(serde::Serialize)]
+struct SummaryExec<'a> {
+    path: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    status: &'static str,
+    duration_ms: u64,
+    runs: u32,
+    error: &'a Option<String>,
+}
+
+/// Every executable of the summary, serialized as it is walked: a summary
+/// has one per executable, and building them as `serde_json::Value`s first
+/// cost a map of seven entries each.
+struct SummaryExecs<'a> {
+    plan: &'a Plan,
+    summary: &'a [NodeSummary],
+}
+
+impl serde::Serialize for SummaryExecs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.summary.iter().map(|x| {
+            let n = self.plan.node(x.node);
+            SummaryExec {
+                path: &n.path,
+                kind: n.kind.type_name(),
+                status: x.status.as_str(),
+                duration_ms: x.duration.as_millis() as u64,
+                runs: x.runs,
+                error: &x.error,
+            }
+        }))
+    }
+}
+
+/// The summary (for `--report` and the last `--log json` line).
+#[derive(serde::Serialize)]
+pub struct Summary<'a> {
+    package: &'a str,
+    package_id: &'a str,
+    outcome: PackageOutcome,
     exit_code: i32,
-    checkpoint: &serde_json::Value,
-) -> serde_json::Value {
-    let execs: Vec<serde_json::Value> = r
-        .summary
-        .iter()
-        .map(|s| {
-            let n = plan.node(s.node);
-            json!({"path": n.path, "type": n.kind.type_name(), "status": s.status.to_string(),
-                   "duration_ms": s.duration.as_millis() as u64, "runs": s.runs, "error": s.error})
-        })
-        .collect();
-    json!({
-        "package": plan.package.name,
-        "package_id": plan.package.id,
-        "outcome": r.outcome,
-        "exit_code": exit_code,
-        "duration_ms": r.duration.as_millis() as u64,
-        "counts": counts(&r.summary),
-        "executables": execs,
-        "errors": r.errors,
-        "checkpoint": checkpoint,
-    })
+    duration_ms: u64,
+    counts: Counts,
+    executables: SummaryExecs<'a>,
+    errors: &'a [String],
+    checkpoint: &'a serde_json::Value,
+    /// `"summary"` on the log line; absent from the report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ts: Option<String>,
+}
+
+/// The summary of a run.
+pub fn summary_json<'a>(
+    plan: &'a Plan,
+    r: &'a RunResult,
+    exit_code: i32,
+    checkpoint: &'a serde_json::Value,
+) -> Summary<'a> {
+    Summary {
+        package: &plan.package.name,
+        package_id: &plan.package.id,
+        outcome: r.outcome,
+        exit_code,
+        duration_ms: r.duration.as_millis() as u64,
+        counts: counts(&r.summary),
+        executables: SummaryExecs {
+            plan,
+            summary: &r.summary,
+        },
+        errors: &r.errors,
+        checkpoint,
+        event: None,
+        ts: None,
+    }
 }
 
 /// Prints the end-of-run summary.
@@ -409,9 +481,10 @@ pub fn print_summary(
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     if format == LogFormat::Json {
         let mut v = summary_json(plan, r, exit_code, checkpoint);
-        v["event"] = json!("summary");
-        v["ts"] = json!(rfc3339());
-        let _ = writeln!(out, "{v}");
+        v.event = Some("summary");
+        v.ts = Some(rfc3339());
+        let _ = serde_json::to_writer(&mut out, &v);
+        let _ = out.write_all(b"\n");
         return;
     }
     let outcome = match r.outcome {
@@ -453,22 +526,22 @@ pub fn print_summary(
         let _ = writeln!(
             out,
             "  {:<10} {:<width$} {dur}{runs}{err}",
-            s.status.to_string(),
+            s.status.as_str(),
             n.path
         );
     }
     let c = counts(&r.summary);
     let parts: Vec<String> = [
-        "succeeded",
-        "failed",
-        "restored",
-        "not_run",
-        "disabled",
-        "cancelled",
+        ("succeeded", c.succeeded, true),
+        ("failed", c.failed, true),
+        ("restored", c.restored, true),
+        ("not_run", c.not_run, false),
+        ("disabled", c.disabled, false),
+        ("cancelled", c.cancelled, false),
     ]
     .iter()
-    .filter(|k| c[**k].as_u64().unwrap_or(0) > 0 || ["succeeded", "failed", "restored"].contains(k))
-    .map(|k| format!("{} {k}", c[*k]))
+    .filter(|(_, n, always)| *n > 0 || *always)
+    .map(|(k, n, _)| format!("{n} {k}"))
     .collect();
     let _ = writeln!(out, "  {}", parts.join(", "));
     for e in &r.errors {

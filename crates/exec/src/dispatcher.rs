@@ -360,7 +360,7 @@ impl<'a> Dispatcher<'a> {
         }
         let (mut any_true, mut any_false, mut any_open) = (false, false, false);
         for c in &node.preds {
-            match self.constraint_holds(n, c.from, c.on, c.expr.as_ref()) {
+            match self.constraint_holds(n, c.from, c.on, c.expr.as_deref()) {
                 Some(true) => any_true = true,
                 Some(false) => any_false = true,
                 None => any_open = true,
@@ -945,8 +945,8 @@ impl<'a> Dispatcher<'a> {
         }
         let node = self.plan.node(n);
         match &node.kind {
-            NodeKind::ForLoop { init, .. } => {
-                if let Some(init) = init {
+            NodeKind::ForLoop(l) => {
+                if let Some(init) = &l.init {
                     let env = self.env_for(n, None);
                     if let Err(e) = eval_and_assign(init, &env) {
                         self.container_error(n, format!("for_loop init failed: {e}"));
@@ -1037,9 +1037,9 @@ impl<'a> Dispatcher<'a> {
         }
         let node = self.plan.node(n);
         match &node.kind {
-            NodeKind::ForLoop { eval, .. } => {
+            NodeKind::ForLoop(l) => {
                 let env = self.env_for(n, None);
-                match eval.eval(&env) {
+                match l.eval.eval(&env) {
                     Ok(Value::Bool(true)) => {}
                     Ok(_) => {
                         self.end_container(n);
@@ -1118,7 +1118,7 @@ impl<'a> Dispatcher<'a> {
             self.iteration_done(c);
         } else if (all_terminal || cut_short) && !any_busy {
             // A for_loop stopped between iterations did not reach its end.
-            if matches!(node.kind, NodeKind::ForLoop { .. }) {
+            if matches!(node.kind, NodeKind::ForLoop(_)) {
                 self.rt[c.index()].cut = true;
             }
             self.end_container(c);
@@ -1143,8 +1143,8 @@ impl<'a> Dispatcher<'a> {
                 }
                 self.next_iteration(c);
             }
-            NodeKind::ForLoop { assign, .. } => {
-                if let Some(a) = assign {
+            NodeKind::ForLoop(l) => {
+                if let Some(a) = &l.assign {
                     let env = self.env_for(c, None);
                     if let Err(e) = eval_and_assign(a, &env) {
                         self.container_error(c, format!("for_loop assign failed: {e}"));

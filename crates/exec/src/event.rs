@@ -16,13 +16,20 @@ pub enum Outcome {
     Completion,
 }
 
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Outcome {
+    /// Its name, as logs and the checkpoint spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Outcome::Success => "success",
             Outcome::Failure => "failure",
             Outcome::Completion => "completion",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -46,9 +53,10 @@ pub enum Status {
     Cancelled,
 }
 
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Status {
+    /// Its name, as logs and the summary spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Status::Succeeded => "succeeded",
             Status::Failed => "failed",
             Status::Completed => "completed",
@@ -56,7 +64,13 @@ impl std::fmt::Display for Status {
             Status::NotRun => "not_run",
             Status::Disabled => "disabled",
             Status::Cancelled => "cancelled",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

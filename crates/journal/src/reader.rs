@@ -33,7 +33,9 @@ pub fn read_bytes(
     parse(path, bytes, key)
 }
 
-/// The frames of a file, before any value is restored.
+/// The frames of a file, before any value is restored (for tests of what a
+/// file holds; a restart applies each frame as it is read, [`read_frames`]).
+#[cfg(test)]
 #[derive(Debug)]
 pub(crate) struct Scan {
     pub version: u8,
@@ -44,6 +46,7 @@ pub(crate) struct Scan {
 }
 
 /// One `records` frame and where it starts.
+#[cfg(test)]
 #[derive(Debug)]
 pub(crate) struct ScannedFrame {
     pub offset: u64,
@@ -58,8 +61,43 @@ fn not_a_checkpoint(path: &Path, reason: impl Into<String>) -> JournalError {
     }
 }
 
+/// A file's version and header, and where its first record frame starts.
+pub(crate) struct Head {
+    pub version: u8,
+    pub header: HeaderRecord,
+    pub frames_at: usize,
+}
+
+/// Where the record frames of a file end.
+pub(crate) struct FramesEnd {
+    pub valid_len: u64,
+    pub torn_tail_bytes: u64,
+}
+
 /// Splits a file into its header and record frames, stopping at a torn tail.
+#[cfg(test)]
 pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
+    let head = read_head(path, bytes)?;
+    let mut frames = Vec::new();
+    let end = read_frames(path, bytes, &head, |offset, at, records| {
+        frames.push(ScannedFrame {
+            offset,
+            at,
+            records,
+        });
+        Ok(())
+    })?;
+    Ok(Scan {
+        version: head.version,
+        header: head.header,
+        frames,
+        valid_len: end.valid_len,
+        torn_tail_bytes: end.torn_tail_bytes,
+    })
+}
+
+/// Checks a file's magic and version and reads its header.
+pub(crate) fn read_head(path: &Path, bytes: &[u8]) -> Result<Head, JournalError> {
     if bytes.len() < 4 || bytes[..3] != MAGIC_PREFIX {
         return Err(not_a_checkpoint(
             path,
@@ -82,7 +120,7 @@ pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
 
     // The header is written by an atomic rename, so it is never torn: any
     // damage to it is an error, never a torn tail.
-    let (payload, mut off) = frame::decode_at(bytes, 0, version).map_err(|e| {
+    let (payload, frames_at) = frame::decode_at(bytes, 0, version).map_err(|e| {
         not_a_checkpoint(path, format!("the first record is not a valid header: {e}"))
     })?;
     let header = match serde_json::from_slice::<Payload>(payload) {
@@ -97,8 +135,25 @@ pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
             ));
         }
     };
+    Ok(Head {
+        version,
+        header,
+        frames_at,
+    })
+}
 
-    let mut frames = Vec::new();
+/// Calls `each(offset, at, records)` with every record frame after the
+/// header, in order, as it is read: a restart holds one frame at a time, not
+/// the whole file's records. Stops at the zeros written ahead or at a torn
+/// tail; a bad frame with a valid one after it is an error.
+pub(crate) fn read_frames(
+    path: &Path,
+    bytes: &[u8],
+    head: &Head,
+    mut each: impl FnMut(u64, String, Vec<Record>) -> Result<(), JournalError>,
+) -> Result<FramesEnd, JournalError> {
+    let version = head.version;
+    let mut off = head.frames_at;
     let mut torn_tail_bytes = 0u64;
     while off < bytes.len() {
         match frame::decode_at(bytes, off, version) {
@@ -115,11 +170,7 @@ pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
                 let text = std::str::from_utf8(payload)
                     .map_err(|e| corrupt(format!("the record is not UTF-8: {e}")))?;
                 match serde_json::from_str::<Payload>(text) {
-                    Ok(Payload::Records { at, records }) => frames.push(ScannedFrame {
-                        offset: off as u64,
-                        at,
-                        records,
-                    }),
+                    Ok(Payload::Records { at, records }) => each(off as u64, at, records)?,
                     Ok(Payload::Header(_)) => {
                         return Err(corrupt("a second header".to_string()));
                     }
@@ -149,10 +200,7 @@ pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
             }
         }
     }
-    Ok(Scan {
-        version,
-        header,
-        frames,
+    Ok(FramesEnd {
         valid_len: off as u64,
         torn_tail_bytes,
     })
@@ -180,8 +228,8 @@ pub(crate) fn parse(
     bytes: &[u8],
     key: Option<&Key>,
 ) -> Result<ResumeState, JournalError> {
-    let scan = scan(path, bytes)?;
-    let h = &scan.header;
+    let head = read_head(path, bytes)?;
+    let h = &head.header;
     let salt =
         unhex(&h.salt).ok_or_else(|| not_a_checkpoint(path, "the header's salt is not hex"))?;
 
@@ -211,7 +259,7 @@ pub(crate) fn parse(
 
     let mut state = ResumeState {
         header: HeaderInfo {
-            format_version: u32::from(scan.version),
+            format_version: u32::from(head.version),
             package_id: h.package_id.clone(),
             package_name: h.package_name.clone(),
             package_path: h.package_path.clone(),
@@ -226,27 +274,30 @@ pub(crate) fn parse(
         runs: 0,
         run_history: Vec::new(),
         last_written_at: None,
-        torn_tail_bytes: scan.torn_tail_bytes,
-        valid_len: scan.valid_len,
+        torn_tail_bytes: 0,
+        valid_len: 0,
         key_mismatch,
         file: FileFacts {
-            version: scan.version,
+            version: head.version,
             salt,
             key_check: h.key_check.clone(),
             len: bytes.len() as u64,
         },
     };
-    for f in scan.frames {
-        for r in f.records {
+    let end = read_frames(path, bytes, &head, |offset, at, records| {
+        for r in records {
             state
-                .apply(&f.at, r, &opener)
+                .apply(&at, r, &opener)
                 .map_err(|reason| JournalError::Corrupt {
                     path: path.to_path_buf(),
-                    offset: f.offset,
+                    offset,
                     reason,
                 })?;
         }
-        state.last_written_at = Some(f.at);
-    }
+        state.last_written_at = Some(at);
+        Ok(())
+    })?;
+    state.torn_tail_bytes = end.torn_tail_bytes;
+    state.valid_len = end.valid_len;
     Ok(state)
 }

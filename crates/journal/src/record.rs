@@ -25,6 +25,44 @@ pub(crate) enum Stored {
     Omitted,
 }
 
+/// The variables of one record: a JSON object on disk, a list in memory.
+///
+/// A restart reads one of these per recorded task and only walks it once, so
+/// a list in the order written (the writer's map is sorted by name) costs one
+/// allocation where a `BTreeMap` cost a node of eleven slots. A name written
+/// twice is applied twice, the later value winning, as a map would keep it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct StoredVars(pub Vec<(String, Stored)>);
+
+impl Serialize for StoredVars {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl<'de> Deserialize<'de> for StoredVars {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StoredVars;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map of variable names to stored values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<StoredVars, A::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(0).min(64));
+                while let Some(e) = m.next_entry()? {
+                    out.push(e);
+                }
+                Ok(StoredVars(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// The payload of one frame.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", try_from = "FlatPayload")]
@@ -48,7 +86,7 @@ pub(crate) struct HeaderRecord {
     pub salt: String,
     /// A sealed constant, present when the file was created with a key.
     pub key_check: Option<SealedBox>,
-    pub config: BTreeMap<String, Stored>,
+    pub config: StoredVars,
 }
 
 /// One record inside a `records` frame.
@@ -65,15 +103,15 @@ pub(crate) enum Record {
         outcome: Outcome,
         fingerprint: String,
         duration_ms: u64,
-        vars: BTreeMap<String, Stored>,
+        vars: StoredVars,
     },
     Iteration {
         loop_path: String,
         key: String,
-        vars: BTreeMap<String, Stored>,
+        vars: StoredVars,
     },
     Vars {
-        vars: BTreeMap<String, Stored>,
+        vars: StoredVars,
     },
     Invalidate {
         path: String,
@@ -111,7 +149,7 @@ pub(crate) struct FlatPayload {
     writer: Option<String>,
     salt: Option<String>,
     key_check: Option<SealedBox>,
-    config: Option<BTreeMap<String, Stored>>,
+    config: Option<StoredVars>,
 }
 
 /// A field the tag requires.
@@ -163,7 +201,7 @@ pub(crate) struct FlatRecord {
     outcome: Option<Outcome>,
     fingerprint: Option<String>,
     duration_ms: Option<u64>,
-    vars: Option<BTreeMap<String, Stored>>,
+    vars: Option<StoredVars>,
     loop_path: Option<String>,
     key: Option<String>,
     marker: Option<String>,
@@ -229,13 +267,11 @@ impl Sealer {
         ))
     }
 
-    pub(crate) fn vars(
-        &self,
-        vars: &BTreeMap<String, VarValue>,
-    ) -> Result<BTreeMap<String, Stored>, String> {
+    pub(crate) fn vars(&self, vars: &BTreeMap<String, VarValue>) -> Result<StoredVars, String> {
         vars.iter()
             .map(|(k, v)| Ok((k.clone(), self.stored(k, v)?)))
-            .collect()
+            .collect::<Result<_, String>>()
+            .map(StoredVars)
     }
 
     pub(crate) fn record(&self, entry: Entry, pid: u32, host: &str) -> Result<Record, String> {
@@ -326,9 +362,10 @@ impl Opener<'_> {
 
     pub(crate) fn restore_all(
         &self,
-        vars: &BTreeMap<String, Stored>,
+        vars: &StoredVars,
     ) -> Result<BTreeMap<String, Restored>, String> {
-        vars.iter()
+        vars.0
+            .iter()
             .map(|(k, v)| Ok((k.clone(), self.restore(k, v)?)))
             .collect()
     }
@@ -347,7 +384,7 @@ mod tests {
             records: vec![
                 Record::Invalidate { path: "a/b".into() },
                 Record::Vars {
-                    vars: BTreeMap::from([
+                    vars: StoredVars(vec![
                         ("User::A".into(), Stored::Clear(json!(1))),
                         ("User::B".into(), Stored::Omitted),
                     ]),
@@ -365,7 +402,7 @@ mod tests {
 
     #[test]
     fn every_payload_and_record_reads_back_as_written() {
-        let vars = BTreeMap::from([
+        let vars = StoredVars(vec![
             ("User::A".to_string(), Stored::Clear(json!({"x": [1, 2]}))),
             (
                 "User::S".to_string(),

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::entry::Outcome;
-use crate::record::{Opener, Record, Stored};
+use crate::record::{Opener, Record, StoredVars};
 use crate::seal::SealedBox;
 
 /// A value as the reader gives it back.
@@ -191,12 +191,8 @@ impl ResumeState {
         Ok(())
     }
 
-    fn restore_vars(
-        &mut self,
-        vars: BTreeMap<String, Stored>,
-        opener: &Opener,
-    ) -> Result<(), String> {
-        for (name, v) in vars {
+    fn restore_vars(&mut self, vars: StoredVars, opener: &Opener) -> Result<(), String> {
+        for (name, v) in vars.0 {
             let r = opener.restore_owned(&name, v)?;
             self.vars.insert(name, r);
         }

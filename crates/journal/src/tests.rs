@@ -291,6 +291,23 @@ fn a_checksummed_frame_that_does_not_decode_is_corruption_even_at_the_end() {
 }
 
 #[test]
+fn a_variable_named_twice_in_one_record_keeps_its_later_value() {
+    // Records hold their variables as a list, not a map (reader.rs): a name
+    // written twice must still restore as a map would have kept it.
+    let f = fixture();
+    write(&f.path, None, three_completions());
+    let mut bytes = frame_bytes(&f.path);
+    let payload = br#"{"kind":"records","at":"t","records":[{"kind":"vars","vars":{"User::Twice":{"clear":1},"User::Twice":{"clear":2}}}]}"#;
+    bytes.extend_from_slice(&frame::encode(1, payload).expect("frame"));
+    let st = parse(&f.path, &bytes, None).expect("reads");
+    assert_eq!(
+        st.vars.get("User::Twice"),
+        Some(&Restored::Value(serde_json::json!(2)))
+    );
+    assert_eq!(st.last_written_at.as_deref(), Some("t"));
+}
+
+#[test]
 fn a_newer_format_version_is_refused_with_both_versions() {
     let f = fixture();
     write(&f.path, None, three_completions());

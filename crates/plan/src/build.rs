@@ -467,7 +467,7 @@ impl<'a> Validator<'a> {
                     let expr = match expr {
                         Some(src) => {
                             match self.memo.compile(src, &self.vars, false) {
-                                Ok(c) if *c.result_type() == DataType::Bool => Some(c),
+                                Ok(c) if *c.result_type() == DataType::Bool => Some(Box::new(c)),
                                 Ok(c) => {
                                     self.err(
                                     pos_of(after),
@@ -495,13 +495,19 @@ impl<'a> Validator<'a> {
             }
             self.check_cycles(parent, &ids);
         } else if flow == Flow::Sequence {
+            // One edge each way per task: exact capacity, not the four slots
+            // a first `push` reserves.
             for w in ids.windows(2) {
-                self.nodes[w[1].index()].preds.push(Constraint {
+                let preds = &mut self.nodes[w[1].index()].preds;
+                preds.reserve_exact(1);
+                preds.push(Constraint {
                     from: w[0],
                     on: On::Success,
                     expr: None,
                 });
-                self.nodes[w[0].index()].succs.push(w[1]);
+                let succs = &mut self.nodes[w[0].index()].succs;
+                succs.reserve_exact(1);
+                succs.push(w[1]);
             }
         }
         ids
@@ -729,7 +735,7 @@ impl<'a> Validator<'a> {
                 None => NodeKind::Sequence,
             }
         };
-        let is_loop = matches!(kind, NodeKind::ForLoop { .. } | NodeKind::Foreach { .. });
+        let is_loop = matches!(kind, NodeKind::ForLoop(_) | NodeKind::Foreach { .. });
         let node = &mut self.nodes[id.index()];
         node.atomic =
             kind.is_container() && (is_loop || transacted || d.restart_unit == Some(true));
@@ -799,7 +805,7 @@ impl<'a> Validator<'a> {
                     );
                 }
                 match eval {
-                    Some(eval) => NodeKind::ForLoop { init, eval, assign },
+                    Some(eval) => NodeKind::ForLoop(Box::new(LoopExprs { init, eval, assign })),
                     None => NodeKind::Sequence,
                 }
             }

@@ -24,7 +24,8 @@ pub use build::validate;
 pub use diag::{Diagnostic, ValidationError};
 pub use duration::parse_duration;
 pub use node::{
-    CheckpointFile, CheckpointSettings, Constraint, Enumerator, Node, NodeId, NodeKind, PackageInfo,
+    CheckpointFile, CheckpointSettings, Constraint, Enumerator, LoopExprs, Node, NodeId, NodeKind,
+    PackageInfo,
 };
 pub use task::{
     Action, BuildCx, CancelToken, LogLevel, Registry, RunCx, TaskError, TaskType,

@@ -62,8 +62,9 @@ pub struct Constraint {
     pub from: NodeId,
     /// The result it must have.
     pub on: On,
-    /// A boolean expression that must also hold.
-    pub expr: Option<Compiled>,
+    /// A boolean expression that must also hold (boxed: most constraints
+    /// have none, and every task in a sequence has a constraint).
+    pub expr: Option<Box<Compiled>>,
 }
 
 /// What a `foreach` iterates over.
@@ -86,23 +87,27 @@ pub enum Enumerator {
     Rows(u32),
 }
 
+/// The expressions of a For Loop.
+#[derive(Clone)]
+pub struct LoopExprs {
+    /// InitExpression.
+    pub init: Option<Compiled>,
+    /// EvalExpression (boolean).
+    pub eval: Compiled,
+    /// AssignExpression.
+    pub assign: Option<Compiled>,
+}
+
 /// What kind of executable a node is.
 #[derive(Clone)]
-#[allow(clippy::large_enum_variant)] // one per node, never moved in bulk
 pub enum NodeKind {
     /// The package container.
     Package,
     /// A sequence container.
     Sequence,
-    /// A For Loop.
-    ForLoop {
-        /// InitExpression.
-        init: Option<Compiled>,
-        /// EvalExpression (boolean).
-        eval: Compiled,
-        /// AssignExpression.
-        assign: Option<Compiled>,
-    },
+    /// A For Loop (its expressions boxed: inline, they would triple the
+    /// size of every node, and most nodes are tasks).
+    ForLoop(Box<LoopExprs>),
     /// A Foreach Loop.
     Foreach {
         /// The collection.
@@ -132,7 +137,7 @@ impl NodeKind {
         match self {
             NodeKind::Package => "package",
             NodeKind::Sequence => "sequence",
-            NodeKind::ForLoop { .. } => "for_loop",
+            NodeKind::ForLoop(_) => "for_loop",
             NodeKind::Foreach { .. } => "foreach",
             NodeKind::Task { type_name, .. } => type_name,
         }
