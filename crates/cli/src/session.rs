@@ -83,9 +83,18 @@ fn load_package(
 
 /// Validates a parsed package (exit 5 for problems).
 fn validate_package(pkg: &checkflow_model::LoadedPackage) -> Result<Plan, Fail> {
+    validate_package_with(pkg, None)
+}
+
+/// [`validate_package`] with task fingerprints that another thread computes
+/// meanwhile.
+fn validate_package_with(
+    pkg: &checkflow_model::LoadedPackage,
+    ahead: Option<&checkflow_plan::FingerprintsAhead>,
+) -> Result<Plan, Fail> {
     let t = crate::timing::start();
     let registry = checkflow_tasks::registry();
-    let plan = checkflow_plan::validate(pkg, &registry)
+    let plan = checkflow_plan::validate_with(pkg, &registry, ahead)
         .map_err(|e| Fail::new(exit::INVALID, e.to_string()));
     crate::timing::phase("validate", t);
     plan
@@ -326,6 +335,16 @@ fn to_exec_outcome(o: journal::Outcome) -> Outcome {
 struct Prefetch {
     path: PathBuf,
     handle: std::thread::JoinHandle<Option<(journal::ResumeState, Vec<u8>)>>,
+    /// Work for the thread once the checkpoint is read: the loaded package,
+    /// whose task fingerprints it computes while validation runs. Sent at
+    /// most once; the thread ends when it is sent or dropped.
+    after: Option<std::sync::mpsc::Sender<Arc<Loaded>>>,
+}
+
+/// A loaded package and the fingerprints computed ahead for it.
+struct Loaded {
+    pkg: checkflow_model::LoadedPackage,
+    fingerprints: checkflow_plan::FingerprintsAhead,
 }
 
 impl Prefetch {
@@ -354,31 +373,79 @@ impl Prefetch {
             return None;
         }
         let p = path.clone();
+        let (after, next) = std::sync::mpsc::channel::<Arc<Loaded>>();
         let handle = std::thread::Builder::new()
             .name("checkpoint-prefetch".into())
             .spawn(move || {
                 // The state of exactly these bytes, kept to compare with the
                 // file under the lock.
                 let t = crate::timing::start();
-                let bytes = std::fs::read(&p).ok()?;
-                let st = journal::read_bytes(&p, &bytes, journal::Key::from_env().as_ref()).ok();
+                let bytes = std::fs::read(&p).ok();
+                let st = bytes.as_ref().and_then(|b| {
+                    journal::read_bytes(&p, b, journal::Key::from_env().as_ref()).ok()
+                });
                 crate::timing::phase("checkpoint read ahead (second thread)", t);
-                Some((st?, bytes))
+                // Then the task fingerprints, if the package loaded (the
+                // sender is dropped otherwise).
+                if let Ok(loaded) = next.recv() {
+                    let t = crate::timing::start();
+                    loaded.fingerprints.fill(&loaded.pkg.def);
+                    crate::timing::phase("fingerprints ahead (second thread)", t);
+                }
+                Some((st?, bytes?))
             })
             .ok()?;
-        Some(Prefetch { path, handle })
+        Some(Prefetch {
+            path,
+            handle,
+            after: Some(after),
+        })
+    }
+
+    /// Hands the thread the loaded package (once): whether it took it.
+    fn hand_over(&mut self, loaded: &Arc<Loaded>) -> bool {
+        self.after
+            .take()
+            .is_some_and(|tx| tx.send(Arc::clone(loaded)).is_ok())
     }
 
     /// The state read ahead, if it is of `path` and the file still holds the
     /// bytes it was read from. (A run holds the lock by now, so the file
     /// cannot change after this check; `plan` takes no lock and reads a
     /// snapshot either way.)
-    fn take(self, path: &Path) -> Option<journal::ResumeState> {
+    fn take(mut self, path: &Path) -> Option<journal::ResumeState> {
         if self.path != path {
             return None;
         }
+        // No more work is coming: a thread still waiting for it ends.
+        self.after = None;
         let (st, bytes) = self.handle.join().ok()??;
-        (std::fs::read(path).ok()? == bytes).then_some(st)
+        holds_exactly(path, &bytes).then_some(st)
+    }
+}
+
+/// Whether the file at `path` holds exactly `expected`: read through one
+/// small buffer, not into a second copy of the file (megabytes of fresh
+/// memory for a large checkpoint).
+fn holds_exactly(path: &Path, expected: &[u8]) -> bool {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = 0;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return at == expected.len(),
+            Ok(n) => {
+                if expected.get(at..at + n) != Some(&buf[..n]) {
+                    return false;
+                }
+                at += n;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
     }
 }
 
@@ -392,7 +459,13 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
             prefetch = Prefetch::start(def, dir, opts);
         }
     })?;
-    let plan = validate_package(&pkg)?;
+    let fingerprints = checkflow_plan::FingerprintsAhead::new(&pkg.def);
+    let pkg = Arc::new(Loaded { pkg, fingerprints });
+    let ahead = prefetch
+        .as_mut()
+        .is_some_and(|p| p.hand_over(&pkg))
+        .then_some(&pkg.fingerprints);
+    let plan = validate_package_with(&pkg.pkg, ahead)?;
     // Freeing every task definition takes a millisecond or two for a large
     // package; a restart should not wait for it.
     if plan.nodes.len() > 1000 {
@@ -770,7 +843,10 @@ mod prefetch_tests {
         (lock, j)
     }
 
-    fn wait(p: &Prefetch) {
+    /// Waits until the thread has read the file (it is given no package, so
+    /// it ends there).
+    fn wait(p: &mut Prefetch) {
+        p.after = None;
         while !p.handle.is_finished() {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
@@ -792,8 +868,8 @@ mod prefetch_tests {
         assert!(pf.take(&dir.path().join("other.ckpt")).is_none());
 
         // Appended to after it was read: not used (the caller reads again).
-        let pf = Prefetch::spawn(path.clone()).expect("a file to read");
-        wait(&pf);
+        let mut pf = Prefetch::spawn(path.clone()).expect("a file to read");
+        wait(&mut pf);
         j.append_all(vec![completed("B")]).expect("append");
         assert!(pf.take(&path).is_none());
 
@@ -804,6 +880,27 @@ mod prefetch_tests {
 
         // No file: no thread.
         assert!(Prefetch::spawn(dir.path().join("none.ckpt")).is_none());
+    }
+
+    #[test]
+    fn holds_exactly_compares_every_byte_and_the_length() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        // Larger than the comparison buffer, so more than one read.
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).expect("write");
+        assert!(holds_exactly(&path, &bytes));
+        assert!(
+            !holds_exactly(&path, &bytes[..bytes.len() - 1]),
+            "file longer"
+        );
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(!holds_exactly(&path, &longer), "file shorter");
+        let mut flipped = bytes.clone();
+        flipped[150_000] ^= 1;
+        assert!(!holds_exactly(&path, &flipped), "one byte differs");
+        assert!(!holds_exactly(&dir.path().join("none"), &bytes), "no file");
     }
 
     /// (inode, length, mtime) would not identify the contents: the mtime can
@@ -823,8 +920,8 @@ mod prefetch_tests {
             "same length, different records"
         );
 
-        let pf = Prefetch::spawn(path.clone()).expect("a file to read");
-        wait(&pf);
+        let mut pf = Prefetch::spawn(path.clone()).expect("a file to read");
+        wait(&mut pf);
         let mtime = std::fs::metadata(&path)
             .expect("stat")
             .modified()

@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::entry::{Entry, NewHeader, Outcome, VarValue};
 use crate::error::JournalError;
 use crate::journal::{Journal, header_frame};
-use crate::reader::{parse, scan};
+use crate::reader::{parse, record_frames};
 use crate::record::Record;
 use crate::testing::{CrashStorage, Disk, Rng};
 
@@ -80,12 +80,7 @@ fn fresh(fail_at: Option<usize>, crash: bool) -> (Journal, CrashStorage) {
 
 /// The record batches of a file, one per frame.
 fn frames_of(bytes: &[u8]) -> Vec<Vec<Record>> {
-    scan(Path::new(PATH), bytes)
-        .expect("a crash image must always read")
-        .frames
-        .into_iter()
-        .map(|f| f.records)
-        .collect()
+    record_frames(Path::new(PATH), bytes).expect("a crash image must always read")
 }
 
 #[test]

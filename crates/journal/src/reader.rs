@@ -33,27 +33,6 @@ pub fn read_bytes(
     parse(path, bytes, key)
 }
 
-/// The frames of a file, before any value is restored (for tests of what a
-/// file holds; a restart applies each frame as it is read, [`read_frames`]).
-#[cfg(test)]
-#[derive(Debug)]
-pub(crate) struct Scan {
-    pub version: u8,
-    pub header: HeaderRecord,
-    pub frames: Vec<ScannedFrame>,
-    pub valid_len: u64,
-    pub torn_tail_bytes: u64,
-}
-
-/// One `records` frame and where it starts.
-#[cfg(test)]
-#[derive(Debug)]
-pub(crate) struct ScannedFrame {
-    pub offset: u64,
-    pub at: String,
-    pub records: Vec<Record>,
-}
-
 fn not_a_checkpoint(path: &Path, reason: impl Into<String>) -> JournalError {
     JournalError::NotACheckpoint {
         path: path.to_path_buf(),
@@ -74,26 +53,18 @@ pub(crate) struct FramesEnd {
     pub torn_tail_bytes: u64,
 }
 
-/// Splits a file into its header and record frames, stopping at a torn tail.
+/// The records of each frame of a file, in order, stopping at a torn tail
+/// (for tests of what a file holds; a restart applies each frame as it is
+/// read instead).
 #[cfg(test)]
-pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
+pub(crate) fn record_frames(path: &Path, bytes: &[u8]) -> Result<Vec<Vec<Record>>, JournalError> {
     let head = read_head(path, bytes)?;
     let mut frames = Vec::new();
-    let end = read_frames(path, bytes, &head, |offset, at, records| {
-        frames.push(ScannedFrame {
-            offset,
-            at,
-            records,
-        });
+    read_frames(path, bytes, &head, |_, _, records| {
+        frames.push(records);
         Ok(())
     })?;
-    Ok(Scan {
-        version: head.version,
-        header: head.header,
-        frames,
-        valid_len: end.valid_len,
-        torn_tail_bytes: end.torn_tail_bytes,
-    })
+    Ok(frames)
 }
 
 /// Checks a file's magic and version and reads its header.

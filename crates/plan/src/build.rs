@@ -3,7 +3,7 @@
 use crate::Plan;
 use crate::diag::{Diagnostic, ValidationError};
 use crate::duration::parse_duration;
-use crate::fingerprint::fingerprint;
+use crate::fingerprint::{FingerprintsAhead, fingerprint};
 use crate::node::*;
 use crate::task::{BuildCx, ExprMemo, Registry};
 use crate::vars::{SystemVar, VarDecl, VarTable, VarValue};
@@ -47,7 +47,18 @@ const CONTAINER_FIELDS: &[(&str, &[&str])] = &[
 
 /// Checks a loaded package and builds its [`Plan`], or reports every problem.
 pub fn validate(pkg: &LoadedPackage, registry: &Registry) -> Result<Plan, ValidationError> {
+    validate_with(pkg, registry, None)
+}
+
+/// [`validate`], taking the fingerprints of tasks from `ahead` where another
+/// thread computed them already.
+pub fn validate_with(
+    pkg: &LoadedPackage,
+    registry: &Registry,
+    ahead: Option<&FingerprintsAhead>,
+) -> Result<Plan, ValidationError> {
     let mut v = Validator {
+        ahead,
         def: &pkg.def,
         registry,
         dir: &pkg.dir,
@@ -83,13 +94,7 @@ pub fn validate(pkg: &LoadedPackage, registry: &Registry) -> Result<Plan, Valida
                 + 2
         }
     };
-    let mut by_path = HashMap::with_capacity_and_hasher(v.nodes.len(), crate::PathHash);
-    by_path.extend(
-        v.nodes
-            .iter()
-            .filter(|n| n.parent.is_some())
-            .map(|n| (n.path.clone(), n.id)),
-    );
+    let by_path = crate::index_paths(&v.nodes);
     Ok(Plan {
         package: PackageInfo {
             id: pkg.def.id.value.clone(),
@@ -112,6 +117,8 @@ pub fn validate(pkg: &LoadedPackage, registry: &Registry) -> Result<Plan, Valida
 }
 
 struct Validator<'a> {
+    /// Task fingerprints computed on another thread, if any.
+    ahead: Option<&'a FingerprintsAhead>,
     def: &'a PackageDef,
     registry: &'a Registry,
     dir: &'a std::path::Path,
@@ -964,11 +971,16 @@ impl<'a> Validator<'a> {
                 .iter()
                 .map(|c| self.nodes[c.index()].fingerprint.clone())
                 .collect();
-            let fp = match self.defs.get(n.index()).copied().flatten() {
-                Some(d) => fingerprint(d, &child_fps),
-                None => fingerprint_root(&child_fps),
+            let fp = match (self.defs.get(n.index()).copied().flatten(), self.ahead) {
+                // Node ids follow the pre-order of the definitions, after the package's.
+                (Some(d), Some(a)) if child_fps.is_empty() => a.leaf(n.index() - 1, d),
+                (Some(d), _) => fingerprint(d, &child_fps),
+                (None, _) => fingerprint_root(&child_fps),
             };
             self.nodes[n.index()].fingerprint = fp;
+        }
+        if let Some(a) = self.ahead {
+            a.done();
         }
     }
 }

@@ -20,6 +20,96 @@ pub(crate) fn fingerprint(def: &TaskDef, children: &[String]) -> String {
     finish(h, children)
 }
 
+/// Fingerprints of the definitions without children (tasks, and empty
+/// containers), computed ahead by another thread while validation runs: in a
+/// restart of a large package, hashing every task is a fifth of validation,
+/// and the thread that read the checkpoint is idle by then.
+///
+/// Slots follow the pre-order of the package's definitions, which is also
+/// the order of node ids when validation succeeds. Each slot remembers the
+/// definition it was computed from, and validation uses a slot only for that
+/// same definition; any other is computed as before. Validation walks its
+/// own way and marks what it computed, the helper walks from the other end
+/// and skips what is already there, so they meet and little is hashed twice.
+pub struct FingerprintsAhead {
+    slots: Vec<std::sync::OnceLock<(usize, String)>>,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl FingerprintsAhead {
+    /// Empty slots for every definition of `pkg`.
+    pub fn new(pkg: &checkflow_model::PackageDef) -> FingerprintsAhead {
+        let mut n = 0;
+        preorder(&pkg.tasks, &mut |_| n += 1);
+        FingerprintsAhead {
+            slots: (0..n).map(|_| std::sync::OnceLock::new()).collect(),
+            stop: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Fills the slots of `pkg`'s definitions without children, last first,
+    /// until every slot is filled or validation no longer needs them. `pkg`
+    /// must be the package [`FingerprintsAhead::new`] was given.
+    pub fn fill(&self, pkg: &checkflow_model::PackageDef) {
+        let mut defs = Vec::with_capacity(self.slots.len());
+        preorder(&pkg.tasks, &mut |d| defs.push(d));
+        for (slot, d) in self.slots.iter().zip(&defs).rev() {
+            if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            if is_leaf(d) && slot.get().is_none() {
+                let fp = fingerprint(d, &[]);
+                let _ = slot.set((key(d), fp));
+            }
+        }
+    }
+
+    /// The fingerprint of `def`, the definition at pre-order position
+    /// `index`, with no children: from its slot if it was computed from this
+    /// definition, else computed now (and the slot marked).
+    pub(crate) fn leaf(&self, index: usize, def: &TaskDef) -> String {
+        match self.slots.get(index) {
+            Some(slot) => match slot.get() {
+                Some((k, fp)) if *k == key(def) => fp.clone(),
+                Some(_) => fingerprint(def, &[]),
+                None => {
+                    let fp = fingerprint(def, &[]);
+                    let _ = slot.set((key(def), fp.clone()));
+                    fp
+                }
+            },
+            None => fingerprint(def, &[]),
+        }
+    }
+
+    /// Validation has every fingerprint it needs: the helper may stop.
+    pub(crate) fn done(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A definition's identity while the package is borrowed: its address.
+fn key(d: &TaskDef) -> usize {
+    d as *const TaskDef as usize
+}
+
+fn is_leaf(d: &TaskDef) -> bool {
+    d.tasks.as_ref().is_none_or(|t| t.is_empty())
+}
+
+/// Calls `each` with every definition, parents before their children.
+fn preorder<'a>(
+    defs: &'a [checkflow_model::Spanned<Box<TaskDef>>],
+    each: &mut dyn FnMut(&'a TaskDef),
+) {
+    for d in defs {
+        each(&d.value);
+        if let Some(children) = &d.value.tasks {
+            preorder(children, each);
+        }
+    }
+}
+
 /// Feeds serialized bytes straight into the hash (no intermediate string).
 struct HashWriter<'a>(&'a mut Sha256);
 

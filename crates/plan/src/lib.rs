@@ -20,9 +20,10 @@ mod task;
 mod tx;
 mod vars;
 
-pub use build::validate;
+pub use build::{validate, validate_with};
 pub use diag::{Diagnostic, ValidationError};
 pub use duration::parse_duration;
+pub use fingerprint::FingerprintsAhead;
 pub use node::{
     CheckpointFile, CheckpointSettings, Constraint, Enumerator, LoopExprs, Node, NodeId, NodeKind,
     PackageInfo,
@@ -49,7 +50,27 @@ pub struct Plan {
     pub nodes: Vec<Node>,
     /// Connections by name.
     pub connections: std::collections::BTreeMap<String, model::ConnectionDef>,
-    by_path: HashMap<String, NodeId, PathHash>,
+    /// Every node but the package, by the hash of its path: the table holds
+    /// ids, and a lookup compares against `nodes[id].path`, so building it
+    /// copies no path.
+    by_path: hashbrown::HashTable<NodeId>,
+}
+
+/// The hash of a path in `Plan::by_path`.
+fn path_hash(path: &str) -> u64 {
+    use std::hash::BuildHasher;
+    PathHash.hash_one(path)
+}
+
+/// The path index of `nodes` (each path is unique once validated).
+fn index_paths(nodes: &[Node]) -> hashbrown::HashTable<NodeId> {
+    let mut t = hashbrown::HashTable::with_capacity(nodes.len());
+    for n in nodes.iter().filter(|n| n.parent.is_some()) {
+        t.insert_unique(path_hash(&n.path), n.id, |id| {
+            path_hash(&nodes[id.index()].path)
+        });
+    }
+    t
 }
 
 /// The hasher of `Plan::find`'s table and of maps keyed by `NodeId`: a
@@ -101,7 +122,10 @@ impl Plan {
 
     /// Finds an executable by its path (`Load dimensions/Customers`).
     pub fn find(&self, path: &str) -> Option<NodeId> {
-        self.by_path.get(path.trim_matches('/')).copied()
+        let path = path.trim_matches('/');
+        self.by_path
+            .find(path_hash(path), |id| self.nodes[id.index()].path == path)
+            .copied()
     }
 
     /// The ancestors of a node, nearest first, ending with the package.

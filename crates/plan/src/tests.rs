@@ -210,3 +210,53 @@ fn bad_package_id_is_an_error() {
         .to_string();
     assert!(e.contains("is not a UUID"), "{e}");
 }
+
+fn loaded(body: &str) -> LoadedPackage {
+    let text = format!("id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11\nname: p\n{body}");
+    let def = parse(Path::new("p.yaml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    LoadedPackage {
+        def,
+        path: PathBuf::from("p.yaml"),
+        dir: PathBuf::from("/pkg"),
+        text,
+    }
+}
+
+fn fingerprints(plan: &Plan) -> Vec<(String, String)> {
+    plan.nodes
+        .iter()
+        .map(|n| (n.path.clone(), n.fingerprint.clone()))
+        .collect()
+}
+
+#[test]
+fn fingerprints_computed_ahead_equal_those_validation_computes() {
+    let body = "tasks:\n  - {name: A, type: t, command: a}\n  - name: S\n    type: sequence\n    tasks:\n      - {name: X, type: t, command: x}\n      - {name: E, type: sequence, tasks: []}\n      - {name: Y, type: t, expr: '1 + 1'}\n  - {name: B, type: t, command: b}\n";
+    let pkg = loaded(body);
+    let mut r = Registry::new();
+    r.add(Box::new(T));
+    let plain = fingerprints(&validate(&pkg, &r).expect("valid"));
+    // All filled ahead, none, and a package whose definitions differ (its
+    // slots must not be taken for these).
+    let full = FingerprintsAhead::new(&pkg.def);
+    full.fill(&pkg.def);
+    let empty = FingerprintsAhead::new(&pkg.def);
+    let other = loaded(
+        &body
+            .replace("command: a}", "command: changed}")
+            .replace("x}", "y}"),
+    );
+    let foreign = FingerprintsAhead::new(&other.def);
+    foreign.fill(&other.def);
+    for ahead in [&full, &empty, &foreign] {
+        let got = fingerprints(&validate_with(&pkg, &r, Some(ahead)).expect("valid"));
+        assert_eq!(got, plain);
+    }
+    // Filled while validation runs on another thread: still the same.
+    let racing = FingerprintsAhead::new(&pkg.def);
+    std::thread::scope(|s| {
+        s.spawn(|| racing.fill(&pkg.def));
+        let got = fingerprints(&validate_with(&pkg, &r, Some(&racing)).expect("valid"));
+        assert_eq!(got, plain);
+    });
+}
