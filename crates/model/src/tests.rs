@@ -298,3 +298,49 @@ tasks:
     assert!(!child.set_by_expression("url"));
     assert!(!plain.set_by_expression("path"));
 }
+
+/// Every definition of EVERY_FIELD, parents first.
+fn every_task(defs: &[Spanned<Box<TaskDef>>], out: &mut Vec<String>) {
+    for d in defs {
+        out.push(serde_json::to_string(&d.value).expect("serializes"));
+        if let Some(c) = &d.value.tasks {
+            every_task(c, out);
+        }
+    }
+}
+
+/// What EVERY_FIELD serializes to: its cache bytes (the faithful form), then
+/// each definition's fingerprint form on a line of its own.
+fn every_field_serialized() -> String {
+    let mut def = p(EVERY_FIELD).expect("loads");
+    let mut out = String::from_utf8(cache::encode(&mut def).expect("encodes")).expect("utf-8");
+    let mut fps = Vec::new();
+    every_task(&def.tasks, &mut fps);
+    for f in fps {
+        out.push('\n');
+        out.push_str(&f);
+    }
+    out.push('\n');
+    out
+}
+
+/// Fingerprints are stored in checkpoints and the cache is read back by later
+/// builds: how a definition serializes must not change with how it is held
+/// in memory. The golden file was written by the build whose `TaskDef` held
+/// every field flat.
+#[test]
+fn task_definitions_serialize_exactly_as_the_golden_file_says() {
+    let golden = include_str!("testdata/every_field.golden");
+    let got = every_field_serialized();
+    if std::env::var_os("CHECKFLOW_BLESS").is_some() {
+        std::fs::write(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/src/testdata/every_field.golden"
+            ),
+            &got,
+        )
+        .expect("write the golden file");
+    }
+    assert_eq!(got, golden);
+}
