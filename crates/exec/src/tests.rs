@@ -26,6 +26,7 @@ impl TaskType for FakeType {
     }
     fn build(&self, def: &TaskDef, _cx: &mut BuildCx<'_>) -> Option<Arc<dyn Action>> {
         let script = def
+            .process()
             .command
             .as_ref()
             .map(|c| c.value.clone())
@@ -609,7 +610,11 @@ impl TaskType for TxType {
         &["command"]
     }
     fn build(&self, def: &TaskDef, _cx: &mut BuildCx<'_>) -> Option<Arc<dyn Action>> {
-        let fail = def.command.as_ref().is_some_and(|c| c.value == "fail");
+        let fail = def
+            .process()
+            .command
+            .as_ref()
+            .is_some_and(|c| c.value == "fail");
         Some(Arc::new(TxTask {
             name: def.name.value.clone(),
             fail,

@@ -1,8 +1,9 @@
 //! The `*Def` types: a package exactly as written in YAML (SPEC §1).
 //!
 //! Every struct denies unknown keys, so a typo is a load error with its line and
-//! column. Task-specific fields live flat on [`TaskDef`]; which of them a task
-//! type accepts is checked by `checkflow-plan`, which reports the key's position.
+//! column. Task-specific fields are read flat (`wire.rs`) and kept in a box per
+//! task type on [`TaskDef`]; which of them a task type accepts is checked by
+//! `checkflow-plan`, which reports the key's position.
 
 use crate::spanned::Spanned;
 use serde::{Deserialize, Serialize};
@@ -269,225 +270,343 @@ pub enum Retrieve {
 /// An executable: a task or a container. Fields not used by its type are
 /// rejected by validation.
 ///
+/// Fields common to every executable are here; those of one task type (or a
+/// few) are in a box of their own, read through [`TaskDef::process`],
+/// [`TaskDef::data`] and the like, which give an empty set when none was
+/// written. A package of ten thousand tasks then holds ten thousand small
+/// definitions, not ten thousand with room for every type's fields.
+///
 /// Serializing it gives the text its fingerprint is computed from: every field
-/// that affects what it does, in declaration order; `name`, `description`,
-/// `after`, `after_logic` and `tasks` are left out.
-#[derive(Debug, Deserialize, Serialize, Clone)]
-#[serde(deny_unknown_fields)]
+/// that affects what it does, in the order of the package format (SPEC §1.1),
+/// exactly as when every field was held flat; `name`, `description`, `after`,
+/// `after_logic` and `tasks` are left out.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(from = "crate::wire::TaskWire")]
 pub struct TaskDef {
     // -- common to every executable (SPEC §1.1) --
     /// Unique among siblings; no `/`.
-    #[serde(skip_serializing_if = "crate::spanned::fingerprinting")]
     pub name: Spanned<String>,
     /// A task type or a container type.
-    #[serde(rename = "type")]
     pub kind: Spanned<String>,
     /// Free text; not part of the fingerprint.
-    #[serde(
-        default,
-        skip_serializing_if = "crate::spanned::fingerprinting_or_none"
-    )]
     pub description: Option<String>,
     /// Precedence constraints.
-    #[serde(
-        default,
-        skip_serializing_if = "crate::spanned::fingerprinting_or_none"
-    )]
     pub after: Option<Spanned<Vec<AfterDef>>>,
     /// How constraints combine.
-    #[serde(
-        default,
-        skip_serializing_if = "crate::spanned::fingerprinting_or_none"
-    )]
     pub after_logic: Option<Logic>,
     /// Not run; counts as success.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
     /// FailPackageOnFailure.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_package_on_failure: Option<bool>,
     /// FailParentOnFailure.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_parent_on_failure: Option<bool>,
     /// MaximumErrorCount (containers).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_errors: Option<Spanned<i64>>,
     /// ForceExecutionResult.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force_result: Option<ForceResult>,
     /// TransactionOption.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transaction: Option<TransactionOption>,
     /// A container that restarts as one unit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_unit: Option<bool>,
     /// Re-runs of a failed task before it counts as failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<Spanned<i64>>,
     /// Wait between retries (`1s`, `500ms`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_delay: Option<Spanned<String>>,
     /// Fail after this long.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Spanned<String>>,
     /// Property expressions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expressions: Option<Spanned<BTreeMap<String, String>>>,
 
     // -- containers --
     /// Children.
-    #[serde(
-        default,
-        skip_serializing_if = "crate::spanned::fingerprinting_or_none"
-    )]
     pub tasks: Option<Vec<Spanned<Box<TaskDef>>>>,
     /// How untied children run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<Flow>,
-    /// for_loop InitExpression.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init: Option<Spanned<String>>,
-    /// for_loop EvalExpression.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eval: Option<Spanned<String>>,
-    /// for_loop AssignExpression.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub assign: Option<Spanned<String>>,
-    /// foreach items enumerator.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub items: Option<Spanned<Vec<serde_json::Value>>>,
-    /// foreach file enumerator.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub files: Option<Spanned<FilesDef>>,
-    /// foreach recordset enumerator (an object variable).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rows: Option<Spanned<String>>,
-    /// Variables that receive each item's values, by position.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub map: Option<Spanned<Vec<String>>>,
-    /// Record each finished iteration (beyond SSIS).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checkpoint_iterations: Option<bool>,
-
-    // -- process --
-    /// A shell command line.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<Spanned<String>>,
-    /// A program to run without a shell.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub program: Option<Spanned<String>>,
-    /// Its arguments.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub args: Option<Vec<String>>,
-    /// Working directory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cwd: Option<String>,
-    /// Extra environment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub env: Option<BTreeMap<String, String>>,
-    /// Exit codes that mean success.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub success_codes: Option<Vec<i32>>,
-    /// Variable that receives standard output.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stdout_var: Option<Spanned<String>>,
-    /// Variable that receives standard error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stderr_var: Option<Spanned<String>>,
 
     // -- expression --
     /// The assignment to evaluate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expr: Option<Spanned<String>>,
 
-    // -- sql, bulk_insert, download --
-    /// A connection name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection: Option<Spanned<String>>,
-    /// SQL text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sql: Option<String>,
-    /// Parameters bound from variables.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub params: Option<Vec<String>>,
-    /// `none`, `single_row`, `full`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
-    /// Variables for a single row.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result_vars: Option<Vec<String>>,
-    /// Object variable for a full result.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result_var: Option<String>,
-    /// Target table.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub table: Option<String>,
+    // -- bulk_insert source, script file --
     /// A file (bulk_insert source, script file).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
-    /// Field delimiter.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delimiter: Option<String>,
-    /// First line is a header.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub header: Option<bool>,
-    /// Quote character.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quote: Option<String>,
-    /// Null marker.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub null: Option<String>,
-    /// Target columns.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub columns: Option<Vec<String>>,
-    /// Empty the table first.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub truncate: Option<bool>,
-    /// Rows per committed batch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch_size: Option<u64>,
-    /// Resume a partial load or download.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resume: Option<bool>,
-    /// Source URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// Expected SHA-256.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
 
-    // -- file --
-    /// `copy`, `move`, `rename`, `delete`, `mkdir`, `rmdir`, `clear_dir`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub op: Option<Spanned<String>>,
-    /// Source path.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<Spanned<String>>,
-    /// Destination path.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<Spanned<String>>,
-    /// Replace an existing destination.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub overwrite: Option<bool>,
+    // -- the fields of one task type (or a few), boxed; `None` when none is set --
+    /// The fields of `for_loop` and `foreach` containers.
+    pub loops: Option<Box<LoopFields>>,
+    /// The fields of `process` tasks.
+    pub process: Option<Box<ProcessFields>>,
+    /// The fields of `sql`, `bulk_insert` and `download` tasks (but `file`, which `script` shares).
+    pub data: Option<Box<DataFields>>,
+    /// The fields of `file` tasks.
+    pub file_op: Option<Box<FileOpFields>>,
+    /// The fields of `script` tasks (and `file`, on [`TaskDef`]).
+    pub script: Option<Box<ScriptFields>>,
+    /// The fields of `package` tasks.
+    pub child: Option<Box<ChildFields>>,
+}
 
-    // -- script --
-    /// Script source.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    /// Variables the script may read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub read_vars: Option<Vec<String>>,
-    /// Variables the script may write.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub write_vars: Option<Vec<String>>,
+/// A set of optional fields that one task type (or a few) takes: the
+/// struct, an empty value to lend, and the keys that are set.
+macro_rules! field_group {
+    ($(#[$m:meta])* $name:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty ),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Default)]
+        pub struct $name {
+            $( $(#[$fm])* pub $field: Option<$ty>, )*
+        }
 
-    // -- package --
-    /// Child package path.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    /// Child variable bindings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bind: Option<BTreeMap<String, String>>,
+        impl $name {
+            /// Every field unset.
+            pub const EMPTY: $name = $name { $( $field: None, )* };
+
+            /// Whether no field is set.
+            pub fn is_empty(&self) -> bool {
+                true $( && self.$field.is_none() )*
+            }
+        }
+    };
+}
+
+field_group! {
+    /// The fields of `for_loop` and `foreach` containers.
+    LoopFields {
+        /// for_loop InitExpression.
+        init: Spanned<String>,
+        /// for_loop EvalExpression.
+        eval: Spanned<String>,
+        /// for_loop AssignExpression.
+        assign: Spanned<String>,
+        /// foreach items enumerator.
+        items: Spanned<Vec<serde_json::Value>>,
+        /// foreach file enumerator.
+        files: Spanned<FilesDef>,
+        /// foreach recordset enumerator (an object variable).
+        rows: Spanned<String>,
+        /// Variables that receive each item's values, by position.
+        map: Spanned<Vec<String>>,
+        /// Record each finished iteration (beyond SSIS).
+        checkpoint_iterations: bool,
+    }
+}
+
+field_group! {
+    /// The fields of `process` tasks.
+    ProcessFields {
+        /// A shell command line.
+        command: Spanned<String>,
+        /// A program to run without a shell.
+        program: Spanned<String>,
+        /// Its arguments.
+        args: Vec<String>,
+        /// Working directory.
+        cwd: String,
+        /// Extra environment.
+        env: BTreeMap<String, String>,
+        /// Exit codes that mean success.
+        success_codes: Vec<i32>,
+        /// Variable that receives standard output.
+        stdout_var: Spanned<String>,
+        /// Variable that receives standard error.
+        stderr_var: Spanned<String>,
+    }
+}
+
+field_group! {
+    /// The fields of `sql`, `bulk_insert` and `download` tasks (but `file`, which `script` shares).
+    DataFields {
+        /// A connection name.
+        connection: Spanned<String>,
+        /// SQL text.
+        sql: String,
+        /// Parameters bound from variables.
+        params: Vec<String>,
+        /// `none`, `single_row`, `full`.
+        result: String,
+        /// Variables for a single row.
+        result_vars: Vec<String>,
+        /// Object variable for a full result.
+        result_var: String,
+        /// Target table.
+        table: String,
+        /// Field delimiter.
+        delimiter: String,
+        /// First line is a header.
+        header: bool,
+        /// Quote character.
+        quote: String,
+        /// Null marker.
+        null: String,
+        /// Target columns.
+        columns: Vec<String>,
+        /// Empty the table first.
+        truncate: bool,
+        /// Rows per committed batch.
+        batch_size: u64,
+        /// Resume a partial load or download.
+        resume: bool,
+        /// Source URL.
+        url: String,
+        /// Expected SHA-256.
+        sha256: String,
+    }
+}
+
+field_group! {
+    /// The fields of `file` tasks.
+    FileOpFields {
+        /// `copy`, `move`, `rename`, `delete`, `mkdir`, `rmdir`, `clear_dir`.
+        op: Spanned<String>,
+        /// Source path.
+        from: Spanned<String>,
+        /// Destination path.
+        to: Spanned<String>,
+        /// Replace an existing destination.
+        overwrite: bool,
+    }
+}
+
+field_group! {
+    /// The fields of `script` tasks (and `file`, on [`TaskDef`]).
+    ScriptFields {
+        /// Script source.
+        code: String,
+        /// Variables the script may read.
+        read_vars: Vec<String>,
+        /// Variables the script may write.
+        write_vars: Vec<String>,
+    }
+}
+
+field_group! {
+    /// The fields of `package` tasks.
+    ChildFields {
+        /// Child package path.
+        path: String,
+        /// Child variable bindings.
+        bind: BTreeMap<String, String>,
+    }
+}
+
+impl TaskDef {
+    /// The `for_loop` and `foreach` fields (all unset if none was written).
+    pub fn loops(&self) -> &LoopFields {
+        self.loops.as_deref().unwrap_or(&LoopFields::EMPTY)
+    }
+
+    /// The `process` fields (all unset if none was written).
+    pub fn process(&self) -> &ProcessFields {
+        self.process.as_deref().unwrap_or(&ProcessFields::EMPTY)
+    }
+
+    /// The `sql`, `bulk_insert` and `download` fields (all unset if none was written).
+    pub fn data(&self) -> &DataFields {
+        self.data.as_deref().unwrap_or(&DataFields::EMPTY)
+    }
+
+    /// The `file` task's fields (all unset if none was written).
+    pub fn file_op(&self) -> &FileOpFields {
+        self.file_op.as_deref().unwrap_or(&FileOpFields::EMPTY)
+    }
+
+    /// The `script` fields (all unset if none was written).
+    pub fn script(&self) -> &ScriptFields {
+        self.script.as_deref().unwrap_or(&ScriptFields::EMPTY)
+    }
+
+    /// The `package` task's fields (all unset if none was written).
+    pub fn child(&self) -> &ChildFields {
+        self.child.as_deref().unwrap_or(&ChildFields::EMPTY)
+    }
+}
+
+impl Serialize for TaskDef {
+    /// Every set field in the order of the package format, as the derived
+    /// `Serialize` of the flat definition wrote them (the golden test in
+    /// `tests.rs` holds both forms).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use crate::spanned::{fingerprinting, fingerprinting_or_none};
+        use serde::ser::SerializeStruct;
+        let loops = self.loops();
+        let process = self.process();
+        let data = self.data();
+        let file_op = self.file_op();
+        let script = self.script();
+        let child = self.child();
+        // (key, whether it is left out, value), in order.
+        macro_rules! fields {
+            ($($key:literal, $skip:expr, $val:expr;)*) => {{
+                let len = 0 $( + usize::from(!$skip) )*;
+                let mut st = s.serialize_struct("TaskDef", len)?;
+                $( if $skip { st.skip_field($key)?; } else { st.serialize_field($key, $val)?; } )*
+                st.end()
+            }};
+        }
+        fields! {
+            "name", fingerprinting(&self.name), &self.name;
+            "type", false, &self.kind;
+            "description", fingerprinting_or_none(&self.description), &self.description;
+            "after", fingerprinting_or_none(&self.after), &self.after;
+            "after_logic", fingerprinting_or_none(&self.after_logic), &self.after_logic;
+            "disabled", self.disabled.is_none(), &self.disabled;
+            "fail_package_on_failure", self.fail_package_on_failure.is_none(), &self.fail_package_on_failure;
+            "fail_parent_on_failure", self.fail_parent_on_failure.is_none(), &self.fail_parent_on_failure;
+            "max_errors", self.max_errors.is_none(), &self.max_errors;
+            "force_result", self.force_result.is_none(), &self.force_result;
+            "transaction", self.transaction.is_none(), &self.transaction;
+            "restart_unit", self.restart_unit.is_none(), &self.restart_unit;
+            "retries", self.retries.is_none(), &self.retries;
+            "retry_delay", self.retry_delay.is_none(), &self.retry_delay;
+            "timeout", self.timeout.is_none(), &self.timeout;
+            "expressions", self.expressions.is_none(), &self.expressions;
+            "tasks", fingerprinting_or_none(&self.tasks), &self.tasks;
+            "flow", self.flow.is_none(), &self.flow;
+            "init", loops.init.is_none(), &loops.init;
+            "eval", loops.eval.is_none(), &loops.eval;
+            "assign", loops.assign.is_none(), &loops.assign;
+            "items", loops.items.is_none(), &loops.items;
+            "files", loops.files.is_none(), &loops.files;
+            "rows", loops.rows.is_none(), &loops.rows;
+            "map", loops.map.is_none(), &loops.map;
+            "checkpoint_iterations", loops.checkpoint_iterations.is_none(), &loops.checkpoint_iterations;
+            "command", process.command.is_none(), &process.command;
+            "program", process.program.is_none(), &process.program;
+            "args", process.args.is_none(), &process.args;
+            "cwd", process.cwd.is_none(), &process.cwd;
+            "env", process.env.is_none(), &process.env;
+            "success_codes", process.success_codes.is_none(), &process.success_codes;
+            "stdout_var", process.stdout_var.is_none(), &process.stdout_var;
+            "stderr_var", process.stderr_var.is_none(), &process.stderr_var;
+            "expr", self.expr.is_none(), &self.expr;
+            "connection", data.connection.is_none(), &data.connection;
+            "sql", data.sql.is_none(), &data.sql;
+            "params", data.params.is_none(), &data.params;
+            "result", data.result.is_none(), &data.result;
+            "result_vars", data.result_vars.is_none(), &data.result_vars;
+            "result_var", data.result_var.is_none(), &data.result_var;
+            "table", data.table.is_none(), &data.table;
+            "file", self.file.is_none(), &self.file;
+            "delimiter", data.delimiter.is_none(), &data.delimiter;
+            "header", data.header.is_none(), &data.header;
+            "quote", data.quote.is_none(), &data.quote;
+            "null", data.null.is_none(), &data.null;
+            "columns", data.columns.is_none(), &data.columns;
+            "truncate", data.truncate.is_none(), &data.truncate;
+            "batch_size", data.batch_size.is_none(), &data.batch_size;
+            "resume", data.resume.is_none(), &data.resume;
+            "url", data.url.is_none(), &data.url;
+            "sha256", data.sha256.is_none(), &data.sha256;
+            "op", file_op.op.is_none(), &file_op.op;
+            "from", file_op.from.is_none(), &file_op.from;
+            "to", file_op.to.is_none(), &file_op.to;
+            "overwrite", file_op.overwrite.is_none(), &file_op.overwrite;
+            "code", script.code.is_none(), &script.code;
+            "read_vars", script.read_vars.is_none(), &script.read_vars;
+            "write_vars", script.write_vars.is_none(), &script.write_vars;
+            "path", child.path.is_none(), &child.path;
+            "bind", child.bind.is_none(), &child.bind;
+        }
+    }
 }
 
 impl TaskDef {
@@ -504,58 +623,64 @@ impl TaskDef {
     /// order, for checking that a task type accepts them. Common keys are not
     /// listed.
     pub fn each_specific_key(&self, mut each: impl FnMut(&'static str)) {
+        let loops = self.loops();
+        let process = self.process();
+        let data = self.data();
+        let file_op = self.file_op();
+        let script = self.script();
+        let child = self.child();
         macro_rules! check {
-            ($($field:ident),*) => { $( if self.$field.is_some() { each(stringify!($field)); } )* };
+            ($($key:literal: $field:expr),*) => { $( if $field.is_some() { each($key); } )* };
         }
         check!(
-            tasks,
-            flow,
-            init,
-            eval,
-            assign,
-            items,
-            files,
-            rows,
-            map,
-            checkpoint_iterations,
-            command,
-            program,
-            args,
-            cwd,
-            env,
-            success_codes,
-            stdout_var,
-            stderr_var,
-            expr,
-            connection,
-            sql,
-            params,
-            result,
-            result_vars,
-            result_var,
-            table,
-            file,
-            delimiter,
-            header,
-            quote,
-            null,
-            columns,
-            truncate,
-            batch_size,
-            resume,
-            url,
-            sha256,
-            op,
-            from,
-            to,
-            overwrite,
-            code,
-            read_vars,
-            write_vars,
-            path,
-            bind,
-            max_errors,
-            restart_unit
+            "tasks": self.tasks,
+            "flow": self.flow,
+            "init": loops.init,
+            "eval": loops.eval,
+            "assign": loops.assign,
+            "items": loops.items,
+            "files": loops.files,
+            "rows": loops.rows,
+            "map": loops.map,
+            "checkpoint_iterations": loops.checkpoint_iterations,
+            "command": process.command,
+            "program": process.program,
+            "args": process.args,
+            "cwd": process.cwd,
+            "env": process.env,
+            "success_codes": process.success_codes,
+            "stdout_var": process.stdout_var,
+            "stderr_var": process.stderr_var,
+            "expr": self.expr,
+            "connection": data.connection,
+            "sql": data.sql,
+            "params": data.params,
+            "result": data.result,
+            "result_vars": data.result_vars,
+            "result_var": data.result_var,
+            "table": data.table,
+            "file": self.file,
+            "delimiter": data.delimiter,
+            "header": data.header,
+            "quote": data.quote,
+            "null": data.null,
+            "columns": data.columns,
+            "truncate": data.truncate,
+            "batch_size": data.batch_size,
+            "resume": data.resume,
+            "url": data.url,
+            "sha256": data.sha256,
+            "op": file_op.op,
+            "from": file_op.from,
+            "to": file_op.to,
+            "overwrite": file_op.overwrite,
+            "code": script.code,
+            "read_vars": script.read_vars,
+            "write_vars": script.write_vars,
+            "path": child.path,
+            "bind": child.bind,
+            "max_errors": self.max_errors,
+            "restart_unit": self.restart_unit
         );
     }
 }

@@ -9,6 +9,7 @@ pub mod cache;
 mod defs;
 mod error;
 mod spanned;
+mod wire;
 
 pub use defs::*;
 pub use error::{LoadError, SourcePos};

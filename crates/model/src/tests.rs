@@ -114,9 +114,13 @@ tasks:
   - { name: O, type: bulk_insert, "null": q }
 "#)
     .expect("loads");
-    let nulls: Vec<Option<&str>> = def.tasks.iter().map(|t| t.value.null.as_deref()).collect();
+    let nulls: Vec<Option<&str>> = def
+        .tasks
+        .iter()
+        .map(|t| t.value.data().null.as_deref())
+        .collect();
     assert_eq!(nulls, [Some(""), Some("NULL"), Some("x"), Some("q")]);
-    assert_eq!(def.tasks[1].value.table.as_deref(), Some("t"));
+    assert_eq!(def.tasks[1].value.data().table.as_deref(), Some("t"));
 }
 
 #[test]
@@ -154,7 +158,7 @@ fn a_package_with_more_than_a_thousand_plain_null_keys_loads() {
     assert!(
         def.tasks
             .iter()
-            .all(|t| t.value.null.as_deref() == Some("x"))
+            .all(|t| t.value.data().null.as_deref() == Some("x"))
     );
 }
 
@@ -162,7 +166,7 @@ fn a_package_with_more_than_a_thousand_plain_null_keys_loads() {
 fn a_tilde_key_is_a_null_key_too_and_columns_after_two_keys_are_right() {
     let def = p("id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11\nname: demo\ntasks:\n  - { name: M, type: bulk_insert, ~: x }\n")
         .expect("loads");
-    assert_eq!(def.tasks[0].value.null.as_deref(), Some("x"));
+    assert_eq!(def.tasks[0].value.data().null.as_deref(), Some("x"));
     // Two null keys (the second in the `env` map) before an error on one line.
     let line = "  - { name: M, type: bulk_insert, null: x, env: { null: y }, bogus: 1 }";
     let col = line.find("bogus").expect("bogus") + 1;

@@ -786,21 +786,23 @@ impl<'a> Validator<'a> {
         match d.kind.value.as_str() {
             "for_loop" => {
                 let init = d
+                    .loops()
                     .init
                     .as_ref()
                     .and_then(|s| self.compile_at(s, true, &format!("\"{name}\" init")));
                 let assign = d
+                    .loops()
                     .assign
                     .as_ref()
                     .and_then(|s| self.compile_at(s, true, &format!("\"{name}\" assign")));
-                let eval = match &d.eval {
+                let eval = match &d.loops().eval {
                     Some(s) => self.compile_at(s, false, &format!("\"{name}\" eval")),
                     None => {
                         self.err(pos, format!("\"{name}\": a for_loop needs `eval`"));
                         None
                     }
                 };
-                if let (Some(e), Some(s)) = (&eval, &d.eval)
+                if let (Some(e), Some(s)) = (&eval, &d.loops().eval)
                     && *e.result_type() != DataType::Bool
                 {
                     self.err(
@@ -823,10 +825,14 @@ impl<'a> Validator<'a> {
 
     fn foreach_kind(&mut self, d: &TaskDef, pos: SourcePos) -> NodeKind {
         let name = &d.name.value;
-        let count = [d.items.is_some(), d.files.is_some(), d.rows.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let count = [
+            d.loops().items.is_some(),
+            d.loops().files.is_some(),
+            d.loops().rows.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if count != 1 {
             self.err(
                 pos,
@@ -837,7 +843,7 @@ impl<'a> Validator<'a> {
             return NodeKind::Sequence;
         }
         let mut map = Vec::new();
-        if let Some(m) = &d.map {
+        if let Some(m) = &d.loops().map {
             for v in &m.value {
                 match self.vars.slot(v) {
                     None => self.err(
@@ -858,7 +864,7 @@ impl<'a> Validator<'a> {
                 }
             }
         }
-        let enumerator = if let Some(items) = &d.items {
+        let enumerator = if let Some(items) = &d.loops().items {
             let rows: Vec<Vec<serde_json::Value>> = items
                 .value
                 .iter()
@@ -891,7 +897,7 @@ impl<'a> Validator<'a> {
                 }
             }
             Enumerator::Items(rows)
-        } else if let Some(f) = &d.files {
+        } else if let Some(f) = &d.loops().files {
             if map.len() > 1 {
                 self.err(
                     pos_of(f),
@@ -918,7 +924,7 @@ impl<'a> Validator<'a> {
                 recursive: f.value.recursive,
                 retrieve: f.value.retrieve,
             }
-        } else if let Some(r) = &d.rows {
+        } else if let Some(r) = &d.loops().rows {
             match self.vars.slot(&r.value) {
                 None => {
                     self.err(
@@ -945,7 +951,7 @@ impl<'a> Validator<'a> {
         NodeKind::Foreach {
             enumerator,
             map,
-            checkpoint_iterations: d.checkpoint_iterations.unwrap_or(false),
+            checkpoint_iterations: d.loops().checkpoint_iterations.unwrap_or(false),
         }
     }
 

@@ -63,14 +63,14 @@ impl TaskType for DownloadType {
 
     fn build(&self, def: &TaskDef, cx: &mut BuildCx<'_>) -> Option<Arc<dyn Action>> {
         let mut ok = true;
-        let url = def.url.clone().unwrap_or_default();
+        let url = def.data().url.clone().unwrap_or_default();
         // A property expression may give the URL instead (SPEC §1.1 `expressions`).
         let url_by_expr = def.set_by_expression("url");
         if url.is_empty() && !url_by_expr {
             cx.missing("url", "download");
             ok = false;
         }
-        let to = match &def.to {
+        let to = match &def.file_op().to {
             Some(t) if !t.value.is_empty() => Some(t.value.clone()),
             Some(t) => {
                 cx.error_at(pos_of(t), "`to` is empty");
@@ -81,7 +81,7 @@ impl TaskType for DownloadType {
                 None
             }
         };
-        let connection = match &def.connection {
+        let connection = match &def.data().connection {
             Some(name) => match cx.connection(&name.value, &["ftp", "http"]) {
                 Some(c) => Some(c),
                 None => {
@@ -118,7 +118,7 @@ impl TaskType for DownloadType {
             }
             Ok(None) => {}
         }
-        let sha256 = match &def.sha256 {
+        let sha256 = match &def.data().sha256 {
             Some(h) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {
                 Some(h.to_ascii_lowercase())
             }
@@ -136,9 +136,9 @@ impl TaskType for DownloadType {
             url,
             to: to?,
             connection,
-            resume: def.resume.unwrap_or(true),
+            resume: def.data().resume.unwrap_or(true),
             sha256,
-            overwrite: def.overwrite.unwrap_or(true),
+            overwrite: def.file_op().overwrite.unwrap_or(true),
         }))
     }
 }

@@ -28,7 +28,7 @@ impl TaskType for FileType {
     }
 
     fn build(&self, def: &TaskDef, cx: &mut BuildCx<'_>) -> Option<Arc<dyn Action>> {
-        let Some(op) = &def.op else {
+        let Some(op) = &def.file_op().op else {
             cx.error(format!("a file task needs `op` ({})", OPS.join(", ")));
             return None;
         };
@@ -44,11 +44,11 @@ impl TaskType for FileType {
             return None;
         }
         let needs_to = matches!(op.value.as_str(), "copy" | "move" | "rename");
-        let Some(from) = &def.from else {
+        let Some(from) = &def.file_op().from else {
             cx.error(format!("op {} needs `from`", op.value));
             return None;
         };
-        let to = match (&def.to, needs_to) {
+        let to = match (&def.file_op().to, needs_to) {
             (Some(t), true) => Some(t.value.clone()),
             (None, true) => {
                 cx.error(format!("op {} needs `to`", op.value));
@@ -64,7 +64,7 @@ impl TaskType for FileType {
             op: op.value.clone(),
             from: from.value.clone(),
             to,
-            overwrite: def.overwrite.unwrap_or(false),
+            overwrite: def.file_op().overwrite.unwrap_or(false),
         }))
     }
 }

@@ -61,7 +61,7 @@ impl TaskType for PackageType {
     }
 
     fn build(&self, def: &TaskDef, cx: &mut BuildCx<'_>) -> Option<Arc<dyn Action>> {
-        let Some(path) = &def.path else {
+        let Some(path) = &def.child().path else {
             cx.missing("path", "package");
             return None;
         };
@@ -78,7 +78,7 @@ impl TaskType for PackageType {
         }
         let mut binds = Vec::new();
         let mut ok = true;
-        for (var, src) in def.bind.iter().flatten() {
+        for (var, src) in def.child().bind.iter().flatten() {
             let r = VarRef::parse(var);
             if r.name.is_empty() || r.name.contains('=') || r.namespace != "User" {
                 cx.error(format!(

@@ -75,7 +75,7 @@ impl TaskType for ScriptType {
 
     fn build(&self, def: &TaskDef, cx: &mut BuildCx<'_>) -> Option<Arc<dyn Action>> {
         let (bindings, vars_ok) = bindings(def, cx);
-        let source = match (&def.code, &def.file) {
+        let source = match (&def.script().code, &def.file) {
             (Some(_), Some(_)) => {
                 cx.error("give `code` or `file`, not both");
                 return None;
@@ -124,8 +124,8 @@ fn bindings(def: &TaskDef, cx: &mut BuildCx<'_>) -> (Vec<Binding>, bool) {
     let pos = cx.pos();
     let mut out: Vec<Binding> = Vec::new();
     let mut ok = true;
-    let writes = def.write_vars.iter().flatten().map(|n| (n, true));
-    let reads = def.read_vars.iter().flatten().map(|n| (n, false));
+    let writes = def.script().write_vars.iter().flatten().map(|n| (n, true));
+    let reads = def.script().read_vars.iter().flatten().map(|n| (n, false));
     for (name, write) in writes.chain(reads) {
         let resolved = if write {
             cx.writable_var(name, pos)

@@ -40,7 +40,7 @@ impl TaskType for SqlType {
 
     fn build(&self, def: &TaskDef, cx: &mut BuildCx<'_>) -> Option<Arc<dyn Action>> {
         let conn = connection(def, cx, "sql")?;
-        let sql = match &def.sql {
+        let sql = match &def.data().sql {
             Some(s) if !s.trim().is_empty() => s.clone(),
             Some(_) => {
                 cx.error("`sql` is empty");
@@ -54,7 +54,7 @@ impl TaskType for SqlType {
         let pos = cx.pos();
         let mut ok = true;
         let mut params = Vec::new();
-        for p in def.params.iter().flatten() {
+        for p in def.data().params.iter().flatten() {
             match cx.readable_var(p, pos) {
                 Some((_, DataType::Object)) => {
                     cx.error(format!(
@@ -66,9 +66,9 @@ impl TaskType for SqlType {
                 None => ok = false,
             }
         }
-        let result = match def.result.as_deref().unwrap_or("none") {
+        let result = match def.data().result.as_deref().unwrap_or("none") {
             "none" => {
-                if def.result_vars.is_some() || def.result_var.is_some() {
+                if def.data().result_vars.is_some() || def.data().result_var.is_some() {
                     cx.error(
                         "`result_vars` / `result_var` need `result: single_row` / `result: full`",
                     );
@@ -77,11 +77,11 @@ impl TaskType for SqlType {
                 ResultKind::None
             }
             "single_row" => {
-                if def.result_var.is_some() {
+                if def.data().result_var.is_some() {
                     cx.error("`result: single_row` fills `result_vars` (a list); `result_var` is for `result: full`");
                     ok = false;
                 }
-                let names = def.result_vars.clone().unwrap_or_default();
+                let names = def.data().result_vars.clone().unwrap_or_default();
                 if names.is_empty() {
                     cx.error("`result: single_row` needs `result_vars: [User::A, ...]` (one per column, in order)");
                     ok = false;
@@ -102,11 +102,11 @@ impl TaskType for SqlType {
                 ResultKind::SingleRow(vars)
             }
             "full" => {
-                if def.result_vars.is_some() {
+                if def.data().result_vars.is_some() {
                     cx.error("`result: full` fills `result_var` (one object variable); `result_vars` is for `result: single_row`");
                     ok = false;
                 }
-                match &def.result_var {
+                match &def.data().result_var {
                     None => {
                         cx.error("`result: full` needs `result_var` (an object variable)");
                         ok = false;
@@ -149,7 +149,7 @@ impl TaskType for SqlType {
 
 /// The task's connection, checked: it exists and is sqlite or postgres.
 pub(crate) fn connection(def: &TaskDef, cx: &mut BuildCx<'_>, kind: &str) -> Option<Connection> {
-    let Some(name) = &def.connection else {
+    let Some(name) = &def.data().connection else {
         cx.missing("connection", kind);
         return None;
     };
