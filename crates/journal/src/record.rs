@@ -257,6 +257,20 @@ impl Sealer {
         if !v.sensitive {
             return Ok(Stored::Clear(v.value.clone()));
         }
+        self.sealed(name, v)
+    }
+
+    /// [`Sealer::stored`] of a value the caller no longer needs (a value in
+    /// clear is moved, not copied).
+    fn stored_owned(&self, name: &str, v: VarValue) -> Result<Stored, String> {
+        if !v.sensitive {
+            return Ok(Stored::Clear(v.value));
+        }
+        self.sealed(name, &v)
+    }
+
+    /// A sensitive value: sealed, or omitted when the file has no key.
+    fn sealed(&self, name: &str, v: &VarValue) -> Result<Stored, String> {
         let Some(key) = &self.key else {
             return Ok(Stored::Omitted);
         };
@@ -270,6 +284,18 @@ impl Sealer {
     pub(crate) fn vars(&self, vars: &BTreeMap<String, VarValue>) -> Result<StoredVars, String> {
         vars.iter()
             .map(|(k, v)| Ok((k.clone(), self.stored(k, v)?)))
+            .collect::<Result<_, String>>()
+            .map(StoredVars)
+    }
+
+    /// [`Sealer::vars`] of a map the caller no longer needs: names and values
+    /// are moved (a record is written per task).
+    fn vars_owned(&self, vars: BTreeMap<String, VarValue>) -> Result<StoredVars, String> {
+        vars.into_iter()
+            .map(|(k, v)| {
+                let s = self.stored_owned(&k, v)?;
+                Ok((k, s))
+            })
             .collect::<Result<_, String>>()
             .map(StoredVars)
     }
@@ -292,7 +318,7 @@ impl Sealer {
                 outcome,
                 fingerprint,
                 duration_ms,
-                vars: self.vars(&vars)?,
+                vars: self.vars_owned(vars)?,
             },
             Entry::Iteration {
                 loop_path,
@@ -301,10 +327,10 @@ impl Sealer {
             } => Record::Iteration {
                 loop_path,
                 key,
-                vars: self.vars(&vars)?,
+                vars: self.vars_owned(vars)?,
             },
             Entry::Vars { vars } => Record::Vars {
-                vars: self.vars(&vars)?,
+                vars: self.vars_owned(vars)?,
             },
             Entry::Invalidate { path } => Record::Invalidate { path },
             Entry::TxCommitting {

@@ -14,13 +14,33 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, day) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    if !(0..=9999).contains(&y) {
+        return format!(
+            "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60,
+            d.subsec_millis()
+        );
+    }
+    // Digit by digit: every record frame carries one.
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    for (at, width, v) in [
+        (0, 4, y as u64),
+        (5, 2, u64::from(m)),
+        (8, 2, u64::from(day)),
+        (11, 2, rem / 3600),
+        (14, 2, rem / 60 % 60),
+        (17, 2, rem % 60),
+        (20, 3, u64::from(d.subsec_millis())),
+    ] {
+        let mut v = v;
+        for c in out[at..at + width].iter_mut().rev() {
+            *c = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    out.iter().map(|&c| char::from(c)).collect()
 }
 
 /// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian
@@ -54,5 +74,36 @@ mod tests {
             rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_000_000)),
             "2026-11-18T11:06:40.000Z"
         );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_millis(253_402_300_799_999)),
+            "9999-12-31T23:59:59.999Z"
+        );
+        // Past year 9999 the year takes five digits, as `format!` writes it.
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(253_402_300_800)),
+            "10000-01-01T00:00:00.000Z"
+        );
+    }
+
+    /// The digit-by-digit form against `format!`, over a spread of instants.
+    #[test]
+    fn digit_by_digit_matches_format() {
+        let mut t = 0u64;
+        while t < 4_102_444_800_000 {
+            let st = UNIX_EPOCH + Duration::from_millis(t);
+            let d = st.duration_since(UNIX_EPOCH).expect("after the epoch");
+            let secs = d.as_secs();
+            let rem = secs % 86_400;
+            let (y, m, day) = civil_from_days((secs / 86_400) as i64);
+            let want = format!(
+                "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+                rem / 3600,
+                rem / 60 % 60,
+                rem % 60,
+                d.subsec_millis()
+            );
+            assert_eq!(rfc3339(st), want);
+            t += 7_777_777_777;
+        }
     }
 }
