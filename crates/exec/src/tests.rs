@@ -778,3 +778,24 @@ fn a_foreach_over_a_missing_folder_fails_without_starting_its_children() {
     assert_eq!(status(&plan, &r, "L/T"), Status::NotRun);
     assert!(started(&log).is_empty());
 }
+
+#[test]
+fn humantime_writes_durations_as_people_read_them() {
+    for ms in [0u64, 1, 9, 10, 99, 100, 101, 999] {
+        assert_eq!(humantime(Duration::from_millis(ms)), format!("{ms}ms"));
+    }
+    assert_eq!(humantime(Duration::from_millis(1500)), "1.5s");
+    assert_eq!(humantime(Duration::from_secs(61)), "1m01s");
+    assert_eq!(humantime(Duration::from_secs(3_661)), "1h01m01s");
+}
+
+#[test]
+fn now_civil_is_the_system_zone_time_of_now() {
+    let tz = jiff::tz::TimeZone::system();
+    for _ in 0..3 {
+        let before = tz.to_datetime(jiff::Timestamp::now());
+        let got = now_civil();
+        let after = tz.to_datetime(jiff::Timestamp::now());
+        assert!(before <= got && got <= after, "{before} {got} {after}");
+    }
+}

@@ -19,7 +19,12 @@ pub struct VarRef {
 impl VarRef {
     /// `"Namespace::Name"`.
     pub fn qualified(&self) -> String {
-        format!("{}::{}", self.namespace, self.name)
+        // Pushed, not `format!`ed: a checkpoint record names each variable it holds.
+        let mut s = String::with_capacity(self.namespace.len() + 2 + self.name.len());
+        s.push_str(&self.namespace);
+        s.push_str("::");
+        s.push_str(&self.name);
+        s
     }
 
     /// Reads `"User::X"`, `"X"` or `"System::Y"` (surrounding spaces are ignored).
