@@ -152,18 +152,26 @@ def durable_ratio(binary, pkg, name, n, workdir, reps, base_s, cache_dir):
 
 
 def run_once(binary, pkg, args, workdir, out="/dev/null", env=None):
-    """One whole run: (wall seconds, peak RSS KiB, exit code, CPU seconds user
-    + system). RSS and CPU come from the kernel's accounting of the process
-    (`wait4`), CPU in microseconds: GNU time prints it in 10 ms steps, one
-    step being 10 µs per task of a 1,000-task chain."""
+    """One whole run under /usr/bin/time: (wall seconds, peak RSS KiB, exit
+    code, CPU seconds user + system).
+
+    Peak RSS is GNU time's (the run's own; a process started from Python
+    would count Python's memory from before its exec). CPU is the kernel's
+    accounting of GNU time and the run it waited for (`wait4`), in
+    microseconds: GNU time prints it in 10 ms steps, one step being 10 µs per
+    task of a 1,000-task chain. GNU time's own share is the same in every
+    run, so it cancels out of figures per task."""
+    rss_file = os.path.join(workdir, "rss.txt")
+    cmd = ["/usr/bin/time", "-f", "%M", "-o", rss_file, binary, "run", pkg] + args
     with open(out, "w") as o:
         t = time.perf_counter()
-        p = subprocess.Popen([binary, "run", pkg] + args, stdout=o,
-                             stderr=subprocess.DEVNULL, cwd=workdir, env=env)
+        p = subprocess.Popen(cmd, stdout=o, stderr=subprocess.DEVNULL, cwd=workdir, env=env)
         _, status, ru = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t
     p.returncode = os.waitstatus_to_exitcode(status)
-    return wall, ru.ru_maxrss, p.returncode, ru.ru_utime + ru.ru_stime
+    with open(rss_file) as f:
+        rss = f.read().split()[-1]
+    return wall, int(rss), p.returncode, ru.ru_utime + ru.ru_stime
 
 
 def remove_ckpt(workdir, name):
@@ -447,7 +455,7 @@ def report(fig):
     )
     print(f"load average: {fig['load_start']} at the start, {fig['load_end']} at the end")
     print()
-    print("Per task = (figure - the 1-task package's) / N. CPU = user + system (wait4, microseconds).")
+    print("Per task = (figure - the 1-task package's) / N. CPU = user + system (wait4, microseconds); peak RSS from GNU time.")
     print()
     print(
         "| package | checkpoints | wall | wall per task | CPU per task | peak RSS | RSS per task "

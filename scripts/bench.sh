@@ -33,6 +33,7 @@ need() { command -v "$1" >/dev/null 2>&1 || { echo "bench.sh: $1 is required" >&
 need cargo
 need python3
 need strace   # counts and times the syncs of a run (goals 2 and 3)
+[ -x /usr/bin/time ] || { echo "bench.sh: /usr/bin/time (GNU time) is required for peak RSS" >&2; exit 1; }
 
 . scripts/checkflow-bin.sh
 machine_banner
