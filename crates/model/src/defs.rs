@@ -347,13 +347,24 @@ pub struct TaskDef {
 }
 
 /// A set of optional fields that one task type (or a few) takes: the
-/// struct, an empty value to lend, and the keys that are set.
+/// struct, an empty value to lend, and the accessor on [`TaskDef`] that lends
+/// it when the definition has none.
 macro_rules! field_group {
-    ($(#[$m:meta])* $name:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty ),* $(,)? }) => {
+    (
+        $(#[$m:meta])* $name:ident, read by $(#[$am:meta])* $accessor:ident
+        { $( $(#[$fm:meta])* $field:ident : $ty:ty ),* $(,)? }
+    ) => {
         $(#[$m])*
         #[derive(Debug, Clone, Default)]
         pub struct $name {
             $( $(#[$fm])* pub $field: Option<$ty>, )*
+        }
+
+        impl TaskDef {
+            $(#[$am])*
+            pub fn $accessor(&self) -> &$name {
+                self.$accessor.as_deref().unwrap_or(&$name::EMPTY)
+            }
         }
 
         impl $name {
@@ -370,7 +381,9 @@ macro_rules! field_group {
 
 field_group! {
     /// The fields of `for_loop` and `foreach` containers.
-    LoopFields {
+    LoopFields, read by
+    /// The `for_loop` and `foreach` fields (all unset if none was written).
+    loops {
         /// for_loop InitExpression.
         init: Spanned<String>,
         /// for_loop EvalExpression.
@@ -392,7 +405,9 @@ field_group! {
 
 field_group! {
     /// The fields of `process` tasks.
-    ProcessFields {
+    ProcessFields, read by
+    /// The `process` fields (all unset if none was written).
+    process {
         /// A shell command line.
         command: Spanned<String>,
         /// A program to run without a shell.
@@ -414,7 +429,9 @@ field_group! {
 
 field_group! {
     /// The fields of `sql`, `bulk_insert` and `download` tasks (but `file`, which `script` shares).
-    DataFields {
+    DataFields, read by
+    /// The `sql`, `bulk_insert` and `download` fields (all unset if none was written).
+    data {
         /// A connection name.
         connection: Spanned<String>,
         /// SQL text.
@@ -454,7 +471,9 @@ field_group! {
 
 field_group! {
     /// The fields of `file` tasks.
-    FileOpFields {
+    FileOpFields, read by
+    /// The `file` task's fields (all unset if none was written).
+    file_op {
         /// `copy`, `move`, `rename`, `delete`, `mkdir`, `rmdir`, `clear_dir`.
         op: Spanned<String>,
         /// Source path.
@@ -468,7 +487,9 @@ field_group! {
 
 field_group! {
     /// The fields of `script` tasks (and `file`, on [`TaskDef`]).
-    ScriptFields {
+    ScriptFields, read by
+    /// The `script` fields (all unset if none was written).
+    script {
         /// Script source.
         code: String,
         /// Variables the script may read.
@@ -480,43 +501,13 @@ field_group! {
 
 field_group! {
     /// The fields of `package` tasks.
-    ChildFields {
+    ChildFields, read by
+    /// The `package` task's fields (all unset if none was written).
+    child {
         /// Child package path.
         path: String,
         /// Child variable bindings.
         bind: BTreeMap<String, String>,
-    }
-}
-
-impl TaskDef {
-    /// The `for_loop` and `foreach` fields (all unset if none was written).
-    pub fn loops(&self) -> &LoopFields {
-        self.loops.as_deref().unwrap_or(&LoopFields::EMPTY)
-    }
-
-    /// The `process` fields (all unset if none was written).
-    pub fn process(&self) -> &ProcessFields {
-        self.process.as_deref().unwrap_or(&ProcessFields::EMPTY)
-    }
-
-    /// The `sql`, `bulk_insert` and `download` fields (all unset if none was written).
-    pub fn data(&self) -> &DataFields {
-        self.data.as_deref().unwrap_or(&DataFields::EMPTY)
-    }
-
-    /// The `file` task's fields (all unset if none was written).
-    pub fn file_op(&self) -> &FileOpFields {
-        self.file_op.as_deref().unwrap_or(&FileOpFields::EMPTY)
-    }
-
-    /// The `script` fields (all unset if none was written).
-    pub fn script(&self) -> &ScriptFields {
-        self.script.as_deref().unwrap_or(&ScriptFields::EMPTY)
-    }
-
-    /// The `package` task's fields (all unset if none was written).
-    pub fn child(&self) -> &ChildFields {
-        self.child.as_deref().unwrap_or(&ChildFields::EMPTY)
     }
 }
 
@@ -527,12 +518,7 @@ impl Serialize for TaskDef {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use crate::spanned::{fingerprinting, fingerprinting_or_none};
         use serde::ser::SerializeStruct;
-        let loops = self.loops();
-        let process = self.process();
-        let data = self.data();
-        let file_op = self.file_op();
-        let script = self.script();
-        let child = self.child();
+        let (loops, process, data, file_op, script, child) = self.groups();
         // (key, whether it is left out, value), in order.
         macro_rules! fields {
             ($($key:literal, $skip:expr, $val:expr;)*) => {{
@@ -609,7 +595,29 @@ impl Serialize for TaskDef {
     }
 }
 
+/// Every field group of a definition, lent (empty where it has none).
+type Groups<'a> = (
+    &'a LoopFields,
+    &'a ProcessFields,
+    &'a DataFields,
+    &'a FileOpFields,
+    &'a ScriptFields,
+    &'a ChildFields,
+);
+
 impl TaskDef {
+    /// Every field group, in the order of the package format.
+    fn groups(&self) -> Groups<'_> {
+        (
+            self.loops(),
+            self.process(),
+            self.data(),
+            self.file_op(),
+            self.script(),
+            self.child(),
+        )
+    }
+
     /// Whether a property expression sets `property` (SPEC §1.1
     /// `expressions`): then the value written for it, if any, may not be the
     /// one the task runs with.
@@ -623,12 +631,7 @@ impl TaskDef {
     /// order, for checking that a task type accepts them. Common keys are not
     /// listed.
     pub fn each_specific_key(&self, mut each: impl FnMut(&'static str)) {
-        let loops = self.loops();
-        let process = self.process();
-        let data = self.data();
-        let file_op = self.file_op();
-        let script = self.script();
-        let child = self.child();
+        let (loops, process, data, file_op, script, child) = self.groups();
         macro_rules! check {
             ($($key:literal: $field:expr),*) => { $( if $field.is_some() { each($key); } )* };
         }
