@@ -292,34 +292,19 @@ impl Reporter for Console<'_> {
             return;
         }
         let clock = clock();
-        // The lines of every task (it starts, it ends well) are written piece
-        // by piece: with checkpoints on, formatting them was a good part of
-        // the engine's own cost per task.
-        match ev {
-            Event::Started { node, attempt } if *attempt <= 1 => {
-                let path = self.plan.node(*node).path.as_bytes();
-                self.pieces(&[&clock, b" start    ", path, b"\n"]);
-                return;
-            }
-            Event::Finished {
-                node,
-                status: Status::Succeeded,
-                duration,
-                error: None,
-            } => {
-                let path = self.plan.node(*node).path.as_bytes();
-                let took = humantime(*duration);
-                self.pieces(&[&clock, b" ok       ", path, b" (", took.as_bytes(), b")\n"]);
-                return;
-            }
-            _ => {}
-        }
         let t = String::from_utf8_lossy(&clock);
         let s = match ev {
             Event::Started { node, attempt } if *attempt > 1 => {
                 format!("{t} start    {} (attempt {attempt})", self.path(*node))
             }
-            Event::Started { node, .. } => format!("{t} start    {}", self.path(*node)),
+            // The lines of every task (it starts, it ends) are written piece
+            // by piece: with checkpoints on, formatting them was a good part
+            // of the engine's own cost per task.
+            Event::Started { node, .. } => {
+                let path = self.plan.node(*node).path.as_bytes();
+                self.pieces(&[&clock, b" start    ", path, b"\n"]);
+                return;
+            }
             Event::Restored { node, outcome } => format!(
                 "{t} restored {} ({outcome}, recorded by an earlier run)",
                 self.path(*node)
@@ -389,12 +374,23 @@ impl Reporter for Console<'_> {
                     Status::Cancelled => "cancel  ",
                     Status::NotRun | Status::Restored => "        ",
                 };
-                let err = error.as_ref().map(|e| format!(": {e}")).unwrap_or_default();
-                format!(
-                    "{t} {word} {} ({}){err}",
-                    self.path(*node),
-                    humantime(*duration)
-                )
+                let path = self.plan.node(*node).path.as_bytes();
+                let took = humantime(*duration);
+                let (sep, err) = error.as_ref().map_or(("", ""), |e| (": ", e.as_str()));
+                self.pieces(&[
+                    &clock,
+                    b" ",
+                    word.as_bytes(),
+                    b" ",
+                    path,
+                    b" (",
+                    took.as_bytes(),
+                    b")",
+                    sep.as_bytes(),
+                    err.as_bytes(),
+                    b"\n",
+                ]);
+                return;
             }
             Event::Warning { message } => format!("{t} warning: {message}"),
         };
