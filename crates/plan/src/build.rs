@@ -132,7 +132,7 @@ struct Validator<'a> {
 }
 
 /// How many executables these definitions hold, nested ones included.
-fn count_defs(defs: &[Spanned<Box<TaskDef>>]) -> usize {
+pub(crate) fn count_defs(defs: &[Spanned<Box<TaskDef>>]) -> usize {
     defs.iter()
         .map(|d| 1 + d.value.tasks.as_deref().map_or(0, count_defs))
         .sum()

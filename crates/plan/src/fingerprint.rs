@@ -39,10 +39,10 @@ pub struct FingerprintsAhead {
 impl FingerprintsAhead {
     /// Empty slots for every definition of `pkg`.
     pub fn new(pkg: &checkflow_model::PackageDef) -> FingerprintsAhead {
-        let mut n = 0;
-        preorder(&pkg.tasks, &mut |_| n += 1);
         FingerprintsAhead {
-            slots: (0..n).map(|_| std::sync::OnceLock::new()).collect(),
+            slots: (0..crate::build::count_defs(&pkg.tasks))
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
             stop: std::sync::atomic::AtomicBool::new(false),
         }
     }
