@@ -76,7 +76,7 @@ pub(crate) fn header_frame(
         salt: hex(&salt),
         key_check,
         config: sealer
-            .vars(&header.config)
+            .vars(header.config.clone())
             .map_err(|e| encode_error(path, e))?,
     };
     let payload = serde_json::to_vec(&Payload::Header(record))

@@ -253,24 +253,12 @@ pub(crate) struct Sealer {
 }
 
 impl Sealer {
-    pub(crate) fn stored(&self, name: &str, v: &VarValue) -> Result<Stored, String> {
-        if !v.sensitive {
-            return Ok(Stored::Clear(v.value.clone()));
-        }
-        self.sealed(name, v)
-    }
-
-    /// [`Sealer::stored`] of a value the caller no longer needs (a value in
-    /// clear is moved, not copied).
-    fn stored_owned(&self, name: &str, v: VarValue) -> Result<Stored, String> {
+    /// A value as stored: in clear (moved, not copied), sealed when it is
+    /// sensitive, or omitted when it is sensitive and the file has no key.
+    pub(crate) fn stored(&self, name: &str, v: VarValue) -> Result<Stored, String> {
         if !v.sensitive {
             return Ok(Stored::Clear(v.value));
         }
-        self.sealed(name, &v)
-    }
-
-    /// A sensitive value: sealed, or omitted when the file has no key.
-    fn sealed(&self, name: &str, v: &VarValue) -> Result<Stored, String> {
         let Some(key) = &self.key else {
             return Ok(Stored::Omitted);
         };
@@ -281,19 +269,12 @@ impl Sealer {
         ))
     }
 
-    pub(crate) fn vars(&self, vars: &BTreeMap<String, VarValue>) -> Result<StoredVars, String> {
-        vars.iter()
-            .map(|(k, v)| Ok((k.clone(), self.stored(k, v)?)))
-            .collect::<Result<_, String>>()
-            .map(StoredVars)
-    }
-
-    /// [`Sealer::vars`] of a map the caller no longer needs: names and values
-    /// are moved (a record is written per task).
-    fn vars_owned(&self, vars: BTreeMap<String, VarValue>) -> Result<StoredVars, String> {
+    /// Variables as stored; names and values are moved (a record is written
+    /// per task).
+    pub(crate) fn vars(&self, vars: BTreeMap<String, VarValue>) -> Result<StoredVars, String> {
         vars.into_iter()
             .map(|(k, v)| {
-                let s = self.stored_owned(&k, v)?;
+                let s = self.stored(&k, v)?;
                 Ok((k, s))
             })
             .collect::<Result<_, String>>()
@@ -318,7 +299,7 @@ impl Sealer {
                 outcome,
                 fingerprint,
                 duration_ms,
-                vars: self.vars_owned(vars)?,
+                vars: self.vars(vars)?,
             },
             Entry::Iteration {
                 loop_path,
@@ -327,10 +308,10 @@ impl Sealer {
             } => Record::Iteration {
                 loop_path,
                 key,
-                vars: self.vars_owned(vars)?,
+                vars: self.vars(vars)?,
             },
             Entry::Vars { vars } => Record::Vars {
-                vars: self.vars_owned(vars)?,
+                vars: self.vars(vars)?,
             },
             Entry::Invalidate { path } => Record::Invalidate { path },
             Entry::TxCommitting {
@@ -524,14 +505,14 @@ mod tests {
         let secret = VarValue::sensitive(json!("hunter2"));
         let plain = VarValue::plain(json!("hello"));
         assert_eq!(
-            without.stored("User::S", &secret).expect("stored"),
+            without.stored("User::S", secret.clone()).expect("stored"),
             Stored::Omitted
         );
         assert_eq!(
-            with_key.stored("User::P", &plain).expect("stored"),
+            with_key.stored("User::P", plain).expect("stored"),
             Stored::Clear(json!("hello"))
         );
-        let sealed = with_key.stored("User::S", &secret).expect("stored");
+        let sealed = with_key.stored("User::S", secret).expect("stored");
         assert!(matches!(sealed, Stored::Sealed(_)));
         let opener = Opener {
             package_id: "p",
