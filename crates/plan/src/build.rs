@@ -785,24 +785,23 @@ impl<'a> Validator<'a> {
         let name = &d.name.value;
         match d.kind.value.as_str() {
             "for_loop" => {
-                let init = d
-                    .loops()
+                let loops = d.loops();
+                let init = loops
                     .init
                     .as_ref()
                     .and_then(|s| self.compile_at(s, true, &format!("\"{name}\" init")));
-                let assign = d
-                    .loops()
+                let assign = loops
                     .assign
                     .as_ref()
                     .and_then(|s| self.compile_at(s, true, &format!("\"{name}\" assign")));
-                let eval = match &d.loops().eval {
+                let eval = match &loops.eval {
                     Some(s) => self.compile_at(s, false, &format!("\"{name}\" eval")),
                     None => {
                         self.err(pos, format!("\"{name}\": a for_loop needs `eval`"));
                         None
                     }
                 };
-                if let (Some(e), Some(s)) = (&eval, &d.loops().eval)
+                if let (Some(e), Some(s)) = (&eval, &loops.eval)
                     && *e.result_type() != DataType::Bool
                 {
                     self.err(
@@ -825,10 +824,11 @@ impl<'a> Validator<'a> {
 
     fn foreach_kind(&mut self, d: &TaskDef, pos: SourcePos) -> NodeKind {
         let name = &d.name.value;
+        let loops = d.loops();
         let count = [
-            d.loops().items.is_some(),
-            d.loops().files.is_some(),
-            d.loops().rows.is_some(),
+            loops.items.is_some(),
+            loops.files.is_some(),
+            loops.rows.is_some(),
         ]
         .iter()
         .filter(|b| **b)
@@ -843,7 +843,7 @@ impl<'a> Validator<'a> {
             return NodeKind::Sequence;
         }
         let mut map = Vec::new();
-        if let Some(m) = &d.loops().map {
+        if let Some(m) = &loops.map {
             for v in &m.value {
                 match self.vars.slot(v) {
                     None => self.err(
@@ -864,7 +864,7 @@ impl<'a> Validator<'a> {
                 }
             }
         }
-        let enumerator = if let Some(items) = &d.loops().items {
+        let enumerator = if let Some(items) = &loops.items {
             let rows: Vec<Vec<serde_json::Value>> = items
                 .value
                 .iter()
@@ -897,7 +897,7 @@ impl<'a> Validator<'a> {
                 }
             }
             Enumerator::Items(rows)
-        } else if let Some(f) = &d.loops().files {
+        } else if let Some(f) = &loops.files {
             if map.len() > 1 {
                 self.err(
                     pos_of(f),
@@ -924,7 +924,7 @@ impl<'a> Validator<'a> {
                 recursive: f.value.recursive,
                 retrieve: f.value.retrieve,
             }
-        } else if let Some(r) = &d.loops().rows {
+        } else if let Some(r) = &loops.rows {
             match self.vars.slot(&r.value) {
                 None => {
                     self.err(
@@ -951,7 +951,7 @@ impl<'a> Validator<'a> {
         NodeKind::Foreach {
             enumerator,
             map,
-            checkpoint_iterations: d.loops().checkpoint_iterations.unwrap_or(false),
+            checkpoint_iterations: loops.checkpoint_iterations.unwrap_or(false),
         }
     }
 

@@ -66,8 +66,9 @@ impl TaskType for BulkInsertType {
     }
 
     fn build(&self, def: &TaskDef, cx: &mut BuildCx<'_>) -> Option<Arc<dyn Action>> {
+        let data = def.data();
         let conn = connection(def, cx, "bulk_insert");
-        let table = def.data().table.clone().filter(|t| !t.trim().is_empty());
+        let table = data.table.clone().filter(|t| !t.trim().is_empty());
         if table.is_none() {
             cx.missing("table", "bulk_insert");
         }
@@ -75,7 +76,7 @@ impl TaskType for BulkInsertType {
         if file.is_none() {
             cx.missing("file", "bulk_insert");
         }
-        let delimiter = match def.data().delimiter.as_deref() {
+        let delimiter = match data.delimiter.as_deref() {
             None => Some(b','),
             Some("\\t" | "tab" | "\t") => Some(b'\t'),
             Some(d) if d.len() == 1 && d.is_ascii() => Some(d.as_bytes()[0]),
@@ -86,7 +87,7 @@ impl TaskType for BulkInsertType {
                 None
             }
         };
-        let quote = match def.data().quote.as_deref() {
+        let quote = match data.quote.as_deref() {
             None => Some(Some(b'"')),
             Some("") => Some(None),
             Some(q) if q.len() == 1 && q.is_ascii() => Some(Some(q.as_bytes()[0])),
@@ -97,18 +98,18 @@ impl TaskType for BulkInsertType {
                 None
             }
         };
-        if def.data().batch_size == Some(0) {
+        if data.batch_size == Some(0) {
             cx.error("`batch_size` must be at least 1");
             return None;
         }
-        if let Some(cols) = &def.data().columns
+        if let Some(cols) = &data.columns
             && cols.is_empty()
         {
             cx.error("`columns` is empty (leave it out to use the header's names)");
             return None;
         }
-        let resume = def.data().resume.unwrap_or(false);
-        let batch = match (def.data().batch_size, resume) {
+        let resume = data.resume.unwrap_or(false);
+        let batch = match (data.batch_size, resume) {
             (Some(n), _) => Some(n),
             (None, true) => Some(DEFAULT_RESUME_BATCH),
             (None, false) => None,
@@ -118,11 +119,11 @@ impl TaskType for BulkInsertType {
             table: table?,
             file: file?,
             delimiter: delimiter?,
-            header: def.data().header.unwrap_or(true),
+            header: data.header.unwrap_or(true),
             quote: quote?,
-            null: def.data().null.clone(),
-            columns: def.data().columns.clone(),
-            truncate: def.data().truncate.unwrap_or(false),
+            null: data.null.clone(),
+            columns: data.columns.clone(),
+            truncate: data.truncate.unwrap_or(false),
             batch,
             resume,
         }))

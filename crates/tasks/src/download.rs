@@ -62,8 +62,9 @@ impl TaskType for DownloadType {
     }
 
     fn build(&self, def: &TaskDef, cx: &mut BuildCx<'_>) -> Option<Arc<dyn Action>> {
+        let data = def.data();
         let mut ok = true;
-        let url = def.data().url.clone().unwrap_or_default();
+        let url = data.url.clone().unwrap_or_default();
         // A property expression may give the URL instead (SPEC §1.1 `expressions`).
         let url_by_expr = def.set_by_expression("url");
         if url.is_empty() && !url_by_expr {
@@ -81,7 +82,7 @@ impl TaskType for DownloadType {
                 None
             }
         };
-        let connection = match &def.data().connection {
+        let connection = match &data.connection {
             Some(name) => match cx.connection(&name.value, &["ftp", "http"]) {
                 Some(c) => Some(c),
                 None => {
@@ -118,7 +119,7 @@ impl TaskType for DownloadType {
             }
             Ok(None) => {}
         }
-        let sha256 = match &def.data().sha256 {
+        let sha256 = match &data.sha256 {
             Some(h) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {
                 Some(h.to_ascii_lowercase())
             }
@@ -136,7 +137,7 @@ impl TaskType for DownloadType {
             url,
             to: to?,
             connection,
-            resume: def.data().resume.unwrap_or(true),
+            resume: data.resume.unwrap_or(true),
             sha256,
             overwrite: def.file_op().overwrite.unwrap_or(true),
         }))

@@ -28,7 +28,8 @@ impl TaskType for FileType {
     }
 
     fn build(&self, def: &TaskDef, cx: &mut BuildCx<'_>) -> Option<Arc<dyn Action>> {
-        let Some(op) = &def.file_op().op else {
+        let file_op = def.file_op();
+        let Some(op) = &file_op.op else {
             cx.error(format!("a file task needs `op` ({})", OPS.join(", ")));
             return None;
         };
@@ -44,11 +45,11 @@ impl TaskType for FileType {
             return None;
         }
         let needs_to = matches!(op.value.as_str(), "copy" | "move" | "rename");
-        let Some(from) = &def.file_op().from else {
+        let Some(from) = &file_op.from else {
             cx.error(format!("op {} needs `from`", op.value));
             return None;
         };
-        let to = match (&def.file_op().to, needs_to) {
+        let to = match (&file_op.to, needs_to) {
             (Some(t), true) => Some(t.value.clone()),
             (None, true) => {
                 cx.error(format!("op {} needs `to`", op.value));
@@ -64,7 +65,7 @@ impl TaskType for FileType {
             op: op.value.clone(),
             from: from.value.clone(),
             to,
-            overwrite: def.file_op().overwrite.unwrap_or(false),
+            overwrite: file_op.overwrite.unwrap_or(false),
         }))
     }
 }

@@ -33,12 +33,12 @@ impl TaskType for ProcessType {
     }
 
     fn build(&self, def: &TaskDef, cx: &mut BuildCx<'_>) -> Option<Arc<dyn Action>> {
-        let run = match (&def.process().command, &def.process().program) {
+        let process = def.process();
+        let run = match (&process.command, &process.program) {
             (Some(c), None) => Run::Shell(c.value.clone()),
-            (None, Some(p)) => Run::Program(
-                p.value.clone(),
-                def.process().args.clone().unwrap_or_default(),
-            ),
+            (None, Some(p)) => {
+                Run::Program(p.value.clone(), process.args.clone().unwrap_or_default())
+            }
             (Some(_), Some(_)) => {
                 cx.error("give `command` or `program`, not both");
                 return None;
@@ -48,7 +48,7 @@ impl TaskType for ProcessType {
                 return None;
             }
         };
-        if def.process().args.is_some() && def.process().command.is_some() {
+        if process.args.is_some() && process.command.is_some() {
             cx.error("`args` goes with `program`; a `command` is one shell line");
         }
         let capture =
@@ -64,17 +64,13 @@ impl TaskType for ProcessType {
                 }
                 Some(slot)
             };
-        let stdout_var = capture(&def.process().stdout_var, cx);
-        let stderr_var = capture(&def.process().stderr_var, cx);
+        let stdout_var = capture(&process.stdout_var, cx);
+        let stderr_var = capture(&process.stderr_var, cx);
         Some(Arc::new(ProcessAction {
             run,
-            cwd: def.process().cwd.clone(),
-            env: def.process().env.clone().unwrap_or_default(),
-            success_codes: def
-                .process()
-                .success_codes
-                .clone()
-                .unwrap_or_else(|| vec![0]),
+            cwd: process.cwd.clone(),
+            env: process.env.clone().unwrap_or_default(),
+            success_codes: process.success_codes.clone().unwrap_or_else(|| vec![0]),
             stdout_var,
             stderr_var,
         }))

@@ -39,8 +39,9 @@ impl TaskType for SqlType {
     }
 
     fn build(&self, def: &TaskDef, cx: &mut BuildCx<'_>) -> Option<Arc<dyn Action>> {
+        let data = def.data();
         let conn = connection(def, cx, "sql")?;
-        let sql = match &def.data().sql {
+        let sql = match &data.sql {
             Some(s) if !s.trim().is_empty() => s.clone(),
             Some(_) => {
                 cx.error("`sql` is empty");
@@ -54,7 +55,7 @@ impl TaskType for SqlType {
         let pos = cx.pos();
         let mut ok = true;
         let mut params = Vec::new();
-        for p in def.data().params.iter().flatten() {
+        for p in data.params.iter().flatten() {
             match cx.readable_var(p, pos) {
                 Some((_, DataType::Object)) => {
                     cx.error(format!(
@@ -66,9 +67,9 @@ impl TaskType for SqlType {
                 None => ok = false,
             }
         }
-        let result = match def.data().result.as_deref().unwrap_or("none") {
+        let result = match data.result.as_deref().unwrap_or("none") {
             "none" => {
-                if def.data().result_vars.is_some() || def.data().result_var.is_some() {
+                if data.result_vars.is_some() || data.result_var.is_some() {
                     cx.error(
                         "`result_vars` / `result_var` need `result: single_row` / `result: full`",
                     );
@@ -77,11 +78,11 @@ impl TaskType for SqlType {
                 ResultKind::None
             }
             "single_row" => {
-                if def.data().result_var.is_some() {
+                if data.result_var.is_some() {
                     cx.error("`result: single_row` fills `result_vars` (a list); `result_var` is for `result: full`");
                     ok = false;
                 }
-                let names = def.data().result_vars.clone().unwrap_or_default();
+                let names = data.result_vars.clone().unwrap_or_default();
                 if names.is_empty() {
                     cx.error("`result: single_row` needs `result_vars: [User::A, ...]` (one per column, in order)");
                     ok = false;
@@ -102,11 +103,11 @@ impl TaskType for SqlType {
                 ResultKind::SingleRow(vars)
             }
             "full" => {
-                if def.data().result_vars.is_some() {
+                if data.result_vars.is_some() {
                     cx.error("`result: full` fills `result_var` (one object variable); `result_vars` is for `result: single_row`");
                     ok = false;
                 }
-                match &def.data().result_var {
+                match &data.result_var {
                     None => {
                         cx.error("`result: full` needs `result_var` (an object variable)");
                         ok = false;
