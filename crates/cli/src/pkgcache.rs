@@ -7,8 +7,11 @@
 //!   turns it off. The folder is created private (0700), entries 0600.
 //! - **What:** one file per package text, named by the SHA-256 of the cache
 //!   format, checkflow's version and the text. It holds a header line (format,
-//!   that key, the payload's length and CRC-32C) and the parsed package
-//!   (`checkflow_model::cache`, positions included).
+//!   that key, the payload's length and CRC-32C), the parsed package
+//!   (`checkflow_model::cache`, positions included) and, on a line of its
+//!   own, the fingerprint of every task
+//!   (`checkflow_plan::FingerprintsAhead::kept_form`): a restart of a large
+//!   package then need not hash every task again.
 //! - **Trust:** an entry is used only if its header names the same key and its
 //!   payload has the stated length and checksum and decodes; anything else
 //!   is ignored and the text parsed as usual. A cache can make a start-up
@@ -20,6 +23,7 @@
 
 use checkflow_model::{PackageDef, ParsedStore};
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,11 +33,19 @@ pub const MIN_BYTES: usize = 64 * 1024;
 /// Entries kept at most.
 pub const MAX_ENTRIES: usize = 32;
 /// The header's first word; changes when the codec's output changes.
-const MAGIC: &str = "checkflow-package-cache-1";
+/// (It names the fingerprints' form too: entries keep fingerprints.)
+const MAGIC: &str = "checkflow-package-cache-2";
+
+/// The task fingerprints kept with a package, as
+/// [`checkflow_plan::FingerprintsAhead::kept_form`] wrote them (and
+/// [`checkflow_plan::FingerprintsAhead::preset`] checks them).
+pub type Fingerprints = Vec<u8>;
 
 /// The package cache in one folder.
 pub struct PackageCache {
     dir: PathBuf,
+    /// The fingerprints of the package last read or written.
+    fingerprints: RefCell<Option<Fingerprints>>,
 }
 
 impl PackageCache {
@@ -51,13 +63,21 @@ impl PackageCache {
                     .join("packages"),
             },
         };
-        Some(PackageCache { dir })
+        Some(PackageCache::at(dir))
     }
 
     /// A cache in this folder.
-    #[cfg(test)]
     pub fn at(dir: impl Into<PathBuf>) -> PackageCache {
-        PackageCache { dir: dir.into() }
+        PackageCache {
+            dir: dir.into(),
+            fingerprints: RefCell::new(None),
+        }
+    }
+
+    /// The task fingerprints kept with the package this cache last gave
+    /// back or kept, once.
+    pub fn take_fingerprints(&self) -> Option<Fingerprints> {
+        self.fingerprints.take()
     }
 
     fn key(text: &str) -> String {
@@ -78,9 +98,12 @@ impl PackageCache {
         let path = self.entry(key);
         let bytes = fs::read(&path).ok()?;
         let payload = check(&bytes, key)?;
-        let (mut def, tasks) = checkflow_model::cache::decode_head(payload).ok()?;
+        let (mut def, rest) = checkflow_model::cache::decode_head(payload).ok()?;
         head(&def);
-        def.tasks = checkflow_model::cache::decode_tasks(tasks).ok()?;
+        // The tasks are compact JSON, with no raw line break in them.
+        let nl = rest.iter().position(|b| *b == b'\n')?;
+        def.tasks = checkflow_model::cache::decode_tasks(&rest[..nl]).ok()?;
+        *self.fingerprints.borrow_mut() = Some(rest[nl + 1..].to_vec());
         // Least recently *used* goes first: a hit counts as a use.
         if let Ok(f) = fs::File::options().append(true).open(&path) {
             let _ = f.set_modified(std::time::SystemTime::now());
@@ -89,7 +112,11 @@ impl PackageCache {
     }
 
     fn write(&self, key: &str, def: &mut PackageDef) -> std::io::Result<()> {
-        let payload = checkflow_model::cache::encode(def).map_err(std::io::Error::other)?;
+        let mut payload = checkflow_model::cache::encode(def).map_err(std::io::Error::other)?;
+        let fingerprints = checkflow_plan::FingerprintsAhead::new(def).kept_form(def);
+        payload.push(b'\n');
+        payload.extend_from_slice(&fingerprints);
+        *self.fingerprints.borrow_mut() = Some(fingerprints);
         create_private_dir(&self.dir)?;
         let header = format!(
             "{MAGIC} {key} {} {:08x}\n",
@@ -236,6 +263,28 @@ mod tests {
             assert_eq!(mode(&dir.path().join("c")), 0o700);
             assert_eq!(mode(&only_entry(&dir.path().join("c"))), 0o600);
         }
+    }
+
+    #[test]
+    fn task_fingerprints_are_kept_with_the_package() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = PackageCache::at(dir.path());
+        let text = big_text(2000);
+        let mut def = parse(&text);
+        let fresh = checkflow_plan::FingerprintsAhead::new(&def).kept_form(&def);
+        assert_eq!(fresh.len(), 2000 * 32);
+        cache.put(&text, &mut def);
+        assert_eq!(cache.take_fingerprints().as_ref(), Some(&fresh), "kept");
+        assert!(cache.take_fingerprints().is_none(), "given once");
+        let back = cache.get(&text, &mut |_| {}).expect("a hit");
+        assert_eq!(
+            cache.take_fingerprints().as_ref(),
+            Some(&fresh),
+            "read back"
+        );
+        let mut ahead = checkflow_plan::FingerprintsAhead::new(&back);
+        assert!(ahead.preset(&back, fresh.clone()), "they fit the package");
+        assert_eq!(ahead.kept_form(&back), fresh);
     }
 
     #[test]

@@ -51,16 +51,23 @@ pub fn failed_to(e: &dyn std::error::Error) -> String {
 
 /// Loads and validates a package (exit 4 for a missing file, 5 for problems).
 pub fn load_plan(path: &Path) -> Result<Plan, Fail> {
-    validate_package(&load_package(path, &mut |_, _| {})?)
+    validate_package(&load_package(path, &mut |_, _| {})?.0)
 }
 
 /// Reads and parses a package file (exit 4 for a missing file, 5 for bad
 /// YAML), through the package cache. `early` gets the package-level fields
-/// and folder as soon as they are known.
+/// and folder as soon as they are known. With the package come its task
+/// fingerprints when the cache kept them.
 fn load_package(
     path: &Path,
     early: &mut dyn FnMut(&checkflow_model::PackageDef, &Path),
-) -> Result<checkflow_model::LoadedPackage, Fail> {
+) -> Result<
+    (
+        checkflow_model::LoadedPackage,
+        Option<crate::pkgcache::Fingerprints>,
+    ),
+    Fail,
+> {
     let t = crate::timing::start();
     let cache = crate::pkgcache::PackageCache::from_env();
     let store = cache
@@ -78,7 +85,8 @@ fn load_package(
         }
     })?;
     crate::timing::phase("load", t);
-    Ok(pkg)
+    let fingerprints = cache.and_then(|c| c.take_fingerprints());
+    Ok((pkg, fingerprints))
 }
 
 /// Validates a parsed package (exit 5 for problems).
@@ -392,6 +400,10 @@ impl Prefetch {
                     loaded.fingerprints.fill(&loaded.pkg.def);
                     crate::timing::phase("fingerprints ahead (second thread)", t);
                 }
+                // The local time zone, which the run's start time needs next:
+                // finding its name walks the system's zoneinfo folder (about
+                // a millisecond), here rather than on the critical path.
+                let _ = jiff::tz::TimeZone::try_system();
                 Some((st?, bytes?))
             })
             .ok()?;
@@ -454,12 +466,15 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
     // The checkpoint is read on a second thread as soon as the package says
     // where it is (with a package cache hit, before its tasks are decoded).
     let mut prefetch = None;
-    let pkg = load_package(&opts.package, &mut |def, dir| {
+    let (pkg, kept) = load_package(&opts.package, &mut |def, dir| {
         if prefetch.is_none() {
             prefetch = Prefetch::start(def, dir, opts);
         }
     })?;
-    let fingerprints = checkflow_plan::FingerprintsAhead::new(&pkg.def);
+    let mut fingerprints = checkflow_plan::FingerprintsAhead::new(&pkg.def);
+    if let Some(kept) = kept {
+        fingerprints.preset(&pkg.def, kept);
+    }
     let pkg = Arc::new(Loaded { pkg, fingerprints });
     let ahead = prefetch
         .as_mut()
@@ -475,6 +490,7 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
     } else {
         drop(pkg);
     }
+    let t = crate::timing::start();
     let mut warnings = Vec::new();
     let given = gather_config(&plan, opts)?;
     let (usage, save) = effective_settings(
@@ -532,6 +548,7 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
         let p = path.as_ref().expect("checked above");
         lock = Some(journal::lock(p).map_err(|e| Fail::chain(exit::FAILURE, &e))?);
     }
+    crate::timing::phase("settings and lock", t);
     let state = match (usage, &path) {
         (Usage::Never, _) | (_, None) => None,
         (Usage::IfExists, Some(p)) if !exists => {
@@ -559,6 +576,7 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
             Some(st)
         }
     };
+    let t = crate::timing::start();
 
     let mut config = given.clone();
     let mut committed_tx = Vec::new();
@@ -672,6 +690,7 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
             iterations: st.iterations.clone(),
         };
         committed_tx = settle_intents(&plan, st, &mut rec, &mut warnings)?;
+        crate::timing::phase("state restored", t);
         let policy = match opts.changed {
             Changed::Keep => ChangedPolicy::Keep,
             Changed::Rerun => ChangedPolicy::Rerun,

@@ -206,6 +206,7 @@ pub fn resume(
 
     // Walk the tree top-down and decide.
     let mut restored = vec![false; plan.nodes.len()];
+    out.decisions.reserve_exact(plan.nodes.len());
     for id in plan.subtree(Plan::ROOT).into_iter().skip(1) {
         let node = plan.node(id);
         let parent = node.parent.expect("only the root has no parent");

@@ -34,7 +34,19 @@ pub(crate) fn fingerprint(def: &TaskDef, children: &[String]) -> String {
 pub struct FingerprintsAhead {
     slots: Vec<std::sync::OnceLock<(usize, String)>>,
     stop: std::sync::atomic::AtomicBool,
+    /// Fingerprints kept with the package, if it came with them.
+    kept: Option<Kept>,
 }
+
+/// Fingerprints kept with a package: for each slot, the address of its
+/// definition and 32 bytes (hex digits, or [`NOT_A_LEAF`]).
+struct Kept {
+    defs: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+/// A container's place in the kept form.
+const NOT_A_LEAF: &[u8; 32] = b"--------------------------------";
 
 impl FingerprintsAhead {
     /// Empty slots for every definition of `pkg`.
@@ -44,6 +56,7 @@ impl FingerprintsAhead {
                 .map(|_| std::sync::OnceLock::new())
                 .collect(),
             stop: std::sync::atomic::AtomicBool::new(false),
+            kept: None,
         }
     }
 
@@ -51,6 +64,9 @@ impl FingerprintsAhead {
     /// until every slot is filled or validation no longer needs them. `pkg`
     /// must be the package [`FingerprintsAhead::new`] was given.
     pub fn fill(&self, pkg: &checkflow_model::PackageDef) {
+        if self.kept.is_some() {
+            return;
+        }
         let mut defs = Vec::with_capacity(self.slots.len());
         preorder(&pkg.tasks, &mut |d| defs.push(d));
         for (slot, d) in self.slots.iter().zip(&defs).rev() {
@@ -64,10 +80,66 @@ impl FingerprintsAhead {
         }
     }
 
+    /// The fingerprints of `pkg`'s definitions without children in the form
+    /// [`FingerprintsAhead::preset`] takes back (the package cache keeps it
+    /// with the package): 32 hex digits per definition in slot order, 32 `-`
+    /// for a container. Computed here unless a slot holds them already.
+    pub fn kept_form(&self, pkg: &checkflow_model::PackageDef) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.slots.len() * 32);
+        let mut i = 0;
+        preorder(&pkg.tasks, &mut |d| {
+            if is_leaf(d) {
+                out.extend_from_slice(self.leaf(i, d).as_bytes());
+            } else {
+                out.extend_from_slice(NOT_A_LEAF);
+            }
+            i += 1;
+        });
+        out
+    }
+
+    /// Takes the fingerprints of this very package in the form
+    /// [`FingerprintsAhead::kept_form`] gave: validation then uses them
+    /// instead of hashing every task again, and [`FingerprintsAhead::fill`]
+    /// has nothing to do. Bytes that do not fit (another length, anything but
+    /// lower-case hex digits where a task is, or other than `-` where a
+    /// container is) are refused whole, and the fingerprints computed as
+    /// usual: false.
+    pub fn preset(&mut self, pkg: &checkflow_model::PackageDef, kept: Vec<u8>) -> bool {
+        if kept.len() != self.slots.len() * 32 {
+            return false;
+        }
+        let mut defs = Vec::with_capacity(self.slots.len());
+        let mut fits = true;
+        preorder(&pkg.tasks, &mut |d| {
+            let i = defs.len() * 32;
+            let fp = &kept[i..i + 32];
+            fits &= if is_leaf(d) {
+                fp.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            } else {
+                fp == NOT_A_LEAF
+            };
+            defs.push(key(d));
+        });
+        if fits {
+            self.kept = Some(Kept { defs, bytes: kept });
+        }
+        fits
+    }
+
     /// The fingerprint of `def`, the definition at pre-order position
     /// `index`, with no children: from its slot if it was computed from this
     /// definition, else computed now (and the slot marked).
     pub(crate) fn leaf(&self, index: usize, def: &TaskDef) -> String {
+        if let Some(k) = &self.kept
+            && k.defs.get(index) == Some(&key(def))
+        {
+            let fp = &k.bytes[index * 32..index * 32 + 32];
+            if fp != NOT_A_LEAF {
+                // Checked by `preset`: ASCII hex digits.
+                return String::from_utf8_lossy(fp).into_owned();
+            }
+        }
         match self.slots.get(index) {
             Some(slot) => match slot.get() {
                 Some((k, fp)) if *k == key(def) => fp.clone(),

@@ -252,6 +252,36 @@ fn fingerprints_computed_ahead_equal_those_validation_computes() {
         let got = fingerprints(&validate_with(&pkg, &r, Some(ahead)).expect("valid"));
         assert_eq!(got, plain);
     }
+    // Kept (as the package cache keeps them) and set again on a fresh
+    // load: the same, and nothing is left to compute ahead.
+    let kept = empty.kept_form(&pkg.def);
+    assert_eq!(kept.len(), 6 * 32);
+    assert_eq!(&kept[32..2 * 32], &[b'-'; 32], "S is a container");
+    let mut preset = FingerprintsAhead::new(&pkg.def);
+    assert!(preset.preset(&pkg.def, kept.clone()));
+    let got = fingerprints(&validate_with(&pkg, &r, Some(&preset)).expect("valid"));
+    assert_eq!(got, plain);
+    // What was set is what validation takes, unhashed.
+    let mut marked = kept.clone();
+    marked[..32].fill(b'f');
+    let mut trusted = FingerprintsAhead::new(&pkg.def);
+    assert!(trusted.preset(&pkg.def, marked));
+    let got = fingerprints(&validate_with(&pkg, &r, Some(&trusted)).expect("valid"));
+    assert_eq!(got[1], ("A".to_string(), "f".repeat(32)));
+    // Bytes that do not fit are refused whole: cut short, a container's
+    // place and a task's swapped, not hex, upper case.
+    let mut swapped = kept.clone();
+    swapped[..2 * 32].rotate_left(32);
+    let mut not_hex = kept.clone();
+    not_hex[40] = b'g';
+    let mut upper = kept.clone();
+    upper[..32].fill(b'A');
+    for bad in [kept[32..].to_vec(), swapped, not_hex, upper] {
+        let mut fresh = FingerprintsAhead::new(&pkg.def);
+        assert!(!fresh.preset(&pkg.def, bad));
+        let got = fingerprints(&validate_with(&pkg, &r, Some(&fresh)).expect("valid"));
+        assert_eq!(got, plain);
+    }
     // Filled while validation runs on another thread: still the same.
     let racing = FingerprintsAhead::new(&pkg.def);
     std::thread::scope(|s| {
