@@ -23,6 +23,7 @@ mod frame;
 mod fsutil;
 mod journal;
 mod lock;
+mod quick;
 mod reader;
 mod record;
 mod seal;
