@@ -100,8 +100,9 @@ impl PackageCache {
         let payload = check(&bytes, key)?;
         let (mut def, rest) = checkflow_model::cache::decode_head(payload).ok()?;
         head(&def);
-        // The tasks are compact JSON, with no raw line break in them.
-        let nl = rest.iter().position(|b| *b == b'\n')?;
+        // The fingerprints are the last line (compact JSON, above it, has
+        // no raw line break in a string).
+        let nl = rest.iter().rposition(|b| *b == b'\n')?;
         def.tasks = checkflow_model::cache::decode_tasks(&rest[..nl]).ok()?;
         *self.fingerprints.borrow_mut() = Some(rest[nl + 1..].to_vec());
         // Least recently *used* goes first: a hit counts as a use.

@@ -32,6 +32,20 @@ fn rfc3339() -> String {
     s
 }
 
+/// Now, for a log line's timestamp: read from the system clock as seconds
+/// and nanoseconds since 1970 (a restart logs thousands of lines; converting
+/// each reading into a `jiff::Timestamp` first cost more than the reading).
+fn now_parts() -> (i64, i32) {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| Some((i64::try_from(d.as_secs()).ok()?, d.subsec_nanos() as i32)))
+        .unwrap_or_else(|| {
+            let t = jiff::Timestamp::now();
+            (t.as_second(), t.subsec_nanosecond())
+        })
+}
+
 /// `t` as jiff writes it (`2026-11-21T10:00:00.5Z`), with the part up to the
 /// second formatted once per second: a restart logs thousands of events in
 /// one (each `restored` line has a timestamp).
@@ -44,22 +58,31 @@ fn rfc3339_of(t: jiff::Timestamp) -> String {
 
 /// [`rfc3339_of`] written over `out` (a log line's buffer, reused).
 fn rfc3339_into(t: jiff::Timestamp, out: &mut String) {
+    rfc3339_parts_into((t.as_second(), t.subsec_nanosecond()), out);
+}
+
+/// [`rfc3339_into`] of the instant `secs` seconds and `nanos` nanoseconds
+/// after 1970 began (as jiff counts them: `nanos` negative before 1970).
+fn rfc3339_parts_into((secs, nanos): (i64, i32), out: &mut String) {
     use std::cell::RefCell;
     thread_local! {
         static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
     }
     out.clear();
-    let (secs, nanos) = (t.as_second(), t.subsec_nanosecond());
     if nanos < 0 {
         // Before 1970: not worth a fast path.
-        out.push_str(&t.to_string());
+        if let Ok(t) = jiff::Timestamp::new(secs, nanos) {
+            out.push_str(&t.to_string());
+        }
         return;
     }
     SECOND.with(|c| {
         let mut c = c.borrow_mut();
         if c.0 != secs {
             let Ok(whole) = jiff::Timestamp::from_second(secs) else {
-                out.push_str(&t.to_string());
+                if let Ok(t) = jiff::Timestamp::new(secs, nanos) {
+                    out.push_str(&t.to_string());
+                }
                 return;
             };
             let mut prefix = whole.to_string();
@@ -81,6 +104,29 @@ fn rfc3339_into(t: jiff::Timestamp, out: &mut String) {
         }
         out.push('Z');
     })
+}
+
+/// The `--log json` line of a `restored` event, byte for byte what
+/// serializing its [`JsonEvent`] writes.
+fn restored_line(out: &mut impl Write, ts: &str, path: &str, result: &str) -> std::io::Result<()> {
+    out.write_all(b"{\"ts\":")?;
+    json_str(out, ts)?;
+    out.write_all(b",\"event\":\"restored\",\"path\":")?;
+    json_str(out, path)?;
+    out.write_all(b",\"result\":")?;
+    json_str(out, result)?;
+    out.write_all(b"}\n")
+}
+
+/// A JSON string: as is when nothing in it needs an escape (serde_json
+/// escapes only quotes, backslashes and control characters), else by serde.
+fn json_str(out: &mut impl Write, s: &str) -> std::io::Result<()> {
+    if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        return serde_json::to_writer(out, s).map_err(std::io::Error::other);
+    }
+    out.write_all(b"\"")?;
+    out.write_all(s.as_bytes())?;
+    out.write_all(b"\"")
 }
 
 /// One `--log json` line. Built as a struct, not a map, so that a line costs
@@ -202,7 +248,18 @@ impl Reporter for Console<'_> {
         if self.format == LogFormat::Json {
             let plan = self.plan;
             let path = |n: &NodeId| Some(plan.node(*n).path.as_str());
-            rfc3339_into(jiff::Timestamp::now(), &mut self.ts);
+            rfc3339_parts_into(now_parts(), &mut self.ts);
+            if let Event::Restored { node, outcome } = ev {
+                // A restart logs one per recorded executable: written
+                // directly, as the struct below would serialize it.
+                let _ = restored_line(
+                    &mut self.out,
+                    &self.ts,
+                    &plan.node(*node).path,
+                    outcome.as_str(),
+                );
+                return;
+            }
             let mut j = JsonEvent {
                 ts: &self.ts,
                 ..JsonEvent::default()
@@ -592,7 +649,7 @@ pub fn print_summary(
 
 #[cfg(test)]
 mod tests {
-    use super::rfc3339_of;
+    use super::{JsonEvent, now_parts, restored_line, rfc3339_of, rfc3339_parts_into};
 
     #[test]
     fn timestamps_read_as_jiff_writes_them() {
@@ -612,6 +669,43 @@ mod tests {
         }
         let now = jiff::Timestamp::now();
         assert_eq!(rfc3339_of(now), now.to_string());
+        // Before 1970, and the system clock read as parts.
+        let early = jiff::Timestamp::new(-86_400, -5).expect("in range");
+        assert_eq!(rfc3339_of(early), early.to_string());
+        let before = jiff::Timestamp::now();
+        let mut got = String::new();
+        rfc3339_parts_into(now_parts(), &mut got);
+        let after = jiff::Timestamp::now();
+        let read: jiff::Timestamp = got.parse().expect("a timestamp");
+        assert!(before <= read && read <= after, "{before} {got} {after}");
+    }
+
+    #[test]
+    fn restored_lines_are_what_serde_writes() {
+        for path in [
+            "T1",
+            "Load/Dim \"Customer\"",
+            "a\\b",
+            "tab\there",
+            "été/ünï",
+            "",
+        ] {
+            for result in ["success", "failure", "completion"] {
+                let ts = "2026-11-22T10:00:00.123456789Z";
+                let mut fast = Vec::new();
+                restored_line(&mut fast, ts, path, result).expect("write");
+                let j = JsonEvent {
+                    ts,
+                    event: "restored",
+                    path: Some(path),
+                    result: Some(result),
+                    ..JsonEvent::default()
+                };
+                let mut want = serde_json::to_vec(&j).expect("json");
+                want.push(b'\n');
+                assert_eq!(String::from_utf8(fast), String::from_utf8(want));
+            }
+        }
     }
 
     #[test]

@@ -469,8 +469,10 @@ impl<'a> Dispatcher<'a> {
             && let Some(&o) = self.resume.restore.get(&n)
         {
             // Its descendants are restored with it; it becomes terminal below.
-            for d in self.plan.subtree(n).into_iter().skip(1) {
-                self.rt[d.index()].state = State::Restored(o);
+            if !node.children.is_empty() {
+                for d in self.plan.subtree(n).into_iter().skip(1) {
+                    self.rt[d.index()].state = State::Restored(o);
+                }
             }
             self.reporter.event(&Event::Restored {
                 node: n,

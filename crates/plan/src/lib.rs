@@ -135,7 +135,11 @@ impl Plan {
 
     /// The node and all its descendants, depth first.
     pub fn subtree(&self, id: NodeId) -> Vec<NodeId> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(if id == Self::ROOT {
+            self.nodes.len()
+        } else {
+            1
+        });
         let mut stack = vec![id];
         while let Some(n) = stack.pop() {
             out.push(n);
