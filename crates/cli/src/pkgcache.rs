@@ -38,7 +38,7 @@ const MAGIC: &str = "checkflow-package-cache-2";
 
 /// The task fingerprints kept with a package, as
 /// [`checkflow_plan::FingerprintsAhead::kept_form`] wrote them (and
-/// [`checkflow_plan::FingerprintsAhead::preset`] checks them).
+/// [`checkflow_plan::FingerprintsAhead::from_kept`] checks them).
 pub type Fingerprints = Vec<u8>;
 
 /// The package cache in one folder.
@@ -283,8 +283,8 @@ mod tests {
             Some(&fresh),
             "read back"
         );
-        let mut ahead = checkflow_plan::FingerprintsAhead::new(&back);
-        assert!(ahead.preset(&back, fresh.clone()), "they fit the package");
+        let ahead = checkflow_plan::FingerprintsAhead::from_kept(&back, fresh.clone())
+            .expect("they fit the package");
         assert_eq!(ahead.kept_form(&back), fresh);
     }
 

@@ -471,10 +471,9 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
             prefetch = Prefetch::start(def, dir, opts);
         }
     })?;
-    let mut fingerprints = checkflow_plan::FingerprintsAhead::new(&pkg.def);
-    if let Some(kept) = kept {
-        fingerprints.preset(&pkg.def, kept);
-    }
+    let fingerprints = kept
+        .and_then(|k| checkflow_plan::FingerprintsAhead::from_kept(&pkg.def, k))
+        .unwrap_or_else(|| checkflow_plan::FingerprintsAhead::new(&pkg.def));
     let pkg = Arc::new(Loaded { pkg, fingerprints });
     let ahead = prefetch
         .as_mut()

@@ -81,7 +81,7 @@ impl FingerprintsAhead {
     }
 
     /// The fingerprints of `pkg`'s definitions without children in the form
-    /// [`FingerprintsAhead::preset`] takes back (the package cache keeps it
+    /// [`FingerprintsAhead::from_kept`] takes back (the package cache keeps it
     /// with the package): 32 hex digits per definition in slot order, 32 `-`
     /// for a container. Computed here unless a slot holds them already.
     pub fn kept_form(&self, pkg: &checkflow_model::PackageDef) -> Vec<u8> {
@@ -98,18 +98,22 @@ impl FingerprintsAhead {
         out
     }
 
-    /// Takes the fingerprints of this very package in the form
-    /// [`FingerprintsAhead::kept_form`] gave: validation then uses them
+    /// Fingerprints of `pkg` from those kept with this very package, in the
+    /// form [`FingerprintsAhead::kept_form`] gave: validation then uses them
     /// instead of hashing every task again, and [`FingerprintsAhead::fill`]
-    /// has nothing to do. Bytes that do not fit (another length, anything but
-    /// lower-case hex digits where a task is, or other than `-` where a
-    /// container is) are refused whole, and the fingerprints computed as
-    /// usual: false.
-    pub fn preset(&mut self, pkg: &checkflow_model::PackageDef, kept: Vec<u8>) -> bool {
-        if kept.len() != self.slots.len() * 32 {
-            return false;
+    /// has nothing to do (nor any slot to fill). Bytes that do not fit
+    /// (another length, anything but lower-case hex digits where a task is,
+    /// or other than `-` where a container is) are refused whole: `None`, and
+    /// the fingerprints are computed as usual.
+    pub fn from_kept(
+        pkg: &checkflow_model::PackageDef,
+        kept: Vec<u8>,
+    ) -> Option<FingerprintsAhead> {
+        let count = crate::build::count_defs(&pkg.tasks);
+        if kept.len() != count * 32 {
+            return None;
         }
-        let mut defs = Vec::with_capacity(self.slots.len());
+        let mut defs = Vec::with_capacity(count);
         let mut fits = true;
         preorder(&pkg.tasks, &mut |d| {
             let i = defs.len() * 32;
@@ -121,10 +125,11 @@ impl FingerprintsAhead {
             };
             defs.push(key(d));
         });
-        if fits {
-            self.kept = Some(Kept { defs, bytes: kept });
-        }
-        fits
+        fits.then(|| FingerprintsAhead {
+            slots: Vec::new(),
+            stop: std::sync::atomic::AtomicBool::new(false),
+            kept: Some(Kept { defs, bytes: kept }),
+        })
     }
 
     /// The fingerprint of `def`, the definition at pre-order position
@@ -136,7 +141,7 @@ impl FingerprintsAhead {
         {
             let fp = &k.bytes[index * 32..index * 32 + 32];
             if fp != NOT_A_LEAF {
-                // Checked by `preset`: ASCII hex digits.
+                // Checked by `from_kept`: ASCII hex digits.
                 return String::from_utf8_lossy(fp).into_owned();
             }
         }

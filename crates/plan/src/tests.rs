@@ -257,15 +257,13 @@ fn fingerprints_computed_ahead_equal_those_validation_computes() {
     let kept = empty.kept_form(&pkg.def);
     assert_eq!(kept.len(), 6 * 32);
     assert_eq!(&kept[32..2 * 32], &[b'-'; 32], "S is a container");
-    let mut preset = FingerprintsAhead::new(&pkg.def);
-    assert!(preset.preset(&pkg.def, kept.clone()));
+    let preset = FingerprintsAhead::from_kept(&pkg.def, kept.clone()).expect("they fit");
     let got = fingerprints(&validate_with(&pkg, &r, Some(&preset)).expect("valid"));
     assert_eq!(got, plain);
     // What was set is what validation takes, unhashed.
     let mut marked = kept.clone();
     marked[..32].fill(b'f');
-    let mut trusted = FingerprintsAhead::new(&pkg.def);
-    assert!(trusted.preset(&pkg.def, marked));
+    let trusted = FingerprintsAhead::from_kept(&pkg.def, marked).expect("they fit");
     let got = fingerprints(&validate_with(&pkg, &r, Some(&trusted)).expect("valid"));
     assert_eq!(got[1], ("A".to_string(), "f".repeat(32)));
     // Bytes that do not fit are refused whole: cut short, a container's
@@ -277,10 +275,7 @@ fn fingerprints_computed_ahead_equal_those_validation_computes() {
     let mut upper = kept.clone();
     upper[..32].fill(b'A');
     for bad in [kept[32..].to_vec(), swapped, not_hex, upper] {
-        let mut fresh = FingerprintsAhead::new(&pkg.def);
-        assert!(!fresh.preset(&pkg.def, bad));
-        let got = fingerprints(&validate_with(&pkg, &r, Some(&fresh)).expect("valid"));
-        assert_eq!(got, plain);
+        assert!(FingerprintsAhead::from_kept(&pkg.def, bad).is_none());
     }
     // Filled while validation runs on another thread: still the same.
     let racing = FingerprintsAhead::new(&pkg.def);
