@@ -393,6 +393,8 @@ impl Prefetch {
                     journal::read_bytes(&p, b, journal::Key::from_env().as_ref()).ok()
                 });
                 crate::timing::phase("checkpoint read ahead (second thread)", t);
+                // What validation will ask for next (it reads cgroup files).
+                checkflow_plan::cpus();
                 // Then the task fingerprints, if the package loaded (the
                 // sender is dropped otherwise).
                 if let Ok(loaded) = next.recv() {

@@ -87,12 +87,7 @@ pub fn validate_with(
     }
     let max_concurrent = match &pkg.def.max_concurrent {
         Some(m) => m.value.max(1) as usize,
-        None => {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-                + 2
-        }
+        None => crate::cpus() + 2,
     };
     let by_path = crate::index_paths(&v.nodes);
     Ok(Plan {
@@ -426,7 +421,8 @@ impl<'a> Validator<'a> {
         flow: Flow,
     ) -> Vec<NodeId> {
         let mut ids = Vec::with_capacity(defs.len());
-        let mut by_name: HashMap<&str, NodeId> = HashMap::with_capacity(defs.len());
+        let mut by_name: HashMap<&str, NodeId, crate::PathHash> =
+            HashMap::with_capacity_and_hasher(defs.len(), crate::PathHash);
         for d in defs {
             let name = d.value.name.value.as_str();
             if let Some(id) = self.build_node(parent, d) {
@@ -574,7 +570,7 @@ impl<'a> Validator<'a> {
     fn build_node(&mut self, parent: NodeId, sd: &'a Spanned<Box<TaskDef>>) -> Option<NodeId> {
         let d = &sd.value;
         let pos = pos_of(sd);
-        let name = d.name.value.clone();
+        let name = d.name.value.as_str();
         if name.trim().is_empty() {
             self.err(pos_of(&d.name), "an executable needs a non-empty name");
         }
@@ -586,7 +582,7 @@ impl<'a> Validator<'a> {
         }
         let parent_node = &self.nodes[parent.index()];
         let path = if parent_node.path.is_empty() {
-            name.clone()
+            name.to_string()
         } else {
             format!("{}/{}", parent_node.path, name)
         };
@@ -651,9 +647,9 @@ impl<'a> Validator<'a> {
             None => 0,
         };
         let retry_delay = self
-            .duration(d.retry_delay.as_ref(), &name, "retry_delay")
+            .duration(d.retry_delay.as_ref(), name, "retry_delay")
             .unwrap_or(Duration::from_secs(1));
-        let timeout = self.duration(d.timeout.as_ref(), &name, "timeout");
+        let timeout = self.duration(d.timeout.as_ref(), name, "timeout");
         let max_errors = match &d.max_errors {
             Some(m) if m.value < 1 => {
                 self.err(pos_of(m), "max_errors must be at least 1");
@@ -687,7 +683,7 @@ impl<'a> Validator<'a> {
         self.defs.push(Some(d));
         self.nodes.push(Node {
             id,
-            name: name.clone(),
+            name: name.to_string(),
             path,
             parent: Some(parent),
             kind: NodeKind::Sequence, // replaced below
@@ -732,11 +728,11 @@ impl<'a> Validator<'a> {
                 dir: self.dir,
                 connections: &self.def.connections,
                 pos,
-                task: name.clone(),
+                task: name,
             };
             match t.build(d, &mut cx) {
                 Some(action) => NodeKind::Task {
-                    type_name: kind_name.to_string(),
+                    type_name: t.name(),
                     action,
                 },
                 None => NodeKind::Sequence,

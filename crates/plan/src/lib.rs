@@ -57,6 +57,13 @@ pub struct Plan {
 }
 
 /// The hash of a path in `Plan::by_path`.
+/// The CPUs this process may use (1 if unknown), found once: finding them
+/// reads the cgroup's files. A thread with nothing else to do can ask first.
+pub fn cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 fn path_hash(path: &str) -> u64 {
     use std::hash::BuildHasher;
     PathHash.hash_one(path)

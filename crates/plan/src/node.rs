@@ -120,7 +120,7 @@ pub enum NodeKind {
     /// A task.
     Task {
         /// Its `type:`.
-        type_name: String,
+        type_name: &'static str,
         /// What it does.
         action: Arc<dyn Action>,
     },

@@ -208,7 +208,7 @@ pub struct BuildCx<'a> {
     pub(crate) dir: &'a Path,
     pub(crate) connections: &'a BTreeMap<String, Spanned<ConnectionDef>>,
     pub(crate) pos: SourcePos,
-    pub(crate) task: String,
+    pub(crate) task: &'a str,
 }
 
 impl BuildCx<'_> {
