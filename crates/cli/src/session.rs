@@ -393,8 +393,8 @@ impl Prefetch {
                     journal::read_bytes(&p, b, journal::Key::from_env().as_ref()).ok()
                 });
                 crate::timing::phase("checkpoint read ahead (second thread)", t);
-                // What validation will ask for next (it reads cgroup files).
-                checkflow_plan::cpus();
+                // What validation will ask for next.
+                warm_up();
                 // Then the task fingerprints, if the package loaded (the
                 // sender is dropped otherwise).
                 if let Ok(loaded) = next.recv() {
@@ -402,10 +402,6 @@ impl Prefetch {
                     loaded.fingerprints.fill(&loaded.pkg.def);
                     crate::timing::phase("fingerprints ahead (second thread)", t);
                 }
-                // The local time zone, which the run's start time needs next:
-                // finding its name walks the system's zoneinfo folder (about
-                // a millisecond), here rather than on the critical path.
-                let _ = jiff::tz::TimeZone::try_system();
                 Some((st?, bytes?))
             })
             .ok()?;
@@ -438,6 +434,16 @@ impl Prefetch {
     }
 }
 
+/// Looks up, off the critical path, what a session asks the system for
+/// once: the CPU count (validation's default for max_concurrent; it reads
+/// cgroup files) and the local time zone (the run's start time; finding its
+/// name walks the zoneinfo folder, about a millisecond here). Both are kept
+/// for the process, so a later ask is free.
+fn warm_up() {
+    checkflow_plan::cpus();
+    let _ = jiff::tz::TimeZone::try_system();
+}
+
 /// Whether the file at `path` holds exactly `expected`: read through one
 /// small buffer, not into a second copy of the file (megabytes of fresh
 /// memory for a large checkpoint).
@@ -468,9 +474,17 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
     // The checkpoint is read on a second thread as soon as the package says
     // where it is (with a package cache hit, before its tasks are decoded).
     let mut prefetch = None;
+    let mut warming = false;
     let (pkg, kept) = load_package(&opts.package, &mut |def, dir| {
-        if prefetch.is_none() {
+        if prefetch.is_none() && !warming {
             prefetch = Prefetch::start(def, dir, opts);
+            if prefetch.is_none() {
+                // No read-ahead thread to look things up meanwhile: a short one.
+                warming = std::thread::Builder::new()
+                    .name("warm-up".into())
+                    .spawn(warm_up)
+                    .is_ok();
+            }
         }
     })?;
     let fingerprints = kept
