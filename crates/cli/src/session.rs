@@ -487,14 +487,14 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
             }
         }
     })?;
-    let fingerprints = kept
-        .and_then(|k| checkflow_plan::FingerprintsAhead::from_kept(&pkg.def, k))
-        .unwrap_or_else(|| checkflow_plan::FingerprintsAhead::new(&pkg.def));
+    let kept = kept.and_then(|k| checkflow_plan::FingerprintsAhead::from_kept(&pkg.def, k));
+    let is_kept = kept.is_some();
+    let fingerprints = kept.unwrap_or_else(|| checkflow_plan::FingerprintsAhead::new(&pkg.def));
     let pkg = Arc::new(Loaded { pkg, fingerprints });
-    let ahead = prefetch
-        .as_mut()
-        .is_some_and(|p| p.hand_over(&pkg))
-        .then_some(&pkg.fingerprints);
+    // Validation takes the fingerprints kept with the package, or those the
+    // read-ahead thread computes meanwhile; else it hashes every task itself.
+    let handed = prefetch.as_mut().is_some_and(|p| p.hand_over(&pkg));
+    let ahead = (handed || is_kept).then_some(&pkg.fingerprints);
     let plan = validate_package_with(&pkg.pkg, ahead)?;
     // Freeing every task definition takes a millisecond or two for a large
     // package; a restart should not wait for it.
