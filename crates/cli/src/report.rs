@@ -28,7 +28,7 @@ fn clock() -> [u8; 8] {
 
 fn rfc3339() -> String {
     let mut s = String::new();
-    rfc3339_into(jiff::Timestamp::now(), &mut s);
+    rfc3339_parts_into(now_parts(), &mut s);
     s
 }
 
@@ -52,17 +52,13 @@ fn now_parts() -> (i64, i32) {
 #[cfg(test)]
 fn rfc3339_of(t: jiff::Timestamp) -> String {
     let mut s = String::new();
-    rfc3339_into(t, &mut s);
+    rfc3339_parts_into((t.as_second(), t.subsec_nanosecond()), &mut s);
     s
 }
 
-/// [`rfc3339_of`] written over `out` (a log line's buffer, reused).
-fn rfc3339_into(t: jiff::Timestamp, out: &mut String) {
-    rfc3339_parts_into((t.as_second(), t.subsec_nanosecond()), out);
-}
-
-/// [`rfc3339_into`] of the instant `secs` seconds and `nanos` nanoseconds
-/// after 1970 began (as jiff counts them: `nanos` negative before 1970).
+/// [`rfc3339_of`] the instant `secs` seconds and `nanos` nanoseconds after
+/// 1970 began (as jiff counts them: `nanos` negative before 1970), written
+/// over `out` (a log line's buffer, reused).
 fn rfc3339_parts_into((secs, nanos): (i64, i32), out: &mut String) {
     use std::cell::RefCell;
     thread_local! {

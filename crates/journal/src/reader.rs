@@ -142,18 +142,19 @@ pub(crate) fn read_frames(
                     .map_err(|e| corrupt(format!("the record is not UTF-8: {e}")))?;
                 // Almost every frame is one `completed` record in the
                 // writer's own layout: read directly, the rest by serde.
-                if let Some((at, records)) = crate::quick::records_frame(text) {
-                    each(off as u64, at, records)?;
-                    off = next;
-                    continue;
-                }
-                match serde_json::from_str::<Payload>(text) {
-                    Ok(Payload::Records { at, records }) => each(off as u64, at, records)?,
-                    Ok(Payload::Header(_)) => {
-                        return Err(corrupt("a second header".to_string()));
-                    }
-                    Err(e) => return Err(corrupt(format!("the record does not decode: {e}"))),
-                }
+                let (at, records) = match crate::quick::records_frame(text) {
+                    Some(quick) => quick,
+                    None => match serde_json::from_str::<Payload>(text) {
+                        Ok(Payload::Records { at, records }) => (at, records),
+                        Ok(Payload::Header(_)) => {
+                            return Err(corrupt("a second header".to_string()));
+                        }
+                        Err(e) => {
+                            return Err(corrupt(format!("the record does not decode: {e}")));
+                        }
+                    },
+                };
+                each(off as u64, at, records)?;
                 off = next;
             }
             Err(bad) => {

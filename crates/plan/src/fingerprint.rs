@@ -82,18 +82,16 @@ impl FingerprintsAhead {
 
     /// The fingerprints of `pkg`'s definitions without children in the form
     /// [`FingerprintsAhead::from_kept`] takes back (the package cache keeps it
-    /// with the package): 32 hex digits per definition in slot order, 32 `-`
-    /// for a container. Computed here unless a slot holds them already.
-    pub fn kept_form(&self, pkg: &checkflow_model::PackageDef) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.slots.len() * 32);
-        let mut i = 0;
+    /// with the package): 32 hex digits per definition in pre-order, 32 `-`
+    /// for a container.
+    pub fn kept_form(pkg: &checkflow_model::PackageDef) -> Vec<u8> {
+        let mut out = Vec::with_capacity(crate::build::count_defs(&pkg.tasks) * 32);
         preorder(&pkg.tasks, &mut |d| {
             if is_leaf(d) {
-                out.extend_from_slice(self.leaf(i, d).as_bytes());
+                out.extend_from_slice(fingerprint(d, &[]).as_bytes());
             } else {
                 out.extend_from_slice(NOT_A_LEAF);
             }
-            i += 1;
         });
         out
     }

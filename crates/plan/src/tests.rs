@@ -254,7 +254,7 @@ fn fingerprints_computed_ahead_equal_those_validation_computes() {
     }
     // Kept (as the package cache keeps them) and set again on a fresh
     // load: the same, and nothing is left to compute ahead.
-    let kept = empty.kept_form(&pkg.def);
+    let kept = FingerprintsAhead::kept_form(&pkg.def);
     assert_eq!(kept.len(), 6 * 32);
     assert_eq!(&kept[32..2 * 32], &[b'-'; 32], "S is a container");
     let preset = FingerprintsAhead::from_kept(&pkg.def, kept.clone()).expect("they fit");
