@@ -196,6 +196,34 @@ def timed(binary, pkg, name, args, workdir, reps, expect=0):
     return statistics.median(walls), max(rsss), statistics.median(cpus)
 
 
+def timed_rotation(binary, runs, args, workdir, rounds):
+    """`timed` for several packages at once, in rotation: each of `rounds`
+    rounds runs every package in turn (`runs` is a list of (name, package,
+    runs per round)), so that the machine's drift over the minutes this takes
+    falls on every package alike instead of on whichever ran last. Returns
+    {name: (median wall, max peak RSS, median CPU)}, or (None, code, None) for
+    a package that exited with an error (it is not run again)."""
+    got = {name: ([], [], []) for name, _, _ in runs}
+    failed = {}
+    for _ in range(rounds):
+        for name, pkg, per_round in runs:
+            if name in failed:
+                continue
+            for _ in range(per_round):
+                remove_ckpt(workdir, name)
+                wall, rss, code, cpu = run_once(binary, pkg, args, workdir)
+                if code != 0:
+                    failed[name] = (None, code, None)
+                    break
+                for col, v in zip(got[name], (wall, rss, cpu)):
+                    col.append(v)
+    return {
+        name: failed.get(name)
+        or (statistics.median(walls), max(rsss), statistics.median(cpus))
+        for name, (walls, rsss, cpus) in got.items()
+    }
+
+
 def phases(binary, pkg, name, args, workdir, reps, saved_ckpt=None, expect=0):
     """Median milliseconds of each phase `CHECKFLOW_TIMINGS=1` reports (load,
     validate, read checkpoint, resume decisions, run) over `reps` runs; each
@@ -338,21 +366,29 @@ def main():
           f"{fig['fsync_ahead_start_s'] * 1e6:.0f} us over zeros written ahead", flush=True)
 
     base = write(wd, "chain1", chain("chain1", 1, ckpt=True))
-    b = timed(binary, base, "chain1", ["--checkpointing", "off"], wd, reps * 2)
+    sizes = [1000, 10_000, 30_000, 100_000]
+    pkgs = {n: write(wd, f"chain{n}", chain(f"chain{n}", n, ckpt=True)) for n in sizes}
+    # Checkpoints off, every chain in rotation (goals 1 and 5 compare them);
+    # the short runs, whose per-task figures the noise moves most, more often.
+    print(f"== chains of 1, {', '.join(f'{n:,}' for n in sizes)}: checkpoints off, "
+          f"{reps} rounds in rotation", flush=True)
+    rotation = [("chain1", base, 2)] + [(f"chain{n}", pkgs[n], 3 if n <= 1000 else 1) for n in sizes]
+    offs = timed_rotation(binary, rotation, ["--checkpointing", "off"], wd, reps)
+    b = offs["chain1"]
+    if b[0] is None:
+        sys.exit(f"bench: the 1-task package exited {b[1]}")
     fig["base_off_s"], fig["base_rss_kib"], fig["base_cpu_s"] = b[0], b[1], b[2]
 
-    sizes = [1000, 10_000, 30_000, 100_000]
     fig["chain"] = {}
     for n in sizes:
         name = f"chain{n}"
-        pkg = write(wd, name, chain(name, n, ckpt=True))
-        print(f"== {name}: checkpoints off", flush=True)
-        off = timed(binary, pkg, name, ["--checkpointing", "off"], wd, reps)
+        pkg = pkgs[n]
+        off = offs[name]
         if off[0] is None:
             err = subprocess.run(
                 [binary, "validate", pkg], capture_output=True, text=True, cwd=wd
             ).stderr.splitlines()[0]
-            print(f"   exit {off[1]}: {err}", flush=True)
+            print(f"   {name} exit {off[1]}: {err}", flush=True)
             fig["chain"][n] = {"error": f"exit {off[1]}: {err.replace(wd + '/', '')}"}
             continue
         row = {"off_s": off[0], "off_rss_kib": off[1], "off_cpu_s": off[2]}
