@@ -139,8 +139,22 @@ fn string_for_an_integer_task_field_is_a_load_error_at_the_value() {
             "tasks:\n  - name: A\n    type: process\n    command: \"echo A >> ledger.txt\"\n    retries: twice\n",
         ),
         "7:14",
-        &["invalid"],
+        &["`retries`: expected a whole number, found `twice`"],
     );
+}
+
+#[test]
+fn yaml_1_1_word_for_a_boolean_field_is_a_load_error_naming_the_field() {
+    // The line is long: the snippet shows part of it, and its `-->` still
+    // gives the column in the file.
+    let out = rejected(
+        &pkg(
+            "tasks:\n  - { name: A, type: process, command: \"echo A >> ledger.txt\", disabled: yes }\n",
+        ),
+        "4:",
+        &["`disabled`: expected a boolean (true or false), found `yes`"],
+    );
+    assert!(out.all().contains(" --> package.yaml:4:74"), "{out:?}");
 }
 
 #[test]
@@ -170,7 +184,7 @@ fn word_for_a_boolean_field_is_a_load_error_at_the_word() {
             "checkpoint: {{ file: a.ckpt, save: sometimes }}\ntasks:\n  - {ECHO_A}\n"
         )),
         "3:35",
-        &["boolean"],
+        &["`save`", "boolean", "`sometimes`"],
     );
 }
 
@@ -795,6 +809,7 @@ fn other_option_values_outside_their_sets_exit_6() {
         ("--changed", "sometimes"),
         ("--log", "xml"),
         ("--max-concurrent", "zero"),
+        ("--max-concurrent", "0"),
     ] {
         no_panic(sb.run().args([opt, val]).output())
             .exit(6)

@@ -462,3 +462,46 @@ fn checkpointing_off_neither_reads_nor_writes_a_checkpoint() {
     sb.run().args(["--checkpointing", "off"]).output().exit(0);
     assert_eq!(sb.take_ledger(), names(&["A", "B", "C"]));
 }
+
+/// `save: false` after a run that saved: the restart reads the file and
+/// writes nothing to it. A failure leaves the file as it was (its restart
+/// point still holds); a success deletes it, as every success does (SPEC
+/// §2.4), so the next run starts from the beginning instead of restoring
+/// the same records forever.
+#[test]
+fn a_restart_with_save_false_keeps_the_file_on_failure_and_deletes_it_on_success() {
+    let sb = Sandbox::with_package(&abc(
+        "checkpoint: { file: s.ckpt, usage: if_exists, save: true }",
+    ));
+    sb.run().output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["A", "B"]));
+    let before = sb.read_bytes("s.ckpt");
+
+    sb.write(
+        "package.yaml",
+        &abc("checkpoint: { file: s.ckpt, usage: if_exists, save: false }"),
+    );
+    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["B"]), "A is restored");
+    assert_eq!(out.summary()["checkpoint"]["kept"], true);
+    assert_eq!(
+        sb.read_bytes("s.ckpt"),
+        before,
+        "save: false writes nothing"
+    );
+
+    sb.touch("fixed");
+    sb.run()
+        .output()
+        .exit(0)
+        .says("deleted: the package succeeded");
+    assert_eq!(sb.take_ledger(), names(&["B", "C"]));
+    assert!(!sb.exists("s.ckpt"), "success deletes the file");
+
+    sb.run().output().exit(0);
+    assert_eq!(
+        sb.take_ledger(),
+        names(&["A", "B", "C"]),
+        "the next run starts from the beginning"
+    );
+}

@@ -287,3 +287,110 @@ tasks:
     ));
     sb.run().output().exit(5).says("Inner");
 }
+
+/// `checkflow checkpoint show f | head -1`: the reader goes away before the
+/// output is written. That is no error (exit 0, nothing on stderr); a full
+/// disk behind `> file` is one, with the reason, and never a panic (101).
+#[test]
+fn output_to_a_closed_pipe_is_quiet_and_to_a_full_disk_is_an_error() {
+    let mut yaml = format!(
+        "id: {ID}\nname: wide\ncheckpoint: {{ file: w.ckpt, usage: if_exists, save: true }}\ntasks:\n"
+    );
+    // Enough output that it cannot all fit in the pipe before the write.
+    for i in 0..3000 {
+        yaml.push_str(&format!(
+            "  - {{ name: Task number {i:04} with a long name, type: expression, expr: '1 == 1' }}\n"
+        ));
+    }
+    yaml.push_str(
+        "  - { name: Stop, type: process, command: \"false\", fail_package_on_failure: true }\n",
+    );
+    let sb = Sandbox::with_package(&yaml);
+    sb.run().output().exit(1);
+    assert!(sb.exists("w.ckpt"));
+
+    let closed = || {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        writer
+    };
+    for args in [
+        vec!["checkpoint", "show", "w.ckpt"],
+        vec!["checkpoint", "show", "w.ckpt", "--json"],
+        vec!["plan", "package.yaml"],
+        vec!["graph", "package.yaml"],
+        vec!["validate", "package.yaml"],
+        vec!["eval", "1 + 1"],
+    ] {
+        let out = sb.cmd(args.clone()).output_to(closed());
+        assert_eq!(out.code, Some(0), "{args:?} into a closed pipe\n{out:?}");
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?}: a reader that left is not an error\n{out:?}"
+        );
+        if std::path::Path::new("/dev/full").exists() {
+            let full = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .expect("open /dev/full");
+            sb.cmd(args.clone())
+                .output_to(full)
+                .exit(1)
+                .stderr_has("cannot write to standard output")
+                .stderr_has("No space left");
+        }
+    }
+}
+
+/// YAML 1.1 would read `no` as false, `0123` as 123 and `1.10` as 1.1; a
+/// string variable, a loop's items and a `--config` file keep what is
+/// written (only `true` and `false` are booleans, as in YAML 1.2).
+#[test]
+fn plain_scalars_keep_their_text() {
+    let sb = Sandbox::with_package(&format!(
+        r#"id: {ID}
+name: typing
+variables:
+  Zip:     {{ type: string, value: 0123 }}
+  Answer:  {{ type: string, value: no }}
+  Version: {{ type: string, value: 1.10 }}
+  Hex:     {{ type: string, value: 0x1F }}
+  Count:   {{ type: int32, value: 0042 }}
+  Flag:    {{ type: boolean, value: true }}
+  Item:    {{ type: string }}
+  Conf:    {{ type: string }}
+tasks:
+  - name: Each
+    type: foreach
+    items: [y, n, off, 007]
+    map: [User::Item]
+    tasks:
+      - name: Note
+        type: process
+        command: "true"
+        expressions: {{ command: '"echo item " + @[User::Item] + " >> ledger.txt"' }}
+  - name: Show
+    type: process
+    command: "true"
+    expressions:
+      command: '"echo " + @[User::Zip] + " " + @[User::Answer] + " " + @[User::Version] + " " + @[User::Hex] + " " + (DT_WSTR, 10)@[User::Count] + " " + (DT_WSTR, 5)@[User::Flag] + " " + @[User::Conf] + " >> ledger.txt"'
+"#
+    ));
+    sb.write("conf.yaml", "User::Conf: off\n");
+    sb.run().args(["--config", "conf.yaml"]).output().exit(0);
+    assert_eq!(
+        sb.ledger(),
+        [
+            "item y",
+            "item n",
+            "item off",
+            "item 007",
+            "0123 no 1.10 0x1F 42 True off"
+        ]
+    );
+    // A boolean field written the YAML 1.1 way is an error, not a guess.
+    let sb = Sandbox::with_package(&format!(
+        "id: {ID}\nname: x\ntasks:\n  - {{ name: A, type: process, command: \"true\", disabled: yes }}\n"
+    ));
+    sb.run().output().exit(5).says("package.yaml:4");
+}

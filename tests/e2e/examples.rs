@@ -19,9 +19,13 @@ use serde_json::{Value, json};
 use crate::support::*;
 use crate::test_server::HttpServer;
 
-/// The example's folder in the repository.
+/// The example's folder in the repository. (Relative: `cargo test` runs
+/// the tests in the package's folder, whereas `env!("CARGO_MANIFEST_DIR")`
+/// names the checkout the test binary was built from, which need not be this
+/// one when checkouts share a target folder.)
 fn example_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::current_dir()
+        .expect("the current folder")
         .join("examples")
         .join(name)
 }
@@ -299,4 +303,42 @@ fn warehouse_example_restarts_at_the_failed_dimension_without_downloading_or_loa
         .map(|e| e["line"].as_str().expect("output.line").to_owned())
         .collect();
     assert_eq!(printed, ["30 sales, revenue 4171.62"]);
+}
+
+/// The README's annotated package, as printed there: it is valid, it runs,
+/// and its failure path behaves as the README says — `Alert` runs when
+/// `Publish` fails within `max_errors: 2`, and, with the default of 1, the
+/// first failure stops the package before any failure path.
+#[test]
+fn the_readme_annotated_package_runs_as_described() {
+    let readme = fs::read_to_string("README.md").expect("read README.md");
+    let at = readme
+        .find("## A package, annotated")
+        .expect("the README's annotated package");
+    let start = readme[at..].find("```yaml\n").expect("its YAML block") + at + "```yaml\n".len();
+    let end = readme[start..].find("```").expect("the block's end") + start;
+    let yaml = &readme[start..end];
+    assert!(yaml.contains("max_errors: 2") && yaml.contains("command: cat out.csv"));
+
+    let sb = Sandbox::with_package(yaml);
+    sb.cmd(["validate", "package.yaml"]).output().exit(0);
+    let out = sb.run().args(["--log", "json"]).output().exit(0);
+    let summary = out.summary();
+    assert_eq!(status_of(&summary, "Publish"), "succeeded");
+    assert_eq!(status_of(&summary, "Alert"), "not_run");
+    assert_eq!(sb.read("out.csv"), "north,120\nsouth,80\n");
+
+    let failing = yaml.replace("command: cat out.csv", "command: \"false\"");
+    sb.write("package.yaml", &failing);
+    let out = sb.run().args(["--log", "json"]).output().exit(0);
+    let summary = out.summary();
+    assert_eq!(status_of(&summary, "Publish"), "failed");
+    assert_eq!(status_of(&summary, "Alert"), "succeeded", "{summary:#}");
+
+    sb.write(
+        "package.yaml",
+        &failing.replace("max_errors: 2", "max_errors: 1"),
+    );
+    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    assert_eq!(status_of(&out.summary(), "Alert"), "not_run");
 }

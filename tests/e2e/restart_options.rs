@@ -228,9 +228,75 @@ fn sensitive_values_without_a_key_are_left_out_and_a_restart_needing_them_says_s
     );
 
     sb.touch("fixed");
-    sb.run().output().exit(1).says("CHECKFLOW_KEY");
+    // Token came from --set: it must be given again. And `Copy` changed it:
+    // only the key could give back what it became, not the value given now.
+    sb.run()
+        .output()
+        .exit(1)
+        .says("CHECKFLOW_KEY")
+        .says("--set User::Token=VALUE");
+    sb.run()
+        .args(["--set", &format!("User::Token={SECRET}")])
+        .output()
+        .exit(1)
+        .says("CHECKFLOW_KEY")
+        .says("a task changed");
     assert!(sb.ledger().is_empty(), "nothing may run");
     assert!(!sb.exists("out.txt"));
+}
+
+/// Without a key, a sensitive value no task changed is still known on a
+/// restart: from the package, or from the configuration given again. The
+/// first run warns that the values are left out.
+#[test]
+fn sensitive_values_no_task_changed_restart_without_a_key() {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: secrets_kept_as_given
+{CKPT}
+variables:
+  Token:  {{ type: string, value: "", env: SECRETS_TOKEN, sensitive: true }}
+  Salt:   {{ type: string, value: "pepper", sensitive: true }}
+tasks:
+  - {{ name: First, type: process, command: "echo First >> ledger.txt" }}
+  - {{ name: Gate, type: process, command: "echo Gate >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
+  - name: Use
+    type: process
+    command: "true"
+    expressions:
+      command: '"echo " + @[User::Token] + "/" + @[User::Salt] + " >> out.txt"'
+"#
+    ));
+    sb.run()
+        .env("SECRETS_TOKEN", SECRET)
+        .env_remove("CHECKFLOW_KEY")
+        .output()
+        .exit(1)
+        .says("CHECKFLOW_KEY is not set")
+        .says("User::Token");
+    assert_eq!(sb.take_ledger(), names(&["First", "Gate"]));
+    let bytes = sb.read_bytes("o.ckpt");
+    assert!(!bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()));
+
+    sb.touch("fixed");
+    // The configured one must be given again; the message says how.
+    sb.run()
+        .env_remove("SECRETS_TOKEN")
+        .env_remove("CHECKFLOW_KEY")
+        .output()
+        .exit(1)
+        .says("User::Token")
+        .says("--set User::Token=VALUE");
+    assert!(sb.ledger().is_empty(), "nothing may run");
+    sb.run()
+        .env("SECRETS_TOKEN", SECRET)
+        .env_remove("CHECKFLOW_KEY")
+        .output()
+        .exit(0);
+    assert_eq!(sb.take_ledger(), names(&["Gate"]));
+    assert_eq!(sb.read("out.txt").trim(), format!("{SECRET}/pepper"));
+    assert!(!sb.exists("o.ckpt"));
 }
 
 #[test]

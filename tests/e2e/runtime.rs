@@ -266,3 +266,34 @@ fn max_concurrent_bounds_how_many_tasks_run_at_once() {
     assert_eq!(ledger.len(), 16, "{ledger:?}");
     assert_eq!(max_overlap(&ledger), 1, "{ledger:?}");
 }
+
+/// The text summary's count line names every status that occurred,
+/// `completed` (`force_result: completion`) among them, and adds up to the
+/// executables listed.
+#[test]
+fn text_summary_counts_completed_and_every_other_status() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: counts
+flow: parallel
+tasks:
+  - {{ name: A, type: process, command: "true" }}
+  - {{ name: Done, type: process, command: "false", force_result: completion }}
+  - {{ name: Off, type: process, command: "true", disabled: true }}
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+    let out = sb.run().output().exit(0);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains(" succeeded, "))
+        .unwrap_or_else(|| panic!("no count line\n{out:?}"))
+        .trim()
+        .to_owned();
+    assert_eq!(
+        line,
+        "1 succeeded, 0 failed, 1 completed, 0 restored, 1 disabled"
+    );
+}

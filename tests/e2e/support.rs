@@ -233,6 +233,24 @@ impl Cmd {
         }
     }
 
+    /// Runs to completion with standard output going to `stdout` (a closed
+    /// pipe, `/dev/full`); standard error is captured.
+    pub fn output_to(&self, stdout: impl Into<Stdio>) -> Output {
+        let out = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("spawn checkflow");
+        Output {
+            code: out.status.code(),
+            stdout: String::new(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            what: self.describe(),
+        }
+    }
+
     /// Starts it in the background, output captured (read it with `finish`).
     pub fn spawn(&self) -> Running {
         let child = self

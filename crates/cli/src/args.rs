@@ -147,8 +147,8 @@ pub struct RunOpts {
     /// What to do with a recorded executable whose definition changed since.
     #[arg(long, value_enum, default_value_t = Changed::Keep)]
     pub changed: Changed,
-    /// MaxConcurrentExecutables for this run.
-    #[arg(long, value_name = "N")]
+    /// MaxConcurrentExecutables for this run (1 or more).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub max_concurrent: Option<usize>,
 }
 
@@ -162,4 +162,13 @@ pub struct RunArgs {
     /// Write the run summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+}
+
+/// `--max-concurrent`: a whole number, 1 or more (as `max_concurrent` in a package).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be 1 or more (0 would run nothing)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("expected a whole number: {e}")),
+    }
 }

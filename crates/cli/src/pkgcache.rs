@@ -34,7 +34,7 @@ pub const MIN_BYTES: usize = 64 * 1024;
 pub const MAX_ENTRIES: usize = 32;
 /// The header's first word; changes when the codec's output changes.
 /// (It names the fingerprints' form too: entries keep fingerprints.)
-const MAGIC: &str = "checkflow-package-cache-2";
+const MAGIC: &str = "checkflow-package-cache-3";
 
 /// The task fingerprints kept with a package, as
 /// [`checkflow_plan::FingerprintsAhead::kept_form`] wrote them (and

@@ -625,6 +625,7 @@ pub fn print_summary(
     let parts: Vec<String> = [
         ("succeeded", c.succeeded, true),
         ("failed", c.failed, true),
+        ("completed", c.completed, false),
         ("restored", c.restored, true),
         ("not_run", c.not_run, false),
         ("disabled", c.disabled, false),

@@ -199,16 +199,18 @@ fn gather_config(plan: &Plan, opts: &RunOpts) -> Result<BTreeMap<String, ConfigV
             )
         })?;
         let map: BTreeMap<String, serde_json::Value> =
-            serde_saphyr::from_str(&text).map_err(|e| {
-                Fail::new(
-                    exit::BAD_COMMAND_LINE,
-                    format!(
-                        "config file {}: {}",
-                        file.display(),
-                        e.to_string().lines().next().unwrap_or("")
-                    ),
-                )
-            })?;
+            serde_saphyr::from_str_with_options(&text, checkflow_model::yaml_options()).map_err(
+                |e| {
+                    Fail::new(
+                        exit::BAD_COMMAND_LINE,
+                        format!(
+                            "config file {}: {}",
+                            file.display(),
+                            e.to_string().lines().next().unwrap_or("")
+                        ),
+                    )
+                },
+            )?;
         for (k, v) in map {
             let (_, q) = qualify(&k).map_err(|f| {
                 Fail::new(
@@ -556,6 +558,22 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
         save,
     };
     let key = journal::Key::from_env();
+    if save && key.is_none() {
+        let sensitive: Vec<String> = plan
+            .vars
+            .decls
+            .iter()
+            .filter(|d| d.sensitive && d.system.is_none())
+            .map(|d| d.name.qualified())
+            .collect();
+        if !sensitive.is_empty() {
+            warnings.push(format!(
+                "{} is not set: the values of sensitive variable(s) {} are left out of the checkpoint, so a restart needs the configured ones given again and cannot restore one that a task changed (set {0} to keep them sealed)",
+                journal::KEY_ENV,
+                sensitive.join(", ")
+            ));
+        }
+    }
 
     let exists = path.as_ref().is_some_and(|p| p.exists());
     let mut lock = None;
@@ -639,7 +657,7 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
                         return Err(Fail::new(
                             exit::FAILURE,
                             format!(
-                                "checkpoint {} holds sensitive configuration {name} that cannot be read ({}); give it again or set CHECKFLOW_KEY",
+                                "checkpoint {} holds sensitive configuration {name} that cannot be read ({}); give it again (--set {name}=VALUE, --config, or its environment variable) or set CHECKFLOW_KEY",
                                 p.display(),
                                 sealed_why(v, st)
                             ),
@@ -679,11 +697,15 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
                     Ok(val) => initial[slot as usize] = val,
                     Err(e) => warnings.push(format!("checkpoint value of {name} does not fit its type now ({e}); using the package's")),
                 },
+                // Left out or sealed: if no task changed it, it still holds
+                // what the first run started with (the package's value, or
+                // the configuration settled above), so the restart has it.
+                _ if !st.vars_set_by_tasks.contains(name) => {}
                 _ => {
                     return Err(Fail::new(
                         exit::FAILURE,
                         format!(
-                            "checkpoint {} holds sensitive variable {name}, which cannot be read ({}); set CHECKFLOW_KEY to the key the checkpoint was written with, or start over with --restart deny",
+                            "checkpoint {} holds sensitive variable {name}, which a task changed and which cannot be read ({}); set CHECKFLOW_KEY to the key the checkpoint was written with, or start over with --restart deny",
                             p.display(),
                             sealed_why(v, st)
                         ),

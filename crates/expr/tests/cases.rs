@@ -185,8 +185,11 @@ fn run_case(vars: &Vars, expr: &str, expected: &str) -> Result<(), String> {
 
 #[test]
 fn all_case_files() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+    // Relative to the package, where `cargo test` runs its tests (not
+    // `env!("CARGO_MANIFEST_DIR")`, which a build reused from another
+    // checkout sharing the target folder would point elsewhere).
+    let dir = Path::new("tests/cases");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
         .expect("tests/cases exists")
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "txt"))

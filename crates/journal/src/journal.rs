@@ -257,8 +257,19 @@ impl Journal {
     pub fn delete(self) -> Result<(), JournalError> {
         let Journal { path, storage, .. } = self;
         drop(storage);
-        std::fs::remove_file(&path).map_err(|e| JournalError::io("delete checkpoint", &path, e))?;
-        fsutil::sync_dir(&parent_dir(&path))
-            .map_err(|e| JournalError::io("sync the directory of checkpoint", &path, e))
+        remove_file_durably(&path)
     }
+}
+
+/// Removes the checkpoint at `path`, which the caller holds the lock of, and
+/// makes the removal durable: for a run that restarted from the file without
+/// writing to it (`save: false`) and succeeded.
+pub fn delete(path: &Path, _held: &Lock) -> Result<(), JournalError> {
+    remove_file_durably(path)
+}
+
+fn remove_file_durably(path: &Path) -> Result<(), JournalError> {
+    std::fs::remove_file(path).map_err(|e| JournalError::io("delete checkpoint", path, e))?;
+    fsutil::sync_dir(&parent_dir(path))
+        .map_err(|e| JournalError::io("sync the directory of checkpoint", path, e))
 }

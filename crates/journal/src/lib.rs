@@ -42,7 +42,7 @@ mod tests;
 
 pub use entry::{Entry, NewHeader, Outcome, VarValue};
 pub use error::JournalError;
-pub use journal::Journal;
+pub use journal::{Journal, delete};
 pub use lock::{Lock, lock};
 pub use reader::{read, read_bytes};
 pub use seal::{KEY_ENV, Key};

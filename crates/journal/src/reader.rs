@@ -7,7 +7,7 @@
 //!    and reported. A bad frame with a valid frame after it is corruption: an
 //!    error naming the byte offset. Reading never changes the file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::FORMAT_VERSION;
@@ -250,6 +250,7 @@ pub(crate) fn parse(
         iterations: BTreeMap::new(),
         tx_intents: BTreeMap::new(),
         vars: BTreeMap::new(),
+        vars_set_by_tasks: BTreeSet::new(),
         runs: 0,
         run_history: Vec::new(),
         last_written_at: None,

@@ -3,7 +3,7 @@
 //! Derivation is a fold over the records in file order: last write wins, and
 //! `Invalidate` removes a path, everything below it, and its iterations.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::entry::Outcome;
 use crate::record::{Opener, Record, StoredVars};
@@ -87,6 +87,10 @@ pub struct ResumeState {
     pub tx_intents: BTreeMap<String, TxIntent>,
     /// The latest value of every variable ever recorded.
     pub vars: BTreeMap<String, Restored>,
+    /// The variables a task or an iteration changed (every record but the
+    /// first run's snapshot of all values): a sensitive one left out of
+    /// the file cannot be known again from the package or its configuration.
+    pub vars_set_by_tasks: BTreeSet<String>,
     /// How many `RunStarted` records the file holds.
     pub runs: u32,
     /// Every `RunStarted` record, oldest first.
@@ -138,7 +142,7 @@ impl ResumeState {
                 duration_ms,
                 vars,
             } => {
-                self.restore_vars(vars, opener)?;
+                self.restore_task_vars(vars, opener)?;
                 if !self.tx_intents.is_empty() {
                     self.tx_intents.remove(&path);
                 }
@@ -159,7 +163,7 @@ impl ResumeState {
                 key,
                 vars,
             } => {
-                self.restore_vars(vars, opener)?;
+                self.restore_task_vars(vars, opener)?;
                 let keys = self.iterations.entry(loop_path).or_default();
                 if !keys.contains(&key) {
                     keys.push(key);
@@ -189,6 +193,15 @@ impl ResumeState {
             }
         }
         Ok(())
+    }
+
+    fn restore_task_vars(&mut self, vars: StoredVars, opener: &Opener) -> Result<(), String> {
+        for (name, _) in &vars.0 {
+            if !self.vars_set_by_tasks.contains(name) {
+                self.vars_set_by_tasks.insert(name.clone());
+            }
+        }
+        self.restore_vars(vars, opener)
     }
 
     fn restore_vars(&mut self, vars: StoredVars, opener: &Opener) -> Result<(), String> {

@@ -66,12 +66,86 @@ pub(crate) fn split_report(full: &str, path: &std::path::Path) -> (String, Strin
     } else {
         msg
     };
+    // An unknown field: name the likely one meant, not every field there is
+    // (a task lists all the task types' fields, about sixty).
+    let unknown = unknown_field(msg);
+    let (msg, caret) = match &unknown {
+        Some((m, short)) => (m.as_str(), short.as_str()),
+        None => (msg, msg),
+    };
     // The caret line repeats the library's wording: show ours there too.
     let snippet: Vec<String> = lines
         .map(|l| {
             l.replace("<input>", &path.display().to_string())
-                .replace(raw, msg)
+                .replace(raw, caret)
         })
         .collect();
     (msg.to_string(), snippet.join("\n"))
+}
+
+/// "unknown field `comand`, expected one of name, type, ..." becomes, for
+/// the message, "unknown field `comand` (did you mean `command`?)" when one
+/// field is close, else the field and the list; and for the caret line the
+/// short form alone.
+fn unknown_field(msg: &str) -> Option<(String, String)> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let list = rest
+        .strip_prefix(", expected one of ")
+        .or_else(|| rest.strip_prefix(", expected "))?;
+    let names: Vec<&str> = list
+        .split(", ")
+        .flat_map(|n| n.split(" or "))
+        .map(|n| n.trim().trim_matches('`'))
+        .filter(|n| !n.is_empty())
+        .collect();
+    let short = format!("unknown field `{field}`");
+    let best = names
+        .iter()
+        .map(|n| (edit_distance(field, n), *n))
+        .min()
+        .filter(|(d, n)| *d <= 2.max(n.len() / 4) && *d < n.len());
+    Some(match best {
+        Some((_, n)) => (format!("{short} (did you mean `{n}`?)"), short),
+        None => (
+            format!("{short}; expected one of {}", names.join(", ")),
+            short,
+        ),
+    })
+}
+
+/// Levenshtein distance, case-insensitive (names are short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.to_lowercase().chars().collect();
+    let b: Vec<char> = b.to_lowercase().chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{edit_distance, unknown_field};
+
+    #[test]
+    fn an_unknown_field_names_the_close_one() {
+        let (m, short) =
+            unknown_field("unknown field `comand`, expected one of name, type, command, program")
+                .expect("recognised");
+        assert_eq!(m, "unknown field `comand` (did you mean `command`?)");
+        assert_eq!(short, "unknown field `comand`");
+        let (m, _) =
+            unknown_field("unknown field `zzz`, expected `file` or `usage`").expect("recognised");
+        assert_eq!(m, "unknown field `zzz`; expected one of file, usage");
+        assert!(unknown_field("invalid i64").is_none());
+        assert_eq!(edit_distance("Retries", "retries"), 0);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
 }

@@ -98,7 +98,7 @@ pub fn load_with(
 /// parser's own errors are moved back.)
 pub fn parse(path: &Path, text: &str) -> Result<PackageDef, LoadError> {
     let e = match serde_saphyr::from_str_with_options::<PackageDef>(text, options_for(text)) {
-        Ok(def) => return Ok(def),
+        Ok(def) => return Ok(strings_as_written(def, text)),
         Err(e) => e,
     };
     let report = e.to_string();
@@ -113,10 +113,92 @@ pub fn parse(path: &Path, text: &str) -> Result<PackageDef, LoadError> {
                 &patched,
                 options_for(&patched),
             )
-            .map_err(|e| syntax_error(path, &e, &keys));
+            .map(|def| strings_as_written(def, &patched))
+            .map_err(|e| syntax_error(path, &patched, &e, &keys));
         }
     }
-    Err(syntax_error(path, &e, &[]))
+    Err(syntax_error(path, text, &e, &[]))
+}
+
+/// A `string` variable whose `value` YAML read as a number gets the number's
+/// text as written: `1.10` stays "1.10" (not "1.1"), `0x1F` stays "0x1F"
+/// (not "31"), `1e3` stays "1e3". (Booleans and leading zeros are kept by
+/// [`yaml_options`].)
+fn strings_as_written(mut def: PackageDef, text: &str) -> PackageDef {
+    for var in def.variables.values_mut() {
+        let var = &mut var.value;
+        if !var.ty.value.eq_ignore_ascii_case("string") {
+            continue;
+        }
+        let Some(v) = var.value.as_mut() else {
+            continue;
+        };
+        if !v.value.is_number() {
+            continue;
+        }
+        if let Some(raw) = plain_scalar_at(text, v.referenced.line(), v.referenced.column()) {
+            v.value = serde_json::Value::String(raw.to_string());
+        }
+    }
+    def
+}
+
+/// The plain scalar that starts at 1-based `line` and `column` (in
+/// characters), if one that reads as a number does: up to the end of the
+/// line, a comment, or the end of a flow collection's entry.
+fn plain_scalar_at(text: &str, line: u32, column: u32) -> Option<&str> {
+    let raw = word_at(text, line as usize, column as usize)?.1;
+    let first = raw.chars().next()?;
+    (first.is_ascii_digit() || matches!(first, '+' | '-' | '.')).then_some(raw)
+}
+
+/// The line before 1-based `line` and `column`, and the plain word that
+/// starts there (up to a space, a comment, or the end of a flow entry).
+fn word_at(text: &str, line: usize, column: usize) -> Option<(&str, &str)> {
+    let l = text.lines().nth(line.checked_sub(1)?)?;
+    let start = l
+        .char_indices()
+        .nth(column.checked_sub(1)?)
+        .map(|(i, _)| i)?;
+    let rest = &l[start..];
+    let end = rest
+        .find([',', '}', ']', '#', ' ', '\t'])
+        .unwrap_or(rest.len());
+    Some((&l[..start], &rest[..end]))
+}
+
+/// The parser's "invalid i64" for `retries: x`, said for a package:
+/// "`retries`: expected a whole number, found `x`".
+fn explain_scalar_error(message: &str, text: &str, pos: Option<SourcePos>) -> Option<String> {
+    let ty = message.strip_prefix("invalid ")?;
+    let ty = ty
+        .strip_suffix(" (strict mode expects true/false)")
+        .unwrap_or(ty);
+    let expected = match ty {
+        "bool" | "boolean" => "expected a boolean (true or false)",
+        "i8" | "i16" | "i32" | "i64" | "i128" => "expected a whole number",
+        "u8" | "u16" | "u32" | "u64" | "u128" => "expected a whole number, 0 or more",
+        "f32" | "f64" => "expected a number",
+        _ => return None,
+    };
+    let pos = pos?;
+    let (before, found) = word_at(text, pos.line, pos.column)?;
+    // The key this value belongs to: the word before the last `:` on the line.
+    let key = before.trim_end().strip_suffix(':').map(|k| {
+        k.trim_end()
+            .rsplit(|c: char| c.is_whitespace() || matches!(c, '{' | ',' | '-'))
+            .next()
+            .unwrap_or("")
+    });
+    let found = if found.is_empty() {
+        String::new()
+    } else {
+        format!(", found `{found}`")
+    };
+    Some(match key.filter(|k| !k.is_empty()) {
+        Some(k) => format!("`{k}`: {expected}{found}"),
+        None => format!("{expected}{found}"),
+    })
 }
 
 /// A plain mapping key that YAML reads as null, where it is in the text.
@@ -185,7 +267,12 @@ fn null_keys(text: &str) -> Vec<NullKey> {
 
 /// A parse error as a [`LoadError`], with its column moved back past keys
 /// that were quoted on its line.
-fn syntax_error(path: &Path, e: &serde_saphyr::Error, quoted: &[NullKey]) -> LoadError {
+fn syntax_error(path: &Path, text: &str, e: &serde_saphyr::Error, quoted: &[NullKey]) -> LoadError {
+    // Where the error is in the text that was parsed (`text`).
+    let raw_pos = e.location().map(|l| SourcePos {
+        line: l.line() as usize,
+        column: l.column() as usize,
+    });
     let pos = e.location().map(|l| {
         let line = l.line() as usize;
         let mut column = l.column() as usize;
@@ -199,7 +286,27 @@ fn syntax_error(path: &Path, e: &serde_saphyr::Error, quoted: &[NullKey]) -> Loa
         column = column.saturating_sub(shift).max(1);
         SourcePos { line, column }
     });
-    let (message, snippet) = error::split_report(&e.to_string(), path);
+    let (mut message, mut snippet) = error::split_report(&e.to_string(), path);
+    if let Some(better) = explain_scalar_error(&message, text, raw_pos) {
+        snippet = snippet.replace(&message, &better);
+        message = better;
+    }
+    // The library's ` --> file:line:column` counts columns in the part of a
+    // long line it shows; say the one the message heading says.
+    if let Some(p) = pos {
+        let arrow = format!(" --> {}:", path.display());
+        snippet = snippet
+            .lines()
+            .map(|l| {
+                if l.starts_with(&arrow) {
+                    format!("{arrow}{p}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
     LoadError::Syntax {
         path: path.to_path_buf(),
         pos,
@@ -215,8 +322,20 @@ fn options_for(text: &str) -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_nodes = budget.max_nodes.max(text.len());
     budget.max_events = budget.max_events.max(text.len().saturating_mul(2));
-    let mut options = serde_saphyr::Options::default();
+    let mut options = yaml_options();
     options.budget = Some(budget);
+    options
+}
+
+/// How every YAML text checkflow reads (packages, `--config` files) types
+/// its plain scalars: as YAML 1.2, not 1.1, so that values keep what they say.
+/// `no`, `off`, `y` and `n` stay strings (only `true` and `false`, in any of
+/// their three cases, are booleans), and a number written with leading zeros
+/// (`0123`, a code or an account) stays the string it is.
+pub fn yaml_options() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    options.leading_zero_numbers_as_strings = true;
     options
 }
 

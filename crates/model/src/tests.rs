@@ -348,3 +348,29 @@ fn task_definitions_serialize_exactly_as_the_golden_file_says() {
     }
     assert_eq!(got, golden);
 }
+
+#[test]
+fn a_string_variable_keeps_a_number_as_written() {
+    let def = p("id: x\nname: n\nvariables:\n  A: { type: string, value: 1.10 }\n  Bé: { type: string, value: 0x1F, sensitive: true }\n  C:\n    type: string\n    value: -2.50e3 # a comment\n  D: { type: double, value: 1.10 }\n  E: { type: string, value: \"1.10\" }\n  F: { type: string, value: 0123 }\n  G: { type: string, value: off }\ntasks: []\n")
+        .expect("parses");
+    let v = |n: &str| def.variables[n].value.value.as_ref().unwrap().value.clone();
+    assert_eq!(v("A"), serde_json::json!("1.10"));
+    assert_eq!(v("Bé"), serde_json::json!("0x1F"));
+    assert_eq!(v("C"), serde_json::json!("-2.50e3"));
+    assert_eq!(v("D"), serde_json::json!(1.1), "only string variables");
+    assert_eq!(v("E"), serde_json::json!("1.10"));
+    assert_eq!(v("F"), serde_json::json!("0123"));
+    assert_eq!(v("G"), serde_json::json!("off"));
+}
+
+#[test]
+fn plain_scalar_at_stops_where_a_flow_entry_or_comment_does() {
+    let text = "a: { v: 1.50, w: 2 }\nb: [3.0]\nc: 4 # x\né: { v: 5.0}\n";
+    assert_eq!(plain_scalar_at(text, 1, 9), Some("1.50"));
+    assert_eq!(plain_scalar_at(text, 2, 5), Some("3.0"));
+    assert_eq!(plain_scalar_at(text, 3, 4), Some("4"));
+    assert_eq!(plain_scalar_at(text, 4, 9), Some("5.0"));
+    assert_eq!(plain_scalar_at(text, 1, 1), None, "not a number");
+    assert_eq!(plain_scalar_at(text, 9, 1), None);
+    assert_eq!(plain_scalar_at(text, 0, 0), None);
+}

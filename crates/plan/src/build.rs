@@ -212,7 +212,7 @@ impl<'a> Validator<'a> {
                 );
             }
             let initial = match &var.value.value {
-                Some(j) => match VarValue::from_written(j, &ty) {
+                Some(j) => match VarValue::from_written(&j.value, &ty) {
                     Ok(v) => v,
                     Err(e) => {
                         self.err(pos, format!("variable \"{name}\": bad value: {e}"));

@@ -55,9 +55,12 @@ pub fn eval(expr: &str, sets: &[String], as_json: bool) -> Result<i32, Fail> {
         .map_err(|e| Fail::new(exit::FAILURE, e.to_string()))?;
     let ty = v.data_type();
     if as_json {
-        println!("{}", json!({"value": v.to_json(), "type": ty.ssis_name()}));
+        super::emit(&format!(
+            "{}\n",
+            json!({"value": v.to_json(), "type": ty.ssis_name()})
+        ))?;
     } else {
-        println!("{v} ({})", ty.ssis_name());
+        super::emit(&format!("{v} ({})\n", ty.ssis_name()))?;
     }
     Ok(exit::SUCCESS)
 }

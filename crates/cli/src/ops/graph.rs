@@ -111,6 +111,6 @@ pub fn graph(path: &Path, format: GraphFormat) -> Result<i32, Fail> {
             mermaid(&plan, Plan::ROOT, &mut out, 1);
         }
     }
-    print!("{out}");
+    super::emit(&out)?;
     Ok(exit::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! `checkflow plan`: what a run would do now, and why. Changes nothing.
 
+use super::emit;
 use crate::args::RunOpts;
 use crate::exit;
 use crate::session::{self, Fail};
@@ -14,6 +15,7 @@ pub fn plan(opts: &RunOpts, as_json: bool) -> Result<i32, Fail> {
         checkflow_model::Usage::IfExists => "if_exists",
         checkflow_model::Usage::Always => "always",
     };
+    let mut o = String::new();
     if as_json {
         let execs: Vec<_> = s
             .resume
@@ -36,20 +38,28 @@ pub fn plan(opts: &RunOpts, as_json: bool) -> Result<i32, Fail> {
             "warnings": s.warnings,
             "executables": execs,
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!(
+            o,
+            "{}",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        );
+        emit(&o)?;
         return Ok(exit::SUCCESS);
     }
     match (&ck.path, &s.state) {
-        (Some(p), Some(_)) => println!("restart from checkpoint {} (usage {usage})", p.display()),
-        (Some(p), None) => println!(
+        (Some(p), Some(_)) => {
+            outln!(o, "restart from checkpoint {} (usage {usage})", p.display())
+        }
+        (Some(p), None) => outln!(
+            o,
             "run from the beginning (checkpoint {}: usage {usage}, save {})",
             p.display(),
             ck.save
         ),
-        (None, _) => println!("run from the beginning (no checkpoint)"),
+        (None, _) => outln!(o, "run from the beginning (no checkpoint)"),
     }
     for w in &s.warnings {
-        println!("warning: {w}");
+        outln!(o, "warning: {w}");
     }
     for d in &s.resume.decisions {
         let n = plan.node(d.node);
@@ -59,7 +69,8 @@ pub fn plan(opts: &RunOpts, as_json: bool) -> Result<i32, Fail> {
         } else {
             String::new()
         };
-        println!(
+        outln!(
+            o,
             "  {:<8}{}{}  ({}{skipped})",
             if d.restore { "restore" } else { "run" },
             "  ".repeat(depth),
@@ -67,5 +78,6 @@ pub fn plan(opts: &RunOpts, as_json: bool) -> Result<i32, Fail> {
             d.reason
         );
     }
+    emit(&o)?;
     Ok(exit::SUCCESS)
 }

@@ -313,13 +313,37 @@ pub(crate) fn run_with(args: &RunArgs, create: CreateJournal<'_>) -> Result<i32,
     // The checkpoint's fate (SPEC 2.4).
     let mut note = String::new();
     let mut kept = false;
+    let keep = match result.outcome {
+        PackageOutcome::Success => false,
+        PackageOutcome::Cancelled => true,
+        PackageOutcome::Failure => result.restart_point || result.journal_error.is_some(),
+    };
+    // A restart that did not write (`save: false`) leaves the file it read
+    // as it was: a success deletes it, as any success does; a failure keeps
+    // it, since the restart points it records still hold.
+    if journal.is_none()
+        && state.is_some()
+        && let (Some(path), Some(held)) = (&checkpoint.path, &lock)
+    {
+        if result.outcome != PackageOutcome::Success {
+            kept = true;
+        } else {
+            match journal::delete(path, held) {
+                Ok(()) => {
+                    note = format!(
+                        "checkpoint {} deleted: the package succeeded",
+                        path.display()
+                    );
+                }
+                Err(e) => {
+                    console.note("warning", &crate::session::failed_to(&e));
+                    kept = path.exists();
+                }
+            }
+        }
+    }
     if let Some(j) = journal {
         let path = j.path().to_path_buf();
-        let keep = match result.outcome {
-            PackageOutcome::Success => false,
-            PackageOutcome::Cancelled => true,
-            PackageOutcome::Failure => result.restart_point || result.journal_error.is_some(),
-        };
         if keep {
             kept = true;
             note = format!(

@@ -1,5 +1,6 @@
 //! `checkflow checkpoint show`: what a checkpoint holds (sensitive values masked).
 
+use super::emit;
 use crate::exit;
 use crate::session::Fail;
 use checkflow_journal as journal;
@@ -27,6 +28,7 @@ pub fn show(path: &Path, as_json: bool) -> Result<i32, Fail> {
         .last_written_at
         .clone()
         .unwrap_or_else(|| st.header.created_at.clone());
+    let mut o = String::new();
     if as_json {
         let completed: Vec<_> = st
             .completed_order
@@ -56,44 +58,56 @@ pub fn show(path: &Path, as_json: bool) -> Result<i32, Fail> {
             "configuration": config,
             "torn_tail_bytes": st.torn_tail_bytes,
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!(
+            o,
+            "{}",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        );
+        emit(&o)?;
         return Ok(exit::SUCCESS);
     }
-    println!("checkpoint {}", path.display());
-    println!(
+    outln!(o, "checkpoint {}", path.display());
+    outln!(
+        o,
         "  package     {} ({})",
-        st.header.package_name, st.header.package_id
+        st.header.package_name,
+        st.header.package_id
     );
-    println!(
+    outln!(
+        o,
         "  written     {written} (created {}, {} run(s), format v{})",
-        st.header.created_at, st.runs, st.header.format_version
+        st.header.created_at,
+        st.runs,
+        st.header.format_version
     );
     if st.torn_tail_bytes > 0 {
-        println!(
+        outln!(
+            o,
             "  note        {} bytes of a record torn by a crash at the end will be dropped",
             st.torn_tail_bytes
         );
     }
-    println!("  completed   {}", st.completed.len());
+    outln!(o, "  completed   {}", st.completed.len());
     for p in &st.completed_order {
         if let Some(c) = st.completed.get(p) {
-            println!("    {:<10} {p}", c.outcome.to_string());
+            outln!(o, "    {:<10} {p}", c.outcome.to_string());
         }
     }
     for (l, keys) in &st.iterations {
-        println!("  iterations done in {l}: {}", keys.join(", "));
+        outln!(o, "  iterations done in {l}: {}", keys.join(", "));
     }
     if !st.vars.is_empty() {
-        println!("  variables");
+        outln!(o, "  variables");
         for (k, v) in &st.vars {
-            println!("    {k} = {}", shown(v));
+            outln!(o, "    {k} = {}", shown(v));
         }
     }
     if !st.header.config.is_empty() {
-        println!("  configuration (used by every restart)");
+        outln!(o, "  configuration (used by every restart)");
         for (k, v) in &st.header.config {
-            println!("    {k} = {}", shown(v));
+            outln!(o, "    {k} = {}", shown(v));
         }
     }
+    emit(&o)?;
     Ok(exit::SUCCESS)
 }

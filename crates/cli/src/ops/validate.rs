@@ -14,10 +14,10 @@ pub fn validate(path: &Path) -> Result<i32, Fail> {
         .iter()
         .filter(|d| d.system.is_none())
         .count();
-    println!(
-        "package \"{}\" ({}) is valid: {tasks} task(s), {containers} container(s), {vars} variable(s)",
+    super::emit(&format!(
+        "package \"{}\" ({}) is valid: {tasks} task(s), {containers} container(s), {vars} variable(s)\n",
         plan.package.name,
         path.display()
-    );
+    ))?;
     Ok(exit::SUCCESS)
 }
