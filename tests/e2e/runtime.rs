@@ -297,3 +297,51 @@ tasks:
         "1 succeeded, 0 failed, 1 completed, 0 restored, 1 disabled"
     );
 }
+
+/// A loop's child ends once per iteration: the summary gives its last status
+/// and how all its runs ended, so `failed x3` does not hide two successes.
+#[test]
+fn summary_tallies_how_a_loop_child_ended_in_every_iteration() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: tally
+variables:
+  Item: {{ type: string }}
+tasks:
+  - name: Each
+    type: foreach
+    items: [a, b, c]
+    map: [User::Item]
+    tasks:
+      - name: Work
+        type: process
+        command: "true"
+        expressions: {{ command: '"test " + @[User::Item] + " != c"' }}
+  - {{ name: Once, type: process, command: "true", after: [{{ task: Each, on: completion }}] }}
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+    let out = sb.run().output().exit(1);
+    assert!(out.stdout.contains("x3 (2 succeeded, 1 failed)"), "{out:?}");
+    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let summary = out.summary();
+    let work = summary["executables"]
+        .as_array()
+        .expect("executables")
+        .iter()
+        .find(|e| e["path"] == "Each/Work")
+        .expect("Each/Work in the summary")
+        .clone();
+    assert_eq!(work["status"], "failed");
+    assert_eq!(work["runs"], 3);
+    assert_eq!(
+        work["ended"],
+        serde_json::json!({"succeeded": 2, "failed": 1, "completed": 0})
+    );
+    for e in summary["executables"].as_array().expect("executables") {
+        if e["path"] != "Each/Work" {
+            assert!(e.get("ended").is_none(), "ran once: no tally\n{e}");
+        }
+    }
+}

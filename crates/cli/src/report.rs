@@ -488,7 +488,44 @@ struct SummaryExec<'a> {
     status: &'static str,
     duration_ms: u64,
     runs: u32,
+    /// How its runs ended, for one that ended more than once (a loop's
+    /// children): `{"succeeded": 2, "failed": 1, "completed": 0}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ended: Option<EndedJson>,
     error: &'a Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct EndedJson {
+    succeeded: u32,
+    failed: u32,
+    completed: u32,
+}
+
+/// `Some` for an executable that ended more than once.
+fn ended_json(t: &checkflow_exec::Tally) -> Option<EndedJson> {
+    (t.total() > 1).then_some(EndedJson {
+        succeeded: t.succeeded,
+        failed: t.failed,
+        completed: t.completed,
+    })
+}
+
+/// " (2 succeeded, 1 failed)" for an executable that ended more than once.
+fn ended_text(t: &checkflow_exec::Tally) -> String {
+    if t.total() <= 1 {
+        return String::new();
+    }
+    let parts: Vec<String> = [
+        (t.succeeded, "succeeded"),
+        (t.failed, "failed"),
+        (t.completed, "completed"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, k)| format!("{n} {k}"))
+    .collect();
+    format!(" ({})", parts.join(", "))
 }
 
 /// Every executable of the summary, serialized as it is walked: a summary
@@ -509,6 +546,7 @@ impl serde::Serialize for SummaryExecs<'_> {
                 status: x.status.as_str(),
                 duration_ms: x.duration.as_millis() as u64,
                 runs: x.runs,
+                ended: ended_json(&x.ended),
                 error: &x.error,
             }
         }))
@@ -604,7 +642,7 @@ pub fn print_summary(
             String::new()
         };
         let runs = if s.runs > 1 {
-            format!(" x{}", s.runs)
+            format!(" x{}{}", s.runs, ended_text(&s.ended))
         } else {
             String::new()
         };

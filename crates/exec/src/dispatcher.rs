@@ -87,6 +87,9 @@ struct Rt {
     start_time: Option<jiff::civil::DateTime>,
     total: Duration,
     runs: u32,
+    /// How its runs ended, counted each time it finishes (a loop's children
+    /// once per iteration).
+    ended: Tally,
     last_error: Option<String>,
     cancel: Option<CancelToken>,
     deadline: Option<Instant>,
@@ -731,6 +734,9 @@ impl<'a> Dispatcher<'a> {
             self.rt[n.index()].state
         );
         let was_open = !self.rt[n.index()].state.is_terminal();
+        if was_open && let State::Done(o) = state {
+            self.rt[n.index()].ended.add(o);
+        }
         self.rt[n.index()].state = state;
         if was_open && let Some(p) = self.plan.node(n).parent {
             let open = &mut self.rt[p.index()].open;
@@ -1270,6 +1276,7 @@ impl<'a> Dispatcher<'a> {
                     status: rt.state.status(),
                     duration: rt.total,
                     runs: rt.runs,
+                    ended: rt.ended,
                     error: rt.last_error.clone(),
                 }
             })

@@ -204,8 +204,35 @@ pub struct NodeSummary {
     pub duration: Duration,
     /// How many times it ran.
     pub runs: u32,
+    /// How those runs ended: a loop's children end once per iteration, so
+    /// `status` (the last) does not tell the whole story.
+    pub ended: Tally,
     /// Its last error.
     pub error: Option<String>,
+}
+
+/// How many times an executable ended with each result in one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub succeeded: u32,
+    pub failed: u32,
+    pub completed: u32,
+}
+
+impl Tally {
+    /// Counts one more end with `o`.
+    pub fn add(&mut self, o: Outcome) {
+        match o {
+            Outcome::Success => self.succeeded += 1,
+            Outcome::Failure => self.failed += 1,
+            Outcome::Completion => self.completed += 1,
+        }
+    }
+
+    /// How many ends were counted.
+    pub fn total(&self) -> u32 {
+        self.succeeded + self.failed + self.completed
+    }
 }
 
 /// What a run did.
