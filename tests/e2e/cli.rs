@@ -344,7 +344,8 @@ fn output_to_a_closed_pipe_is_quiet_and_to_a_full_disk_is_an_error() {
 
 /// YAML 1.1 would read `no` as false, `0123` as 123 and `1.10` as 1.1; a
 /// string variable, a loop's items and a `--config` file keep what is
-/// written (only `true` and `false` are booleans, as in YAML 1.2).
+/// written (only `true` and `false` are booleans, as in YAML 1.2), and a
+/// decimal keeps digits a binary float would lose.
 #[test]
 fn plain_scalars_keep_their_text() {
     let sb = Sandbox::with_package(&format!(
@@ -357,6 +358,7 @@ variables:
   Hex:     {{ type: string, value: 0x1F }}
   Count:   {{ type: int32, value: 0042 }}
   Flag:    {{ type: boolean, value: true }}
+  Amount:  {{ type: decimal, value: 12345678.1234567891 }}
   Item:    {{ type: string }}
   Conf:    {{ type: string }}
 tasks:
@@ -373,7 +375,7 @@ tasks:
     type: process
     command: "true"
     expressions:
-      command: '"echo " + @[User::Zip] + " " + @[User::Answer] + " " + @[User::Version] + " " + @[User::Hex] + " " + (DT_WSTR, 10)@[User::Count] + " " + (DT_WSTR, 5)@[User::Flag] + " " + @[User::Conf] + " >> ledger.txt"'
+      command: '"echo " + @[User::Zip] + " " + @[User::Answer] + " " + @[User::Version] + " " + @[User::Hex] + " " + (DT_WSTR, 10)@[User::Count] + " " + (DT_WSTR, 5)@[User::Flag] + " " + (DT_WSTR, 30)@[User::Amount] + " " + @[User::Conf] + " >> ledger.txt"'
 "#
     ));
     sb.write("conf.yaml", "User::Conf: off\n");
@@ -385,7 +387,7 @@ tasks:
             "item n",
             "item off",
             "item 007",
-            "0123 no 1.10 0x1F 42 True off"
+            "0123 no 1.10 0x1F 42 True 12345678.1234567891 off"
         ]
     );
     // A boolean field written the YAML 1.1 way is an error, not a guess.

@@ -95,9 +95,9 @@ pub struct VariableDef {
     /// `boolean`, `int32`, `int64`, `double`, `decimal`, `string`, `datetime`, `object`.
     #[serde(rename = "type")]
     pub ty: Spanned<String>,
-    /// The initial value. For a `string` variable, a plain scalar that YAML
-    /// reads as a number (`1.10`, `0x1F`) is kept as written (see
-    /// `crate::parse`).
+    /// The initial value. For a `string` or `decimal` variable, a plain
+    /// scalar that YAML reads as a number (`1.10`, `0x1F`) is kept as written
+    /// (see `crate::parse`).
     #[serde(default)]
     pub value: Option<Spanned<serde_json::Value>>,
     /// EvaluateAsExpression: the value is this expression, evaluated when read.

@@ -122,12 +122,14 @@ pub fn parse(path: &Path, text: &str) -> Result<PackageDef, LoadError> {
 
 /// A `string` variable whose `value` YAML read as a number gets the number's
 /// text as written: `1.10` stays "1.10" (not "1.1"), `0x1F` stays "0x1F"
-/// (not "31"), `1e3` stays "1e3". (Booleans and leading zeros are kept by
-/// [`yaml_options`].)
+/// (not "31"), `1e3` stays "1e3". So does a `decimal` one, whose digits would
+/// otherwise pass through a binary float (`0.1234567890123456789`).
+/// (Booleans and leading zeros are kept by [`yaml_options`].)
 fn strings_as_written(mut def: PackageDef, text: &str) -> PackageDef {
     for var in def.variables.values_mut() {
         let var = &mut var.value;
-        if !var.ty.value.eq_ignore_ascii_case("string") {
+        let ty = &var.ty.value;
+        if !ty.eq_ignore_ascii_case("string") && !ty.eq_ignore_ascii_case("decimal") {
             continue;
         }
         let Some(v) = var.value.as_mut() else {

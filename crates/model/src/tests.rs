@@ -351,7 +351,7 @@ fn task_definitions_serialize_exactly_as_the_golden_file_says() {
 
 #[test]
 fn a_string_variable_keeps_a_number_as_written() {
-    let def = p("id: x\nname: n\nvariables:\n  A: { type: string, value: 1.10 }\n  Bé: { type: string, value: 0x1F, sensitive: true }\n  C:\n    type: string\n    value: -2.50e3 # a comment\n  D: { type: double, value: 1.10 }\n  E: { type: string, value: \"1.10\" }\n  F: { type: string, value: 0123 }\n  G: { type: string, value: off }\ntasks: []\n")
+    let def = p("id: x\nname: n\nvariables:\n  A: { type: string, value: 1.10 }\n  Bé: { type: string, value: 0x1F, sensitive: true }\n  C:\n    type: string\n    value: -2.50e3 # a comment\n  D: { type: double, value: 1.10 }\n  E: { type: string, value: \"1.10\" }\n  F: { type: string, value: 0123 }\n  G: { type: string, value: off }\n  H: { type: decimal, value: 0.1234567890123456789 }\ntasks: []\n")
         .expect("parses");
     let v = |n: &str| def.variables[n].value.value.as_ref().unwrap().value.clone();
     assert_eq!(v("A"), serde_json::json!("1.10"));
@@ -361,6 +361,7 @@ fn a_string_variable_keeps_a_number_as_written() {
     assert_eq!(v("E"), serde_json::json!("1.10"));
     assert_eq!(v("F"), serde_json::json!("0123"));
     assert_eq!(v("G"), serde_json::json!("off"));
+    assert_eq!(v("H"), serde_json::json!("0.1234567890123456789"));
 }
 
 #[test]
