@@ -1,7 +1,7 @@
 //! What a restart reuses and what it runs again (SPEC §2.3, §2.5):
 //! scenarios 8, 9, 11, 13 and 14.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -118,8 +118,29 @@ fn foreach_with_checkpoint_iterations_reruns_only_the_third_to_fifth_items() {
     assert_eq!(sb.take_ledger(), names(&["Before", "a", "b", "c"]));
 
     sb.touch("fixed");
-    sb.run().output().exit(0);
+    let out = sb.run().args(["--log", "json"]).output().exit(0);
     assert_eq!(sb.take_ledger(), names(&["c", "d", "e"]));
+    // The log skips a and b, and numbers the rest by their places (3 to 5).
+    let lines = out.json_lines();
+    let skipped: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["event"] == "iteration_skipped")
+        .map(|l| &l["key"])
+        .collect();
+    assert_eq!(skipped, [&json!("a"), &json!("b")]);
+    let numbered: Vec<(Value, Value)> = lines
+        .iter()
+        .filter(|l| l["event"] == "iteration")
+        .map(|l| (l["index"].clone(), l["key"].clone()))
+        .collect();
+    assert_eq!(
+        numbered,
+        [
+            (json!(3), json!("c")),
+            (json!(4), json!("d")),
+            (json!(5), json!("e"))
+        ]
+    );
 }
 
 #[test]

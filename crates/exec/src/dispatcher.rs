@@ -99,7 +99,10 @@ struct Rt {
     retry_at: Option<Instant>,
     heartbeat: Option<Instant>,
     props: Arc<HashMap<String, Value>>,
-    items: VecDeque<Item>,
+    /// A foreach's items still to run, each with its 1-based position in
+    /// the collection (items done by an earlier run are not here, but they
+    /// keep their places in the numbering).
+    items: VecDeque<(u64, Item)>,
     iteration: u64,
     current_key: Option<String>,
     /// A loop stopped before its collection or condition was exhausted.
@@ -984,14 +987,14 @@ impl<'a> Dispatcher<'a> {
                 match enumerate(enumerator, &self.store, &self.plan.vars) {
                     Ok(items) => {
                         let mut keep = VecDeque::new();
-                        for it in items {
+                        for (i, it) in items.into_iter().enumerate() {
                             if skip.contains(&it.key) {
                                 self.reporter.event(&Event::IterationSkipped {
                                     node: n,
                                     key: it.key.clone(),
                                 });
                             } else {
-                                keep.push_back(it);
+                                keep.push_back((i as u64 + 1, it));
                             }
                         }
                         self.rt[n.index()].items = keep;
@@ -1077,10 +1080,13 @@ impl<'a> Dispatcher<'a> {
                 self.rt[n.index()].current_key = None;
             }
             NodeKind::Foreach { map, .. } => {
-                let Some(item) = self.rt[n.index()].items.pop_front() else {
+                let Some((position, item)) = self.rt[n.index()].items.pop_front() else {
                     self.end_container(n);
                     return;
                 };
+                // Numbered by its place in the collection, so a restart that
+                // skips finished items goes on from #3, not from #1 again.
+                self.rt[n.index()].iteration = position - 1;
                 for (slot, value) in map.iter().zip(item.values) {
                     let ty = &self.plan.vars.decl(*slot).ty;
                     match VarValue::from_written(&value, ty) {

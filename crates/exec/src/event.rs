@@ -81,7 +81,8 @@ pub enum Event {
     Started { node: NodeId, attempt: u32 },
     /// An executable was restored from the checkpoint instead of run.
     Restored { node: NodeId, outcome: Outcome },
-    /// An iteration of a loop started (index from 1; key for foreach).
+    /// An iteration of a loop started: index from 1 (a foreach item's place in
+    /// its collection, counting items an earlier run finished); key for foreach.
     Iteration {
         node: NodeId,
         index: u64,
