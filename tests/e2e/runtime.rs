@@ -326,13 +326,7 @@ tasks:
     assert!(out.stdout.contains("x3 (2 succeeded, 1 failed)"), "{out:?}");
     let out = sb.run().args(["--log", "json"]).output().exit(1);
     let summary = out.summary();
-    let work = summary["executables"]
-        .as_array()
-        .expect("executables")
-        .iter()
-        .find(|e| e["path"] == "Each/Work")
-        .expect("Each/Work in the summary")
-        .clone();
+    let work = executable_of(&summary, "Each/Work");
     assert_eq!(work["status"], "failed");
     assert_eq!(work["runs"], 3);
     assert_eq!(

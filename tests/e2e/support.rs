@@ -220,21 +220,11 @@ impl Cmd {
 
     /// Runs to completion and captures everything.
     pub fn output(&self) -> Output {
-        let out = self
-            .command()
-            .stdin(Stdio::null())
-            .output()
-            .expect("spawn checkflow");
-        Output {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            what: self.describe(),
-        }
+        self.output_to(Stdio::piped())
     }
 
-    /// Runs to completion with standard output going to `stdout` (a closed
-    /// pipe, `/dev/full`); standard error is captured.
+    /// Runs to completion with standard output going to `stdout` (captured
+    /// if piped; or a closed pipe, `/dev/full`); standard error is captured.
     pub fn output_to(&self, stdout: impl Into<Stdio>) -> Output {
         let out = self
             .command()
@@ -243,12 +233,7 @@ impl Cmd {
             .stderr(Stdio::piped())
             .output()
             .expect("spawn checkflow");
-        Output {
-            code: out.status.code(),
-            stdout: String::new(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            what: self.describe(),
-        }
+        Output::of(out, self.describe())
     }
 
     /// Starts it in the background, output captured (read it with `finish`).
@@ -286,12 +271,7 @@ impl Running {
     /// Waits for it to end and returns what it printed.
     pub fn finish(self) -> Output {
         let out = self.child.wait_with_output().expect("wait for checkflow");
-        Output {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            what: self.what,
-        }
+        Output::of(out, self.what)
     }
 }
 
@@ -303,6 +283,18 @@ pub struct Output {
     pub stdout: String,
     pub stderr: String,
     what: String,
+}
+
+impl Output {
+    /// What a finished process left, for the invocation described by `what`.
+    fn of(out: std::process::Output, what: String) -> Output {
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            what,
+        }
+    }
 }
 
 impl std::fmt::Debug for Output {
@@ -398,15 +390,21 @@ impl Output {
 /// `status` of the executable at `path` in a summary or report document.
 #[track_caller]
 pub fn status_of(summary: &Value, path: &str) -> String {
+    executable_of(summary, path)["status"]
+        .as_str()
+        .expect("status is a string")
+        .to_owned()
+}
+
+/// The entry of the executable at `path` in a summary or report document.
+#[track_caller]
+pub fn executable_of<'a>(summary: &'a Value, path: &str) -> &'a Value {
     summary["executables"]
         .as_array()
         .unwrap_or_else(|| panic!("no executables[] in {summary}"))
         .iter()
         .find(|e| e["path"] == path)
-        .unwrap_or_else(|| panic!("no executable {path:?} in {summary}"))["status"]
-        .as_str()
-        .expect("status is a string")
-        .to_owned()
+        .unwrap_or_else(|| panic!("no executable {path:?} in {summary}"))
 }
 
 /// Shorthand for a list of task names in assertions.

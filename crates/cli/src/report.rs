@@ -491,24 +491,8 @@ struct SummaryExec<'a> {
     /// How its runs ended, for one that ended more than once (a loop's
     /// children): `{"succeeded": 2, "failed": 1, "completed": 0}`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    ended: Option<EndedJson>,
+    ended: Option<checkflow_exec::Tally>,
     error: &'a Option<String>,
-}
-
-#[derive(serde::Serialize)]
-struct EndedJson {
-    succeeded: u32,
-    failed: u32,
-    completed: u32,
-}
-
-/// `Some` for an executable that ended more than once.
-fn ended_json(t: &checkflow_exec::Tally) -> Option<EndedJson> {
-    (t.total() > 1).then_some(EndedJson {
-        succeeded: t.succeeded,
-        failed: t.failed,
-        completed: t.completed,
-    })
 }
 
 /// " (2 succeeded, 1 failed)" for an executable that ended more than once.
@@ -546,7 +530,7 @@ impl serde::Serialize for SummaryExecs<'_> {
                 status: x.status.as_str(),
                 duration_ms: x.duration.as_millis() as u64,
                 runs: x.runs,
-                ended: ended_json(&x.ended),
+                ended: Some(x.ended).filter(|t| t.total() > 1),
                 error: &x.error,
             }
         }))

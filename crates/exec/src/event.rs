@@ -213,7 +213,7 @@ pub struct NodeSummary {
 }
 
 /// How many times an executable ended with each result in one run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Tally {
     pub succeeded: u32,
     pub failed: u32,

@@ -45,8 +45,16 @@ pub enum LoadError {
 
 /// serde-saphyr renders `error: line N column M: what` and then a snippet; we
 /// keep `what` as the message (the position is printed by us) and return the
-/// snippet separately, naming our file instead of `<input>`.
-pub(crate) fn split_report(full: &str, path: &std::path::Path) -> (String, String) {
+/// snippet separately, naming our file instead of `<input>`, its ` -->` line
+/// giving `at` (the library counts columns in the part of a long line it
+/// shows), and its caret line our wording. `explain` may say a message the
+/// package's way (it gets the library's).
+pub(crate) fn split_report(
+    full: &str,
+    path: &std::path::Path,
+    at: Option<SourcePos>,
+    explain: impl FnOnce(&str) -> Option<String>,
+) -> (String, String) {
     let mut lines = full.lines();
     let first = lines.next().unwrap_or(full).trim();
     let mut msg = first.strip_prefix("error: ").unwrap_or(first);
@@ -68,19 +76,26 @@ pub(crate) fn split_report(full: &str, path: &std::path::Path) -> (String, Strin
     };
     // An unknown field: name the likely one meant, not every field there is
     // (a task lists all the task types' fields, about sixty).
-    let unknown = unknown_field(msg);
-    let (msg, caret) = match &unknown {
-        Some((m, short)) => (m.as_str(), short.as_str()),
-        None => (msg, msg),
+    let (msg, caret) = match unknown_field(msg) {
+        Some((m, short)) => (m, short),
+        None => {
+            let m = explain(msg).unwrap_or_else(|| msg.to_string());
+            (m.clone(), m)
+        }
     };
+    let file = path.display().to_string();
+    let arrow = format!(" --> {file}:");
     // The caret line repeats the library's wording: show ours there too.
     let snippet: Vec<String> = lines
         .map(|l| {
-            l.replace("<input>", &path.display().to_string())
-                .replace(raw, caret)
+            let l = l.replace("<input>", &file);
+            match at {
+                Some(p) if l.starts_with(&arrow) => format!("{arrow}{p}"),
+                _ => l.replace(raw, &caret),
+            }
         })
         .collect();
-    (msg.to_string(), snippet.join("\n"))
+    (msg, snippet.join("\n"))
 }
 
 /// "unknown field `comand`, expected one of name, type, ..." becomes, for

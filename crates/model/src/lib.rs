@@ -270,45 +270,27 @@ fn null_keys(text: &str) -> Vec<NullKey> {
 /// A parse error as a [`LoadError`], with its column moved back past keys
 /// that were quoted on its line.
 fn syntax_error(path: &Path, text: &str, e: &serde_saphyr::Error, quoted: &[NullKey]) -> LoadError {
-    // Where the error is in the text that was parsed (`text`).
+    // Where the error is in the text that was parsed (`text`)...
     let raw_pos = e.location().map(|l| SourcePos {
         line: l.line() as usize,
         column: l.column() as usize,
     });
-    let pos = e.location().map(|l| {
-        let line = l.line() as usize;
-        let mut column = l.column() as usize;
-        // Columns of the patched text: each key before it on the line grew.
+    // ...and in the file: each key quoted before it on its line grew.
+    let pos = raw_pos.map(|SourcePos { line, column }| {
         let mut shift = 0;
         for k in quoted.iter().filter(|k| k.line == line) {
             if k.column + shift < column {
                 shift += k.growth();
             }
         }
-        column = column.saturating_sub(shift).max(1);
-        SourcePos { line, column }
+        SourcePos {
+            line,
+            column: column.saturating_sub(shift).max(1),
+        }
     });
-    let (mut message, mut snippet) = error::split_report(&e.to_string(), path);
-    if let Some(better) = explain_scalar_error(&message, text, raw_pos) {
-        snippet = snippet.replace(&message, &better);
-        message = better;
-    }
-    // The library's ` --> file:line:column` counts columns in the part of a
-    // long line it shows; say the one the message heading says.
-    if let Some(p) = pos {
-        let arrow = format!(" --> {}:", path.display());
-        snippet = snippet
-            .lines()
-            .map(|l| {
-                if l.starts_with(&arrow) {
-                    format!("{arrow}{p}")
-                } else {
-                    l.to_string()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-    }
+    let (message, snippet) = error::split_report(&e.to_string(), path, pos, |m| {
+        explain_scalar_error(m, text, raw_pos)
+    });
     LoadError::Syntax {
         path: path.to_path_buf(),
         pos,

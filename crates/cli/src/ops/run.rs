@@ -318,59 +318,50 @@ pub(crate) fn run_with(args: &RunArgs, create: CreateJournal<'_>) -> Result<i32,
         PackageOutcome::Cancelled => true,
         PackageOutcome::Failure => result.restart_point || result.journal_error.is_some(),
     };
-    // A restart that did not write (`save: false`) leaves the file it read
-    // as it was: a success deletes it, as any success does; a failure keeps
-    // it, since the restart points it records still hold.
-    if journal.is_none()
-        && state.is_some()
-        && let (Some(path), Some(held)) = (&checkpoint.path, &lock)
-    {
-        if result.outcome != PackageOutcome::Success {
-            kept = true;
-        } else {
-            match journal::delete(path, held) {
-                Ok(()) => {
-                    note = format!(
-                        "checkpoint {} deleted: the package succeeded",
-                        path.display()
-                    );
-                }
-                Err(e) => {
-                    console.note("warning", &crate::session::failed_to(&e));
-                    kept = path.exists();
-                }
-            }
-        }
-    }
-    if let Some(j) = journal {
-        let path = j.path().to_path_buf();
-        if keep {
+    // What was removed, and how the removal went. The journal this run wrote
+    // goes unless it is kept. A restart that did not write (`save: false`)
+    // leaves the file it read as it was, except that a success deletes it,
+    // as any success does (a failure keeps it: its restart points still hold).
+    let removed = match (journal, &state, &checkpoint.path, &lock) {
+        (Some(j), ..) if keep => {
             kept = true;
             note = format!(
                 "checkpoint kept: {} (the next run restarts from it)",
+                j.path().display()
+            );
+            None
+        }
+        (Some(j), ..) => {
+            let path = j.path().to_path_buf();
+            Some((j.delete(), path))
+        }
+        (None, Some(_), Some(path), Some(held)) if result.outcome == PackageOutcome::Success => {
+            Some((journal::delete(path, held), path.clone()))
+        }
+        (None, Some(_), Some(_), Some(_)) => {
+            kept = true;
+            None
+        }
+        _ => None,
+    };
+    match removed {
+        Some((Ok(()), path)) if result.outcome == PackageOutcome::Success => {
+            note = format!(
+                "checkpoint {} deleted: the package succeeded",
                 path.display()
             );
-        } else {
-            match j.delete() {
-                Ok(()) => {
-                    note = if result.outcome == PackageOutcome::Success {
-                        format!(
-                            "checkpoint {} deleted: the package succeeded",
-                            path.display()
-                        )
-                    } else {
-                        format!(
-                            "checkpoint {} deleted: no failed executable has fail_package_on_failure, so there is no restart point and the next run starts from the beginning",
-                            path.display()
-                        )
-                    };
-                }
-                Err(e) => {
-                    console.note("warning", &crate::session::failed_to(&e));
-                    kept = path.exists();
-                }
-            }
         }
+        Some((Ok(()), path)) => {
+            note = format!(
+                "checkpoint {} deleted: no failed executable has fail_package_on_failure, so there is no restart point and the next run starts from the beginning",
+                path.display()
+            );
+        }
+        Some((Err(e), path)) => {
+            console.note("warning", &crate::session::failed_to(&e));
+            kept = path.exists();
+        }
+        None => {}
     }
     drop(lock);
     let code = match result.outcome {
