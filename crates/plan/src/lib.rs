@@ -13,6 +13,7 @@
 
 mod build;
 mod diag;
+mod failpoint;
 mod duration;
 mod fingerprint;
 mod node;
@@ -23,6 +24,7 @@ mod vars;
 pub use build::{validate, validate_with};
 pub use diag::{Diagnostic, ValidationError};
 pub use duration::parse_duration;
+pub use failpoint::failpoint;
 pub use fingerprint::FingerprintsAhead;
 pub use node::{
     CheckpointFile, CheckpointSettings, Constraint, Enumerator, LoopExprs, Node, NodeId, NodeKind,
