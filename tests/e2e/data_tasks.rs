@@ -494,7 +494,7 @@ fn a_transaction_killed_after_its_commit_is_not_repeated() {
         let sb = transacted_load(&db);
         let out = db
             .run(&sb, "package.yaml")
-            .env("CHECKFLOW_TEST_FAILPOINT", "after-tx-commit")
+            .env("CHECKFLOW_TEST_FAILPOINT", "tx-after-commit")
             .output();
         assert_eq!(out.code, None, "{}: killed by SIGKILL\n{out:?}", db.kind);
         assert_eq!(sb.take_ledger(), names(&["Inside"]), "{}", db.kind);
@@ -539,7 +539,7 @@ fn a_transaction_killed_before_its_commit_is_rolled_back_and_run_again() {
         let sb = transacted_load(&db);
         let out = db
             .run(&sb, "package.yaml")
-            .env("CHECKFLOW_TEST_FAILPOINT", "after-tx-intent")
+            .env("CHECKFLOW_TEST_FAILPOINT", "tx-after-intent")
             .output();
         assert_eq!(out.code, None, "{}: killed by SIGKILL\n{out:?}", db.kind);
         assert_eq!(sb.take_ledger(), names(&["Inside"]), "{}", db.kind);
@@ -641,7 +641,7 @@ tasks:
 
         let out = db
             .run(&sb, "package.yaml")
-            .env("CHECKFLOW_TEST_FAILPOINT", "after-tx-intent")
+            .env("CHECKFLOW_TEST_FAILPOINT", "tx-after-intent")
             .output();
         assert_eq!(out.code, None, "{}: killed by SIGKILL\n{out:?}", db.kind);
         sb.take_ledger();

@@ -139,8 +139,9 @@ pub struct Session {
     pub lock: Option<journal::Lock>,
     pub run_id: String,
     /// Transacted executables whose commit happened before the last run
-    /// stopped, though no completion was recorded: record them now.
-    pub committed_tx: Vec<String>,
+    /// stopped, though no completion was recorded (record them now): their
+    /// paths, and the variables their intent carried (now in `initial`).
+    pub committed_tx: Vec<(String, Vec<u32>)>,
 }
 
 fn parse_set(s: &str) -> Result<(String, String), Fail> {
@@ -535,6 +536,7 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
                     task_name: &plan.package.name,
                     start: start_time,
                     error: None,
+                    unit: Plan::ROOT,
                 };
                 let v = e.eval(&env).map_err(|err| {
                     Fail::new(exit::FAILURE, format!("checkpoint file_expr failed: {err}"))
@@ -684,13 +686,20 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
             ));
         }
         initial = initial_values(&plan, &config, &run_id, start_time)?;
-        for (name, v) in &st.vars {
+        // One recorded value into `initial`; `None` if the variable is gone
+        // or is a system one.
+        let restore_var = |initial: &mut Vec<VarValue>,
+                           warnings: &mut Vec<String>,
+                           name: &str,
+                           v: &journal::Restored,
+                           set_by_task: bool|
+         -> Result<Option<u32>, Fail> {
             let Some(slot) = plan.vars.slot(name) else {
-                continue;
+                return Ok(None);
             };
             let decl = plan.vars.decl(slot);
             if decl.system.is_some() {
-                continue;
+                return Ok(None);
             }
             match v {
                 journal::Restored::Value(j) => match VarValue::from_json(j, &decl.ty) {
@@ -700,7 +709,7 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
                 // Left out or sealed: if no task changed it, it still holds
                 // what the first run started with (the package's value, or
                 // the configuration settled above), so the restart has it.
-                _ if !st.vars_set_by_tasks.contains(name) => {}
+                _ if !set_by_task => {}
                 _ => {
                     return Err(Fail::new(
                         exit::FAILURE,
@@ -712,6 +721,11 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
                     ));
                 }
             }
+            Ok(Some(slot))
+        };
+        for (name, v) in &st.vars {
+            let by_task = st.vars_set_by_tasks.contains(name);
+            restore_var(&mut initial, &mut warnings, name, v, by_task)?;
         }
         let mut rec = Recorded {
             completed: st
@@ -726,7 +740,17 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
                 .collect(),
             iterations: st.iterations.clone(),
         };
-        committed_tx = settle_intents(&plan, st, &mut rec, &mut warnings)?;
+        // A commit found made brings the variables its completion would
+        // have recorded; its intent is the last record the run wrote (nothing
+        // is written between an intent and its completion), so they come
+        // after every other recorded value.
+        for path in settle_intents(&plan, st, &mut rec, &mut warnings)? {
+            let mut slots = Vec::new();
+            for (name, v) in &st.tx_intents[&path].vars {
+                slots.extend(restore_var(&mut initial, &mut warnings, name, v, true)?);
+            }
+            committed_tx.push((path, slots));
+        }
         crate::timing::phase("state restored", t);
         let policy = match opts.changed {
             Changed::Keep => ChangedPolicy::Keep,

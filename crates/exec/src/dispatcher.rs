@@ -48,6 +48,7 @@ pub fn run(
     let n = plan.nodes.len();
     let mut d = Dispatcher {
         plan,
+        units: units(plan),
         rt: (0..n).map(|_| Rt::default()).collect(),
         store,
         resume: opts.resume,
@@ -149,6 +150,8 @@ enum Ready {
 
 struct Dispatcher<'a> {
     plan: &'a Plan,
+    /// Per node: the unit whose record carries its changes to variables.
+    units: Vec<NodeId>,
     rt: Vec<Rt>,
     store: Arc<VarStore>,
     resume: Resume,
@@ -172,6 +175,23 @@ struct Dispatcher<'a> {
     started: Instant,
     tx_prefix: String,
     tx_seq: u64,
+}
+
+/// Per node, the unit whose record carries the variables it changes: the
+/// nearest executable, itself or an ancestor, whose completion is recorded
+/// (the package for what nothing records).
+fn units(plan: &Plan) -> Vec<NodeId> {
+    let mut units = vec![Plan::ROOT; plan.nodes.len()];
+    // Parents come before their children in a subtree walk.
+    for n in plan.subtree(Plan::ROOT).into_iter().skip(1) {
+        let node = plan.node(n);
+        units[n.index()] = match node.parent {
+            _ if node.recordable => n,
+            Some(p) => units[p.index()],
+            None => Plan::ROOT,
+        };
+    }
+    units
 }
 
 /// How often a long task reports that it is still running.
@@ -439,6 +459,7 @@ impl<'a> Dispatcher<'a> {
             task_name: &self.plan.node(n).name,
             start: rt.start_time.unwrap_or_else(now_civil),
             error,
+            unit: self.units[n.index()],
         }
     }
 
@@ -478,8 +499,10 @@ impl<'a> Dispatcher<'a> {
             if !node.children.is_empty() {
                 for d in self.plan.subtree(n).into_iter().skip(1) {
                     self.rt[d.index()].state = State::Restored(o);
+                    self.count_restored_failure(d);
                 }
             }
+            self.count_restored_failure(n);
             self.reporter.event(&Event::Restored {
                 node: n,
                 outcome: o,
@@ -575,6 +598,8 @@ impl<'a> Dispatcher<'a> {
         rt.heartbeat = Some(Instant::now() + HEARTBEAT);
         let attempt = rt.attempt;
         self.reporter.event(&Event::Started { node: n, attempt });
+        // The tests' way to stop a run while a given task runs (`task-start@N`).
+        checkflow_plan::failpoint("task-start");
         let cx = ThreadCx {
             store: self.store.clone(),
             tx: self.tx.clone(),
@@ -582,6 +607,7 @@ impl<'a> Dispatcher<'a> {
             task_name: node.name.clone(),
             start: rt.start_time.unwrap_or_else(now_civil),
             error,
+            unit: self.units[n.index()],
             txn: tx,
             props: rt.props.clone(),
             cancel: token,
@@ -719,7 +745,7 @@ impl<'a> Dispatcher<'a> {
     fn complete(&mut self, n: NodeId, outcome: Outcome, duration: Duration) {
         let node = self.plan.node(n);
         if node.parent.is_some() && node.recordable && !self.rt[n.index()].chain {
-            let vars = self.store.take_dirty();
+            let vars = self.store.take_dirty(n);
             self.pending_records.push(Record::Completed {
                 node: n,
                 outcome,
@@ -780,11 +806,17 @@ impl<'a> Dispatcher<'a> {
     /// Ends the transaction `n` started, if any: rolled back unless `outcome`
     /// is a success or completion; otherwise the intent to commit is made
     /// durable, then the databases commit. A failed commit is the error.
+    ///
+    /// A run being cancelled does not roll back a unit whose every part
+    /// finished: it commits and is recorded like any executable that
+    /// finished before the signal (rolling it back while recording it as
+    /// done would lose its work for good). The steps and why each crash
+    /// point between them is safe: docs/design/commit-protocols.md §1.
     fn settle_tx(&mut self, n: NodeId, outcome: Outcome) -> Result<(), String> {
         let Some(scope) = self.rt[n.index()].tx.take() else {
             return Ok(());
         };
-        if outcome == Outcome::Failure || self.cancelled {
+        if outcome == Outcome::Failure {
             for e in scope.rollback() {
                 self.reporter.event(&Event::Warning {
                     message: format!("{}: {e}", self.plan.node(n).path),
@@ -797,10 +829,14 @@ impl<'a> Dispatcher<'a> {
             return Ok(());
         }
         if self.plan.node(n).recordable {
+            // The variables its completion will carry ride with the intent: a
+            // restart that finds the commit made restores them with it.
+            let vars = self.store.peek_dirty(n);
             self.pending_records.push(Record::TxCommitting {
                 node: n,
                 marker: scope.marker().to_string(),
                 connections,
+                vars,
             });
             if !self.flush() {
                 scope.rollback();
@@ -808,8 +844,13 @@ impl<'a> Dispatcher<'a> {
                     "the checkpoint could not record the intent to commit; rolled back".into(),
                 );
             }
+            checkflow_plan::failpoint("tx-after-intent");
         }
-        scope.commit()
+        let committed = scope.commit();
+        if committed.is_ok() {
+            checkflow_plan::failpoint("tx-after-commit");
+        }
+        committed
     }
 
     /// An executable failed: count errors up the tree, apply FailParentOnFailure
@@ -827,13 +868,16 @@ impl<'a> Dispatcher<'a> {
         // Not recorded: the chain that failed the package, and any failure
         // inside a container on that chain (the container reruns, so must its
         // failed children) or caused by the engine stopping the task (its
-        // container timed out).
+        // container timed out). A failure after the package has already
+        // failed (a parallel branch still running when it stopped) is not
+        // recorded either: its cascade stops at the failed package, which
+        // it would otherwise have failed, and a restart must run it again.
         let inside_chain = self.rt[n.index()].chain
             || self
                 .plan
                 .ancestors(n)
                 .any(|a| a != Plan::ROOT && self.rt[a.index()].chain);
-        if cascade.contains(&Plan::ROOT) || inside_chain {
+        if cascade.contains(&Plan::ROOT) || self.rt[0].halted || inside_chain {
             for c in cascade {
                 self.rt[c.index()].chain = true;
             }
@@ -869,6 +913,20 @@ impl<'a> Dispatcher<'a> {
             if !self.rt[0].halted {
                 self.fail_rec(Plan::ROOT, cascade);
             }
+        }
+    }
+
+    /// A restored failure counts against `max_errors` as it did in the run
+    /// that recorded it: one error for every container above it. It raised
+    /// no container to its limit then (it would not have been recorded), so
+    /// nothing fails now; a failure of this run adds to the count.
+    fn count_restored_failure(&mut self, n: NodeId) {
+        if !self.resume.restored_failures.contains(&n) {
+            return;
+        }
+        let ancestors: Vec<NodeId> = self.plan.ancestors(n).collect();
+        for a in ancestors {
+            self.rt[a.index()].errors += 1;
         }
     }
 
@@ -1090,7 +1148,7 @@ impl<'a> Dispatcher<'a> {
                 for (slot, value) in map.iter().zip(item.values) {
                     let ty = &self.plan.vars.decl(*slot).ty;
                     match VarValue::from_written(&value, ty) {
-                        Ok(v) => self.store.set(*slot, v),
+                        Ok(v) => self.store.set(*slot, v, self.units[n.index()]),
                         Err(e) => {
                             let vn = self.plan.vars.decl(*slot).name.qualified();
                             self.container_error(
@@ -1167,7 +1225,7 @@ impl<'a> Dispatcher<'a> {
                     && node.recordable
                     && let Some(key) = self.rt[c.index()].current_key.clone()
                 {
-                    let vars = self.store.take_dirty();
+                    let vars = self.store.take_dirty(c);
                     self.pending_records
                         .push(Record::Iteration { node: c, key, vars });
                 }
@@ -1339,6 +1397,8 @@ struct ThreadCx {
     task_name: String,
     start: jiff::civil::DateTime,
     error: Option<String>,
+    /// The unit whose record carries the variables this task changes.
+    unit: NodeId,
     txn: Option<Arc<TxScope>>,
     props: Arc<HashMap<String, Value>>,
     cancel: CancelToken,
@@ -1352,6 +1412,7 @@ impl ThreadCx {
             task_name: &self.task_name,
             start: self.start,
             error: self.error.as_deref(),
+            unit: self.unit,
         }
     }
 }
@@ -1371,7 +1432,7 @@ impl RunCx for ThreadCx {
     }
 
     fn set(&mut self, slot: u32, value: VarValue) -> Result<(), TaskError> {
-        self.store.set(slot, value);
+        self.store.set(slot, value, self.unit);
         Ok(())
     }
 

@@ -155,6 +155,9 @@ pub enum Record {
         marker: String,
         /// The connections that took part.
         connections: Vec<String>,
+        /// The variables its completion will carry, as they are at the
+        /// commit: a restart that finds the commit made restores them.
+        vars: Vec<(u32, VarValue)>,
     },
     /// An iteration of a `checkpoint_iterations` loop finished.
     Iteration {

@@ -85,6 +85,10 @@ pub struct Resume {
     pub restore: NodeMap<Outcome>,
     /// Foreach loops: identities of iterations to skip.
     pub iterations: HashMap<NodeId, HashSet<String>>,
+    /// Restored executables (inside a restored container too) whose recorded
+    /// result is a failure: each counts one error against every container
+    /// above it, as it did in the run that recorded it.
+    pub restored_failures: HashSet<NodeId>,
     /// Recorded paths that must be forgotten (they run again).
     pub invalidate: Vec<String>,
     /// Warnings to show (changed executables kept, vanished ones).
@@ -259,6 +263,9 @@ pub fn resume(
             out.invalidate.push(node.path.clone());
         }
         restored[id.index()] = restore;
+        if restore && recorded[id.index()] == Some(Outcome::Failure) {
+            out.restored_failures.insert(id);
+        }
         out.decisions.push(Decision {
             node: id,
             restore,

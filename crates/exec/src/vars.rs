@@ -2,13 +2,21 @@
 //! task (which adds the task-scoped `System::` values).
 
 use checkflow_expr::{Compiled, Env, Value};
-use checkflow_plan::{SystemVar, VarTable, VarValue};
+use checkflow_plan::{NodeId, SystemVar, VarTable, VarValue};
 use std::sync::{Arc, RwLock};
 
 /// Every variable's current value, shared by the dispatcher and running tasks.
+///
+/// A change is owned by the **unit** whose record will carry it: the nearest
+/// executable, the changer itself or an ancestor, whose completion is
+/// recorded. A task inside a loop, a transacted container or a restart unit
+/// changes variables on behalf of that unit, and its changes wait for the
+/// unit's own record; a sibling that completes meanwhile does not carry them
+/// (a restart that reruns the unit must find the values from before it).
 pub struct VarStore {
     values: RwLock<Vec<VarValue>>,
-    dirty: RwLock<Vec<bool>>,
+    /// Per slot: the unit that changed it last and has not recorded it yet.
+    dirty: RwLock<Vec<Option<NodeId>>>,
     table: Arc<VarTable>,
 }
 
@@ -18,7 +26,7 @@ impl VarStore {
         let n = values.len();
         VarStore {
             values: RwLock::new(values),
-            dirty: RwLock::new(vec![false; n]),
+            dirty: RwLock::new(vec![None; n]),
             table,
         }
     }
@@ -34,27 +42,40 @@ impl VarStore {
         values[slot as usize].clone()
     }
 
-    /// Stores a value and marks it changed.
-    pub fn set(&self, slot: u32, value: VarValue) {
-        {
-            let mut values = self.values.write().unwrap_or_else(|e| e.into_inner());
-            values[slot as usize] = value;
-        }
+    /// Stores a value, changed on behalf of `unit` (see the type's notes).
+    pub fn set(&self, slot: u32, value: VarValue, unit: NodeId) {
+        // Both locks at once: a record taken between the two writes would
+        // carry the new value without owning it, or own it with the old one.
         let mut dirty = self.dirty.write().unwrap_or_else(|e| e.into_inner());
-        dirty[slot as usize] = true;
+        let mut values = self.values.write().unwrap_or_else(|e| e.into_inner());
+        values[slot as usize] = value;
+        dirty[slot as usize] = Some(unit);
     }
 
-    /// Takes the variables changed since the last call, with their values.
-    pub fn take_dirty(&self) -> Vec<(u32, VarValue)> {
+    /// Takes the variables `unit` changed and has not recorded, with their
+    /// current values; they are no longer pending.
+    pub fn take_dirty(&self, unit: NodeId) -> Vec<(u32, VarValue)> {
+        self.pending(unit, true)
+    }
+
+    /// The variables `unit` changed and has not recorded, left pending (an
+    /// intent to commit carries them, the completion after it takes them).
+    pub fn peek_dirty(&self, unit: NodeId) -> Vec<(u32, VarValue)> {
+        self.pending(unit, false)
+    }
+
+    fn pending(&self, unit: NodeId, take: bool) -> Vec<(u32, VarValue)> {
         let mut dirty = self.dirty.write().unwrap_or_else(|e| e.into_inner());
-        if !dirty.iter().any(|d| *d) {
+        if !dirty.contains(&Some(unit)) {
             return Vec::new();
         }
         let values = self.values.read().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
         for (i, d) in dirty.iter_mut().enumerate() {
-            if *d {
-                *d = false;
+            if *d == Some(unit) {
+                if take {
+                    *d = None;
+                }
                 out.push((i as u32, values[i].clone()));
             }
         }
@@ -70,6 +91,53 @@ impl VarStore {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> VarStore {
+        let table = VarTable::default();
+        VarStore::new(
+            Arc::new(table),
+            vec![
+                VarValue::Scalar(Value::I4(0)),
+                VarValue::Scalar(Value::I4(0)),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_record_takes_only_the_changes_of_its_own_unit() {
+        let s = store();
+        let (unit, sibling) = (NodeId(3), NodeId(5));
+        s.set(0, VarValue::Scalar(Value::I4(4)), unit);
+        s.set(1, VarValue::Scalar(Value::I4(1)), sibling);
+        assert_eq!(
+            s.take_dirty(sibling),
+            vec![(1, VarValue::Scalar(Value::I4(1)))]
+        );
+        assert!(s.take_dirty(sibling).is_empty(), "taken once");
+        // An intent peeks; the completion after it takes.
+        assert_eq!(
+            s.peek_dirty(unit),
+            vec![(0, VarValue::Scalar(Value::I4(4)))]
+        );
+        assert_eq!(
+            s.take_dirty(unit),
+            vec![(0, VarValue::Scalar(Value::I4(4)))]
+        );
+        assert!(s.take_dirty(unit).is_empty());
+        // The last writer owns a change.
+        s.set(0, VarValue::Scalar(Value::I4(5)), unit);
+        s.set(0, VarValue::Scalar(Value::I4(6)), sibling);
+        assert!(s.take_dirty(unit).is_empty());
+        assert_eq!(
+            s.take_dirty(sibling),
+            vec![(0, VarValue::Scalar(Value::I4(6)))]
+        );
+    }
+}
+
 /// The expression environment of one executable: the store, plus its own
 /// `System::TaskName`, `System::ContainerStartTime` and `System::ErrorDescription`.
 pub struct TaskEnv<'a> {
@@ -81,6 +149,8 @@ pub struct TaskEnv<'a> {
     pub start: jiff::civil::DateTime,
     /// `System::ErrorDescription`.
     pub error: Option<&'a str>,
+    /// The unit an assignment changes a variable on behalf of.
+    pub unit: NodeId,
 }
 
 impl Env for TaskEnv<'_> {
@@ -111,7 +181,7 @@ impl Env for TaskEnv<'_> {
 pub fn eval_and_assign(expr: &Compiled, env: &TaskEnv<'_>) -> Result<Value, String> {
     let v = expr.eval(env).map_err(|e| e.to_string())?;
     if let Some((slot, _)) = expr.assignment() {
-        env.store.set(slot, VarValue::Scalar(v.clone()));
+        env.store.set(slot, VarValue::Scalar(v.clone()), env.unit);
     }
     Ok(v)
 }

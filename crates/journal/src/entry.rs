@@ -97,6 +97,9 @@ pub enum Entry {
         path: String,
         marker: String,
         connections: Vec<String>,
+        /// The variables its completion will carry: restored with it when the
+        /// restart finds the commit made.
+        vars: BTreeMap<String, VarValue>,
     },
 }
 

@@ -120,6 +120,9 @@ pub(crate) enum Record {
         path: String,
         marker: String,
         connections: Vec<String>,
+        /// Absent in files written before intents carried variables.
+        #[serde(default)]
+        vars: StoredVars,
     },
 }
 
@@ -240,6 +243,7 @@ impl TryFrom<FlatRecord> for Record {
                 path: need(f.path, "path")?,
                 marker: need(f.marker, "marker")?,
                 connections: need(f.connections, "connections")?,
+                vars: f.vars.unwrap_or_default(),
             },
         })
     }
@@ -318,10 +322,12 @@ impl Sealer {
                 path,
                 marker,
                 connections,
+                vars,
             } => Record::TxCommitting {
                 path,
                 marker,
                 connections,
+                vars: self.vars(vars)?,
             },
         })
     }
@@ -456,6 +462,7 @@ mod tests {
                     path: "T".into(),
                     marker: "m".into(),
                     connections: vec!["db".into()],
+                    vars: StoredVars::default(),
                 },
             ],
         };

@@ -45,12 +45,16 @@ pub struct CompletedEntry {
 
 /// A transacted executable's recorded intent to commit, with no completion
 /// recorded after it: the commit may or may not have happened.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TxIntent {
     /// The marker its commit writes.
     pub marker: String,
     /// The connections that took part.
     pub connections: Vec<String>,
+    /// The variables its completion would have carried, as they were at the
+    /// commit. They are not in `ResumeState::vars`: they hold only if the
+    /// commit was made, which the restart asks the databases.
+    pub vars: BTreeMap<String, Restored>,
 }
 
 /// One `RunStarted` record.
@@ -182,12 +186,19 @@ impl ResumeState {
                 path,
                 marker,
                 connections,
+                vars,
             } => {
+                let mut restored = BTreeMap::new();
+                for (name, v) in vars.0 {
+                    let r = opener.restore_owned(&name, v)?;
+                    restored.insert(name, r);
+                }
                 self.tx_intents.insert(
                     path,
                     TxIntent {
                         marker,
                         connections,
+                        vars: restored,
                     },
                 );
             }

@@ -816,6 +816,7 @@ fn a_commit_intent_stays_until_its_completion_or_invalidation() {
         path: p.into(),
         marker: format!("m-{p}"),
         connections: vec!["dw".into()],
+        vars: BTreeMap::from([("User::Mid".to_string(), VarValue::plain(json!(1)))]),
     };
     write(
         &f.path,
@@ -832,6 +833,14 @@ fn a_commit_intent_stays_until_its_completion_or_invalidation() {
     assert_eq!(st.tx_intents.keys().collect::<Vec<_>>(), ["Other"]);
     assert_eq!(st.tx_intents["Other"].marker, "m-Other");
     assert_eq!(st.tx_intents["Other"].connections, ["dw"]);
+    // An intent's variables hold only if its commit was made: they are kept
+    // with the intent, not applied to the state's variables.
+    assert_eq!(
+        st.tx_intents["Other"].vars.get("User::Mid"),
+        Some(&Restored::Value(json!(1)))
+    );
+    assert!(!st.vars.contains_key("User::Mid"));
+    assert!(!st.vars_set_by_tasks.contains("User::Mid"));
 }
 
 #[test]

@@ -99,6 +99,7 @@ impl TxScope {
                 }
                 return Err(format!("commit on connection \"{key}\" failed: {e}"));
             }
+            crate::failpoint("tx-after-connection-commit");
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use crate::report::{Console, print_summary, summary_json};
 use crate::session::{self, Fail, Session};
 use checkflow_exec::{NoRecorder, Outcome, PackageOutcome, Record, Recorder, RunOptions};
 use checkflow_journal as journal;
-use checkflow_plan::{NodeId, Plan, VarValue};
+use checkflow_plan::{Plan, VarValue};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,40 +35,6 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 struct JournalRecorder<'p> {
     journal: journal::Journal,
     plan: &'p Plan,
-    failpoint: Option<Failpoint>,
-    /// Nodes whose intent to commit this run recorded.
-    intents: Vec<NodeId>,
-}
-
-/// Crash points for tests (`CHECKFLOW_TEST_FAILPOINT`): the process kills
-/// itself with SIGKILL there, as a power cut or `kill -9` would, so that the
-/// end-to-end tests can stop a run at the one moment that matters for a
-/// transaction. Unknown values are ignored; nothing else reads the variable.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Failpoint {
-    /// After the intent to commit is durable, before the databases commit.
-    AfterTxIntent,
-    /// After the databases committed, before the completion is recorded.
-    AfterTxCommit,
-}
-
-impl Failpoint {
-    fn from_env() -> Option<Self> {
-        match std::env::var("CHECKFLOW_TEST_FAILPOINT").ok()?.as_str() {
-            "after-tx-intent" => Some(Self::AfterTxIntent),
-            "after-tx-commit" => Some(Self::AfterTxCommit),
-            _ => None,
-        }
-    }
-
-    fn kill_self() -> ! {
-        #[cfg(unix)]
-        // SAFETY: kill(2) on our own pid; no memory is involved.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
-        std::process::abort()
-    }
 }
 
 fn var_map(plan: &Plan, vars: Vec<(u32, VarValue)>) -> BTreeMap<String, journal::VarValue> {
@@ -101,20 +67,13 @@ fn outcome(o: Outcome) -> journal::Outcome {
 
 impl Recorder for JournalRecorder<'_> {
     fn record(&mut self, batch: Vec<Record>) -> Result<(), String> {
-        let has_intent = batch
-            .iter()
-            .any(|r| matches!(r, Record::TxCommitting { .. }));
-        if self.failpoint == Some(Failpoint::AfterTxCommit)
-            && batch
-                .iter()
-                .any(|r| matches!(r, Record::Completed { node, .. } if self.intents.contains(node)))
-        {
-            Failpoint::kill_self();
-        }
-        for r in &batch {
-            if let Record::TxCommitting { node, .. } = r {
-                self.intents.push(*node);
-            }
+        // A write the tests make fail (`checkpoint-write=error`), as a full
+        // disk would: the dispatcher stops as it does for a poisoned journal.
+        if checkflow_plan::failpoint("checkpoint-write") {
+            return Err(format!(
+                "failed to write checkpoint {}: simulated write failure (CHECKFLOW_TEST_FAILPOINT)",
+                self.journal.path().display()
+            ));
         }
         let entries: Vec<journal::Entry> = batch
             .into_iter()
@@ -138,10 +97,12 @@ impl Recorder for JournalRecorder<'_> {
                     node,
                     marker,
                     connections,
+                    vars,
                 } => journal::Entry::TxCommitting {
                     path: self.plan.node(node).path.clone(),
                     marker,
                     connections,
+                    vars: var_map(self.plan, vars),
                 },
                 Record::Iteration { node, key, vars } => journal::Entry::Iteration {
                     loop_path: self.plan.node(node).path.clone(),
@@ -152,11 +113,7 @@ impl Recorder for JournalRecorder<'_> {
             .collect();
         self.journal
             .append_all(entries)
-            .map_err(|e| crate::session::failed_to(&e))?;
-        if has_intent && self.failpoint == Some(Failpoint::AfterTxIntent) {
-            Failpoint::kill_self();
-        }
-        Ok(())
+            .map_err(|e| crate::session::failed_to(&e))
     }
 }
 
@@ -206,15 +163,22 @@ pub(crate) fn run_with(args: &RunArgs, create: CreateJournal<'_>) -> Result<i32,
                 let mut j = journal::Journal::append_to(path, st, key.as_ref(), lock)
                     .map_err(|e| Fail::chain(exit::FAILURE, &e))?;
                 // Commits found by the restart's probes: record them as completed.
+                // With the variables their intents carried, as restored.
                 let done: Vec<journal::Entry> = committed_tx
                     .iter()
-                    .filter_map(|p| plan.find(p))
-                    .map(|id| journal::Entry::Completed {
+                    .filter_map(|(p, slots)| Some((plan.find(p)?, slots)))
+                    .map(|(id, slots)| journal::Entry::Completed {
                         path: plan.node(id).path.clone(),
                         outcome: journal::Outcome::Success,
                         fingerprint: plan.node(id).fingerprint.clone(),
                         duration_ms: 0,
-                        vars: BTreeMap::new(),
+                        vars: var_map(
+                            &plan,
+                            slots
+                                .iter()
+                                .map(|&s| (s, initial[s as usize].clone()))
+                                .collect(),
+                        ),
                     })
                     .collect();
                 if !done.is_empty() {
@@ -297,8 +261,6 @@ pub(crate) fn run_with(args: &RunArgs, create: CreateJournal<'_>) -> Result<i32,
             let mut rec = JournalRecorder {
                 journal: j,
                 plan: &plan,
-                failpoint: Failpoint::from_env(),
-                intents: Vec::new(),
             };
             let r = checkflow_exec::run(&plan, opts, &mut rec, &mut console);
             journal = Some(rec.journal);

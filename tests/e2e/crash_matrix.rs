@@ -1,0 +1,153 @@
+//! The crash matrix: every crash point of every commit protocol
+//! (docs/design/commit-protocols.md), each hit by kill -9 and by SIGTERM,
+//! then the package restarted until it succeeds. After each case every row
+//! a protocol protects is in its table exactly once, and every variable has
+//! the value one clean run gives it.
+
+use crate::support::*;
+
+/// Transacted work (two containers, one in a parallel branch, each changing a
+/// variable), a loop that records its iterations and counts them, and a
+/// report of the final values.
+const PACKAGE: &str = r#"
+id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11
+name: matrix
+checkpoint: { file: run.ckpt, usage: if_exists, save: true }
+max_concurrent: 3
+connections:
+  dw: { kind: sqlite, path: dw.db }
+variables:
+  Mid: { type: int32, value: 0 }
+  Mid2: { type: int32, value: 0 }
+  Total: { type: int32, value: 0 }
+  Item: { type: string, value: "" }
+tasks:
+  - name: Create
+    type: sql
+    connection: dw
+    sql: "CREATE TABLE IF NOT EXISTS a (x INTEGER); CREATE TABLE IF NOT EXISTS b (x INTEGER); CREATE TABLE IF NOT EXISTS c (x INTEGER);"
+  - name: T1
+    type: sequence
+    transaction: required
+    fail_package_on_failure: true
+    after: [Create]
+    tasks:
+      - { name: InsA, type: sql, connection: dw, sql: "INSERT INTO a VALUES (1)" }
+      - { name: Count, type: expression, expr: "@[User::Mid] = @[User::Mid] + 1" }
+      - { name: InsB, type: sql, connection: dw, sql: "INSERT INTO b VALUES (1)" }
+  - name: Each
+    type: foreach
+    items: [x, y, z]
+    map: [User::Item]
+    checkpoint_iterations: true
+    fail_package_on_failure: true
+    after: [T1]
+    tasks:
+      - { name: Inc, type: expression, expr: "@[User::Total] = @[User::Total] + 1" }
+      - { name: Touch, type: process, command: "true", after: [Inc] }
+  - name: Par
+    type: sequence
+    flow: parallel
+    fail_package_on_failure: true
+    after: [Each]
+    tasks:
+      - name: T2
+        type: sequence
+        transaction: required
+        tasks:
+          - { name: InsC, type: sql, connection: dw, sql: "INSERT INTO c VALUES (1)" }
+          - { name: Count2, type: expression, expr: "@[User::Mid2] = @[User::Mid2] + 1" }
+      - { name: Side, type: process, command: "true" }
+  - name: Report
+    type: process
+    after: [Par]
+    command: "true"
+    expressions:
+      command: '"echo final mid=" + (DT_WSTR, 4)@[User::Mid] + " mid2=" + (DT_WSTR, 4)@[User::Mid2] + " total=" + (DT_WSTR, 4)@[User::Total] + " > final.txt"'
+"#;
+
+/// Runs one case: the first run with `failpoint`, then restarts until the
+/// package succeeds. `None` if the point was never reached (the first run
+/// succeeded).
+fn case(failpoint: &str) -> Option<()> {
+    let sb = Sandbox::with_package(PACKAGE);
+    let first = sb.run().env("CHECKFLOW_TEST_FAILPOINT", failpoint).output();
+    if first.code == Some(0) {
+        return None;
+    }
+    assert!(
+        matches!(first.code, None | Some(1) | Some(3)),
+        "{failpoint}: killed, failed or cancelled\n{}",
+        first.all()
+    );
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        assert!(runs <= 3, "{failpoint}: the restarts do not finish");
+        let doc = sb
+            .cmd(["checkpoint", "show", "run.ckpt", "--json"])
+            .output();
+        assert!(
+            doc.code == Some(0) || !sb.exists("run.ckpt"),
+            "{failpoint}: the checkpoint reads\n{}",
+            doc.all()
+        );
+        let out = sb.run().output();
+        if out.code == Some(0) {
+            break;
+        }
+        assert_eq!(out.code, Some(1), "{failpoint}: {}", out.all());
+    }
+    let counts = sql_rows(
+        &sb,
+        "{ kind: sqlite, path: dw.db }",
+        &[],
+        "SELECT (SELECT COUNT(*) FROM a), (SELECT COUNT(*) FROM b), (SELECT COUNT(*) FROM c)",
+    );
+    assert_eq!(
+        counts[0].iter().map(|v| v.as_i64()).collect::<Vec<_>>(),
+        vec![Some(1), Some(1), Some(1)],
+        "{failpoint}: every committed row exactly once"
+    );
+    assert_eq!(
+        sb.read("final.txt").trim(),
+        "final mid=1 mid2=1 total=3",
+        "{failpoint}: no variable lost or counted twice"
+    );
+    assert!(!sb.exists("run.ckpt"), "{failpoint}: deleted on success");
+    Some(())
+}
+
+#[test]
+fn every_commit_crash_point_under_kill_and_term_leaves_each_row_and_variable_exactly_once() {
+    let mut hit = 0;
+    for action in ["kill", "term"] {
+        // The transaction protocol's steps, for each of the two containers.
+        for point in [
+            "tx-after-intent",
+            "tx-after-connection-commit",
+            "tx-after-commit",
+        ] {
+            for n in 1..=2 {
+                let fp = format!("{point}@{n}={action}");
+                assert!(case(&fp).is_some(), "{fp} was never reached");
+                hit += 1;
+            }
+        }
+        // Every task start: a crash while each task runs.
+        let mut n = 1;
+        while case(&format!("task-start@{n}={action}")).is_some() {
+            n += 1;
+            hit += 1;
+        }
+        assert!(n > 10, "{action}: only {n} task starts");
+    }
+    // A failed checkpoint write at each write of the run.
+    let mut n = 1;
+    while case(&format!("checkpoint-write@{n}=error")).is_some() {
+        n += 1;
+        hit += 1;
+    }
+    assert!(n > 5, "only {n} checkpoint writes");
+    eprintln!("crash matrix: {hit} cases");
+}
