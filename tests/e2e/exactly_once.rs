@@ -10,7 +10,7 @@ use crate::support::*;
 /// A transacted sequence of two inserts and a counter, then a task that
 /// writes the counter to the ledger.
 fn transacted(extra: &str) -> Sandbox {
-    let sb = Sandbox::with_package(&format!(
+    Sandbox::with_package(&format!(
         r#"
 id: {ID}
 name: tx
@@ -40,8 +40,7 @@ tasks:
     expressions:
       command: '"echo mid=" + (DT_WSTR, 10)@[User::Mid] + " >> ledger.txt"'
 {extra}"#
-    ));
-    sb
+    ))
 }
 
 fn rows_of(sb: &Sandbox, table: &str) -> i64 {

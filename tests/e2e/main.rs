@@ -18,6 +18,7 @@ mod pg;
 mod restart;
 mod restart_options;
 mod runtime;
+mod soak;
 mod support;
 /// The loopback HTTP and FTP servers of the download tests (std only), shared
 /// by `downloads` and `examples`.

@@ -91,53 +91,6 @@ impl VarStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn store() -> VarStore {
-        let table = VarTable::default();
-        VarStore::new(
-            Arc::new(table),
-            vec![
-                VarValue::Scalar(Value::I4(0)),
-                VarValue::Scalar(Value::I4(0)),
-            ],
-        )
-    }
-
-    #[test]
-    fn a_record_takes_only_the_changes_of_its_own_unit() {
-        let s = store();
-        let (unit, sibling) = (NodeId(3), NodeId(5));
-        s.set(0, VarValue::Scalar(Value::I4(4)), unit);
-        s.set(1, VarValue::Scalar(Value::I4(1)), sibling);
-        assert_eq!(
-            s.take_dirty(sibling),
-            vec![(1, VarValue::Scalar(Value::I4(1)))]
-        );
-        assert!(s.take_dirty(sibling).is_empty(), "taken once");
-        // An intent peeks; the completion after it takes.
-        assert_eq!(
-            s.peek_dirty(unit),
-            vec![(0, VarValue::Scalar(Value::I4(4)))]
-        );
-        assert_eq!(
-            s.take_dirty(unit),
-            vec![(0, VarValue::Scalar(Value::I4(4)))]
-        );
-        assert!(s.take_dirty(unit).is_empty());
-        // The last writer owns a change.
-        s.set(0, VarValue::Scalar(Value::I4(5)), unit);
-        s.set(0, VarValue::Scalar(Value::I4(6)), sibling);
-        assert!(s.take_dirty(unit).is_empty());
-        assert_eq!(
-            s.take_dirty(sibling),
-            vec![(0, VarValue::Scalar(Value::I4(6)))]
-        );
-    }
-}
-
 /// The expression environment of one executable: the store, plus its own
 /// `System::TaskName`, `System::ContainerStartTime` and `System::ErrorDescription`.
 pub struct TaskEnv<'a> {
@@ -184,4 +137,51 @@ pub fn eval_and_assign(expr: &Compiled, env: &TaskEnv<'_>) -> Result<Value, Stri
         env.store.set(slot, VarValue::Scalar(v.clone()), env.unit);
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> VarStore {
+        let table = VarTable::default();
+        VarStore::new(
+            Arc::new(table),
+            vec![
+                VarValue::Scalar(Value::I4(0)),
+                VarValue::Scalar(Value::I4(0)),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_record_takes_only_the_changes_of_its_own_unit() {
+        let s = store();
+        let (unit, sibling) = (NodeId(3), NodeId(5));
+        s.set(0, VarValue::Scalar(Value::I4(4)), unit);
+        s.set(1, VarValue::Scalar(Value::I4(1)), sibling);
+        assert_eq!(
+            s.take_dirty(sibling),
+            vec![(1, VarValue::Scalar(Value::I4(1)))]
+        );
+        assert!(s.take_dirty(sibling).is_empty(), "taken once");
+        // An intent peeks; the completion after it takes.
+        assert_eq!(
+            s.peek_dirty(unit),
+            vec![(0, VarValue::Scalar(Value::I4(4)))]
+        );
+        assert_eq!(
+            s.take_dirty(unit),
+            vec![(0, VarValue::Scalar(Value::I4(4)))]
+        );
+        assert!(s.take_dirty(unit).is_empty());
+        // The last writer owns a change.
+        s.set(0, VarValue::Scalar(Value::I4(5)), unit);
+        s.set(0, VarValue::Scalar(Value::I4(6)), sibling);
+        assert!(s.take_dirty(unit).is_empty());
+        assert_eq!(
+            s.take_dirty(sibling),
+            vec![(0, VarValue::Scalar(Value::I4(6)))]
+        );
+    }
 }
