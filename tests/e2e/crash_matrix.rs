@@ -151,3 +151,78 @@ fn every_commit_crash_point_under_kill_and_term_leaves_each_row_and_variable_exa
     assert!(n > 5, "only {n} checkpoint writes");
     eprintln!("crash matrix: {hit} cases");
 }
+
+/// A download's rename into place: the part file is synced, renamed over the
+/// target, the folder synced, the sidecar removed, then the task's record
+/// follows. A crash at either side of the rename, by kill -9, SIGTERM or a
+/// failed rename, leaves either the part file (resumed) or the complete file
+/// (fetched again whole, or kept where its hash matches and `overwrite` is
+/// off), never a torn or missing one.
+#[test]
+fn a_downloads_rename_under_kill_term_and_error_leaves_the_complete_file_once() {
+    use crate::test_server::{HttpServer, bytes};
+    let server = HttpServer::start();
+    let body = bytes(300_000, 7);
+    server.add("/big.bin", body.clone());
+    let sha = {
+        use std::process::Command;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("b");
+        std::fs::write(&f, &body).expect("write");
+        let out = Command::new("sha256sum")
+            .arg(&f)
+            .output()
+            .expect("sha256sum");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .expect("a hash")
+            .to_string()
+    };
+    for overwrite in [true, false] {
+        for fp in [
+            "download-before-rename=kill",
+            "download-before-rename=term",
+            "download-before-rename=error",
+            "download-after-rename=kill",
+            "download-after-rename=term",
+        ] {
+            let ctx = format!("{fp}, overwrite {overwrite}");
+            let sb = Sandbox::with_package(&format!(
+                r#"
+id: {ID}
+name: dl
+checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
+tasks:
+  - {{ name: Get, type: download, url: "{url}", to: data/big.bin, sha256: {sha}, overwrite: {overwrite}, fail_package_on_failure: true }}
+  - {{ name: Use, type: process, command: "cmp -s data/big.bin data/want.bin && echo Use >> ledger.txt", after: [Get] }}
+"#,
+                url = server.url("/big.bin")
+            ));
+            std::fs::create_dir_all(sb.join("data")).expect("mkdir");
+            std::fs::write(sb.join("data/want.bin"), &body).expect("write");
+            let first = sb.run().env("CHECKFLOW_TEST_FAILPOINT", fp).output();
+            assert_ne!(
+                first.code,
+                Some(0),
+                "{ctx}: the point was reached\n{first:?}"
+            );
+            let mut n = 0;
+            while sb.run().output().code != Some(0) {
+                n += 1;
+                assert!(n < 3, "{ctx}: the restart does not finish");
+            }
+            assert_eq!(
+                sb.read_bytes("data/big.bin"),
+                body,
+                "{ctx}: the complete file"
+            );
+            assert!(!sb.exists("data/big.bin.part"), "{ctx}: no part file left");
+            assert!(
+                !sb.exists("data/big.bin.part.meta"),
+                "{ctx}: no sidecar left"
+            );
+            assert_eq!(sb.take_ledger(), names(&["Use"]), "{ctx}");
+        }
+    }
+}

@@ -557,6 +557,15 @@ impl Part {
             ..
         } = self;
         drop(file);
+        // The steps and why a crash between them is safe:
+        // docs/design/commit-protocols.md §5.
+        if checkflow_plan::failpoint("download-before-rename") {
+            return Err(format!(
+                "cannot rename {} to {}: refused (test failpoint)",
+                path.display(),
+                to.display()
+            ));
+        }
         std::fs::rename(&path, to)
             .map_err(|e| format!("cannot rename {} to {}: {e}", path.display(), to.display()))?;
         #[cfg(unix)]
@@ -571,6 +580,7 @@ impl Part {
             }
         }
         let _ = std::fs::remove_file(&meta_path);
+        checkflow_plan::failpoint("download-after-rename");
         Ok(())
     }
 }
