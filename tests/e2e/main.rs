@@ -12,6 +12,7 @@ mod disk_errors;
 mod downloads;
 mod exactly_once;
 mod examples;
+mod failure_paths;
 mod kill_at_scale;
 mod package_cache;
 mod pg;

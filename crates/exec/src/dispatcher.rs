@@ -72,6 +72,7 @@ pub fn run(
         started: Instant::now(),
         tx_prefix: opts.tx_prefix,
         tx_seq: 0,
+        reached_max: false,
     };
     d.main_loop();
     d.finish()
@@ -108,6 +109,11 @@ struct Rt {
     current_key: Option<String>,
     /// A loop stopped before its collection or condition was exhausted.
     cut: bool,
+    /// A container whose error count reached its `max_errors`: the failed
+    /// executables that brought it there. Only the paths those failures
+    /// enable (their successors, and what follows them) still start in it;
+    /// when they end, it fails.
+    failing: Vec<NodeId>,
     /// The transaction this executable started (`transaction: required`).
     tx: Option<Arc<TxScope>>,
     /// A container's children that have not finished in the current
@@ -175,6 +181,10 @@ struct Dispatcher<'a> {
     started: Instant,
     tx_prefix: String,
     tx_seq: u64,
+    /// Set by `fail_rec` when the failure brought a container to its limit,
+    /// or failed (or would have failed) the package through
+    /// `fail_package_on_failure`.
+    reached_max: bool,
 }
 
 /// Per node, the unit whose record carries the variables it changes: the
@@ -478,6 +488,64 @@ impl<'a> Dispatcher<'a> {
             })
     }
 
+    /// "the number of errors raised (N) reached the maximum allowed (M)", as
+    /// SSIS says it.
+    fn max_errors_message(&self, c: NodeId) -> String {
+        format!(
+            "the number of errors raised ({}) reached the maximum allowed ({})",
+            self.rt[c.index()].errors,
+            self.plan.node(c).max_errors
+        )
+    }
+
+    /// Whether `n` may start under the containers above it that reached
+    /// their `max_errors`: only what follows one of the failures that
+    /// brought them there (through precedence, at the level where `n`'s
+    /// branch leaves the failed one's) may.
+    fn enabled_by_failures(&self, n: NodeId) -> bool {
+        self.plan.ancestors(n).all(|a| {
+            let failing = &self.rt[a.index()].failing;
+            failing.is_empty() || failing.iter().any(|&o| self.follows_failure(n, o))
+        })
+    }
+
+    /// `n` lies on a path that the failure of `o` enables: where their
+    /// branches part, `n`'s side follows `o`'s through precedence.
+    fn follows_failure(&self, n: NodeId, o: NodeId) -> bool {
+        let chain_o: Vec<NodeId> = std::iter::once(o).chain(self.plan.ancestors(o)).collect();
+        // Up from `n` to the lowest common ancestor, keeping `n`'s side.
+        let (mut side, mut x) = (n, n);
+        loop {
+            if let Some(i) = chain_o.iter().position(|&c| c == x) {
+                // `n` on the failure's own chain (or inside it): not a new start.
+                if x == n || i == 0 {
+                    return true;
+                }
+                return self.follows(chain_o[i - 1], side);
+            }
+            let Some(p) = self.plan.node(x).parent else {
+                return false;
+            };
+            side = x;
+            x = p;
+        }
+    }
+
+    /// Whether `to` is reachable from `from` through precedence constraints.
+    fn follows(&self, from: NodeId, to: NodeId) -> bool {
+        let mut seen = HashSet::new();
+        let mut stack = self.plan.node(from).succs.clone();
+        while let Some(s) = stack.pop() {
+            if s == to {
+                return true;
+            }
+            if seen.insert(s) {
+                stack.extend(self.plan.node(s).succs.iter().copied());
+            }
+        }
+        false
+    }
+
     fn halted_above(&self, n: NodeId) -> bool {
         self.plan.ancestors(n).any(|a| self.rt[a.index()].halted)
     }
@@ -486,6 +554,10 @@ impl<'a> Dispatcher<'a> {
 
     fn begin(&mut self, n: NodeId) {
         if self.stopping || self.halted_above(n) {
+            return;
+        }
+        if !self.enabled_by_failures(n) {
+            self.set_terminal(n, State::NotRun);
             return;
         }
         if !self.flush() {
@@ -569,6 +641,10 @@ impl<'a> Dispatcher<'a> {
             if let Some(p) = self.plan.node(n).parent {
                 self.agenda.push_back(Work::ChildDone(p));
             }
+            return true;
+        }
+        if !self.enabled_by_failures(n) {
+            self.set_terminal(n, State::NotRun);
             return true;
         }
         self.spawn(n);
@@ -864,20 +940,23 @@ impl<'a> Dispatcher<'a> {
         };
         self.errors.push(format!("{label}: {msg}"));
         let mut cascade = Vec::new();
+        self.reached_max = false;
         self.fail_rec(n, &mut cascade);
         // Not recorded: the chain that failed the package, and any failure
         // inside a container on that chain (the container reruns, so must its
         // failed children) or caused by the engine stopping the task (its
         // container timed out). A failure after the package has already
-        // failed (a parallel branch still running when it stopped) is not
-        // recorded either: its cascade stops at the failed package, which
-        // it would otherwise have failed, and a restart must run it again.
+        // failed (a parallel branch still running when it stopped) that
+        // would have failed it is not recorded either: its cascade stops at
+        // the package, which failed already, and a restart must run it again.
         let inside_chain = self.rt[n.index()].chain
             || self
                 .plan
                 .ancestors(n)
                 .any(|a| a != Plan::ROOT && self.rt[a.index()].chain);
-        if cascade.contains(&Plan::ROOT) || self.rt[0].halted || inside_chain {
+        // A failure that brought a container to its `max_errors` is on the
+        // chain too: that container fails once the failure's paths end.
+        if cascade.contains(&Plan::ROOT) || inside_chain || self.reached_max {
             for c in cascade {
                 self.rt[c.index()].chain = true;
             }
@@ -898,8 +977,15 @@ impl<'a> Dispatcher<'a> {
         for a in ancestors {
             let rt = &mut self.rt[a.index()];
             rt.errors += 1;
-            if rt.errors >= self.plan.node(a).max_errors && !rt.halted {
-                self.fail_rec(a, cascade);
+            if rt.errors >= self.plan.node(a).max_errors {
+                // As SSIS: the count reaching the limit does not cut off the
+                // paths this failure enables; the container fails when they
+                // end (`end_container`). A container that already failed
+                // (the package stopping, say) would have failed by it.
+                if !rt.halted {
+                    rt.failing.push(n);
+                }
+                self.reached_max = true;
             }
         }
         if node.fail_parent
@@ -910,6 +996,8 @@ impl<'a> Dispatcher<'a> {
         }
         if node.fail_package {
             self.restart_point = true;
+            // It fails the package, or would have if it had not failed already.
+            self.reached_max = true;
             if !self.rt[0].halted {
                 self.fail_rec(Plan::ROOT, cascade);
             }
@@ -1115,7 +1203,11 @@ impl<'a> Dispatcher<'a> {
 
     /// Starts the next loop iteration, or completes the loop.
     fn next_iteration(&mut self, n: NodeId) {
-        if self.stopping || self.rt[n.index()].halted || self.halted_above(n) {
+        if self.stopping
+            || self.rt[n.index()].halted
+            || !self.rt[n.index()].failing.is_empty()
+            || self.halted_above(n)
+        {
             self.rt[n.index()].cut = true;
             self.end_container(n);
             return;
@@ -1223,6 +1315,7 @@ impl<'a> Dispatcher<'a> {
             } => {
                 if *checkpoint_iterations
                     && node.recordable
+                    && self.rt[c.index()].failing.is_empty()
                     && let Some(key) = self.rt[c.index()].current_key.clone()
                 {
                     let vars = self.store.take_dirty(c);
@@ -1262,8 +1355,14 @@ impl<'a> Dispatcher<'a> {
         let duration = rt.started.map(|s| s.elapsed()).unwrap_or_default();
         self.rt[c.index()].total += duration;
         self.rt[c.index()].runs += 1;
+        let over_max = !self.rt[c.index()].failing.is_empty() && !self.rt[c.index()].halted;
         if c == Plan::ROOT {
-            let o = if self.rt[0].halted || self.journal_error.is_some() {
+            if over_max && !self.cancelled {
+                let msg = self.max_errors_message(c);
+                self.errors
+                    .push(format!("{}: {msg}", self.plan.package.name));
+            }
+            let o = if self.rt[0].halted || over_max || self.journal_error.is_some() {
                 Outcome::Failure
             } else {
                 Outcome::Success
@@ -1273,6 +1372,21 @@ impl<'a> Dispatcher<'a> {
             } else {
                 State::Done(o)
             };
+            return;
+        }
+        if over_max && !self.cancelled {
+            // The paths its failures enabled have ended: now it fails.
+            let msg = self.max_errors_message(c);
+            let _ = self.settle_tx(c, Outcome::Failure);
+            self.rt[c.index()].last_error = Some(msg.clone());
+            self.reporter.event(&Event::Finished {
+                node: c,
+                status: Status::Failed,
+                duration,
+                error: Some(msg.clone()),
+            });
+            self.fail(c, &msg);
+            self.complete(c, Outcome::Failure, duration);
             return;
         }
         if self.rt[c.index()].halted {
