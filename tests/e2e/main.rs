@@ -11,6 +11,7 @@ mod disk_errors;
 mod downloads;
 mod examples;
 mod kill_at_scale;
+mod leftovers;
 mod package_cache;
 mod pg;
 mod restart;
