@@ -260,3 +260,46 @@ fn a_rerun_stopped_while_ending_the_leftovers_leaves_the_rest_to_the_next() {
         assert_eq!(sb.take_ledger(), names(&["Load a"]), "{action}");
     }
 }
+
+/// A child package without a checkpoint of its own runs `load.sh`; the
+/// parent, which has one, is killed while it runs. The child run stops on
+/// the parent's death (its task's group is killed), but the child in a
+/// session of its own runs on, carrying the parent's tag; the parent's rerun
+/// ends it before it starts the child package again.
+#[test]
+fn a_child_package_of_a_killed_parent_leaves_nothing_for_the_parents_rerun_to_run_beside() {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: parent
+checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
+tasks:
+  - {{ name: Child, type: package, path: child.yaml }}
+"#
+    ));
+    sb.write(
+        "child.yaml",
+        r#"
+id: 5c3e7a10-2b4d-4f6e-9a8b-0c1d2e3f4a5b
+name: child
+tasks:
+  - { name: Load, type: process, command: "sh load.sh" }
+"#,
+    );
+    sb.write("load.sh", LOAD_SH);
+    let _cleanup = Cleanup(&sb);
+    run_and_kill_9(&sb, "a", &[]);
+    let (children, _) = pids(&sb, "a");
+    assert!(
+        children.iter().any(|p| alive(*p)),
+        "some of the killed copy's children outlive checkflow"
+    );
+
+    sb.write("mode", "check a");
+    sb.run()
+        .output()
+        .exit(0)
+        .says("task \"Child\" left running in an earlier run");
+    assert_eq!(sb.read("a.check"), "checked\n");
+    assert_eq!(sb.take_ledger(), names(&["Load a"]));
+}
