@@ -19,7 +19,10 @@
 //! - The child runs in its own process group. When the task is cancelled
 //!   (timeout, Ctrl-C, the package stopping) the child is first asked to stop
 //!   (SIGTERM, so it cancels its own tasks and keeps its checkpoint), and its
-//!   group is killed if it has not ended within [`GRACE`].
+//!   group is killed if it has not ended within [`GRACE`]. If the parent is
+//!   killed, the child gets SIGTERM (Linux); the child run and everything it
+//!   starts carry this task's tag, so the parent's restart ends what is left
+//!   of them before it runs the task again (`leftovers`).
 //!
 //! A package that runs itself, directly or through others, is refused when the
 //! loop comes round (the chain of running packages is passed down in
