@@ -14,6 +14,7 @@ mod exactly_once;
 mod examples;
 mod failure_paths;
 mod kill_at_scale;
+mod leftovers;
 mod package_cache;
 mod pg;
 mod restart;

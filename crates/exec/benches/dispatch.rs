@@ -107,6 +107,7 @@ fn options(plan: &Plan) -> RunOptions {
         initial: plan.vars.decls.iter().map(|d| d.initial.clone()).collect(),
         interrupt: Arc::new(AtomicBool::new(false)),
         tx_prefix: "bench".into(),
+        processes: None,
     }
 }
 

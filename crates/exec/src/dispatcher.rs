@@ -13,7 +13,8 @@ use crate::vars::{TaskEnv, VarStore, eval_and_assign};
 use checkflow_expr::{Compiled, Env, Value};
 use checkflow_model::{ForceResult, Logic, On};
 use checkflow_plan::{
-    CancelToken, LogLevel, NodeId, NodeKind, Plan, RunCx, TaskError, TxScope, VarTable, VarValue,
+    CancelToken, LogLevel, NodeId, NodeKind, Plan, ProcessScope, RunCx, TaskError, TxScope,
+    VarTable, VarValue,
 };
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ pub struct RunOptions {
     pub interrupt: Arc<AtomicBool>,
     /// Makes transaction markers unique to this run (e.g. the run id).
     pub tx_prefix: String,
+    /// Tags the processes tasks start, when the run holds a checkpoint's lock.
+    pub processes: Option<Arc<ProcessScope>>,
 }
 
 /// Runs a package to its end.
@@ -73,6 +76,7 @@ pub fn run(
         tx_prefix: opts.tx_prefix,
         tx_seq: 0,
         reached_max: false,
+        processes: opts.processes,
     };
     d.main_loop();
     d.finish()
@@ -185,6 +189,7 @@ struct Dispatcher<'a> {
     /// or failed (or would have failed) the package through
     /// `fail_package_on_failure`.
     reached_max: bool,
+    processes: Option<Arc<ProcessScope>>,
 }
 
 /// Per node, the unit whose record carries the variables it changes: the
@@ -688,6 +693,10 @@ impl<'a> Dispatcher<'a> {
             props: rt.props.clone(),
             cancel: token,
             dir: self.plan.package.dir.clone(),
+            processes: self
+                .processes
+                .as_ref()
+                .map(|p| (p.clone(), node.path.clone())),
         };
         let action = action.clone();
         if action.inline() {
@@ -1517,6 +1526,8 @@ struct ThreadCx {
     props: Arc<HashMap<String, Value>>,
     cancel: CancelToken,
     dir: PathBuf,
+    /// The run's process scope and this task's path.
+    processes: Option<(Arc<ProcessScope>, String)>,
 }
 
 impl ThreadCx {
@@ -1589,6 +1600,12 @@ impl RunCx for ThreadCx {
 
     fn package_dir(&self) -> &Path {
         &self.dir
+    }
+
+    fn processes(&self) -> Option<(&ProcessScope, &str)> {
+        self.processes
+            .as_ref()
+            .map(|(p, path)| (&**p, path.as_str()))
     }
 
     fn vars(&self) -> &VarTable {

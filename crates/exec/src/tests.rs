@@ -130,6 +130,7 @@ fn run_plan(plan: &Plan, resume: Resume) -> (RunResult, Collect) {
         initial,
         interrupt: Arc::new(AtomicBool::new(false)),
         tx_prefix: "test".into(),
+        processes: None,
     };
     let mut events = Vec::new();
     let r = run(plan, opts, &mut c, &mut Events(&mut events));
@@ -432,6 +433,7 @@ fn max_concurrent_bounds_running_tasks() {
         initial,
         interrupt: Arc::new(AtomicBool::new(false)),
         tx_prefix: "test".into(),
+        processes: None,
     };
     let mut ev = Vec::new();
     run(&plan, opts, &mut c, &mut Events(&mut ev));
@@ -751,6 +753,7 @@ fn completions_of_parallel_inline_tasks_share_a_flush() {
         initial,
         interrupt: Arc::new(AtomicBool::new(false)),
         tx_prefix: "t".into(),
+        processes: None,
     };
     let mut ev = Vec::new();
     let res = run(&plan, opts, &mut c, &mut Events(&mut ev));

@@ -17,6 +17,7 @@ mod duration;
 mod failpoint;
 mod fingerprint;
 mod node;
+mod procs;
 mod task;
 mod tx;
 mod vars;
@@ -30,6 +31,7 @@ pub use node::{
     CheckpointFile, CheckpointSettings, Constraint, Enumerator, LoopExprs, Node, NodeId, NodeKind,
     PackageInfo,
 };
+pub use procs::{ProcessScope, TAG_ENV};
 pub use task::{
     Action, BuildCx, CancelToken, LogLevel, Registry, RunCx, TaskError, TaskType,
     resolve as resolve_path,

@@ -136,6 +136,12 @@ pub trait RunCx: Send {
         None
     }
 
+    /// The scope that tags this task's processes, and the task's path: set
+    /// when the run holds a checkpoint's lock (see [`crate::ProcessScope`]).
+    fn processes(&self) -> Option<(&crate::ProcessScope, &str)> {
+        None
+    }
+
     /// A string property: its property-expression value if any, else `written`.
     fn prop_string(&self, name: &str, written: &str) -> String {
         match self.property(name) {

@@ -9,6 +9,7 @@ mod db;
 mod download;
 mod expression;
 mod file;
+mod leftovers;
 mod package;
 mod process;
 mod script;

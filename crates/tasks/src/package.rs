@@ -19,7 +19,10 @@
 //! - The child runs in its own process group. When the task is cancelled
 //!   (timeout, Ctrl-C, the package stopping) the child is first asked to stop
 //!   (SIGTERM, so it cancels its own tasks and keeps its checkpoint), and its
-//!   group is killed if it has not ended within [`GRACE`].
+//!   group is killed if it has not ended within [`GRACE`]. If the parent is
+//!   killed, the child gets SIGTERM (Linux); the child run and everything it
+//!   starts carry this task's tag, so the parent's restart ends what is left
+//!   of them before it runs the task again (`leftovers`).
 //!
 //! A package that runs itself, directly or through others, is refused when the
 //! loop comes round (the chain of running packages is passed down in
@@ -162,6 +165,10 @@ impl Action for PackageAction {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         own_group(&mut cmd);
+        // The child run and everything it starts carry this task's tag; a
+        // copy left by a killed run of ours is ended before this one starts.
+        crate::leftovers::tag(&mut cmd, cx);
+        crate::leftovers::end_before_run(cx)?;
         let mut child = cmd
             .spawn()
             .map_err(|e| TaskError::new(format!("{what}: cannot start {}: {e}", exe.display())))?;
@@ -324,19 +331,7 @@ fn watch(pid: u32, token: &checkflow_plan::CancelToken, done: &AtomicBool) {
 fn own_group(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     cmd.process_group(0);
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: prctl(2) is async-signal-safe and touches no memory of the
-        // parent; it runs in the forked child before exec. If the thread that
-        // started the child dies (the parent process is killed), the child
-        // gets SIGTERM and stops as on Ctrl-C instead of running on alone.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
-    }
+    crate::leftovers::die_with_parent(cmd);
 }
 
 #[cfg(not(unix))]

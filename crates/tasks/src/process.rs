@@ -1,7 +1,9 @@
 //! The Execute Process task: a shell `command`, or a `program` with `args`.
 //!
 //! The child runs in its own process group, so a timeout or Ctrl-C kills the
-//! whole tree it started. Its output is streamed into the run log line by line
+//! whole tree it started. Each process of the tree carries the task's tag,
+//! so a restart ends what a killed run left running before it runs the task
+//! again (`leftovers`). Its output is streamed into the run log line by line
 //! and, if asked, captured into variables.
 
 use checkflow_expr::{DataType, Value};
@@ -118,16 +120,29 @@ impl Action for ProcessAction {
             use std::os::unix::process::CommandExt;
             cmd.process_group(0);
         }
+        crate::leftovers::die_with_parent(&mut cmd);
+        // Every process of this copy carries the task's tag (after `env`, so
+        // a package cannot unset it); a copy left by a killed run of ours is
+        // ended first, so the two never run side by side.
+        crate::leftovers::tag(&mut cmd, cx);
+        crate::leftovers::end_before_run(cx)?;
         let what = match &self.run {
             Run::Shell(c) => format!("command `{}`", short(&cx.prop_string("command", c))),
             Run::Program(p, _) => format!("program {p}"),
         };
+        let token = cx.cancel_token().clone();
+        if token.is_cancelled() {
+            return Err(TaskError::new(format!(
+                "{what} was not started: the task was cancelled"
+            )));
+        }
         let mut child = cmd.spawn().map_err(|e| {
             TaskError::new(format!("cannot start {what} in {}: {e}", cwd.display()))
         })?;
         let pgid = child.id();
-        let token = cx.cancel_token().clone();
         token.register_group(pgid);
+        // The process runs, and nothing on disk says so: its tag is its record.
+        let _ = checkflow_plan::failpoint("process-after-spawn");
 
         let out = child.stdout.take();
         let err = child.stderr.take();

@@ -254,6 +254,11 @@ pub(crate) fn run_with(args: &RunArgs, create: CreateJournal<'_>) -> Result<i32,
         initial,
         interrupt,
         tx_prefix: run_id.clone(),
+        // Only the run that holds a checkpoint's lock may take a process
+        // carrying its tag for a leftover of another run.
+        processes: lock
+            .as_ref()
+            .map(|l| Arc::new(checkflow_plan::ProcessScope::new(l.checkpoint(), &run_id))),
     };
     let t = crate::timing::start();
     let result = match journal {
