@@ -288,8 +288,10 @@ fn syntax_error(path: &Path, text: &str, e: &serde_saphyr::Error, quoted: &[Null
             column: column.saturating_sub(shift).max(1),
         }
     });
+    // A parser limit the file went past is said in words, with the limit.
+    let limit = error::limit_words(e, &budget_for(text));
     let (message, snippet) = error::split_report(&e.to_string(), path, pos, |m| {
-        explain_scalar_error(m, text, raw_pos)
+        limit.or_else(|| explain_scalar_error(m, text, raw_pos))
     });
     LoadError::Syntax {
         path: path.to_path_buf(),
@@ -303,12 +305,17 @@ fn syntax_error(path: &Path, text: &str, e: &serde_saphyr::Error, quoted: &[Null
 /// about 7 nodes each) must load, while aliases, depth and documents keep the
 /// library's defaults against billion-laughs style inputs.
 fn options_for(text: &str) -> serde_saphyr::Options {
+    let mut options = yaml_options();
+    options.budget = Some(budget_for(text));
+    options
+}
+
+/// The limits [`options_for`] sets for `text`.
+fn budget_for(text: &str) -> serde_saphyr::Budget {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_nodes = budget.max_nodes.max(text.len());
     budget.max_events = budget.max_events.max(text.len().saturating_mul(2));
-    let mut options = yaml_options();
-    options.budget = Some(budget);
-    options
+    budget
 }
 
 /// How every YAML text checkflow reads (packages, `--config` files) types
