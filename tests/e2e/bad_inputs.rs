@@ -936,6 +936,12 @@ fn config_file_that_is_not_a_map_exits_6_with_its_line_and_column() {
     no_panic(sb.run().args(["--config", "cfg.yaml"]).output())
         .exit(6)
         .says("cfg.yaml");
+    let deep = format!("User::N: {}1{}\n", "[".repeat(70), "]".repeat(70));
+    sb.write("cfg.yaml", &deep);
+    no_panic(sb.run().args(["--config", "cfg.yaml"]).output())
+        .exit(6)
+        .says("cfg.yaml: line 1 column")
+        .says("the YAML nests deeper than 64 levels");
     sb.write("cfg.yaml", "User::Ghost: 1\n");
     no_panic(sb.run().args(["--config", "cfg.yaml"]).output())
         .exit(6)

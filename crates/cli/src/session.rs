@@ -206,7 +206,7 @@ fn gather_config(plan: &Plan, opts: &RunOpts) -> Result<BTreeMap<String, ConfigV
                         format!(
                             "config file {}: {}",
                             file.display(),
-                            e.to_string().lines().next().unwrap_or("")
+                            checkflow_model::yaml_error_message(&e)
                         ),
                     )
                 },

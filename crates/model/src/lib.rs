@@ -330,6 +330,30 @@ pub fn yaml_options() -> serde_saphyr::Options {
     options
 }
 
+/// The message for a YAML error from a text read with [`yaml_options`]: a
+/// parser limit in words ("the YAML nests deeper than 64 levels"), else the
+/// library's first line.
+pub fn yaml_error_message(e: &serde_saphyr::Error) -> String {
+    let first = || {
+        let report = e.to_string();
+        let line = report.lines().next().unwrap_or("");
+        line.strip_prefix("error: ").unwrap_or(line).to_string()
+    };
+    match error::limit_words(
+        e,
+        yaml_options()
+            .budget
+            .as_ref()
+            .unwrap_or(&Default::default()),
+    ) {
+        Some(words) => match e.location() {
+            Some(l) => format!("line {} column {}: {words}", l.line(), l.column()),
+            None => words,
+        },
+        None => first(),
+    }
+}
+
 /// The position of a spanned value (1-based line and column).
 pub fn pos_of<T>(s: &Spanned<T>) -> SourcePos {
     SourcePos {
