@@ -130,6 +130,37 @@ fn second_yaml_document_in_the_package_is_a_load_error_at_its_start() {
     assert!(!out.all().contains("from_str"), "library advice\n{out:?}");
 }
 
+#[test]
+fn yaml_nested_deeper_than_the_limit_is_a_load_error_saying_so_in_words() {
+    let deep = format!("{}1{}", "[".repeat(70), "]".repeat(70));
+    let out = rejected(
+        &pkg(&format!(
+            "variables:\n  O: {{ type: object, value: {deep} }}\ntasks:\n  - {ECHO_A}\n"
+        )),
+        "4:",
+        &["the YAML nests deeper than 64 levels"],
+    );
+    assert!(!out.all().contains("budget"), "library words\n{out:?}");
+}
+
+#[test]
+fn yaml_whose_aliases_expand_past_the_limit_is_a_load_error_saying_so_in_words() {
+    // 1,001 aliases of a 1,000-item anchor: a million copies to replay. The
+    // long comment raises the limits that grow with the file's size, so the
+    // copies are the first limit reached.
+    let items = vec!["x"; 1000].join(", ");
+    let aliases = vec!["*big"; 1001].join(", ");
+    let padding = "#".repeat(2_000_000);
+    let out = rejected(
+        &pkg(&format!(
+            "variables:\n  O: {{ type: object, value: {{ a: &big [{items}], b: [{aliases}] }} }}\ntasks:\n  - {ECHO_A}\n{padding}\n"
+        )),
+        "4:",
+        &["the YAML's aliases expand to more than 1000000"],
+    );
+    assert!(!out.all().contains("budget"), "library words\n{out:?}");
+}
+
 // ---------------------------------------------------------------- wrong types
 
 #[test]
@@ -350,6 +381,34 @@ fn task_name_with_a_slash_is_a_load_error() {
         &pkg("tasks:\n  - { name: A/B, type: process, command: \"echo A >> ledger.txt\" }\n"),
         "4:13",
         &["A/B", "/"],
+    );
+}
+
+#[test]
+fn names_holding_control_characters_are_load_errors_that_print_them_escaped() {
+    let yaml = format!(
+        "id: {ID}\nname: \"pkg\\u0000\"\nvariables:\n  \"N\\r\": {{ type: int32, value: 0 }}\nconnections:\n  \"db\\x07\": {{ kind: sqlite, path: x.db }}\ntasks:\n  - {{ name: \"A\\nINFO forged line\", type: process, command: \"echo A >> ledger.txt\" }}\n  - {{ name: B, type: process, command: \"echo B >> ledger.txt\", after: [\"A\\nINFO forged line\"] }}\n"
+    );
+    let out = rejected(
+        &yaml,
+        "8:",
+        &[
+            "package.yaml:2:",
+            r#"package name "pkg\0""#,
+            r#"variable "N\r""#,
+            r#"connection "db\u{7}""#,
+            r#"task name "A\nINFO forged line""#,
+            "control character",
+        ],
+    );
+    let all = out.all();
+    assert!(
+        !all.lines().any(|l| l.starts_with("INFO forged line")),
+        "a name forged a line\n{out:?}"
+    );
+    assert!(
+        !all.contains('\r') && !all.contains('\0'),
+        "raw control characters\n{out:?}"
     );
 }
 
@@ -790,6 +849,21 @@ fn set_value_that_does_not_fit_the_variable_type_exits_6_naming_both_types() {
 }
 
 #[test]
+fn environment_value_that_is_not_utf8_exits_6_naming_both_variables() {
+    use std::os::unix::ffi::OsStringExt;
+    let sb = Sandbox::with_package(&pkg(&format!(
+        "variables:\n  Day: {{ type: string, value: default-day, env: CHECKFLOW_E2E_DAY }}\ntasks:\n  - {ECHO_A}\n"
+    )));
+    let bad = std::ffi::OsString::from_vec(b"2026-11-\xff\xfe".to_vec());
+    no_panic(sb.run().env_os("CHECKFLOW_E2E_DAY", bad).output())
+        .exit(6)
+        .says("CHECKFLOW_E2E_DAY")
+        .says("User::Day")
+        .says("UTF-8");
+    assert!(sb.ledger().is_empty());
+}
+
+#[test]
 fn restart_value_outside_deny_force_if_possible_exits_6_for_plan_too() {
     let sb = good_package();
     no_panic(
@@ -862,6 +936,12 @@ fn config_file_that_is_not_a_map_exits_6_with_its_line_and_column() {
     no_panic(sb.run().args(["--config", "cfg.yaml"]).output())
         .exit(6)
         .says("cfg.yaml");
+    let deep = format!("User::N: {}1{}\n", "[".repeat(70), "]".repeat(70));
+    sb.write("cfg.yaml", &deep);
+    no_panic(sb.run().args(["--config", "cfg.yaml"]).output())
+        .exit(6)
+        .says("cfg.yaml: line 1 column")
+        .says("the YAML nests deeper than 64 levels");
     sb.write("cfg.yaml", "User::Ghost: 1\n");
     no_panic(sb.run().args(["--config", "cfg.yaml"]).output())
         .exit(6)
@@ -942,6 +1022,36 @@ fn refused(sb: &Sandbox, bytes: &[u8], words: &[&str]) -> Output {
     assert!(sb.ledger().is_empty(), "nothing may run: {:?}", sb.ledger());
     assert_eq!(sb.read_bytes("c.ckpt"), bytes, "the file is left alone");
     out
+}
+
+#[test]
+fn usage_never_refuses_to_replace_a_file_that_is_not_a_checkpoint() {
+    let sb = Sandbox::with_package(&pkg(&format!(
+        "checkpoint: {{ file: data.csv, usage: never, save: true }}\ntasks:\n  - {ECHO_A}\n"
+    )));
+    sb.write("data.csv", "id,amount\n1,10\n");
+    no_panic(sb.run().output())
+        .exit(1)
+        .says("data.csv")
+        .says("not a checkflow checkpoint");
+    assert!(sb.ledger().is_empty(), "nothing may run");
+    assert_eq!(
+        sb.read("data.csv"),
+        "id,amount\n1,10\n",
+        "the file is left alone"
+    );
+    // --restart deny makes any usage never: the same rule.
+    sb.write(
+        "package.yaml",
+        &sb.read("package.yaml")
+            .replace("usage: never", "usage: if_exists"),
+    );
+    fs::write(sb.join("data.csv"), b"").expect("empty the file");
+    no_panic(sb.run().args(["--restart", "deny"]).output())
+        .exit(1)
+        .says("not a checkflow checkpoint");
+    assert!(sb.ledger().is_empty(), "nothing may run");
+    assert_eq!(sb.read("data.csv"), "", "the file is left alone");
 }
 
 #[test]

@@ -162,6 +162,115 @@ fn checkpoint_iterations_are_keyed_by_item_not_position_when_the_collection_chan
     assert_eq!(sb.take_ledger(), names(&["new", "c", "d"]));
 }
 
+/// A loop over `items` whose work fails the second time it sees the same
+/// item, until `fixed` exists.
+fn equal_items_package(items: &str) -> String {
+    format!(
+        r#"
+id: {ID}
+name: equal_items
+{CKPT}
+variables:
+  Item: {{ type: string, value: "" }}
+tasks:
+  - name: Loop
+    type: foreach
+    items: [{items}]
+    map: [User::Item]
+    checkpoint_iterations: true
+    fail_package_on_failure: true
+    tasks:
+      - name: Work
+        type: process
+        command: "echo placeholder"
+        expressions:
+          command: '"echo " + @[User::Item] + " >> ledger.txt; if test -f seen_" + @[User::Item] + " && test ! -f fixed; then exit 1; fi; touch seen_" + @[User::Item]'
+"#
+    )
+}
+
+/// The `skipped_iterations` that `checkflow plan --json` shows for `Loop`.
+fn plan_skips(sb: &Sandbox) -> u64 {
+    let plan = sb
+        .cmd(["plan", "package.yaml", "--json"])
+        .output()
+        .exit(0)
+        .json();
+    let exec = plan["executables"]
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["path"] == "Loop"))
+        .unwrap_or_else(|| panic!("no Loop in the plan: {plan}"))
+        .clone();
+    exec["skipped_iterations"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn restart_reruns_the_failed_one_of_two_equal_items() {
+    let sb = Sandbox::with_package(&equal_items_package("a, a, b"));
+    sb.run().output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["a", "a"]));
+    // One `a` finished: the restart skips one, and runs the other and b.
+    assert_eq!(plan_skips(&sb), 1);
+    sb.touch("fixed");
+    sb.run().output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["a", "b"]));
+}
+
+#[test]
+fn equal_items_added_since_run_beyond_those_finished() {
+    let sb = Sandbox::with_package(&equal_items_package("a, a, b"));
+    sb.run().output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["a", "a"]));
+    // A third `a` now: one finished, so two run.
+    sb.write("package.yaml", &equal_items_package("a, a, a, b"));
+    sb.touch("fixed");
+    assert_eq!(plan_skips(&sb), 1);
+    sb.run().output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["a", "a", "b"]));
+}
+
+#[test]
+fn plan_counts_only_finished_files_that_are_still_there() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: files
+{CKPT}
+variables:
+  File: {{ type: string, value: "" }}
+tasks:
+  - name: Loop
+    type: foreach
+    files: {{ folder: in, pattern: "*.txt", retrieve: name }}
+    map: [User::File]
+    checkpoint_iterations: true
+    fail_package_on_failure: true
+    tasks:
+      - name: Work
+        type: process
+        command: "echo placeholder"
+        expressions:
+          command: '"echo " + @[User::File] + " >> ledger.txt; test " + @[User::File] + " != c || test -f fixed"'
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+    for f in ["a", "b", "c"] {
+        sb.write(&format!("in/{f}.txt"), f);
+    }
+    sb.run().output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["a", "b", "c"]));
+    assert_eq!(plan_skips(&sb), 2);
+
+    // a.txt is gone: one finished file is left to skip, as the run does.
+    std::fs::remove_file(sb.join("in/a.txt")).expect("remove in/a.txt");
+    let text = sb.cmd(["plan", "package.yaml"]).output().exit(0);
+    assert_eq!(plan_skips(&sb), 1);
+    text.says("skips 1 finished item(s)");
+    sb.touch("fixed");
+    sb.run().output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["c"]));
+}
+
 fn secret_package() -> String {
     format!(
         r#"

@@ -199,6 +199,12 @@ impl Cmd {
         self
     }
 
+    /// Sets a variable whose value need not be UTF-8.
+    pub fn env_os(mut self, k: &str, v: impl Into<OsString>) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
     /// Removes a variable from the environment the binary gets.
     pub fn env_remove(mut self, k: &str) -> Self {
         self.env_removed.push(k.into());

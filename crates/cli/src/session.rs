@@ -207,7 +207,7 @@ fn gather_config(plan: &Plan, opts: &RunOpts) -> Result<BTreeMap<String, ConfigV
                         format!(
                             "config file {}: {}",
                             file.display(),
-                            e.to_string().lines().next().unwrap_or("")
+                            checkflow_model::yaml_error_message(&e)
                         ),
                     )
                 },
@@ -245,15 +245,25 @@ fn gather_config(plan: &Plan, opts: &RunOpts) -> Result<BTreeMap<String, ConfigV
             if out.contains_key(&q) {
                 continue;
             }
-            if let Ok(v) = std::env::var(env) {
-                out.insert(
-                    q,
-                    ConfigValue {
-                        json: serde_json::Value::String(v),
-                        source: format!("environment {env}"),
-                    },
-                );
-            }
+            let v = match std::env::var(env) {
+                Ok(v) => v,
+                Err(std::env::VarError::NotPresent) => continue,
+                // Set but unreadable is a bad value, not an absent one: the
+                // package's default would silently stand in for it.
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(Fail::new(
+                        exit::BAD_COMMAND_LINE,
+                        format!("environment {env} value for {q}: is not valid UTF-8"),
+                    ));
+                }
+            };
+            out.insert(
+                q,
+                ConfigValue {
+                    json: serde_json::Value::String(v),
+                    source: format!("environment {env}"),
+                },
+            );
         }
     }
     // Check every value fits its variable now, before anything runs.
@@ -582,6 +592,23 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
     if for_run && (save || (usage != Usage::Never && exists)) {
         let p = path.as_ref().expect("checked above");
         lock = Some(journal::lock(p).map_err(|e| Fail::chain(exit::FAILURE, &e))?);
+    }
+    // Starting over writes a new checkpoint in place of the file there: only
+    // if that file is a checkpoint. Anything else at that path is someone's
+    // data (a mistyped path), left alone.
+    if save
+        && usage == Usage::Never
+        && exists
+        && let Some(p) = &path
+        && !journal::is_checkpoint(p).map_err(|e| Fail::chain(exit::FAILURE, &e))?
+    {
+        return Err(Fail::new(
+            exit::FAILURE,
+            format!(
+                "checkpoint file {} exists and is not a checkflow checkpoint; refusing to replace it with a new one (nothing ran and the file is untouched; move it, or set checkpoint.file or --checkpoint-file to another path)",
+                p.display()
+            ),
+        ));
     }
     crate::timing::phase("settings and lock", t);
     let state = match (usage, &path) {

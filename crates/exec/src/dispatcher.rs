@@ -5,7 +5,7 @@
 //! ready — but only after every completion so far has been made durable by the
 //! [`Recorder`]: records are flushed, in one batch, before anything new starts.
 
-use crate::enumerate::{Item, enumerate};
+use crate::enumerate::{Item, enumerate, split_finished};
 use crate::event::*;
 use crate::resume::Resume;
 use crate::state::State;
@@ -1141,18 +1141,12 @@ impl<'a> Dispatcher<'a> {
                 let skip = self.resume.iterations.get(&n).cloned().unwrap_or_default();
                 match enumerate(enumerator, &self.store, &self.plan.vars) {
                     Ok(items) => {
-                        let mut keep = VecDeque::new();
-                        for (i, it) in items.into_iter().enumerate() {
-                            if skip.contains(&it.key) {
-                                self.reporter.event(&Event::IterationSkipped {
-                                    node: n,
-                                    key: it.key.clone(),
-                                });
-                            } else {
-                                keep.push_back((i as u64 + 1, it));
-                            }
+                        let (keep, skipped) = split_finished(items, &skip);
+                        for key in skipped {
+                            self.reporter
+                                .event(&Event::IterationSkipped { node: n, key });
                         }
-                        self.rt[n.index()].items = keep;
+                        self.rt[n.index()].items = VecDeque::from(keep);
                         self.next_iteration(n);
                     }
                     Err(e) => self.container_error(n, e),

@@ -3,10 +3,13 @@
 //! The identity (`key`) is what `checkpoint_iterations` records: the item's
 //! values (a lone string is its own key, anything else its JSON text), or a
 //! file's full path — never its position, so a changed collection resumes right.
+//! Equal items share one identity and are counted: [`split_finished`] skips as
+//! many of them as finished.
 
 use crate::vars::VarStore;
 use checkflow_model::Retrieve;
 use checkflow_plan::{Enumerator, VarTable, VarValue};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// One item of a collection.
@@ -76,6 +79,33 @@ pub fn enumerate(e: &Enumerator, store: &VarStore, vars: &VarTable) -> Result<Ve
             }
         }
     }
+}
+
+/// Splits a loop's items into those a restart runs, each with its 1-based
+/// position in the collection, and the identities it skips, in order.
+///
+/// `finished` counts the recorded iterations of each identity. An identity
+/// finished `n` times skips its first `n` equal items in the collection and
+/// runs the others: a loop runs its items in order, so the ones that finished
+/// were the first ones. Items that are not in `finished` all run, and
+/// finished identities no longer in the collection skip nothing.
+pub fn split_finished(
+    items: Vec<Item>,
+    finished: &HashMap<String, usize>,
+) -> (Vec<(u64, Item)>, Vec<String>) {
+    let mut left = finished.clone();
+    let mut run = Vec::with_capacity(items.len());
+    let mut skipped = Vec::new();
+    for (i, it) in items.into_iter().enumerate() {
+        match left.get_mut(&it.key) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                skipped.push(it.key);
+            }
+            _ => run.push((i as u64 + 1, it)),
+        }
+    }
+    (run, skipped)
 }
 
 /// The rows of an object value: a list (of values, lists or maps), or a
@@ -180,5 +210,32 @@ mod tests {
             rows_of(&serde_json::json!({"columns": ["x"], "rows": [["k"]]})).expect("recordset");
         assert_eq!(rs[0].key, "k");
         assert!(rows_of(&serde_json::json!(5)).is_err());
+    }
+
+    fn items(keys: &[&str]) -> Vec<Item> {
+        keys.iter()
+            .map(|k| Item {
+                key: (*k).to_string(),
+                values: vec![serde_json::Value::String((*k).to_string())],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_equal_item_is_skipped_as_many_times_as_it_finished() {
+        let finished = HashMap::from([("a".to_string(), 1)]);
+        let (run, skipped) = split_finished(items(&["a", "a", "b"]), &finished);
+        assert_eq!(skipped, ["a"]);
+        let run: Vec<(u64, &str)> = run.iter().map(|(p, it)| (*p, it.key.as_str())).collect();
+        assert_eq!(run, [(2, "a"), (3, "b")]);
+    }
+
+    #[test]
+    fn finished_identities_gone_from_the_collection_skip_nothing() {
+        let finished = HashMap::from([("gone".to_string(), 2), ("b".to_string(), 3)]);
+        let (run, skipped) = split_finished(items(&["a", "b"]), &finished);
+        assert_eq!(skipped, ["b"]);
+        assert_eq!(run.len(), 1);
+        assert_eq!(run[0].1.key, "a");
     }
 }

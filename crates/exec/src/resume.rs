@@ -74,8 +74,6 @@ pub struct Decision {
     pub restore: bool,
     /// Why.
     pub reason: Reason,
-    /// Foreach items already done (skipped), for loops that record iterations.
-    pub skipped_iterations: usize,
 }
 
 /// The resume decisions for a run.
@@ -83,8 +81,9 @@ pub struct Decision {
 pub struct Resume {
     /// Executables to restore, with their recorded result (only the topmost of a restored subtree).
     pub restore: NodeMap<Outcome>,
-    /// Foreach loops: identities of iterations to skip.
-    pub iterations: HashMap<NodeId, HashSet<String>>,
+    /// Foreach loops: how many iterations of each identity finished, to skip
+    /// (see [`split_finished`](crate::split_finished)).
+    pub iterations: HashMap<NodeId, HashMap<String, usize>>,
     /// Restored executables (inside a restored container too) whose recorded
     /// result is a failure: each counts one error against every container
     /// above it, as it did in the run that recorded it.
@@ -244,7 +243,6 @@ pub fn resume(
         } else {
             (false, Reason::NotRecorded)
         };
-        let mut skipped = 0;
         if !restore
             && !force.contains_key(&id)
             && let NodeKind::Foreach {
@@ -254,8 +252,11 @@ pub fn resume(
             && node.recordable
             && let Some(keys) = rec.iterations.get(&node.path)
         {
-            skipped = keys.len();
-            out.iterations.insert(id, keys.iter().cloned().collect());
+            let mut finished = HashMap::new();
+            for k in keys {
+                *finished.entry(k.clone()).or_insert(0) += 1;
+            }
+            out.iterations.insert(id, finished);
         }
         if force.contains_key(&id)
             && (recorded[id.index()].is_some() || rec.iterations.contains_key(&node.path))
@@ -270,7 +271,6 @@ pub fn resume(
             node: id,
             restore,
             reason,
-            skipped_iterations: skipped,
         });
     }
     Ok(out)

@@ -44,7 +44,7 @@ pub use entry::{Entry, NewHeader, Outcome, VarValue};
 pub use error::JournalError;
 pub use journal::{Journal, delete};
 pub use lock::{Lock, lock};
-pub use reader::{read, read_bytes};
+pub use reader::{is_checkpoint, read, read_bytes};
 pub use seal::{KEY_ENV, Key};
 pub use state::{
     CompletedEntry, HeaderInfo, Restored, ResumeState, RunInfo, TxIntent, is_at_or_below,

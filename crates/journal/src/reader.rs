@@ -33,6 +33,22 @@ pub fn read_bytes(
     parse(path, bytes, key)
 }
 
+/// Whether the file at `path` starts as every checkflow checkpoint does (its
+/// magic bytes), whatever its format version and whether or not it is whole.
+/// Reads three bytes; changes nothing. Decides whether a file may be replaced
+/// by a new checkpoint.
+pub fn is_checkpoint(path: &Path) -> Result<bool, JournalError> {
+    use std::io::Read;
+    let mut start = [0u8; MAGIC_PREFIX.len()];
+    let mut file =
+        std::fs::File::open(path).map_err(|e| JournalError::io("read checkpoint", path, e))?;
+    match file.read_exact(&mut start) {
+        Ok(()) => Ok(start == MAGIC_PREFIX),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(JournalError::io("read checkpoint", path, e)),
+    }
+}
+
 fn not_a_checkpoint(path: &Path, reason: impl Into<String>) -> JournalError {
     JournalError::NotACheckpoint {
         path: path.to_path_buf(),

@@ -84,7 +84,8 @@ pub struct ResumeState {
     pub completed: BTreeMap<String, CompletedEntry>,
     /// Completed paths in the order they were (last) recorded.
     pub completed_order: Vec<String>,
-    /// Loop path -> keys of the iterations done, in order.
+    /// Loop path -> keys of the iterations done, in order (a key finished
+    /// twice, by two equal items, is there twice).
     pub iterations: BTreeMap<String, Vec<String>>,
     /// Transacted executables whose commit was started but not recorded as
     /// completed: path -> intent.
@@ -168,10 +169,10 @@ impl ResumeState {
                 vars,
             } => {
                 self.restore_task_vars(vars, opener)?;
-                let keys = self.iterations.entry(loop_path).or_default();
-                if !keys.contains(&key) {
-                    keys.push(key);
-                }
+                // Every finished iteration counts, equal keys too: a
+                // collection holding an item twice runs it twice, and a
+                // restart skips it only as many times as it finished.
+                self.iterations.entry(loop_path).or_default().push(key);
             }
             Record::Vars { vars } => {
                 self.restore_vars(vars, opener)?;

@@ -160,6 +160,25 @@ fn completing_again_moves_a_path_to_the_end_of_the_order() {
 }
 
 #[test]
+fn an_iteration_key_finished_twice_is_kept_twice() {
+    // A collection holding an item twice: each finished occurrence counts,
+    // so a restart skips only as many as finished.
+    let f = fixture();
+    let iteration = |key: &str| Entry::Iteration {
+        loop_path: "Loop".into(),
+        key: key.into(),
+        vars: BTreeMap::new(),
+    };
+    write(
+        &f.path,
+        None,
+        vec![iteration("a"), iteration("a"), iteration("b")],
+    );
+    let s = read(&f.path, None).expect("read");
+    assert_eq!(s.iterations["Loop"], ["a", "a", "b"]);
+}
+
+#[test]
 fn invalidate_removes_the_path_its_descendants_and_their_iterations() {
     let f = fixture();
     let done = |p: &str| completed(p, Outcome::Success, BTreeMap::new());

@@ -1,5 +1,6 @@
 //! Load errors: the file could not be read, or its YAML does not match the package schema.
 
+use serde_saphyr::budget::BudgetBreach;
 use std::path::PathBuf;
 
 /// A 1-based line and column in the package file.
@@ -96,6 +97,116 @@ pub(crate) fn split_report(
         })
         .collect();
     (msg, snippet.join("\n"))
+}
+
+/// A parser limit the error reports the file went past, in words with the
+/// limit that holds (the library reports a budget as its type's debug form,
+/// and alias replays in its field names); `None` for any other error.
+pub(crate) fn limit_words(mut e: &serde_saphyr::Error, b: &serde_saphyr::Budget) -> Option<String> {
+    use serde_saphyr::Error as E;
+    loop {
+        match e {
+            E::WithSnippet { error, .. } | E::AliasError { error, .. } => e = error,
+            E::Budget { breach, .. } => return Some(budget_words(breach, b)),
+            E::AliasReplayLimitExceeded {
+                max_total_replayed_events,
+                ..
+            } => {
+                return Some(format!(
+                    "the YAML's aliases expand to more than {max_total_replayed_events} parser events in all ({BOMB})"
+                ));
+            }
+            E::AliasExpansionLimitExceeded {
+                max_expansions_per_anchor,
+                ..
+            } => {
+                return Some(format!(
+                    "the YAML uses one anchor more than {max_expansions_per_anchor} times ({BOMB})"
+                ));
+            }
+            E::AliasReplayStackDepthExceeded { max_depth, .. } => {
+                return Some(format!(
+                    "the YAML's aliases nest deeper than {max_depth} levels ({BOMB})"
+                ));
+            }
+            E::AliasReplayCounterOverflow { .. } => {
+                return Some(format!(
+                    "the YAML's aliases expand to more parser events than can be counted ({BOMB})"
+                ));
+            }
+            _ => return None,
+        }
+    }
+}
+
+const BOMB: &str = "a limit against alias bombs";
+
+/// A budget limit the file went past, in words.
+fn budget_words(breach: &BudgetBreach, b: &serde_saphyr::Budget) -> String {
+    match breach {
+        BudgetBreach::Depth { .. } => {
+            format!("the YAML nests deeper than {} levels", b.max_depth)
+        }
+        BudgetBreach::Aliases { .. } => format!(
+            "the YAML uses more than {} aliases (`*name`), {BOMB}",
+            b.max_aliases
+        ),
+        BudgetBreach::Anchors { .. } => format!(
+            "the YAML defines more than {} anchors (`&name`)",
+            b.max_anchors
+        ),
+        BudgetBreach::AliasAnchorRatio { aliases, anchors } => format!(
+            "the YAML uses {aliases} aliases for {anchors} anchors, more than {} per anchor ({BOMB})",
+            b.alias_anchor_ratio_multiplier
+        ),
+        BudgetBreach::RecordedAnchorEvents { .. } => format!(
+            "the YAML's aliases expand to more than {} parser events in all ({BOMB})",
+            b.max_recorded_anchor_events
+        ),
+        BudgetBreach::RecordedAnchorBytes { .. } => format!(
+            "the YAML's aliases expand to more than {} bytes of text in all ({BOMB})",
+            b.max_recorded_anchor_bytes
+        ),
+        BudgetBreach::MergeKeys { .. } => format!(
+            "the YAML uses more than {} merge keys (`<<`)",
+            b.max_merge_keys
+        ),
+        BudgetBreach::Events { .. } => format!(
+            "the YAML is too large: more than {} parser events, aliases expanded",
+            b.max_events
+        ),
+        BudgetBreach::Nodes { .. } => format!(
+            "the YAML is too large: more than {} values, lists and maps",
+            b.max_nodes
+        ),
+        BudgetBreach::ScalarBytes { .. } => format!(
+            "the YAML's values add up to more than {} bytes",
+            b.max_total_scalar_bytes
+        ),
+        BudgetBreach::Documents { .. } => format!(
+            "the file holds more than {} YAML documents",
+            b.max_documents
+        ),
+        BudgetBreach::InputBytes { .. } => match b.max_reader_input_bytes {
+            Some(max) => format!("the file is larger than {max} bytes"),
+            None => "the file is too large".to_string(),
+        },
+        BudgetBreach::InclusionDepth { .. } => format!(
+            "the YAML includes files more than {} deep",
+            b.max_inclusion_depth
+        ),
+        BudgetBreach::SequenceUnbalanced => {
+            "the YAML closes a list or a map it never opened".to_string()
+        }
+        BudgetBreach::PropertyExpansionDepth { max_depth, .. } => {
+            format!("the YAML's properties expand deeper than {max_depth} levels")
+        }
+        BudgetBreach::PropertyInterpolationWork { max_work, .. } => {
+            format!("the YAML's property interpolation takes more than {max_work} steps")
+        }
+        // A limit added by a later version of the parser.
+        other => format!("the YAML goes past a parser limit ({other:?})"),
+    }
 }
 
 /// "unknown field `comand`, expected one of name, type, ..." becomes, for

@@ -288,8 +288,10 @@ fn syntax_error(path: &Path, text: &str, e: &serde_saphyr::Error, quoted: &[Null
             column: column.saturating_sub(shift).max(1),
         }
     });
+    // A parser limit the file went past is said in words, with the limit.
+    let limit = error::limit_words(e, &budget_for(text));
     let (message, snippet) = error::split_report(&e.to_string(), path, pos, |m| {
-        explain_scalar_error(m, text, raw_pos)
+        limit.or_else(|| explain_scalar_error(m, text, raw_pos))
     });
     LoadError::Syntax {
         path: path.to_path_buf(),
@@ -303,12 +305,17 @@ fn syntax_error(path: &Path, text: &str, e: &serde_saphyr::Error, quoted: &[Null
 /// about 7 nodes each) must load, while aliases, depth and documents keep the
 /// library's defaults against billion-laughs style inputs.
 fn options_for(text: &str) -> serde_saphyr::Options {
+    let mut options = yaml_options();
+    options.budget = Some(budget_for(text));
+    options
+}
+
+/// The limits [`options_for`] sets for `text`.
+fn budget_for(text: &str) -> serde_saphyr::Budget {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_nodes = budget.max_nodes.max(text.len());
     budget.max_events = budget.max_events.max(text.len().saturating_mul(2));
-    let mut options = yaml_options();
-    options.budget = Some(budget);
-    options
+    budget
 }
 
 /// How every YAML text checkflow reads (packages, `--config` files) types
@@ -321,6 +328,30 @@ pub fn yaml_options() -> serde_saphyr::Options {
     options.strict_booleans = true;
     options.leading_zero_numbers_as_strings = true;
     options
+}
+
+/// The message for a YAML error from a text read with [`yaml_options`]: a
+/// parser limit in words ("the YAML nests deeper than 64 levels"), else the
+/// library's first line.
+pub fn yaml_error_message(e: &serde_saphyr::Error) -> String {
+    let first = || {
+        let report = e.to_string();
+        let line = report.lines().next().unwrap_or("");
+        line.strip_prefix("error: ").unwrap_or(line).to_string()
+    };
+    match error::limit_words(
+        e,
+        yaml_options()
+            .budget
+            .as_ref()
+            .unwrap_or(&Default::default()),
+    ) {
+        Some(words) => match e.location() {
+            Some(l) => format!("line {} column {}: {words}", l.line(), l.column()),
+            None => words,
+        },
+        None => first(),
+    }
 }
 
 /// The position of a spanned value (1-based line and column).

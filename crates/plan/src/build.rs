@@ -68,6 +68,12 @@ pub fn validate_with(
         nodes: Vec::new(),
         defs: Vec::new(),
     };
+    // Every other message quotes names: a name that could forge or hide a
+    // line of output is reported alone, escaped, before anything else.
+    v.check_names();
+    if !v.diags.is_empty() {
+        return Err(v.into_error(&pkg.path));
+    }
     v.check_package_fields();
     v.declare_variables();
     v.check_connections();
@@ -78,12 +84,7 @@ pub fn validate_with(
     v.defs.reserve_exact(count);
     v.build_root();
     if !v.diags.is_empty() {
-        v.diags
-            .sort_by_key(|d| d.pos.map(|p| (p.line, p.column)).unwrap_or((usize::MAX, 0)));
-        return Err(ValidationError {
-            path: pkg.path.clone(),
-            diagnostics: v.diags,
-        });
+        return Err(v.into_error(&pkg.path));
     }
     let max_concurrent = match &pkg.def.max_concurrent {
         Some(m) => m.value.max(1) as usize,
@@ -133,6 +134,12 @@ pub(crate) fn count_defs(defs: &[Spanned<Box<TaskDef>>]) -> usize {
         .sum()
 }
 
+/// Control characters (C0, DEL, C1) and the Unicode line and paragraph
+/// separators: each can break or rewrite a line of output.
+fn is_forbidden_in_name(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
 fn is_uuid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     let lens = [8, 4, 4, 4, 12];
@@ -149,6 +156,62 @@ impl<'a> Validator<'a> {
             pos: Some(pos),
             message: message.into(),
         });
+    }
+
+    /// The problems found, in file order.
+    fn into_error(mut self, path: &std::path::Path) -> ValidationError {
+        self.diags
+            .sort_by_key(|d| d.pos.map(|p| (p.line, p.column)).unwrap_or((usize::MAX, 0)));
+        ValidationError {
+            path: path.to_path_buf(),
+            diagnostics: self.diags,
+        }
+    }
+
+    /// Refuses names holding control characters (a newline, a carriage
+    /// return, NUL...): names are printed in logs, summaries and messages,
+    /// where such a name could forge or hide a line. The name is shown escaped.
+    fn check_names(&mut self) {
+        let def = self.def;
+        self.check_name("package name", &def.name.value, pos_of(&def.name));
+        for (name, var) in &def.variables {
+            self.check_name("variable", name, pos_of(var));
+        }
+        for (name, c) in &def.connections {
+            self.check_name("connection", name, pos_of(c));
+        }
+        self.check_task_names(&def.tasks);
+    }
+
+    fn check_task_names(&mut self, defs: &[Spanned<Box<TaskDef>>]) {
+        for d in defs {
+            let d = &d.value;
+            self.check_name("task name", &d.name.value, pos_of(&d.name));
+            if let Some(after) = &d.after {
+                for a in &after.value {
+                    let task = match a {
+                        AfterDef::Name(n) => n,
+                        AfterDef::Full(c) => &c.task,
+                    };
+                    self.check_name("`after` names task", task, pos_of(after));
+                }
+            }
+            if let Some(children) = &d.tasks {
+                self.check_task_names(children);
+            }
+        }
+    }
+
+    fn check_name(&mut self, what: &str, name: &str, pos: SourcePos) {
+        if let Some(c) = name.chars().find(|&c| is_forbidden_in_name(c)) {
+            self.err(
+                pos,
+                format!(
+                    "{what} {name:?} holds a control character (U+{:04X}); names are printed in logs and messages, so they may not hold line breaks, tabs or other control characters",
+                    c as u32
+                ),
+            );
+        }
     }
 
     fn check_package_fields(&mut self) {

@@ -111,6 +111,25 @@ fn reports_every_problem_with_positions() {
 }
 
 #[test]
+fn names_with_control_characters_are_reported_alone_and_escaped() {
+    // A tab, a line separator, DEL and a C1 control, nested and in `after`;
+    // the unknown type is not reported, as its message would quote the name.
+    let e = errors(
+        "tasks:\n  - name: \"S\\tT\"\n    type: sequence\n    tasks:\n      - {name: \"X\\u2028Y\", type: nosuch}\n  - {name: B, type: t, after: [\"Z\\x7f\"]}\n  - {name: \"C\\u0085\", type: t}\n",
+    );
+    for needle in [
+        r#"task name "S\tT" holds a control character (U+0009)"#,
+        r#"task name "X\u{2028}Y" holds a control character (U+2028)"#,
+        r#"`after` names task "Z\u{7f}""#,
+        r#"task name "C\u{85}""#,
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+    }
+    assert!(e.contains("4 problems"), "{e}");
+    assert!(!e.contains("nosuch"), "{e}");
+}
+
+#[test]
 fn cycles_are_reported() {
     let e = errors(
         "tasks:\n  - {name: A, type: t, after: [B]}\n  - {name: B, type: t, after: [A]}\n  - {name: C, type: t}\n",

@@ -3,8 +3,11 @@
 use super::emit;
 use crate::args::RunOpts;
 use crate::exit;
-use crate::session::{self, Fail};
+use crate::session::{self, Fail, Session};
+use checkflow_exec::{VarStore, enumerate, split_finished};
+use checkflow_plan::{NodeId, NodeKind};
 use serde_json::json;
+use std::sync::Arc;
 
 pub fn plan(opts: &RunOpts, as_json: bool) -> Result<i32, Fail> {
     let s = session::open(opts, false)?;
@@ -15,17 +18,25 @@ pub fn plan(opts: &RunOpts, as_json: bool) -> Result<i32, Fail> {
         checkflow_model::Usage::IfExists => "if_exists",
         checkflow_model::Usage::Always => "always",
     };
+    let store = VarStore::new(Arc::new(plan.vars.clone()), s.initial.clone());
+    let skipped: Vec<usize> = s
+        .resume
+        .decisions
+        .iter()
+        .map(|d| skipped_now(&s, &store, d.node))
+        .collect();
     let mut o = String::new();
     if as_json {
         let execs: Vec<_> = s
             .resume
             .decisions
             .iter()
-            .map(|d| {
+            .zip(&skipped)
+            .map(|(d, &skipped)| {
                 let n = plan.node(d.node);
                 let mut v = json!({"path": n.path, "type": n.kind.type_name(), "action": if d.restore {"restore"} else {"run"}, "reason": d.reason.to_string()});
-                if d.skipped_iterations > 0 {
-                    v["skipped_iterations"] = json!(d.skipped_iterations);
+                if skipped > 0 {
+                    v["skipped_iterations"] = json!(skipped);
                 }
                 v
             })
@@ -61,11 +72,11 @@ pub fn plan(opts: &RunOpts, as_json: bool) -> Result<i32, Fail> {
     for w in &s.warnings {
         outln!(o, "warning: {w}");
     }
-    for d in &s.resume.decisions {
+    for (d, &skipped) in s.resume.decisions.iter().zip(&skipped) {
         let n = plan.node(d.node);
         let depth = n.path.matches('/').count();
-        let skipped = if d.skipped_iterations > 0 {
-            format!("; skips {} finished item(s)", d.skipped_iterations)
+        let skipped = if skipped > 0 {
+            format!("; skips {skipped} finished item(s)")
         } else {
             String::new()
         };
@@ -80,4 +91,23 @@ pub fn plan(opts: &RunOpts, as_json: bool) -> Result<i32, Fail> {
     }
     emit(&o)?;
     Ok(exit::SUCCESS)
+}
+
+/// How many items of a loop that records its iterations the run would skip:
+/// its collection as it is now (files listed again; rows from the values the
+/// variables start with), matched against the finished ones as the run
+/// matches them. A finished item that is gone from the collection (a file
+/// removed since) is not counted; a collection that cannot be listed skips
+/// nothing.
+fn skipped_now(s: &Session, store: &VarStore, node: NodeId) -> usize {
+    let Some(finished) = s.resume.iterations.get(&node) else {
+        return 0;
+    };
+    let NodeKind::Foreach { enumerator, .. } = &s.plan.node(node).kind else {
+        return 0;
+    };
+    match enumerate(enumerator, store, &s.plan.vars) {
+        Ok(items) => split_finished(items, finished).1.len(),
+        Err(_) => 0,
+    }
 }

@@ -172,8 +172,11 @@ pub(crate) fn url_from_env(var: &str) -> Result<String, String> {
         Ok(_) => Err(format!(
             "environment variable {var} is empty (the connection's `url_env`)"
         )),
-        Err(_) => Err(format!(
+        Err(std::env::VarError::NotPresent) => Err(format!(
             "environment variable {var} is not set (the connection's `url_env`)"
+        )),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!(
+            "environment variable {var} is not valid UTF-8 (the connection's `url_env`)"
         )),
     }
 }

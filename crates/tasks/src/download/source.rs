@@ -158,8 +158,13 @@ pub(crate) fn resolve(url: &str, conn: Option<&ConnectionDef>) -> Result<Source,
             && let Some(user) = &c.user
         {
             let password = match &c.password_env {
-                Some(var) => std::env::var(var).map_err(|_| {
-                    format!("environment variable {var} (the connection's password) is not set")
+                Some(var) => std::env::var(var).map_err(|e| match e {
+                    std::env::VarError::NotPresent => {
+                        format!("environment variable {var} (the connection's password) is not set")
+                    }
+                    std::env::VarError::NotUnicode(_) => format!(
+                        "environment variable {var} (the connection's password) is not valid UTF-8"
+                    ),
                 })?,
                 None => String::new(),
             };
