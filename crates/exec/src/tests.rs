@@ -224,10 +224,10 @@ fn failure_path_within_max_errors_is_recorded_and_taken() {
 }
 
 #[test]
-fn default_max_errors_fails_the_package_even_with_a_failure_path() {
+fn default_max_errors_runs_the_failure_path_then_fails_the_package() {
     let log = Log::default();
     let plan = plan_of(
-        "tasks:\n  - {name: A, type: fake, command: fail}\n  - {name: OnFail, type: fake, after: [{task: A, on: failure}]}\n",
+        "tasks:\n  - {name: A, type: fake, command: fail}\n  - {name: OnFail, type: fake, after: [{task: A, on: failure}]}\n  - {name: OnOk, type: fake, after: [A]}\n",
         &log,
     );
     let (r, c) = run_plan(&plan, Resume::default());
@@ -236,8 +236,28 @@ fn default_max_errors_fails_the_package_even_with_a_failure_path() {
         !r.restart_point,
         "no fail_package_on_failure: no restart point"
     );
-    assert!(c.records.is_empty(), "A is on the failure chain");
-    assert_eq!(started(&log), ["A"]);
+    assert_eq!(
+        started(&log),
+        ["A", "OnFail"],
+        "the failure path runs, as SSIS"
+    );
+    assert_eq!(status(&plan, &r, "OnOk"), Status::NotRun);
+    let rec = recorded(&plan, &c);
+    assert!(
+        !rec.completed.contains_key("A"),
+        "A reached the limit: on the failure chain"
+    );
+    assert_eq!(
+        rec.completed.get("OnFail").map(|x| x.0),
+        Some(Outcome::Success)
+    );
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.contains("the number of errors raised (1) reached the maximum allowed (1)")),
+        "{:?}",
+        r.errors
+    );
 }
 
 #[test]
