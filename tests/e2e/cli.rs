@@ -396,3 +396,37 @@ tasks:
     ));
     sb.run().output().exit(5).says("package.yaml:4");
 }
+
+/// dtexec's `/SET` syntax, both forms, as SSIS job scripts write it.
+#[test]
+fn set_accepts_dtexecs_property_path_forms() {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: set
+variables:
+  Day: {{ type: string, value: "none" }}
+tasks:
+  - name: Show
+    type: process
+    command: "true"
+    expressions:
+      command: '"echo day=" + @[User::Day] + " >> ledger.txt"'
+"#
+    ));
+    for set in [
+        r"\Package.Variables[User::Day].Properties[Value];2026-11-21",
+        r"\Package.Variables[User::Day].Value;2026-11-21",
+    ] {
+        sb.run().args(["--set", set]).output().exit(0);
+        assert_eq!(sb.take_ledger(), names(&["day=2026-11-21"]), "{set}");
+    }
+    sb.run()
+        .args([
+            "--set",
+            r"\Package.Variables[User::Day].Properties[Description];x",
+        ])
+        .output()
+        .exit(6)
+        .says("only the Value property can be set");
+}

@@ -145,18 +145,19 @@ pub struct Session {
 }
 
 fn parse_set(s: &str) -> Result<(String, String), Fail> {
+    // dtexec's form: a property path, `;`, the value.
+    if s.trim_start().starts_with('\\') {
+        return parse_dtexec_set(s);
+    }
     let (name, value) = s.split_once('=').ok_or_else(|| {
         Fail::new(
             exit::BAD_COMMAND_LINE,
-            format!("--set \"{s}\": expected User::Name=VALUE"),
+            format!(
+                "--set \"{s}\": expected User::Name=VALUE (or dtexec's \\Package.Variables[User::Name].Value;VALUE)"
+            ),
         )
     })?;
-    // dtexec writes \Package.Variables[User::X].Value; accept that form too.
     let name = name.trim();
-    let name = name
-        .strip_prefix("\\Package.Variables[")
-        .and_then(|n| n.strip_suffix("].Value").or_else(|| n.strip_suffix(']')))
-        .unwrap_or(name);
     if name.is_empty() {
         return Err(Fail::new(
             exit::BAD_COMMAND_LINE,
@@ -164,6 +165,88 @@ fn parse_set(s: &str) -> Result<(String, String), Fail> {
         ));
     }
     Ok((name.to_string(), value.to_string()))
+}
+
+/// dtexec's `/SET` value: `\Package.Variables[User::Day].Properties[Value];VALUE`
+/// or the short `\Package.Variables[User::Day].Value;VALUE`. The path ends at
+/// the first `;` (a path holds none); the value may hold more. As dtexec does,
+/// one pair of double quotes around the value is removed (a Windows shell
+/// passes them on). `=` after the path is accepted too.
+fn parse_dtexec_set(s: &str) -> Result<(String, String), Fail> {
+    let bad = |why: &str| {
+        Fail::new(
+            exit::BAD_COMMAND_LINE,
+            format!(
+                "--set \"{s}\": {why}; expected \\Package.Variables[User::Name].Value;VALUE or \\Package.Variables[User::Name].Properties[Value];VALUE"
+            ),
+        )
+    };
+    let sep = s
+        .find([';', '='])
+        .ok_or_else(|| bad("no ';' between the property path and the value"))?;
+    let (path, value) = (s[..sep].trim(), &s[sep + 1..]);
+    let path = path.trim_matches('"');
+    let lower = path.to_ascii_lowercase();
+    let Some(rest) = lower.strip_prefix("\\package.variables[") else {
+        return Err(bad("only package variables can be set"));
+    };
+    let close = rest
+        .find(']')
+        .ok_or_else(|| bad("the variable's name is not closed by ']'"))?;
+    let property = &rest[close + 1..];
+    if property != ".value" && property != ".properties[value]" {
+        return Err(bad("only the Value property can be set"));
+    }
+    // The name keeps its case (names are case-sensitive): cut it from `path`.
+    let start = "\\package.variables[".len();
+    let name = path[start..start + close].trim();
+    if name.is_empty() {
+        return Err(bad("no variable name between '[' and ']'"));
+    }
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    Ok((name.to_string(), value.to_string()))
+}
+
+#[cfg(test)]
+mod set_tests {
+    use super::parse_set;
+
+    #[test]
+    fn dtexec_set_forms_name_the_variable_and_keep_the_value() {
+        let ok = |s: &str| parse_set(s).map_err(|e| e.message).expect("parses");
+        let day = ("User::Day".to_string(), "2026-11-21".to_string());
+        assert_eq!(ok("User::Day=2026-11-21"), day);
+        assert_eq!(
+            ok("\\Package.Variables[User::Day].Properties[Value];2026-11-21"),
+            day
+        );
+        assert_eq!(ok("\\Package.Variables[User::Day].Value;2026-11-21"), day);
+        assert_eq!(ok("\\package.variables[User::Day].VALUE;2026-11-21"), day);
+        assert_eq!(ok("\\Package.Variables[User::Day].Value=2026-11-21"), day);
+        assert_eq!(
+            ok("\\Package.Variables[User::Note].Value;\"a;b = c\""),
+            ("User::Note".to_string(), "a;b = c".to_string())
+        );
+        assert_eq!(
+            ok("\\Package.Variables[Day].Value;"),
+            ("Day".to_string(), String::new())
+        );
+        for bad in [
+            "\\Package.Connections[dw].Properties[ServerName];x",
+            "\\Package.Variables[User::Day].Properties[Description];x",
+            "\\Package.Variables[User::Day.Value;x",
+            "\\Package.Variables[].Value;x",
+            "\\Package.Variables[User::Day].Value",
+            "User::Day",
+        ] {
+            let e = parse_set(bad).expect_err(bad);
+            assert_eq!(e.code, crate::exit::BAD_COMMAND_LINE, "{bad}");
+            assert!(e.message.contains("expected"), "{bad}: {}", e.message);
+        }
+    }
 }
 
 /// The configuration given now: --config, then --set, then environment bindings.
