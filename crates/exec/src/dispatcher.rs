@@ -75,7 +75,6 @@ pub fn run(
         started: Instant::now(),
         tx_prefix: opts.tx_prefix,
         tx_seq: 0,
-        reached_max: false,
         processes: opts.processes,
     };
     d.main_loop();
@@ -185,10 +184,6 @@ struct Dispatcher<'a> {
     started: Instant,
     tx_prefix: String,
     tx_seq: u64,
-    /// Set by `fail_rec` when the failure brought a container to its limit,
-    /// or failed (or would have failed) the package through
-    /// `fail_package_on_failure`.
-    reached_max: bool,
     processes: Option<Arc<ProcessScope>>,
 }
 
@@ -949,8 +944,7 @@ impl<'a> Dispatcher<'a> {
         };
         self.errors.push(format!("{label}: {msg}"));
         let mut cascade = Vec::new();
-        self.reached_max = false;
-        self.fail_rec(n, &mut cascade);
+        let reached_limit = self.fail_rec(n, &mut cascade);
         // Not recorded: the chain that failed the package, and any failure
         // inside a container on that chain (the container reruns, so must its
         // failed children) or caused by the engine stopping the task (its
@@ -965,14 +959,18 @@ impl<'a> Dispatcher<'a> {
                 .any(|a| a != Plan::ROOT && self.rt[a.index()].chain);
         // A failure that brought a container to its `max_errors` is on the
         // chain too: that container fails once the failure's paths end.
-        if cascade.contains(&Plan::ROOT) || inside_chain || self.reached_max {
+        if cascade.contains(&Plan::ROOT) || inside_chain || reached_limit {
             for c in cascade {
                 self.rt[c.index()].chain = true;
             }
         }
     }
 
-    fn fail_rec(&mut self, n: NodeId, cascade: &mut Vec<NodeId>) {
+    /// Fails `n` and what its failure fails at once, into `cascade`. `true`
+    /// if the failure brought a container to its `max_errors`, or failed (or
+    /// would have failed, had it not failed already) the package through
+    /// `fail_package_on_failure`.
+    fn fail_rec(&mut self, n: NodeId, cascade: &mut Vec<NodeId>) -> bool {
         cascade.push(n);
         let node = self.plan.node(n);
         if node.kind.is_container() {
@@ -980,8 +978,9 @@ impl<'a> Dispatcher<'a> {
         }
         if n == Plan::ROOT {
             self.stop();
-            return;
+            return false;
         }
+        let mut reached = false;
         let ancestors: Vec<NodeId> = self.plan.ancestors(n).collect();
         for a in ancestors {
             let rt = &mut self.rt[a.index()];
@@ -994,23 +993,23 @@ impl<'a> Dispatcher<'a> {
                 if !rt.halted {
                     rt.failing.push(n);
                 }
-                self.reached_max = true;
+                reached = true;
             }
         }
         if node.fail_parent
             && let Some(p) = node.parent
             && !self.rt[p.index()].halted
         {
-            self.fail_rec(p, cascade);
+            reached |= self.fail_rec(p, cascade);
         }
         if node.fail_package {
             self.restart_point = true;
-            // It fails the package, or would have if it had not failed already.
-            self.reached_max = true;
+            reached = true;
             if !self.rt[0].halted {
                 self.fail_rec(Plan::ROOT, cascade);
             }
         }
+        reached
     }
 
     /// A restored failure counts against `max_errors` as it did in the run
