@@ -13,8 +13,8 @@
 
 mod build;
 mod diag;
-mod failpoint;
 mod duration;
+mod failpoint;
 mod fingerprint;
 mod node;
 mod task;
