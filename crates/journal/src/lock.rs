@@ -182,6 +182,42 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
+    fn a_link_at_the_lock_file_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let decoy = dir.path().join("decoy");
+        std::fs::write(&decoy, b"keep").expect("write decoy");
+        let lp = dir.path().join("run.ckpt.lock");
+        std::os::unix::fs::symlink(&decoy, &lp).expect("symlink");
+        let err = lock(&dir.path().join("run.ckpt")).expect_err("a link must be refused");
+        let chain = format!(
+            "{err}: {}",
+            std::error::Error::source(&err).expect("source")
+        );
+        assert!(
+            chain.contains(&format!("{} is a symbolic link", lp.display())),
+            "{chain}"
+        );
+        assert_eq!(std::fs::read(&decoy).expect("read decoy"), b"keep");
+        assert!(std::fs::symlink_metadata(&lp).is_ok_and(|m| m.file_type().is_symlink()));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_guard_does_not_remove_what_took_the_lock_files_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let held = lock(&dir.path().join("run.ckpt")).expect("lock");
+        let lp = held.lock_path().to_path_buf();
+        let decoy = dir.path().join("decoy");
+        std::fs::write(&decoy, b"keep").expect("write decoy");
+        std::fs::remove_file(&lp).expect("remove the lock file");
+        std::os::unix::fs::symlink(&decoy, &lp).expect("symlink");
+        drop(held);
+        assert!(std::fs::symlink_metadata(&lp).is_ok_and(|m| m.file_type().is_symlink()));
+        assert_eq!(std::fs::read(&decoy).expect("read decoy"), b"keep");
+    }
+
+    #[cfg(unix)]
+    #[test]
     fn lock_file_is_owner_only() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
