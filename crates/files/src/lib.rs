@@ -138,7 +138,7 @@ fn explain(path: &Path, links: Links, e: io::Error) -> io::Error {
 /// What a file that is not a regular file is, in words.
 fn kind_of(ty: &fs::FileType) -> &'static str {
     if ty.is_dir() {
-        return "a folder";
+        return "a directory";
     }
     if ty.is_symlink() {
         return "a symbolic link";

@@ -119,12 +119,14 @@ fn a_folder_and_a_device_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let err = read(dir.path(), Links::Follow).expect_err("a folder");
     assert!(
-        err.to_string().ends_with("is a folder, not a regular file"),
+        err.to_string()
+            .ends_with("is a directory, not a regular file"),
         "{err}"
     );
     let err = open(&write_opts(), dir.path(), Links::Refuse).expect_err("a folder for writing");
     assert!(
-        err.to_string().ends_with("is a folder, not a regular file"),
+        err.to_string()
+            .ends_with("is a directory, not a regular file"),
         "{err}"
     );
     let err = open(&write_opts(), Path::new("/dev/null"), Links::Refuse).expect_err("a device");
