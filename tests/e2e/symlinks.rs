@@ -372,3 +372,28 @@ fn a_link_or_a_fifo_at_a_package_cache_entry_is_not_followed_and_is_replaced() {
     within_time(sb.run().env("CHECKFLOW_CACHE_DIR", &cache_env)).exit(0);
     assert!(std::fs::metadata(&entry).expect("stat").is_file());
 }
+
+#[test]
+fn a_fifo_as_a_tasks_input_file_fails_the_task_at_once() {
+    let sb = Sandbox::with_package(&format!(
+        r#"id: {ID}
+name: inputs
+max_errors: 2
+flow: parallel
+connections:
+  dw: {{ kind: sqlite, path: dw.db }}
+tasks:
+  - {{ name: Create, type: sql, connection: dw, sql: "CREATE TABLE t (id INTEGER, name TEXT)" }}
+  - {{ name: Load, type: bulk_insert, connection: dw, table: t, file: rows.csv, after: [Create] }}
+  - {{ name: Compute, type: script, file: code.rhai }}
+"#
+    ));
+    mkfifo(&sb.join("rows.csv"));
+    mkfifo(&sb.join("code.rhai"));
+    let out = within_time(sb.run().args(["--log", "json"])).exit(1);
+    let summary = out.summary();
+    assert_eq!(status_of(&summary, "Load"), "failed");
+    assert_eq!(status_of(&summary, "Compute"), "failed");
+    out.says("rows.csv is a FIFO, not a regular file")
+        .says("code.rhai is a FIFO, not a regular file");
+}
