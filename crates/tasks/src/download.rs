@@ -563,10 +563,13 @@ impl Part {
             ..
         } = self;
         // Only the part file itself: not a link or a file put in its place.
-        if checkflow_files::same_file(&file, &path) {
+        // (Checked while open, removed once closed: Windows will not remove
+        // an open file.)
+        let ours = checkflow_files::same_file(&file, &path);
+        drop(file);
+        if ours {
             let _ = std::fs::remove_file(&path);
         }
-        drop(file);
         let _ = std::fs::remove_file(&meta_path);
     }
 
