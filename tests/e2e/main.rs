@@ -22,6 +22,7 @@ mod restart_options;
 mod runtime;
 mod soak;
 mod support;
+mod symlinks;
 /// The loopback HTTP and FTP servers of the download tests (std only), shared
 /// by `downloads` and `examples`.
 #[path = "../../crates/tasks/src/download/test_server.rs"]

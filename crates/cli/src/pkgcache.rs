@@ -21,6 +21,7 @@
 //!   (smaller ones parse in a few milliseconds), and at most [`MAX_ENTRIES`]
 //!   entries: the least recently used go first.
 
+use checkflow_files::Links;
 use checkflow_model::{PackageDef, ParsedStore};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
@@ -96,7 +97,8 @@ impl PackageCache {
 
     fn read(&self, key: &str, head: &mut dyn FnMut(&PackageDef)) -> Option<PackageDef> {
         let path = self.entry(key);
-        let bytes = fs::read(&path).ok()?;
+        // Not through a link, and never blocking on a FIFO put in the folder.
+        let bytes = checkflow_files::read(&path, Links::Refuse).ok()?;
         let payload = check(&bytes, key)?;
         let (mut def, rest) = checkflow_model::cache::decode_head(payload).ok()?;
         head(&def);
@@ -106,7 +108,8 @@ impl PackageCache {
         def.tasks = checkflow_model::cache::decode_tasks(&rest[..nl]).ok()?;
         *self.fingerprints.borrow_mut() = Some(rest[nl + 1..].to_vec());
         // Least recently *used* goes first: a hit counts as a use.
-        if let Ok(f) = fs::File::options().append(true).open(&path) {
+        if let Ok(f) = checkflow_files::open(fs::File::options().append(true), &path, Links::Refuse)
+        {
             let _ = f.set_modified(std::time::SystemTime::now());
         }
         Some(def)
@@ -125,13 +128,21 @@ impl PackageCache {
             crc32c::crc32c(&payload)
         );
         let tmp = self.dir.join(format!(".{key}.{}.tmp", std::process::id()));
+        // Created new (never through a link): if that fails, the name holds
+        // nothing of ours to clean up.
+        let mut f = private_file(&tmp)?;
         let written = (|| {
-            let mut f = private_file(&tmp)?;
             f.write_all(header.as_bytes())?;
             f.write_all(&payload)?;
+            // The rename moves whatever the name holds now: only the file
+            // just written. (A link at the entry's name is replaced, not
+            // written through.)
+            if !checkflow_files::same_file(&f, &tmp) {
+                return Err(std::io::Error::other("the temporary file was replaced"));
+            }
             fs::rename(&tmp, self.entry(key))
         })();
-        if written.is_err() {
+        if written.is_err() && checkflow_files::same_file(&f, &tmp) {
             let _ = fs::remove_file(&tmp);
         }
         written?;
@@ -215,7 +226,7 @@ fn private_file(path: &Path) -> std::io::Result<fs::File> {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    o.open(path)
+    checkflow_files::open(&o, path, Links::Refuse)
 }
 
 #[cfg(test)]

@@ -274,7 +274,7 @@ fn gather_config(plan: &Plan, opts: &RunOpts) -> Result<BTreeMap<String, ConfigV
             let mut t = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map(|_| t)
         } else {
-            std::fs::read_to_string(file)
+            checkflow_files::read_to_string(file, checkflow_files::Links::Follow)
         }
         .map_err(|e| {
             Fail::new(
@@ -473,7 +473,9 @@ impl Prefetch {
 
     /// Starts reading `path` on a second thread, if it is a file.
     fn spawn(path: PathBuf) -> Option<Prefetch> {
-        if !path.is_file() {
+        // Only a file that is there, and not through a link or a FIFO (the
+        // main read refuses those and says why).
+        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
             return None;
         }
         let p = path.clone();
@@ -484,7 +486,7 @@ impl Prefetch {
                 // The state of exactly these bytes, kept to compare with the
                 // file under the lock.
                 let t = crate::timing::start();
-                let bytes = std::fs::read(&p).ok();
+                let bytes = checkflow_files::read(&p, checkflow_files::Links::Refuse).ok();
                 let st = bytes.as_ref().and_then(|b| {
                     journal::read_bytes(&p, b, journal::Key::from_env().as_ref()).ok()
                 });
@@ -545,7 +547,7 @@ fn warm_up() {
 /// memory for a large checkpoint).
 fn holds_exactly(path: &Path, expected: &[u8]) -> bool {
     use std::io::Read;
-    let Ok(mut f) = std::fs::File::open(path) else {
+    let Ok(mut f) = checkflow_files::open_read(path, checkflow_files::Links::Refuse) else {
         return false;
     };
     let mut buf = vec![0u8; 64 * 1024];
@@ -670,7 +672,11 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
         }
     }
 
-    let exists = path.as_ref().is_some_and(|p| p.exists());
+    // Anything at the name counts, a link included (even one to nothing):
+    // reading it then refuses it and says why, rather than starting over.
+    let exists = path
+        .as_ref()
+        .is_some_and(|p| std::fs::symlink_metadata(p).is_ok());
     let mut lock = None;
     if for_run && (save || (usage != Usage::Never && exists)) {
         let p = path.as_ref().expect("checked above");

@@ -6,6 +6,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use checkflow_files::Links;
+
 use crate::error::JournalError;
 
 /// The directory a path lives in ("." for a bare file name).
@@ -97,20 +99,37 @@ pub(crate) fn create_atomically(path: &Path, bytes: &[u8]) -> Result<File, Journ
     let tmp = dir.join(format!(".{name}.{}.{nanos:09}.tmp", std::process::id()));
 
     let mut opts = OpenOptions::new();
-    let mut file = owner_only(opts.write(true).create_new(true))
-        .open(&tmp)
+    owner_only(opts.write(true).create_new(true));
+    let mut file = checkflow_files::open(&opts, &tmp, Links::Refuse)
         .map_err(|e| JournalError::io("create the temporary file for checkpoint", path, e))?;
     let written = file
         .write_all(bytes)
         .and_then(|()| file.sync_all())
-        .and_then(|()| fs::rename(&tmp, path));
+        .and_then(|()| renamed_if_ours(&file, &tmp, path));
     if let Err(e) = written {
-        // The target is untouched; the temp file is ours and useless now.
-        let _ = fs::remove_file(&tmp);
+        // The target is untouched; the temp file (if the name is still
+        // ours) is useless now.
+        if checkflow_files::same_file(&file, &tmp) {
+            let _ = fs::remove_file(&tmp);
+        }
         return Err(JournalError::io("create checkpoint", path, e));
     }
     sync_dir(&dir).map_err(|e| JournalError::io("sync the directory of checkpoint", path, e))?;
     Ok(file)
+}
+
+/// Renames `tmp` over `path` if `tmp` still names `file`, the file just
+/// written: a rename moves whatever the name holds, and a link or another
+/// file put there in the meantime must not become the checkpoint. (A link
+/// at `path` itself is replaced by the rename, not written through.)
+fn renamed_if_ours(file: &File, tmp: &Path, path: &Path) -> io::Result<()> {
+    if !checkflow_files::same_file(file, tmp) {
+        return Err(io::Error::other(format!(
+            "{} is no longer the file written (it was replaced)",
+            tmp.display()
+        )));
+    }
+    fs::rename(tmp, path)
 }
 
 /// This machine's name, or "unknown".

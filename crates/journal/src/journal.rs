@@ -8,7 +8,7 @@ use crate::FORMAT_VERSION;
 use crate::entry::{Entry, NewHeader};
 use crate::error::JournalError;
 use crate::frame;
-use crate::fsutil::{self, owner_only, parent_dir};
+use crate::fsutil::{self, parent_dir};
 use crate::lock::Lock;
 use crate::record::{HeaderRecord, Payload, Sealer};
 use crate::seal::{FileKey, Key, hex, random_salt};
@@ -124,10 +124,10 @@ impl Journal {
     ) -> Result<Journal, JournalError> {
         lock.covers(path)?;
         let mut opts = std::fs::OpenOptions::new();
-        // The file already exists, so the mode only matters if it was removed
-        // in between; then it is created owner-only and fails the length check.
-        let storage = owner_only(opts.read(true).write(true))
-            .open(path)
+        opts.read(true).write(true);
+        // Never through a link: a link put at the checkpoint's name since
+        // `read` must not lead the appends into its target.
+        let storage = checkflow_files::open(&opts, path, checkflow_files::Links::Refuse)
             .and_then(|file| FileStorage::new(file, state.valid_len))
             .map_err(|e| JournalError::io("open checkpoint", path, e))?;
         Journal::resume_on(path, state, key, Box::new(storage))

@@ -5,7 +5,12 @@
 //! run can say who holds it. On release the guard removes the lock file while
 //! still holding the lock; so after locking, `lock` checks that the path still
 //! names the file it locked, and starts over if not.
+//!
+//! The lock file is never opened through a symbolic link (a link at
+//! `<checkpoint>.lock` is refused, and its target left alone), and only the
+//! file this process locked is ever removed.
 
+use checkflow_files::{Links, same_file};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -49,8 +54,12 @@ impl Lock {
 impl Drop for Lock {
     fn drop(&mut self) {
         // Remove first, then unlock: nobody can lock this inode and take it
-        // for the live lock file, because the path no longer names it.
-        let _ = std::fs::remove_file(&self.lock_path);
+        // for the live lock file, because the path no longer names it. Only
+        // if the path still names the file locked: whatever took its place
+        // (a link, another file) is not ours to remove.
+        if same_file(&self.file, &self.lock_path) {
+            let _ = std::fs::remove_file(&self.lock_path);
+        }
         let _ = self.file.unlock();
     }
 }
@@ -64,8 +73,8 @@ pub fn lock(path: &Path) -> Result<Lock, JournalError> {
     // open and our lock; a handful is plenty.
     for _ in 0..16 {
         let mut opts = OpenOptions::new();
-        let mut file = owner_only(opts.read(true).write(true).create(true).truncate(false))
-            .open(&lock_path)
+        owner_only(opts.read(true).write(true).create(true).truncate(false));
+        let mut file = checkflow_files::open(&opts, &lock_path, Links::Refuse)
             .map_err(|e| JournalError::io("open the lock file of checkpoint", path, e))?;
         match file.try_lock() {
             Ok(()) => {}
@@ -86,7 +95,7 @@ pub fn lock(path: &Path) -> Result<Lock, JournalError> {
                 return Err(JournalError::io("lock checkpoint", path, e));
             }
         }
-        if !still_named(&file, &lock_path) {
+        if !same_file(&file, &lock_path) {
             continue;
         }
         let holder = format!(
@@ -110,25 +119,6 @@ pub fn lock(path: &Path) -> Result<Lock, JournalError> {
         path,
         std::io::Error::other("the lock file kept being replaced"),
     ))
-}
-
-/// True if `path` still names the open `file` (same device and inode).
-fn still_named(file: &File, path: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        match (file.metadata(), std::fs::metadata(path)) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        // Windows cannot remove a file that is open, so the path cannot have
-        // moved on to another file.
-        let _ = (file, path);
-        true
-    }
 }
 
 #[cfg(test)]
@@ -185,9 +175,45 @@ mod tests {
         let stale = File::create(&lp).expect("create");
         std::fs::remove_file(&lp).expect("remove");
         File::create(&lp).expect("recreate");
-        assert!(!still_named(&stale, &lp));
+        assert!(!same_file(&stale, &lp));
         let held = lock(&dir.path().join("run.ckpt")).expect("lock");
-        assert!(still_named(&held.file, &lp));
+        assert!(same_file(&held.file, &lp));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_at_the_lock_file_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let decoy = dir.path().join("decoy");
+        std::fs::write(&decoy, b"keep").expect("write decoy");
+        let lp = dir.path().join("run.ckpt.lock");
+        std::os::unix::fs::symlink(&decoy, &lp).expect("symlink");
+        let err = lock(&dir.path().join("run.ckpt")).expect_err("a link must be refused");
+        let chain = format!(
+            "{err}: {}",
+            std::error::Error::source(&err).expect("source")
+        );
+        assert!(
+            chain.contains(&format!("{} is a symbolic link", lp.display())),
+            "{chain}"
+        );
+        assert_eq!(std::fs::read(&decoy).expect("read decoy"), b"keep");
+        assert!(std::fs::symlink_metadata(&lp).is_ok_and(|m| m.file_type().is_symlink()));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_guard_does_not_remove_what_took_the_lock_files_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let held = lock(&dir.path().join("run.ckpt")).expect("lock");
+        let lp = held.lock_path().to_path_buf();
+        let decoy = dir.path().join("decoy");
+        std::fs::write(&decoy, b"keep").expect("write decoy");
+        std::fs::remove_file(&lp).expect("remove the lock file");
+        std::os::unix::fs::symlink(&decoy, &lp).expect("symlink");
+        drop(held);
+        assert!(std::fs::symlink_metadata(&lp).is_ok_and(|m| m.file_type().is_symlink()));
+        assert_eq!(std::fs::read(&decoy).expect("read decoy"), b"keep");
     }
 
     #[cfg(unix)]

@@ -19,7 +19,10 @@ use crate::state::{FileFacts, HeaderInfo, ResumeState};
 
 /// Reads a checkpoint without changing it (for `checkpoint show`, `plan`, and before a restart).
 pub fn read(path: &Path, key: Option<&Key>) -> Result<ResumeState, JournalError> {
-    let bytes = std::fs::read(path).map_err(|e| JournalError::io("read checkpoint", path, e))?;
+    // Not through a link (a checkpoint is always a file checkflow renamed
+    // into place), and never blocking on a FIFO.
+    let bytes = checkflow_files::read(path, checkflow_files::Links::Refuse)
+        .map_err(|e| JournalError::io("read checkpoint", path, e))?;
     parse(path, &bytes, key)
 }
 

@@ -55,10 +55,14 @@ pub fn load_with(
     store: Option<&dyn ParsedStore>,
     early: &mut dyn FnMut(&PackageDef, &Path),
 ) -> Result<LoadedPackage, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    // A link to the package is fine; a FIFO, a device or a folder is refused
+    // at once instead of blocking the run (or reading forever).
+    let text = checkflow_files::read_to_string(path, checkflow_files::Links::Follow).map_err(
+        |source| LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    )?;
     // Absolute, so that relative paths in the package (and foreach file keys
     // recorded in checkpoints) do not depend on the caller's working directory.
     let dir = match path.parent() {

@@ -260,7 +260,8 @@ impl Source {
         mut csv: csv::ReaderBuilder,
         hash: Option<Sha256>,
     ) -> Result<Source, TaskError> {
-        let mut f = File::open(path)
+        // A link to the data is fine; a FIFO or a device is refused at once.
+        let mut f = checkflow_files::open_read(path, checkflow_files::Links::Follow)
             .map_err(|e| TaskError::new(format!("cannot open {}: {e}", path.display())))?;
         let (unterminated_len, crlf) = line_ends(&mut f)
             .map_err(|e| TaskError::new(format!("cannot read {}: {e}", path.display())))?;

@@ -9,6 +9,12 @@
 //! renamed into place. The protocols live in [`http`] and [`ftp`]; this module
 //! owns the files, the retries and the progress reports.
 //!
+//! The part file and the sidecar are never opened through a symbolic link
+//! (a link at either name is refused and its target left alone), and a
+//! rename moves only the file this task wrote. A link at `to` counts as a
+//! file there: `overwrite: false` refuses it, `overwrite: true` replaces the
+//! link itself by the rename.
+//!
 //! Passwords never appear in a log line or an error: URLs are shown without
 //! their credentials and every message is scrubbed of the password.
 
@@ -21,6 +27,7 @@ mod test_server;
 #[cfg(test)]
 mod tests;
 
+use checkflow_files::Links;
 use checkflow_model::{ConnectionDef, TaskDef, pos_of};
 use checkflow_plan::{Action, BuildCx, LogLevel, RunCx, TaskError, TaskType};
 use sha2::{Digest, Sha256};
@@ -181,12 +188,13 @@ impl DownloadAction {
         if to.is_dir() {
             return Err(format!("{} is a folder, not a file", to.display()));
         }
-        if to.exists() && !self.overwrite {
+        // A link at `to` (even one to nothing) is something there.
+        if std::fs::symlink_metadata(to).is_ok() && !self.overwrite {
             // The file may be there from an earlier attempt that renamed it into
             // place and was stopped before its success was recorded: with a
             // hash to check, that is not an error.
             if let Some(want) = &self.sha256
-                && sha256_of(to).ok().as_deref() == Some(want.as_str())
+                && sha256_of(to, Links::Follow).ok().as_deref() == Some(want.as_str())
             {
                 cx.log(
                     LogLevel::Info,
@@ -260,7 +268,7 @@ impl DownloadAction {
             }
         }
         if let Some(want) = &self.sha256 {
-            let got = sha256_of(&part.path)
+            let got = sha256_of(&part.path, Links::Refuse)
                 .map_err(|e| format!("cannot read {}: {e}", part.path.display()))?;
             if &got != want {
                 part.discard();
@@ -299,9 +307,9 @@ fn sleep(d: Duration, cx: &dyn RunCx) -> bool {
     !cx.cancel_token().is_cancelled()
 }
 
-/// The SHA-256 of a file, as lowercase hex.
-fn sha256_of(path: &Path) -> std::io::Result<String> {
-    let mut f = File::open(path)?;
+/// The SHA-256 of a regular file, as lowercase hex.
+fn sha256_of(path: &Path, links: Links) -> std::io::Result<String> {
+    let mut f = checkflow_files::open_read(path, links)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -409,13 +417,16 @@ impl Part {
         let mut meta_name = path.as_os_str().to_owned();
         meta_name.push(".meta");
         let meta_path = PathBuf::from(meta_name);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let file = checkflow_files::open(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+            &path,
+            Links::Refuse,
+        )
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         // Two tasks (or two runs) writing one part file would interleave bytes.
         match file.try_lock() {
             Ok(()) => {}
@@ -429,7 +440,7 @@ impl Part {
                 return Err(format!("cannot lock {}: {e}", path.display()));
             }
         }
-        let meta = std::fs::read_to_string(&meta_path)
+        let meta = checkflow_files::read_to_string(&meta_path, Links::Refuse)
             .ok()
             .and_then(|t| Meta::parse(&t));
         let mut part = Part {
@@ -480,9 +491,20 @@ impl Part {
         let tmp = PathBuf::from(tmp_name);
         let io = |e: std::io::Error| format!("cannot write {}: {e}", self.meta_path.display());
         {
-            let mut f = File::create(&tmp).map_err(io)?;
+            let mut f = checkflow_files::open(
+                OpenOptions::new().write(true).create(true).truncate(true),
+                &tmp,
+                Links::Refuse,
+            )
+            .map_err(io)?;
             f.write_all(meta.render().as_bytes()).map_err(io)?;
             f.sync_all().map_err(io)?;
+            if !checkflow_files::same_file(&f, &tmp) {
+                return Err(io(std::io::Error::other(format!(
+                    "{} was replaced while it was written",
+                    tmp.display()
+                ))));
+            }
         }
         std::fs::rename(&tmp, &self.meta_path).map_err(io)?;
         self.meta = Some(meta);
@@ -540,8 +562,14 @@ impl Part {
             file,
             ..
         } = self;
+        // Only the part file itself: not a link or a file put in its place.
+        // (Checked while open, removed once closed: Windows will not remove
+        // an open file.)
+        let ours = checkflow_files::same_file(&file, &path);
         drop(file);
-        let _ = std::fs::remove_file(&path);
+        if ours {
+            let _ = std::fs::remove_file(&path);
+        }
         let _ = std::fs::remove_file(&meta_path);
     }
 
@@ -549,6 +577,14 @@ impl Part {
     /// deletes the sidecar.
     fn commit(self, to: &Path) -> Result<(), String> {
         self.file.sync_all().map_err(|e| self.io("sync", e))?;
+        // The rename moves whatever `<to>.part` names now: it must be the
+        // file written, not a link or another file put in its place.
+        if !checkflow_files::same_file(&self.file, &self.path) {
+            return Err(format!(
+                "cannot rename {}: it is no longer the file downloaded into (it was replaced)",
+                self.path.display()
+            ));
+        }
         // Closed (and so unlocked) first: Windows will not rename an open file.
         let Part {
             path,

@@ -1,6 +1,12 @@
 //! The File System task: copy, move, rename, delete, mkdir, rmdir, clear_dir.
 //! Paths resolve against the package folder.
+//!
+//! A file is written only by creating it new, never through a symbolic link:
+//! a link at a destination counts as something there (`overwrite: false`
+//! refuses it, `overwrite: true` removes the link itself, not its target).
+//! Sources may be links, but a FIFO or a device is refused, never waited on.
 
+use checkflow_files::Links;
 use checkflow_model::{TaskDef, pos_of};
 use checkflow_plan::{Action, BuildCx, RunCx, TaskError, TaskType};
 use std::path::Path;
@@ -90,14 +96,32 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), TaskError> {
         }
         Ok(())
     } else {
-        std::fs::copy(from, to)
-            .map(|_| ())
-            .map_err(|e| io("copy", from, e))
+        copy_file(from, to).map_err(|e| io("copy", from, e))
     }
 }
 
+/// Copies one regular file to a new file `to`, with its permissions.
+///
+/// Not `std::fs::copy`: it opens the target through a link (truncating
+/// what the link points at) and waits on a FIFO as its source.
+fn copy_file(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut src = checkflow_files::open_read(from, Links::Follow)?;
+    let perms = src.metadata()?.permissions();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    let mut dst = checkflow_files::open(&opts, to, Links::Refuse)?;
+    std::io::copy(&mut src, &mut dst)?;
+    dst.set_permissions(perms)
+}
+
+/// True if anything is at `p`, a link (even one to nothing) included.
+fn is_there(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
+
+/// Removes a file, a link (not what it points at) or a whole folder.
 fn remove(p: &Path) -> Result<(), TaskError> {
-    if p.is_dir() {
+    if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()) {
         std::fs::remove_dir_all(p).map_err(|e| io("delete", p, e))
     } else {
         std::fs::remove_file(p).map_err(|e| io("delete", p, e))
@@ -108,7 +132,7 @@ impl Action for FileAction {
     fn run(&self, cx: &mut dyn RunCx) -> Result<(), TaskError> {
         let from = cx.prop_path("from", &self.from);
         let to = self.to.as_ref().map(|t| cx.prop_path("to", t));
-        let exists = from.exists();
+        let exists = is_there(&from);
         match self.op.as_str() {
             "mkdir" => std::fs::create_dir_all(&from).map_err(|e| io("create folder", &from, e)),
             "rmdir" | "delete" if !exists => {
@@ -148,7 +172,7 @@ impl Action for FileAction {
                 {
                     to = to.join(name);
                 }
-                if to.exists() {
+                if is_there(&to) {
                     if !self.overwrite {
                         return Err(TaskError::new(format!(
                             "{} already exists (set overwrite: true to replace it)",

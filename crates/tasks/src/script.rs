@@ -240,7 +240,8 @@ impl Action for ScriptAction {
             Source::Inline(ast) => (ast.clone(), "script".to_string()),
             Source::File(f) => {
                 let path = cx.prop_path("file", f);
-                let code = std::fs::read_to_string(&path).map_err(|e| {
+                let code = checkflow_files::read_to_string(&path, checkflow_files::Links::Follow)
+                    .map_err(|e| {
                     TaskError::new(format!("cannot read script file {}: {e}", path.display()))
                 })?;
                 let ast = compile(&sandbox(), &code, &self.bindings).map_err(|e| {

@@ -341,11 +341,20 @@ pub(crate) fn run_with(args: &RunArgs, create: CreateJournal<'_>) -> Result<i32,
     if let Some(rp) = &args.report {
         let v = summary_json(&plan, &result, code, &ck);
         let text = serde_json::to_string_pretty(&v).unwrap_or_default();
-        if let Err(e) = std::fs::write(rp, text) {
+        if let Err(e) = write_report(rp, &text) {
             eprintln!("checkflow: failed to write report {}: {e}", rp.display());
         }
     }
     Ok(code)
+}
+
+/// Writes the `--report` file: created or truncated, never through a link
+/// and never into a FIFO or a device.
+fn write_report(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    checkflow_files::open(&opts, path, checkflow_files::Links::Refuse)?.write_all(text.as_bytes())
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ fn shown(v: &journal::Restored) -> serde_json::Value {
 }
 
 pub fn show(path: &Path, as_json: bool) -> Result<i32, Fail> {
-    if !path.exists() {
+    if std::fs::symlink_metadata(path).is_err() {
         return Err(Fail::new(
             exit::NOT_FOUND,
             format!("checkpoint file {} does not exist", path.display()),
