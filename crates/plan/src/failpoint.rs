@@ -125,8 +125,10 @@ mod tests {
     #[test]
     fn the_spec_names_points_hits_and_actions() {
         let p = parse("a, b@3=term ,c=error,d@x,e=bogus,f=kill");
-        let got: Vec<(&str, u64, Action)> =
-            p.iter().map(|p| (p.name.as_str(), p.at, p.action)).collect();
+        let got: Vec<(&str, u64, Action)> = p
+            .iter()
+            .map(|p| (p.name.as_str(), p.at, p.action))
+            .collect();
         assert_eq!(
             got,
             vec![

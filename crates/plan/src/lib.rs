@@ -13,8 +13,8 @@
 
 mod build;
 mod diag;
-mod failpoint;
 mod duration;
+mod failpoint;
 mod fingerprint;
 mod node;
 mod task;
@@ -31,7 +31,7 @@ pub use node::{
     PackageInfo,
 };
 pub use task::{
-    Action, BuildCx, CancelToken, LogLevel, Registry, RunCx, TaskError, TaskType,
+    Action, BuildCx, CancelToken, Execution, LogLevel, Registry, RunCx, TaskError, TaskType,
     resolve as resolve_path,
 };
 pub use tx::{TxProbe, TxResource, TxScope};

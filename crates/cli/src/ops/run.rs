@@ -101,6 +101,16 @@ fn outcome(o: Outcome) -> journal::Outcome {
 
 impl Recorder for JournalRecorder<'_> {
     fn record(&mut self, batch: Vec<Record>) -> Result<(), String> {
+        // A task finished its work and the record of it is not durable yet
+        // (docs/design/commit-protocols.md §3 and §4).
+        if batch.iter().any(|r| matches!(r, Record::Completed { .. }))
+            && checkflow_plan::failpoint("record-before-append")
+        {
+            return Err(format!(
+                "failed to write checkpoint {}: refused (test failpoint)",
+                self.journal.path().display()
+            ));
+        }
         let has_intent = batch
             .iter()
             .any(|r| matches!(r, Record::TxCommitting { .. }));
