@@ -133,19 +133,21 @@ fn stop_then_finish(db: &Db, point: &str, extra: &str) -> (Output, Output) {
 
 #[test]
 fn a_resumable_bulk_insert_killed_after_its_last_commit_does_not_load_the_file_twice() {
-    for db in databases("bulk_after_last_commit") {
-        for point in [
-            "bulk-after-last-commit=kill",
-            "bulk-after-last-commit=error",
-            "record-before-append@2=kill",
-            "record-before-append@2=error",
-        ] {
+    for point in [
+        "bulk-after-last-commit=kill",
+        "bulk-after-last-commit=error",
+        "record-before-append@2=kill",
+        "record-before-append@2=error",
+    ] {
+        for db in databases("bulk_after_last_commit") {
             let (_, finished) = stop_then_finish(&db, point, "");
             finished.says("already loaded");
         }
-        // SIGTERM lets the task end and its completion be recorded: the
-        // rerun restores it.
-        for point in ["bulk-after-last-commit=term", "record-before-append@2=term"] {
+    }
+    // SIGTERM lets the task end and its completion be recorded: the rerun
+    // restores it.
+    for point in ["bulk-after-last-commit=term", "record-before-append@2=term"] {
+        for db in databases("bulk_after_last_commit") {
             let (_, finished) = stop_then_finish(&db, point, "");
             finished.says("restored Sales");
         }
@@ -154,17 +156,18 @@ fn a_resumable_bulk_insert_killed_after_its_last_commit_does_not_load_the_file_t
 
 #[test]
 fn a_resumable_bulk_insert_stopped_at_any_batch_commit_loads_every_row_once() {
-    for db in databases("bulk_batch_commits") {
-        for point in [
-            "bulk-before-batch-commit@2=kill",
-            "bulk-before-batch-commit@2=term",
-            "bulk-before-batch-commit@2=error",
-            "bulk-after-batch-commit@2=kill",
-            "bulk-after-batch-commit@2=term",
-            "bulk-after-batch-commit@2=error",
-            "bulk-before-last-commit=kill",
-            "bulk-before-last-commit=error",
-        ] {
+    for point in [
+        "bulk-before-batch-commit@2=kill",
+        "bulk-before-batch-commit@2=term",
+        "bulk-before-batch-commit@2=error",
+        "bulk-after-batch-commit@2=kill",
+        "bulk-after-batch-commit@2=term",
+        "bulk-after-batch-commit@2=error",
+        "bulk-before-last-commit=kill",
+        "bulk-before-last-commit=term",
+        "bulk-before-last-commit=error",
+    ] {
+        for db in databases("bulk_batch_commits") {
             stop_then_finish(&db, point, "");
         }
     }
@@ -266,5 +269,44 @@ tasks:
         assert_eq!(out.code, None, "{}: {out:?}", db.kind);
         db.run(&sb).output().exit(0).says("already loaded");
         assert_eq!(db.count(&sb), (150, 150), "{}", db.kind);
+    }
+}
+
+#[test]
+fn a_progress_table_made_before_done_rows_existed_gets_its_new_column() {
+    for db in databases("bulk_progress_table_upgrade") {
+        let sb = sales_package(&db, "");
+        sb.touch("fixed");
+        // The table as earlier versions created it (no `done_by`).
+        sb.write(
+            "setup.yaml",
+            &format!(
+                r#"
+id: {OTHER_ID}
+name: setup
+connections:
+  dw: {conn}
+tasks:
+  - name: Old progress table
+    type: sql
+    connection: dw
+    sql: CREATE TABLE checkflow_load_progress (task_key TEXT PRIMARY KEY, rows_sha256 TEXT NOT NULL, rows_done BIGINT NOT NULL)
+"#,
+                conn = db.conn
+            ),
+        );
+        let mut setup = sb.cmd(["run", "setup.yaml"]);
+        for (k, v) in &db.env {
+            setup = setup.env(k, v);
+        }
+        setup.output().exit(0);
+        db.run(&sb).output().exit(0);
+        assert_eq!(db.count(&sb), (100, 100), "{}", db.kind);
+        assert_eq!(
+            db.progress(&sb),
+            vec![vec![Value::from(100), Value::from(1)]],
+            "{}",
+            db.kind
+        );
     }
 }

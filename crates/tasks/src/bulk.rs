@@ -546,18 +546,21 @@ impl Load<'_> {
         self.db
             .batch(&progress_table_sql(k))
             .map_err(|e| self.err("cannot create table checkflow_load_progress", e))?;
-        let has_column = self
-            .db
-            .statement(
-                &format!("SELECT done_by FROM {PROGRESS} LIMIT 0"),
-                &[],
-                true,
-            )
-            .is_ok();
-        if !has_column {
-            self.db
-                .batch(&format!("ALTER TABLE {PROGRESS} ADD COLUMN done_by TEXT"))
-                .map_err(|e| self.err("cannot add column done_by to checkflow_load_progress", e))?;
+        let probe = format!("SELECT done_by FROM {PROGRESS} LIMIT 0");
+        if self.db.statement(&probe, &[], true).is_ok() {
+            return Ok(());
+        }
+        let add = match k {
+            Kind::Sqlite => format!("ALTER TABLE {PROGRESS} ADD COLUMN done_by TEXT"),
+            Kind::Postgres => {
+                format!("ALTER TABLE {PROGRESS} ADD COLUMN IF NOT EXISTS done_by TEXT")
+            }
+        };
+        if let Err(e) = self.db.batch(&add) {
+            // Another load on the same database may have added it meanwhile.
+            if self.db.statement(&probe, &[], true).is_err() {
+                return Err(self.err("cannot add column done_by to checkflow_load_progress", e));
+            }
         }
         Ok(())
     }
