@@ -806,6 +806,14 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
         res = resume(&plan, &Recorded::default(), &[], ChangedPolicy::Keep)
             .map_err(|e| Fail::new(exit::FAILURE, e.to_string()))?;
     }
+    res.owner = serde_json::json!([
+        plan.package.id.to_lowercase(),
+        checkpoint.path.as_ref().map(|p| std::path::absolute(p)
+            .unwrap_or_else(|_| p.clone())
+            .display()
+            .to_string())
+    ])
+    .to_string();
     if let Some(key) = &opts.child_of {
         // The child's executions belong to the parent's: a child started
         // again by the same parent execution (after a crash before the parent

@@ -484,6 +484,7 @@ impl<'a> Dispatcher<'a> {
         }
         iterations.reverse();
         Execution {
+            owner: self.resume.owner.clone(),
             checkpoint: self
                 .resume
                 .checkpoint_id

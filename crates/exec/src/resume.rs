@@ -102,6 +102,9 @@ pub struct Resume {
     /// The identity of the checkpoint restarted, if any (`None`: the run's
     /// own id stands for it).
     pub checkpoint_id: Option<String>,
+    /// The package id and the checkpoint file the run uses
+    /// ([`checkflow_plan::Execution::owner`]), set by the caller.
+    pub owner: String,
 }
 
 /// A resume that cannot proceed.

@@ -169,6 +169,9 @@ pub trait RunCx: Send {
 /// share their execution.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Execution {
+    /// The package id and the checkpoint file the run uses (none when it has
+    /// none): the same for every run of the package that uses this file.
+    pub owner: String,
     /// The checkpoint's identity (the id of the run that created it), or the
     /// run's own id when the run restarts none.
     pub checkpoint: String,
@@ -199,15 +202,21 @@ impl Execution {
     /// The whole identity as one line of text (JSON, so that no two differ
     /// only in where a field ends).
     pub fn id(&self) -> String {
-        serde_json::json!([self.checkpoint, self.path, self.iterations, self.generation])
-            .to_string()
+        serde_json::json!([
+            self.owner,
+            self.checkpoint,
+            self.path,
+            self.iterations,
+            self.generation
+        ])
+        .to_string()
     }
 
-    /// The task in its iteration, the same in every run and every
-    /// checkpoint: its path and the loops' current items, as hex (16 digits
-    /// of a SHA-256), for a file name.
+    /// The task in its iteration, the same in every run of the package with
+    /// the same checkpoint file: the owner, the task's path and the loops'
+    /// current items, as hex (16 digits of a SHA-256), for a file name.
     pub fn instance_hash(&self) -> String {
-        short_hash(&serde_json::json!([self.path, self.iterations]).to_string())
+        short_hash(&serde_json::json!([self.owner, self.path, self.iterations]).to_string())
     }
 
     /// [`Execution::id`] as hex (16 digits of a SHA-256), for a file name.
