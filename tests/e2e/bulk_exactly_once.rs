@@ -310,3 +310,59 @@ tasks:
         );
     }
 }
+
+#[test]
+fn a_resumable_bulk_insert_killed_at_random_moments_loads_every_row_once() {
+    let seed = std::env::var("CHECKFLOW_E2E_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0xB0_1C_10_ADu64);
+    let mut rng = Rng(seed | 1);
+    let db = &databases("bulk_random_kills")[0];
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: facts
+checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
+connections:
+  dw: {conn}
+tasks:
+  - name: Create table
+    type: sql
+    connection: dw
+    sql: CREATE TABLE IF NOT EXISTS fact_sales (id INTEGER NOT NULL, name TEXT NOT NULL)
+  - {{ name: Sales, type: bulk_insert, connection: dw, table: fact_sales, file: data/sales.csv, batch_size: 2000, resume: true }}
+  - {{ name: After, type: process, command: "echo After >> ledger.txt" }}
+"#,
+        conn = db.conn
+    ));
+    let mut csv = String::from("id,name\n");
+    for i in 1..=40_000 {
+        csv.push_str(&format!("{i},name {i}\n"));
+    }
+    sb.write("data/sales.csv", &csv);
+    let mut kills = 0;
+    for attempt in 0.. {
+        assert!(attempt < 200, "seed {seed:#x}: no end after {attempt} runs");
+        let run = sb.run().spawn();
+        // Later attempts wait longer, so the load always gets further.
+        let ms = rng.below(40 + 10 * attempt);
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
+        unsafe {
+            libc::kill(run.pid(), libc::SIGKILL);
+        }
+        let out = run.finish();
+        match out.code {
+            Some(0) => break,
+            None => kills += 1,
+            _ => panic!("seed {seed:#x}: attempt {attempt}\n{out:?}"),
+        }
+    }
+    assert!(kills > 0, "seed {seed:#x}: no run was killed");
+    assert_eq!(
+        db.count(&sb),
+        (40_000, 40_000),
+        "seed {seed:#x}, {kills} kill(s)"
+    );
+}

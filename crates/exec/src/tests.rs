@@ -839,26 +839,22 @@ fn a_task_execution_names_its_checkpoint_loop_items_and_the_records_about_it() {
     };
     let res = resume(&plan, &rec, &[], ChangedPolicy::Keep).expect("resume");
     run_plan(&plan, res);
-    let got: Vec<(String, String, Vec<(String, String)>, u32)> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e.checkpoint.clone(),
-                e.path.clone(),
-                e.iterations.clone(),
-                e.generation,
-            )
-        })
-        .collect();
-    let it = |k: &str| vec![("L".to_string(), k.to_string())];
+    let got = seen.lock().unwrap().clone();
+    let exec = |path: &str, item: Option<&str>| checkflow_plan::Execution {
+        owner: String::new(),
+        checkpoint: "ck".into(),
+        path: path.into(),
+        iterations: item
+            .map(|k| vec![("L".to_string(), k.to_string())])
+            .unwrap_or_default(),
+        generation: 1,
+    };
     assert_eq!(
         got,
         [
-            ("ck".into(), "L/T".into(), it("a"), 1),
-            ("ck".into(), "L/T".into(), it("b"), 1),
-            ("ck".into(), "U".into(), vec![], 1),
+            exec("L/T", Some("a")),
+            exec("L/T", Some("b")),
+            exec("U", None)
         ]
     );
 
