@@ -228,6 +228,9 @@ fn loaded_rows(sb: &Sandbox) -> (i64, i64) {
 fn a_child_run_again_before_the_parent_recorded_it_loads_nothing_twice() {
     // (crash point, how the first run ends)
     for (point, code) in [
+        ("child-before-start=kill", None),
+        ("child-before-start=term", Some(3)),
+        ("child-before-start=error", Some(1)),
         ("child-after-exit=kill", None),
         ("child-after-exit=term", Some(3)),
         ("child-after-exit=error", Some(1)),
