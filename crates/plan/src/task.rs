@@ -199,17 +199,13 @@ impl Execution {
         }
     }
 
-    /// The whole identity as one line of text (JSON, so that no two differ
-    /// only in where a field ends).
+    /// The identity as one line of text (JSON, so that no two differ only
+    /// in where a field ends). The owner is left out: the checkpoint's
+    /// identity is unique on its own, and a checkpoint folder reached by
+    /// another path must not make a restart a new execution.
     pub fn id(&self) -> String {
-        serde_json::json!([
-            self.owner,
-            self.checkpoint,
-            self.path,
-            self.iterations,
-            self.generation
-        ])
-        .to_string()
+        serde_json::json!([self.checkpoint, self.path, self.iterations, self.generation])
+            .to_string()
     }
 
     /// The task in its iteration, the same in every run of the package with
