@@ -50,8 +50,11 @@ tasks:
         sb.completed("parent.ckpt"),
         vec![("P1".to_owned(), "success".to_owned())]
     );
+    // The child's file is its own name with the parent task's key in it.
+    let kept = child_checkpoints(&sb);
+    assert_eq!(kept.len(), 1, "{kept:?}");
     assert_eq!(
-        sb.completed("child.ckpt"),
+        sb.completed(&kept[0]),
         vec![("C1".to_owned(), "success".to_owned())]
     );
 
@@ -62,7 +65,16 @@ tasks:
     out.says("restored P1")
         .says("[child] restored C1")
         .says("[child] started (restarting from its checkpoint)");
-    assert!(!sb.exists("parent.ckpt") && !sb.exists("child.ckpt"));
+    assert!(!sb.exists("parent.ckpt") && child_checkpoints(&sb).is_empty());
+}
+
+/// The child checkpoints (`child.*.ckpt`) in the sandbox.
+fn child_checkpoints(sb: &Sandbox) -> Vec<String> {
+    std::fs::read_dir(sb.path())
+        .expect("read the sandbox")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("child.") && n.ends_with(".ckpt"))
+        .collect()
 }
 
 #[test]
@@ -212,8 +224,10 @@ tasks:
         std::thread::sleep(Duration::from_millis(20));
     }
     // The child stopped as a cancelled run does: what finished stays recorded.
+    let kept = child_checkpoints(&sb);
+    assert_eq!(kept.len(), 1, "{kept:?}");
     assert_eq!(
-        sb.completed("child.ckpt"),
+        sb.completed(&kept[0]),
         vec![("C1".to_owned(), "success".to_owned())]
     );
 }

@@ -2,7 +2,9 @@
 //! and the command line's contract (§3), run through the real binary.
 
 mod bad_inputs;
+mod bulk_exactly_once;
 mod checkpoint_rules;
+mod child_checkpoints;
 mod child_packages;
 mod cli;
 mod crash;

@@ -150,6 +150,26 @@ pub struct RunOpts {
     /// MaxConcurrentExecutables for this run (1 or more).
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub max_concurrent: Option<usize>,
+    /// Set by a parent's `package` task: `INSTANCE-EXECUTION` (hex) names the
+    /// task in its iteration and the parent's execution of it. The child's
+    /// checkpoint file carries it, and a checkpoint started with other bound
+    /// values is refused (docs/design/commit-protocols.md, section 4).
+    #[arg(long, hide = true, value_name = "KEY", value_parser = child_key)]
+    pub child_of: Option<String>,
+}
+
+/// `--child-of`: two runs of hex digits joined by `-` (it becomes part of a file name).
+fn child_key(s: &str) -> Result<String, String> {
+    let ok = s.split_once('-').is_some_and(|(a, b)| {
+        [a, b]
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 64 && p.bytes().all(|c| c.is_ascii_hexdigit()))
+    });
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("expected INSTANCE-EXECUTION in hex digits".into())
+    }
 }
 
 #[derive(Args, Debug)]

@@ -643,6 +643,12 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
             }
         },
     };
+    // A child package run by a parent's task keeps one checkpoint per task,
+    // iteration and parent execution (docs/design/commit-protocols.md §4).
+    let path = match (&opts.child_of, path) {
+        (Some(key), Some(p)) => Some(child_checkpoint_path(&p, key)),
+        (_, p) => p,
+    };
     if path.is_none() && (save || usage != Usage::Never) {
         return Err(Fail::new(
             exit::FAILURE,
@@ -699,6 +705,9 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
             ),
         ));
     }
+    if let (Some(key), Some(p), Some(_)) = (&opts.child_of, &path, &lock) {
+        remove_stale_child_checkpoints(p, key, &mut warnings);
+    }
     crate::timing::phase("settings and lock", t);
     let state = match (usage, &path) {
         (Usage::Never, _) | (_, None) => None,
@@ -731,7 +740,7 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
 
     let mut config = given.clone();
     let mut committed_tx = Vec::new();
-    let res;
+    let mut res;
     if let Some(st) = &state {
         let p = path.as_ref().expect("state implies a path");
         if st.header.package_id.to_lowercase() != plan.package.id.to_lowercase() {
@@ -795,6 +804,34 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
             .map(|(k, g)| format!("{k} ({})", g.source))
             .collect();
         ignored.sort();
+        if opts.child_of.is_some() {
+            // A child's checkpoint belongs to the values its parent bound:
+            // resuming it with others would run the rest of another load.
+            let mut differ: Vec<String> = given
+                .iter()
+                .filter(|(_, g)| g.source.starts_with("--config"))
+                .filter_map(|(k, g)| {
+                    let then = match st.header.config.get(k) {
+                        Some(journal::Restored::Value(j)) if *j == g.json => return None,
+                        Some(journal::Restored::Value(j)) => j.to_string(),
+                        Some(_) => "a sealed value".to_string(),
+                        None => "no value".to_string(),
+                    };
+                    Some(format!("{k} ({then} then, {} now)", g.json))
+                })
+                .collect();
+            differ.sort();
+            if !differ.is_empty() {
+                return Err(Fail::new(
+                    exit::FAILURE,
+                    format!(
+                        "resume child checkpoint {}: it was started with other bound values: {}; nothing ran and the file is untouched (delete it to start the child over)",
+                        p.display(),
+                        differ.join(", ")
+                    ),
+                ));
+            }
+        }
         if !ignored.is_empty() {
             warnings.push(format!(
                 "restarting from a checkpoint: configuration given now is ignored, the run uses the values stored in the checkpoint: {}",
@@ -855,16 +892,27 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
                 })
                 .collect(),
             iterations: st.iterations.clone(),
+            record_counts: st.record_counts.clone(),
+            // The run that created the file; a file without a run record
+            // (none was written before a crash) is named by its creation.
+            checkpoint_id: Some(
+                st.run_history
+                    .first()
+                    .map(|r| r.run_id.clone())
+                    .unwrap_or_else(|| format!("{} {}", st.header.created_at, p.display())),
+            ),
         };
         // A commit found made brings the variables its completion would
         // have recorded; its intent is the last record the run wrote (nothing
         // is written between an intent and its completion), so they come
-        // after every other recorded value.
+        // after every other recorded value. The run records these commits
+        // as completed before it starts.
         for path in settle_intents(&plan, st, &mut rec, &mut warnings)? {
             let mut slots = Vec::new();
             for (name, v) in &st.tx_intents[&path].vars {
                 slots.extend(restore_var(&mut initial, &mut warnings, name, v, true)?);
             }
+            *rec.record_counts.entry(path.clone()).or_default() += 1;
             committed_tx.push((path, slots));
         }
         crate::timing::phase("state restored", t);
@@ -896,6 +944,20 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
         res = resume(&plan, &Recorded::default(), &[], ChangedPolicy::Keep)
             .map_err(|e| Fail::new(exit::FAILURE, e.to_string()))?;
     }
+    res.owner = serde_json::json!([
+        plan.package.id.to_lowercase(),
+        checkpoint.path.as_ref().map(|p| std::path::absolute(p)
+            .unwrap_or_else(|_| p.clone())
+            .display()
+            .to_string())
+    ])
+    .to_string();
+    if let Some(key) = &opts.child_of {
+        // The child's executions belong to the parent's: a child started
+        // again by the same parent execution (after a crash before the parent
+        // recorded it) finds what its tasks left, even without a checkpoint.
+        res.checkpoint_id = Some(format!("child {key}"));
+    }
     Ok(Session {
         plan,
         checkpoint,
@@ -909,6 +971,61 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
         run_id,
         committed_tx,
     })
+}
+
+/// The checkpoint file of a child run by a parent's task (`--child-of KEY`):
+/// `KEY` inserted before the extension (`child.ckpt` -> `child.KEY.ckpt`).
+fn child_checkpoint_path(p: &Path, key: &str) -> PathBuf {
+    let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let name = match (stem, p.extension()) {
+        (Some(stem), Some(ext)) => format!("{stem}.{key}.{}", ext.to_string_lossy()),
+        (Some(stem), None) => format!("{stem}.{key}"),
+        (None, _) => key.to_string(),
+    };
+    p.with_file_name(name)
+}
+
+/// Removes the checkpoints that other parent executions of the same task in
+/// the same iteration left beside `mine` (a child that failed, then a parent
+/// that went on without it, or a parent started over): no run will resume
+/// them, since the parent execution they belong to is over. One another run
+/// holds is left alone.
+fn remove_stale_child_checkpoints(mine: &Path, key: &str, warnings: &mut Vec<String>) {
+    let (Some(dir), Some(name)) = (mine.parent(), mine.file_name()) else {
+        return;
+    };
+    let name = name.to_string_lossy();
+    let Some((instance, _)) = key.split_once('-') else {
+        return;
+    };
+    let Some(at) = name.find(key) else {
+        return;
+    };
+    let (head, tail) = (&name[..at], &name[at + key.len()..]);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let other = e.file_name().to_string_lossy().into_owned();
+        let Some(mid) = other
+            .strip_prefix(head)
+            .and_then(|r| r.strip_suffix(tail))
+            .and_then(|r| r.strip_prefix(instance))
+            .and_then(|r| r.strip_prefix('-'))
+        else {
+            continue;
+        };
+        if other == name || mid.is_empty() || !mid.bytes().all(|c| c.is_ascii_hexdigit()) {
+            continue;
+        }
+        let path = dir.join(&other);
+        let removed = journal::lock(&path).and_then(|held| journal::delete(&path, &held));
+        if let Err(e) = removed
+            && !matches!(e, journal::JournalError::Locked { .. })
+        {
+            warnings.push(failed_to(&e));
+        }
+    }
 }
 
 /// For each transacted executable whose intent to commit was recorded but not

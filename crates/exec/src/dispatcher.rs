@@ -13,8 +13,8 @@ use crate::vars::{TaskEnv, VarStore, eval_and_assign};
 use checkflow_expr::{Compiled, Env, Value};
 use checkflow_model::{ForceResult, Logic, On};
 use checkflow_plan::{
-    CancelToken, LogLevel, NodeId, NodeKind, Plan, ProcessScope, RunCx, TaskError, TxScope,
-    VarTable, VarValue,
+    CancelToken, Execution, LogLevel, NodeId, NodeKind, Plan, ProcessScope, RunCx, TaskError,
+    TxScope, VarTable, VarValue,
 };
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -546,6 +546,44 @@ impl<'a> Dispatcher<'a> {
         false
     }
 
+    /// Which execution of task `n` is starting: the checkpoint, the loops'
+    /// current iterations, and the records that completed or forgot it or a
+    /// container around it (see [`Execution`]).
+    fn execution(&self, n: NodeId) -> Execution {
+        let counts = &self.resume.record_counts;
+        let mut iterations = Vec::new();
+        let mut generation = counts.get(&self.plan.node(n).path).copied().unwrap_or(0);
+        for a in self.plan.ancestors(n) {
+            let node = self.plan.node(a);
+            if let Some(c) = counts.get(&node.path) {
+                generation = generation.saturating_add(*c);
+            }
+            let rt = &self.rt[a.index()];
+            match &node.kind {
+                NodeKind::Foreach { .. } => iterations.push((
+                    node.path.clone(),
+                    rt.current_key.clone().unwrap_or_default(),
+                )),
+                NodeKind::ForLoop(_) => {
+                    iterations.push((node.path.clone(), format!("#{}", rt.iteration)));
+                }
+                _ => {}
+            }
+        }
+        iterations.reverse();
+        Execution {
+            owner: self.resume.owner.clone(),
+            checkpoint: self
+                .resume
+                .checkpoint_id
+                .clone()
+                .unwrap_or_else(|| self.tx_prefix.clone()),
+            path: self.plan.node(n).path.clone(),
+            iterations,
+            generation,
+        }
+    }
+
     fn halted_above(&self, n: NodeId) -> bool {
         self.plan.ancestors(n).any(|a| self.rt[a.index()].halted)
     }
@@ -661,6 +699,7 @@ impl<'a> Dispatcher<'a> {
             self.rt[n.index()].tx = Some(self.new_scope(n));
         }
         let tx = self.tx_for(n);
+        let execution = self.execution(n);
         let rt = &mut self.rt[n.index()];
         rt.attempt += 1;
         rt.state = State::Running;
@@ -692,6 +731,7 @@ impl<'a> Dispatcher<'a> {
                 .processes
                 .as_ref()
                 .map(|p| (p.clone(), node.path.clone())),
+            execution,
         };
         let action = action.clone();
         if action.inline() {
@@ -1521,6 +1561,7 @@ struct ThreadCx {
     dir: PathBuf,
     /// The run's process scope and this task's path.
     processes: Option<(Arc<ProcessScope>, String)>,
+    execution: Execution,
 }
 
 impl ThreadCx {
@@ -1542,6 +1583,10 @@ impl Env for ThreadCx {
 }
 
 impl RunCx for ThreadCx {
+    fn execution(&self) -> Execution {
+        self.execution.clone()
+    }
+
     fn get(&self, slot: u32) -> VarValue {
         match &self.store.table().decl(slot).expr {
             Some(_) => VarValue::Scalar(self.value(slot)),

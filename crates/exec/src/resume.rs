@@ -12,6 +12,11 @@ pub struct Recorded {
     pub completed: BTreeMap<String, (Outcome, String)>,
     /// Loop path -> identities of finished iterations.
     pub iterations: BTreeMap<String, Vec<String>>,
+    /// Path -> how many records completed or invalidated it (never reset by
+    /// an invalidation; see [`checkflow_plan::Execution::generation`]).
+    pub record_counts: BTreeMap<String, u32>,
+    /// The checkpoint's identity: the id of the run that created it.
+    pub checkpoint_id: Option<String>,
 }
 
 /// `--changed`: what to do with a recorded executable whose definition changed.
@@ -94,6 +99,15 @@ pub struct Resume {
     pub warnings: Vec<String>,
     /// Every executable, in plan order.
     pub decisions: Vec<Decision>,
+    /// Path -> how many records completed or invalidated it, counting the
+    /// invalidations this run writes before it starts anything.
+    pub record_counts: BTreeMap<String, u32>,
+    /// The identity of the checkpoint restarted, if any (`None`: the run's
+    /// own id stands for it).
+    pub checkpoint_id: Option<String>,
+    /// The package id and the checkpoint file the run uses
+    /// ([`checkflow_plan::Execution::owner`]), set by the caller.
+    pub owner: String,
 }
 
 /// A resume that cannot proceed.
@@ -273,6 +287,11 @@ pub fn resume(
             reason,
         });
     }
+    out.record_counts = rec.record_counts.clone();
+    for p in &out.invalidate {
+        *out.record_counts.entry(p.clone()).or_default() += 1;
+    }
+    out.checkpoint_id = rec.checkpoint_id.clone();
     Ok(out)
 }
 

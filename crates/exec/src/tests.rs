@@ -822,3 +822,91 @@ fn now_civil_is_the_system_zone_time_of_now() {
         assert!(before <= got && got <= after, "{before} {got} {after}");
     }
 }
+
+/// A task type that writes down the execution it was given.
+struct ExecutionType(Arc<Mutex<Vec<checkflow_plan::Execution>>>);
+
+struct ExecutionTask(Arc<Mutex<Vec<checkflow_plan::Execution>>>);
+
+impl TaskType for ExecutionType {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+    fn fields(&self) -> &'static [&'static str] {
+        &["command"]
+    }
+    fn build(&self, _def: &TaskDef, _cx: &mut BuildCx<'_>) -> Option<Arc<dyn Action>> {
+        Some(Arc::new(ExecutionTask(self.0.clone())))
+    }
+}
+
+impl Action for ExecutionTask {
+    fn run(&self, cx: &mut dyn RunCx) -> Result<(), TaskError> {
+        self.0.lock().unwrap().push(cx.execution());
+        Ok(())
+    }
+}
+
+#[test]
+fn a_task_execution_names_its_checkpoint_loop_items_and_the_records_about_it() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let plan = plan_with(
+        "variables: { I: {type: string} }\ntasks:\n  - name: L\n    type: foreach\n    items: [a, b]\n    map: [User::I]\n    tasks:\n      - {name: T, type: fake}\n  - {name: U, type: fake}\n",
+        Box::new(ExecutionType(seen.clone())),
+    );
+    // A restart of checkpoint "ck", where L was completed once and U forgotten once.
+    let rec = Recorded {
+        record_counts: [("L".to_string(), 1), ("U".to_string(), 1)].into(),
+        checkpoint_id: Some("ck".into()),
+        ..Recorded::default()
+    };
+    let res = resume(&plan, &rec, &[], ChangedPolicy::Keep).expect("resume");
+    run_plan(&plan, res);
+    let got = seen.lock().unwrap().clone();
+    let exec = |path: &str, item: Option<&str>| checkflow_plan::Execution {
+        owner: String::new(),
+        checkpoint: "ck".into(),
+        path: path.into(),
+        iterations: item
+            .map(|k| vec![("L".to_string(), k.to_string())])
+            .unwrap_or_default(),
+        generation: 1,
+    };
+    assert_eq!(
+        got,
+        [
+            exec("L/T", Some("a")),
+            exec("L/T", Some("b")),
+            exec("U", None)
+        ]
+    );
+
+    // Without a checkpoint the run's own id (its transaction prefix) stands for it.
+    seen.lock().unwrap().clear();
+    run_plan(&plan, Resume::default());
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .all(|e| e.checkpoint == "test" && e.generation == 0)
+    );
+}
+
+#[test]
+fn rerun_of_a_recorded_task_counts_as_a_record_about_it() {
+    let log = Log::default();
+    let plan = plan_of(
+        "tasks:\n  - {name: A, type: fake}\n  - {name: B, type: fake}\n",
+        &log,
+    );
+    let (_, c) = run_plan(&plan, Resume::default());
+    let mut rec = recorded(&plan, &c);
+    rec.record_counts = [("A".to_string(), 1), ("B".to_string(), 1)].into();
+    let res = resume(&plan, &rec, &["B".to_string()], ChangedPolicy::Keep).expect("resume");
+    assert_eq!(res.record_counts.get("A"), Some(&1));
+    assert_eq!(
+        res.record_counts.get("B"),
+        Some(&2),
+        "the invalidation it writes"
+    );
+}

@@ -270,6 +270,7 @@ pub(crate) fn parse(
         tx_intents: BTreeMap::new(),
         vars: BTreeMap::new(),
         vars_set_by_tasks: BTreeSet::new(),
+        record_counts: BTreeMap::new(),
         runs: 0,
         run_history: Vec::new(),
         last_written_at: None,

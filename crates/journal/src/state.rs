@@ -96,6 +96,11 @@ pub struct ResumeState {
     /// first run's snapshot of all values): a sensitive one left out of
     /// the file cannot be known again from the package or its configuration.
     pub vars_set_by_tasks: BTreeSet<String>,
+    /// Path -> how many `Completed` and `Invalidate` records named it. Unlike
+    /// `completed`, an `Invalidate` does not clear it: it only grows, so an
+    /// execution that follows a recorded completion, or one forgotten on
+    /// purpose, can be told from one that a crash cut short.
+    pub record_counts: BTreeMap<String, u32>,
     /// How many `RunStarted` records the file holds.
     pub runs: u32,
     /// Every `RunStarted` record, oldest first.
@@ -148,6 +153,7 @@ impl ResumeState {
                 vars,
             } => {
                 self.restore_task_vars(vars, opener)?;
+                *self.record_counts.entry(path.clone()).or_default() += 1;
                 if !self.tx_intents.is_empty() {
                     self.tx_intents.remove(&path);
                 }
@@ -178,6 +184,7 @@ impl ResumeState {
                 self.restore_vars(vars, opener)?;
             }
             Record::Invalidate { path } => {
+                *self.record_counts.entry(path.clone()).or_default() += 1;
                 self.completed.retain(|p, _| !is_at_or_below(p, &path));
                 self.completed_order.retain(|p| !is_at_or_below(p, &path));
                 self.iterations.retain(|p, _| !is_at_or_below(p, &path));

@@ -179,6 +179,35 @@ fn an_iteration_key_finished_twice_is_kept_twice() {
 }
 
 #[test]
+fn record_counts_only_grow_and_survive_an_invalidation() {
+    let f = fixture();
+    let done = |p: &str| completed(p, Outcome::Success, BTreeMap::new());
+    write(
+        &f.path,
+        None,
+        vec![
+            done("Load"),
+            done("Seq/Inner"),
+            Entry::Invalidate {
+                path: "Load".into(),
+            },
+            done("Load"),
+            Entry::Invalidate { path: "Seq".into() },
+        ],
+    );
+    let s = read(&f.path, None).expect("read");
+    let counts: Vec<(&str, u32)> = s
+        .record_counts
+        .iter()
+        .map(|(p, n)| (p.as_str(), *n))
+        .collect();
+    // Each record counts for the path it names; forgetting "Seq" does not
+    // lower "Seq/Inner" (an execution below it sums the counts of its containers).
+    assert_eq!(counts, [("Load", 3), ("Seq", 1), ("Seq/Inner", 1)]);
+    assert!(!s.completed.contains_key("Seq/Inner"));
+}
+
+#[test]
 fn invalidate_removes_the_path_its_descendants_and_their_iterations() {
     let f = fixture();
     let done = |p: &str| completed(p, Outcome::Success, BTreeMap::new());

@@ -33,7 +33,7 @@ pub use node::{
 };
 pub use procs::{ProcessScope, TAG_ENV};
 pub use task::{
-    Action, BuildCx, CancelToken, LogLevel, Registry, RunCx, TaskError, TaskType,
+    Action, BuildCx, CancelToken, Execution, LogLevel, Registry, RunCx, TaskError, TaskType,
     resolve as resolve_path,
 };
 pub use tx::{TxProbe, TxResource, TxScope};

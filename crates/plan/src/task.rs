@@ -130,6 +130,12 @@ pub trait RunCx: Send {
     /// The variable table (types and names).
     fn vars(&self) -> &VarTable;
 
+    /// Which execution of the task this is (see [`Execution`]). The default
+    /// is for contexts outside a run (tests): every call a new one.
+    fn execution(&self) -> Execution {
+        Execution::unique()
+    }
+
     /// The transaction this task runs in (`transaction: required` on it or a
     /// container above it), if any.
     fn transaction(&self) -> Option<std::sync::Arc<crate::tx::TxScope>> {
@@ -154,6 +160,77 @@ pub trait RunCx: Send {
     fn prop_path(&self, name: &str, written: &str) -> PathBuf {
         resolve(self.package_dir(), &self.prop_string(name, written))
     }
+}
+
+/// Which execution of a task this is, for work that must happen once per
+/// execution although a crash can separate it from the record of its
+/// completion (a bulk load's progress row, a child package's checkpoint).
+///
+/// A task run twice gets the same `Execution` exactly when the second run
+/// can only be the first one again, cut short before its completion was
+/// recorded: a restart from the same checkpoint, in the same loop iteration,
+/// with no record completing or forgetting the task (or an executable around
+/// it) written in between. A new checkpoint (or none), another iteration, a
+/// recorded completion and `--rerun` all give a new one. Retries of a task
+/// share their execution.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Execution {
+    /// The package id and the checkpoint file the run uses (none when it has
+    /// none): the same for every run of the package that uses this file.
+    pub owner: String,
+    /// The checkpoint's identity (the id of the run that created it), or the
+    /// run's own id when the run restarts none.
+    pub checkpoint: String,
+    /// The task's path.
+    pub path: String,
+    /// Each loop around the task, outermost first: its path and its current
+    /// iteration (a foreach item's key, or `#N` for a for_loop).
+    pub iterations: Vec<(String, String)>,
+    /// How many records of the checkpoint completed or forgot the task or an
+    /// executable around it. It only grows.
+    pub generation: u32,
+}
+
+impl Execution {
+    /// An execution that shares its identity with no other (outside a run).
+    pub fn unique() -> Execution {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        Execution {
+            checkpoint: format!("unrecorded {} {t} {n}", std::process::id()),
+            ..Execution::default()
+        }
+    }
+
+    /// The identity as one line of text (JSON, so that no two differ only
+    /// in where a field ends). The owner is left out: the checkpoint's
+    /// identity is unique on its own, and a checkpoint folder reached by
+    /// another path must not make a restart a new execution.
+    pub fn id(&self) -> String {
+        serde_json::json!([self.checkpoint, self.path, self.iterations, self.generation])
+            .to_string()
+    }
+
+    /// The task in its iteration, the same in every run of the package with
+    /// the same checkpoint file: the owner, the task's path and the loops'
+    /// current items, as hex (16 digits of a SHA-256), for a file name.
+    pub fn instance_hash(&self) -> String {
+        short_hash(&serde_json::json!([self.owner, self.path, self.iterations]).to_string())
+    }
+
+    /// [`Execution::id`] as hex (16 digits of a SHA-256), for a file name.
+    pub fn id_hash(&self) -> String {
+        short_hash(&self.id())
+    }
+}
+
+fn short_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(text.as_bytes());
+    h[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Resolves a path against the package folder (absolute paths stay as they are).

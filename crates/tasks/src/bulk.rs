@@ -20,7 +20,16 @@
 //!   rows it counts (the header and the first `rows_done` records), so a file
 //!   fixed after the last committed row (the usual repair of a bad row) resumes,
 //!   while a file changed before it is refused, unless `truncate: true`, which
-//!   starts over. The progress row is removed when the file is done.
+//!   starts over.
+//! - The last batch does not remove the progress row: it marks it done by
+//!   this execution of the task (`done_by`, see `checkflow_plan::Execution`),
+//!   in the batch's transaction. The task's completion is recorded in the
+//!   checkpoint only later, so a crash in between restarts the same
+//!   execution, which finds its own done row and loads nothing. A done row
+//!   of another execution (a new run, another iteration, a recorded
+//!   completion, `--rerun`) means the file was loaded and recorded before:
+//!   this execution loads it again, and its first commit replaces the row.
+//!   See docs/design/commit-protocols.md, section 3.
 //! - Inside a transacted container the load joins the container's
 //!   transaction: no commit of its own, no batches.
 
@@ -162,6 +171,7 @@ impl Action for BulkAction {
             cx.get(slot).to_string()
         };
         let key = format!("{package_id}:{table}:{}", path.display());
+        let execution = cx.execution().id();
         let token = cx.cancel_token().clone();
         let cx: &dyn RunCx = cx;
         let done = db::with_db(cx, &self.conn, |db, mode| {
@@ -178,7 +188,7 @@ impl Action for BulkAction {
                 last_report: Instant::now(),
                 base: 0,
             };
-            let r = load.run(self, &key, &path);
+            let r = load.run(self, &key, &execution, &path);
             if r.is_err() && (watch.fired() || token.is_cancelled()) {
                 return Err(TaskError::new(format!(
                     "loading {} into {table} was cancelled",
@@ -374,7 +384,13 @@ impl Load<'_> {
         TaskError::new(format!("{what} on {}: {e}", self.conn.describe()))
     }
 
-    fn run(&mut self, a: &BulkAction, key: &str, path: &Path) -> Result<u64, TaskError> {
+    fn run(
+        &mut self,
+        a: &BulkAction,
+        key: &str,
+        execution: &str,
+        path: &Path,
+    ) -> Result<u64, TaskError> {
         let own = self.mode == Mode::Own;
         if !own && (a.batch.is_some() || a.resume) {
             self.cx.log(
@@ -387,24 +403,44 @@ impl Load<'_> {
         let mut start = 0;
         let mut truncate = a.truncate;
         if resume {
-            self.db
-                .batch(&progress_table_sql(self.db.kind()))
-                .map_err(|e| self.err("cannot create table checkflow_load_progress", e))?;
+            self.prepare_progress_table()?;
             let found = self
                 .db
                 .statement(
                     &format!(
-                        "SELECT rows_sha256, rows_done FROM {PROGRESS} WHERE task_key = {}",
+                        "SELECT rows_sha256, rows_done, done_by FROM {PROGRESS} WHERE task_key = {}",
                         ph(self.db.kind(), 1)
                     ),
                     &[Value::WStr(key.to_string())],
                     true,
                 )
                 .map_err(|e| self.err("cannot read checkflow_load_progress", e))?;
-            if let Some(row) = found.rows.first() {
+            let row = found.rows.first();
+            // A done row of another execution: that load finished and its
+            // completion was recorded (or belongs to another run); this
+            // execution loads the file again, and its first commit replaces
+            // the row. A done row of this very execution is resumed like a
+            // partial one: a crash came between its last commit and the
+            // record of its completion, and the rows are all there.
+            let stale = match row.map(|r| &r[2]) {
+                Some(db::Cell::Text(by)) if by != execution => {
+                    self.cx.log(
+                        LogLevel::Info,
+                        &format!(
+                            "{} was loaded into {} by an earlier run of the task; loading it again",
+                            path.display(),
+                            self.table
+                        ),
+                    );
+                    true
+                }
+                _ => false,
+            };
+            if let Some(row) = row.filter(|_| !stale) {
                 let (db::Cell::Text(old_id), db::Cell::Int(n)) = (&row[0], &row[1]) else {
                     return Err(self.err("cannot read checkflow_load_progress", "unexpected row"));
                 };
+                let finished = matches!(row[2], db::Cell::Text(_));
                 let n = u64::try_from(*n).unwrap_or(0);
                 let mut read = 0;
                 while read < n && self.src.next()? {
@@ -413,10 +449,15 @@ impl Load<'_> {
                 if read == n && self.src.digest() == *old_id {
                     start = n;
                     truncate = false;
-                    self.cx.log(
-                        LogLevel::Info,
-                        &format!("resuming: {n} row(s) were committed before; skipping them"),
-                    );
+                    let line = if finished {
+                        format!(
+                            "already loaded: this run of the task committed all {n} row(s) of {} before it was interrupted; loading only rows added since",
+                            path.display()
+                        )
+                    } else {
+                        format!("resuming: {n} row(s) were committed before; skipping them")
+                    };
+                    self.cx.log(LogLevel::Info, &line);
                 } else if a.truncate {
                     self.cx.log(
                         LogLevel::Warn,
@@ -451,7 +492,8 @@ impl Load<'_> {
                 .and_then(|(n, eof)| {
                     if resume {
                         let id = self.src.digest();
-                        self.save_progress(key, &id, done + n, eof)?;
+                        let by = eof.then_some(execution);
+                        self.save_progress(key, &id, done + n, by)?;
                     }
                     Ok((n, eof))
                 });
@@ -470,7 +512,23 @@ impl Load<'_> {
                 }
             };
             if own {
+                // Crash points around each commit (docs/design/commit-protocols.md §3).
+                let (before, after) = match (resume, eof) {
+                    (true, false) => ("bulk-before-batch-commit", "bulk-after-batch-commit"),
+                    (true, true) => ("bulk-before-last-commit", "bulk-after-last-commit"),
+                    (false, _) => ("bulk-before-commit", "bulk-after-commit"),
+                };
+                if checkflow_plan::failpoint(before) {
+                    let _ = self.db.rollback();
+                    return Err(self.err("COMMIT failed", "refused (test failpoint)"));
+                }
                 self.db.commit().map_err(|e| self.err("COMMIT failed", e))?;
+                if checkflow_plan::failpoint(after) {
+                    return Err(self.err(
+                        "COMMIT failed",
+                        "its acknowledgement was lost (test failpoint)",
+                    ));
+                }
             }
             truncate = false;
             done += n;
@@ -482,40 +540,65 @@ impl Load<'_> {
         Ok(done)
     }
 
-    /// Upserts the progress row, or removes it once the file is done (in the
-    /// batch's transaction, so it holds exactly the committed rows).
+    /// Creates the progress table, or adds `done_by` to one made before it
+    /// existed (whose rows are all partial loads: the column stays NULL).
+    fn prepare_progress_table(&mut self) -> Result<(), TaskError> {
+        let k = self.db.kind();
+        self.db
+            .batch(&progress_table_sql(k))
+            .map_err(|e| self.err("cannot create table checkflow_load_progress", e))?;
+        let probe = format!("SELECT done_by FROM {PROGRESS} LIMIT 0");
+        if self.db.statement(&probe, &[], true).is_ok() {
+            return Ok(());
+        }
+        let add = match k {
+            Kind::Sqlite => format!("ALTER TABLE {PROGRESS} ADD COLUMN done_by TEXT"),
+            Kind::Postgres => {
+                format!("ALTER TABLE {PROGRESS} ADD COLUMN IF NOT EXISTS done_by TEXT")
+            }
+        };
+        if let Err(e) = self.db.batch(&add) {
+            // Another load on the same database may have added it meanwhile.
+            if self.db.statement(&probe, &[], true).is_err() {
+                return Err(self.err("cannot add column done_by to checkflow_load_progress", e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Upserts the progress row in the batch's transaction, so it holds
+    /// exactly the committed rows; `done_by` marks the file done by that
+    /// execution of the task (the last batch).
     fn save_progress(
         &mut self,
         key: &str,
         digest: &str,
         rows: u64,
-        eof: bool,
+        done_by: Option<&str>,
     ) -> Result<(), TaskError> {
         let k = self.db.kind();
-        let r = if eof {
-            self.db.statement(
-                &format!("DELETE FROM {PROGRESS} WHERE task_key = {}", ph(k, 1)),
-                &[Value::WStr(key.to_string())],
-                false,
-            )
-        } else {
-            self.db.statement(
+        self.db
+            .statement(
                 &format!(
-                    "INSERT INTO {PROGRESS} (task_key, rows_sha256, rows_done) VALUES ({}, {}, {}) \
-                     ON CONFLICT (task_key) DO UPDATE SET rows_sha256 = excluded.rows_sha256, rows_done = excluded.rows_done",
+                    "INSERT INTO {PROGRESS} (task_key, rows_sha256, rows_done, done_by) VALUES ({}, {}, {}, {}) \
+                     ON CONFLICT (task_key) DO UPDATE SET rows_sha256 = excluded.rows_sha256, rows_done = excluded.rows_done, done_by = excluded.done_by",
                     ph(k, 1),
                     ph(k, 2),
-                    ph(k, 3)
+                    ph(k, 3),
+                    ph(k, 4)
                 ),
                 &[
                     Value::WStr(key.to_string()),
                     Value::WStr(digest.to_string()),
                     Value::I8(i64::try_from(rows).unwrap_or(i64::MAX)),
+                    match done_by {
+                        Some(by) => Value::WStr(by.to_string()),
+                        None => Value::Null(checkflow_expr::DataType::WStr { len: None }),
+                    },
                 ],
                 false,
             )
-        };
-        r.map(|_| ())
+            .map(|_| ())
             .map_err(|e| self.err("cannot record the load's progress", e))
     }
 
@@ -753,10 +836,10 @@ fn ph(k: Kind, i: usize) -> String {
 fn progress_table_sql(k: Kind) -> String {
     match k {
         Kind::Sqlite => format!(
-            "CREATE TABLE IF NOT EXISTS {PROGRESS} (task_key TEXT PRIMARY KEY, rows_sha256 TEXT NOT NULL, rows_done INTEGER NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS {PROGRESS} (task_key TEXT PRIMARY KEY, rows_sha256 TEXT NOT NULL, rows_done INTEGER NOT NULL, done_by TEXT)"
         ),
         Kind::Postgres => format!(
-            "CREATE TABLE IF NOT EXISTS {PROGRESS} (task_key TEXT PRIMARY KEY, rows_sha256 TEXT NOT NULL, rows_done BIGINT NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS {PROGRESS} (task_key TEXT PRIMARY KEY, rows_sha256 TEXT NOT NULL, rows_done BIGINT NOT NULL, done_by TEXT)"
         ),
     }
 }

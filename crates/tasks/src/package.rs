@@ -9,9 +9,19 @@
 //!   the machine can read in the process list, and not in a file, which a
 //!   killed parent would leave behind. The child checks the names when it
 //!   loads: an undeclared one fails the task.
-//! - The child keeps its own checkpoint settings: its own file, its own
-//!   restart behaviour. On a restart it uses the configuration stored in its
-//!   checkpoint, as any package does (SPEC 2.2).
+//! - The child keeps its own checkpoint settings (its own restart
+//!   behaviour), but not one file for every run: the parent passes
+//!   `--child-of INSTANCE-EXECUTION` (hashes of the task's path and loop
+//!   items, and of this execution of the task, `checkflow_plan::Execution`),
+//!   and the child's file becomes `child.INSTANCE-EXECUTION.ckpt`. So an
+//!   iteration never resumes another's checkpoint, and only a restart of the
+//!   same parent execution resumes one. A child checkpoint started with other
+//!   bound values is refused, naming the file (it never runs on with values
+//!   it was not given), and files left by earlier executions of the same task
+//!   and iteration are removed when the child starts. The child's tasks
+//!   count as part of the parent's execution, so a child rerun after a crash
+//!   that came before the parent recorded it finds what its bulk loads left.
+//!   See docs/design/commit-protocols.md, section 4.
 //! - The child runs with `--log json`; its events are forwarded into the
 //!   parent's log, each line prefixed with `[child name]`. Its exit code is
 //!   the task's result: 0 is success, anything else a failure whose message
@@ -127,11 +137,17 @@ impl Action for PackageAction {
         }
         let chain = chain_with(&path)?;
 
+        // The child's checkpoint belongs to this task in this iteration and
+        // to this execution of it (docs/design/commit-protocols.md §4).
+        let execution = cx.execution();
+        let child_of = format!("{}-{}", execution.instance_hash(), execution.id_hash());
         let mut args: Vec<std::ffi::OsString> = vec![
             "run".into(),
             path.clone().into(),
             "--log".into(),
             "json".into(),
+            "--child-of".into(),
+            child_of.into(),
         ];
         let mut bound = serde_json::Map::new();
         for (var, expr) in &self.binds {
@@ -149,6 +165,11 @@ impl Action for PackageAction {
         if config.is_some() {
             args.push("--config".into());
             args.push("-".into());
+        }
+        if checkflow_plan::failpoint("child-before-start") {
+            return Err(TaskError::new(format!(
+                "{what}: cannot start it: refused (test failpoint)"
+            )));
         }
         let exe = std::env::current_exe().map_err(|e| {
             TaskError::new(format!("{what}: cannot find the checkflow binary: {e}"))
@@ -235,6 +256,13 @@ impl Action for PackageAction {
         let _ = watcher.join();
         cx.cancel_token().unregister_group(pid);
         let status = status.map_err(|e| TaskError::new(format!("{what}: cannot wait: {e}")))?;
+        // The child succeeded and removed its checkpoint; the parent has not
+        // recorded the task yet (docs/design/commit-protocols.md §4).
+        if status.success() && checkflow_plan::failpoint("child-after-exit") {
+            return Err(TaskError::new(format!(
+                "{what}: its result was lost (test failpoint)"
+            )));
+        }
 
         match status.code() {
             Some(0) => Ok(()),

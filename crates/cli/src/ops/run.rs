@@ -67,9 +67,15 @@ fn outcome(o: Outcome) -> journal::Outcome {
 
 impl Recorder for JournalRecorder<'_> {
     fn record(&mut self, batch: Vec<Record>) -> Result<(), String> {
-        // A write the tests make fail (`checkpoint-write=error`), as a full
-        // disk would: the dispatcher stops as it does for a poisoned journal.
-        if checkflow_plan::failpoint("checkpoint-write") {
+        // A write the tests make fail, as a full disk would: the dispatcher
+        // stops as it does for a poisoned journal. `checkpoint-write` is any
+        // write; `record-before-append` one that records a completion (a
+        // task finished its work and the record of it is not durable yet,
+        // docs/design/commit-protocols.md §3 and §4).
+        let completes = batch.iter().any(|r| matches!(r, Record::Completed { .. }));
+        if checkflow_plan::failpoint("checkpoint-write")
+            || (completes && checkflow_plan::failpoint("record-before-append"))
+        {
             return Err(format!(
                 "failed to write checkpoint {}: simulated write failure (CHECKFLOW_TEST_FAILPOINT)",
                 self.journal.path().display()

@@ -1,0 +1,394 @@
+//! A resumable `bulk_insert` loads every row exactly once, whatever stops
+//! the run between its commits and the record of its completion: kill -9,
+//! SIGTERM or a failed write at each crash point of its protocol
+//! (docs/design/commit-protocols.md §3). A load run again on purpose (a new
+//! run, `--rerun`) loads the file again.
+
+use serde_json::Value;
+
+use crate::pg;
+use crate::support::*;
+
+/// A database under test: its `connections:` entry and the environment a run needs.
+struct Db {
+    kind: &'static str,
+    conn: String,
+    env: Vec<(String, String)>,
+}
+
+impl Db {
+    fn run(&self, sb: &Sandbox) -> Cmd {
+        let mut c = sb.run();
+        for (k, v) in &self.env {
+            c = c.env(k, v);
+        }
+        c
+    }
+
+    /// (rows, distinct ids) in `fact_sales`.
+    fn count(&self, sb: &Sandbox) -> (i64, i64) {
+        let r = sql_rows(
+            sb,
+            &self.conn,
+            &self.env,
+            "SELECT COUNT(*), COUNT(DISTINCT id) FROM fact_sales",
+        );
+        (
+            r[0][0].as_i64().expect("a count"),
+            r[0][1].as_i64().expect("a count"),
+        )
+    }
+
+    fn progress(&self, sb: &Sandbox) -> Vec<Vec<Value>> {
+        sql_rows(
+            sb,
+            &self.conn,
+            &self.env,
+            "SELECT rows_done, CASE WHEN done_by IS NULL THEN 0 ELSE 1 END FROM checkflow_load_progress",
+        )
+    }
+}
+
+/// SQLite always; PostgreSQL when the test cluster is there.
+fn databases(test: &str) -> Vec<Db> {
+    let mut v = vec![Db {
+        kind: "sqlite",
+        conn: "{ kind: sqlite, path: dw.db }".into(),
+        env: Vec::new(),
+    }];
+    if let Some(url) = pg::fresh_db(test) {
+        v.push(Db {
+            kind: "postgres",
+            conn: "{ kind: postgres, url_env: CHECKFLOW_E2E_DW_URL }".into(),
+            env: vec![("CHECKFLOW_E2E_DW_URL".into(), url)],
+        });
+    }
+    v
+}
+
+/// 100 rows, ids 1..=100.
+fn sales_csv() -> String {
+    let mut s = String::from("id,name\n");
+    for i in 1..=100 {
+        s.push_str(&format!("{i},name {i}\n"));
+    }
+    s
+}
+
+/// The load's options: batches of 25 with `resume: true`.
+const RESUMABLE: &str = "batch_size: 25, resume: true";
+
+/// Creates `fact_sales` (no key: a row loaded twice shows), loads 100 rows
+/// with `load` (e.g. [`RESUMABLE`]), then `After` writes the ledger and
+/// `Gate` fails until `fixed` exists (keeping the checkpoint).
+fn sales_package(db: &Db, load: &str) -> Sandbox {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: facts
+checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
+connections:
+  dw: {conn}
+tasks:
+  - name: Create table
+    type: sql
+    connection: dw
+    sql: CREATE TABLE IF NOT EXISTS fact_sales (id INTEGER NOT NULL, name TEXT NOT NULL)
+  - {{ name: Sales, type: bulk_insert, connection: dw, table: fact_sales, file: data/sales.csv, {load}, fail_package_on_failure: true }}
+  - {{ name: After, type: process, command: "echo After >> ledger.txt" }}
+  - {{ name: Gate, type: process, command: "test -f fixed", fail_package_on_failure: true }}
+"#,
+        conn = db.conn
+    ));
+    sb.write("data/sales.csv", &sales_csv());
+    sb
+}
+
+/// Runs the package stopped at `point` (`NAME[@N]=ACTION`), then again to its
+/// end; every row must be in the table once.
+fn stop_then_finish(db: &Db, point: &str, load: &str) -> (Output, Output) {
+    let sb = sales_package(db, load);
+    sb.touch("fixed");
+    let stopped = db.run(&sb).env("CHECKFLOW_TEST_FAILPOINT", point).output();
+    let expected = if point.ends_with("=term") {
+        Some(3)
+    } else if point.ends_with("=error") {
+        Some(1)
+    } else {
+        None
+    };
+    assert_eq!(stopped.code, expected, "{}: {point}\n{stopped:?}", db.kind);
+    let finished = db.run(&sb).output().exit(0);
+    assert_eq!(
+        db.count(&sb),
+        (100, 100),
+        "{}: stopped at {point}, every row once\n{stopped:?}\n{finished:?}",
+        db.kind
+    );
+    if load.contains("resume: true") {
+        assert_eq!(
+            db.progress(&sb),
+            vec![vec![Value::from(100), Value::from(1)]],
+            "{}: {point}: the progress row says done",
+            db.kind
+        );
+    }
+    (stopped, finished)
+}
+
+#[test]
+fn a_resumable_bulk_insert_killed_after_its_last_commit_does_not_load_the_file_twice() {
+    for point in [
+        "bulk-after-last-commit=kill",
+        "bulk-after-last-commit=error",
+        "record-before-append@2=kill",
+        "record-before-append@2=error",
+    ] {
+        for db in databases("bulk_after_last_commit") {
+            let (_, finished) = stop_then_finish(&db, point, RESUMABLE);
+            finished.says("already loaded");
+        }
+    }
+    // SIGTERM lets the task end and its completion be recorded: the rerun
+    // restores it.
+    for point in ["bulk-after-last-commit=term", "record-before-append@2=term"] {
+        for db in databases("bulk_after_last_commit") {
+            let (_, finished) = stop_then_finish(&db, point, RESUMABLE);
+            finished.says("restored Sales");
+        }
+    }
+}
+
+#[test]
+fn a_resumable_bulk_insert_stopped_at_any_batch_commit_loads_every_row_once() {
+    for point in [
+        "bulk-before-batch-commit@2=kill",
+        "bulk-before-batch-commit@2=term",
+        "bulk-before-batch-commit@2=error",
+        "bulk-after-batch-commit@2=kill",
+        "bulk-after-batch-commit@2=term",
+        "bulk-after-batch-commit@2=error",
+        "bulk-before-last-commit=kill",
+        "bulk-before-last-commit=term",
+        "bulk-before-last-commit=error",
+    ] {
+        for db in databases("bulk_batch_commits") {
+            stop_then_finish(&db, point, RESUMABLE);
+        }
+    }
+}
+
+#[test]
+fn truncate_does_not_empty_a_table_that_the_interrupted_run_already_loaded() {
+    for db in databases("bulk_truncate_after_last_commit") {
+        let (_, finished) = stop_then_finish(
+            &db,
+            "bulk-after-last-commit=kill",
+            "batch_size: 25, resume: true, truncate: true",
+        );
+        finished.says("already loaded");
+    }
+}
+
+#[test]
+fn a_load_without_resume_and_with_truncate_holds_every_row_once_whatever_stops_it() {
+    // One transaction: a crash after its commit reruns it (at least once),
+    // and `truncate: true` in the same transaction makes that rerun harmless.
+    for point in [
+        "bulk-before-commit=kill",
+        "bulk-before-commit=term",
+        "bulk-before-commit=error",
+        "bulk-after-commit=kill",
+        "bulk-after-commit=term",
+        "bulk-after-commit=error",
+    ] {
+        for db in databases("bulk_without_resume") {
+            stop_then_finish(&db, point, "truncate: true");
+        }
+    }
+}
+
+#[test]
+fn a_finished_load_is_loaded_again_by_rerun_and_by_a_new_run() {
+    for db in databases("bulk_rerun_loads_again") {
+        let sb = sales_package(&db, RESUMABLE);
+        // Gate fails: the checkpoint keeps Sales recorded.
+        db.run(&sb).output().exit(1);
+        assert_eq!(db.count(&sb), (100, 100), "{}", db.kind);
+        db.run(&sb).output().exit(1).says("restored Sales");
+        assert_eq!(db.count(&sb), (100, 100), "{}: restored, not run", db.kind);
+
+        // Run again on purpose: the load runs, and loads the file again.
+        db.run(&sb)
+            .args(["--rerun", "Sales"])
+            .output()
+            .exit(1)
+            .says("loading it again");
+        assert_eq!(
+            db.count(&sb),
+            (200, 100),
+            "{}: --rerun loads again",
+            db.kind
+        );
+
+        // A new run (the package succeeds, the checkpoint goes) loads it again too.
+        sb.touch("fixed");
+        db.run(&sb).output().exit(0);
+        assert!(!sb.exists("run.ckpt"));
+        db.run(&sb).output().exit(0).says("loading it again");
+        assert_eq!(
+            db.count(&sb),
+            (300, 100),
+            "{}: a new run loads again",
+            db.kind
+        );
+    }
+}
+
+#[test]
+fn each_iteration_of_a_loop_loads_its_file_and_a_restart_loads_none_twice() {
+    for db in databases("bulk_in_a_loop") {
+        let sb = Sandbox::with_package(&format!(
+            r#"
+id: {ID}
+name: facts
+checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
+connections:
+  dw: {conn}
+variables:
+  Day: {{ type: string, value: "" }}
+tasks:
+  - name: Create table
+    type: sql
+    connection: dw
+    sql: CREATE TABLE IF NOT EXISTS fact_sales (id INTEGER NOT NULL, name TEXT NOT NULL)
+  - name: Days
+    type: foreach
+    items: [d1, d2]
+    map: [User::Day]
+    fail_package_on_failure: true
+    tasks:
+      - name: Sales
+        type: bulk_insert
+        connection: dw
+        table: fact_sales
+        file: data/d1.csv
+        batch_size: 25
+        resume: true
+        expressions:
+          file: '"data/" + @[User::Day] + ".csv"'
+"#,
+            conn = db.conn
+        ));
+        let mut d2 = String::from("id,name\n");
+        for i in 101..=150 {
+            d2.push_str(&format!("{i},name {i}\n"));
+        }
+        sb.write("data/d1.csv", &sales_csv());
+        sb.write("data/d2.csv", &d2);
+        // Killed after d2's last commit: the loop reruns whole on restart,
+        // and neither day is loaded twice.
+        let out = db
+            .run(&sb)
+            .env("CHECKFLOW_TEST_FAILPOINT", "bulk-after-last-commit@2=kill")
+            .output();
+        assert_eq!(out.code, None, "{}: {out:?}", db.kind);
+        db.run(&sb).output().exit(0).says("already loaded");
+        assert_eq!(db.count(&sb), (150, 150), "{}", db.kind);
+    }
+}
+
+#[test]
+fn a_progress_table_made_before_done_rows_existed_gets_its_new_column() {
+    for db in databases("bulk_progress_table_upgrade") {
+        let sb = sales_package(&db, RESUMABLE);
+        sb.touch("fixed");
+        // The table as earlier versions created it (no `done_by`).
+        sb.write(
+            "setup.yaml",
+            &format!(
+                r#"
+id: {OTHER_ID}
+name: setup
+connections:
+  dw: {conn}
+tasks:
+  - name: Old progress table
+    type: sql
+    connection: dw
+    sql: CREATE TABLE checkflow_load_progress (task_key TEXT PRIMARY KEY, rows_sha256 TEXT NOT NULL, rows_done BIGINT NOT NULL)
+"#,
+                conn = db.conn
+            ),
+        );
+        let mut setup = sb.cmd(["run", "setup.yaml"]);
+        for (k, v) in &db.env {
+            setup = setup.env(k, v);
+        }
+        setup.output().exit(0);
+        db.run(&sb).output().exit(0);
+        assert_eq!(db.count(&sb), (100, 100), "{}", db.kind);
+        assert_eq!(
+            db.progress(&sb),
+            vec![vec![Value::from(100), Value::from(1)]],
+            "{}",
+            db.kind
+        );
+    }
+}
+
+#[test]
+fn a_resumable_bulk_insert_killed_at_random_moments_loads_every_row_once() {
+    let seed = std::env::var("CHECKFLOW_E2E_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0xB0_1C_10_ADu64);
+    let mut rng = Rng(seed | 1);
+    let db = &databases("bulk_random_kills")[0];
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: facts
+checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
+connections:
+  dw: {conn}
+tasks:
+  - name: Create table
+    type: sql
+    connection: dw
+    sql: CREATE TABLE IF NOT EXISTS fact_sales (id INTEGER NOT NULL, name TEXT NOT NULL)
+  - {{ name: Sales, type: bulk_insert, connection: dw, table: fact_sales, file: data/sales.csv, batch_size: 2000, resume: true }}
+  - {{ name: After, type: process, command: "echo After >> ledger.txt" }}
+"#,
+        conn = db.conn
+    ));
+    let mut csv = String::from("id,name\n");
+    for i in 1..=40_000 {
+        csv.push_str(&format!("{i},name {i}\n"));
+    }
+    sb.write("data/sales.csv", &csv);
+    let mut kills = 0;
+    for attempt in 0.. {
+        assert!(attempt < 200, "seed {seed:#x}: no end after {attempt} runs");
+        let run = sb.run().spawn();
+        // Later attempts wait longer, so the load always gets further.
+        let ms = rng.below(40 + 10 * attempt);
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
+        unsafe {
+            libc::kill(run.pid(), libc::SIGKILL);
+        }
+        let out = run.finish();
+        match out.code {
+            Some(0) => break,
+            None => kills += 1,
+            _ => panic!("seed {seed:#x}: attempt {attempt}\n{out:?}"),
+        }
+    }
+    assert!(kills > 0, "seed {seed:#x}: no run was killed");
+    assert_eq!(
+        db.count(&sb),
+        (40_000, 40_000),
+        "seed {seed:#x}, {kills} kill(s)"
+    );
+}

@@ -1,0 +1,253 @@
+//! A child package's checkpoint belongs to the parent's task in its
+//! iteration, to the parent's execution of it and to the values it bound
+//! (docs/design/commit-protocols.md §4): no iteration resumes another's, a
+//! checkpoint started with other values is refused, and a child run again
+//! after a crash that came before the parent recorded it loads nothing twice.
+
+use crate::support::*;
+
+const CHILD_ID: &str = "5c3e7a10-2b4d-4f6e-9a8b-0c1d2e3f4a5b";
+
+/// The child checkpoints (`child.*.ckpt`) in the sandbox.
+fn child_checkpoints(sb: &Sandbox) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(sb.path())
+        .expect("read the sandbox")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("child.") && n.ends_with(".ckpt"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A foreach over c1, c2, c3 running the child with `Item` bound; the child
+/// writes `A:item` then `B:item`, and B fails for c2 until `fixed` exists
+/// (keeping the child's checkpoint).
+fn foreach_parent() -> Sandbox {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: parent
+checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
+variables:
+  Item: {{ type: string, value: "" }}
+tasks:
+  - name: Each
+    type: foreach
+    items: [c1, c2, c3]
+    map: [User::Item]
+    fail_package_on_failure: true
+    tasks:
+      - {{ name: Child, type: package, path: child.yaml, bind: {{ Item: "@[User::Item]" }} }}
+"#
+    ));
+    sb.write(
+        "child.yaml",
+        &format!(
+            r#"
+id: {CHILD_ID}
+name: child
+checkpoint: {{ file: child.ckpt, usage: if_exists, save: true }}
+variables:
+  Item: {{ type: string, value: "" }}
+tasks:
+  - name: A
+    type: process
+    command: "true"
+    expressions:
+      command: '"echo A:" + @[User::Item] + " >> ledger.txt"'
+  - name: B
+    type: process
+    command: "true"
+    fail_package_on_failure: true
+    expressions:
+      command: '"echo B:" + @[User::Item] + " >> ledger.txt; test " + @[User::Item] + " != c2 || test -f fixed"'
+"#
+        ),
+    );
+    sb
+}
+
+#[test]
+fn an_iteration_never_resumes_the_child_checkpoint_that_another_iteration_left() {
+    let sb = foreach_parent();
+    sb.run().output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["A:c1", "B:c1", "A:c2", "B:c2"]));
+    assert_eq!(
+        child_checkpoints(&sb).len(),
+        1,
+        "c2's child keeps its checkpoint"
+    );
+
+    // The loop runs whole again: c1 starts its child afresh (c2's checkpoint
+    // is not c1's), c2 resumes its own (A is restored), c3 runs afresh.
+    sb.touch("fixed");
+    let out = sb.run().output().exit(0);
+    assert_eq!(
+        sb.take_ledger(),
+        names(&["A:c1", "B:c1", "B:c2", "A:c3", "B:c3"]),
+        "{out:?}"
+    );
+    out.says("[child] restored A");
+    assert!(
+        child_checkpoints(&sb).is_empty(),
+        "{:?}",
+        child_checkpoints(&sb)
+    );
+    assert!(!sb.exists("parent.ckpt"));
+}
+
+#[test]
+fn a_child_checkpoint_of_an_abandoned_parent_run_is_removed_not_resumed() {
+    let sb = foreach_parent();
+    sb.run().output().exit(1);
+    assert_eq!(child_checkpoints(&sb).len(), 1);
+    sb.take_ledger();
+
+    // The parent's checkpoint is thrown away: the next run is a new
+    // execution, and c2's child starts over instead of resuming.
+    std::fs::remove_file(sb.join("parent.ckpt")).expect("remove parent.ckpt");
+    sb.touch("fixed");
+    sb.run().output().exit(0);
+    assert_eq!(
+        sb.take_ledger(),
+        names(&["A:c1", "B:c1", "A:c2", "B:c2", "A:c3", "B:c3"])
+    );
+    assert!(
+        child_checkpoints(&sb).is_empty(),
+        "{:?}",
+        child_checkpoints(&sb)
+    );
+}
+
+#[test]
+fn a_child_checkpoint_started_with_other_bound_values_is_refused() {
+    // Inside the loop nothing is recorded, so Stamp reads stamp.txt again on
+    // the restart and the child is bound another value for the same iteration.
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: parent
+checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
+variables:
+  Item: {{ type: string, value: "" }}
+  Stamp: {{ type: string, value: "" }}
+tasks:
+  - name: Each
+    type: foreach
+    items: [only]
+    map: [User::Item]
+    fail_package_on_failure: true
+    tasks:
+      - {{ name: Stamp, type: process, command: "cat stamp.txt", stdout_var: User::Stamp }}
+      - {{ name: Child, type: package, path: child.yaml, bind: {{ Item: "@[User::Stamp]" }} }}
+"#
+    ));
+    sb.write(
+        "child.yaml",
+        &format!(
+            r#"
+id: {CHILD_ID}
+name: child
+checkpoint: {{ file: child.ckpt, usage: if_exists, save: true }}
+variables:
+  Item: {{ type: string, value: "" }}
+tasks:
+  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
+  - {{ name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
+"#
+        ),
+    );
+    sb.write("stamp.txt", "one");
+    sb.run().output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["A", "B"]));
+    let kept = child_checkpoints(&sb);
+    assert_eq!(kept.len(), 1);
+    let before = sb.read_bytes(&kept[0]);
+
+    sb.write("stamp.txt", "two");
+    sb.touch("fixed");
+    let out = sb.run().output().exit(1);
+    out.says("it was started with other bound values")
+        .says("User::Item");
+    assert!(sb.take_ledger().is_empty(), "nothing of the child ran");
+    assert_eq!(sb.read_bytes(&kept[0]), before, "the file is untouched");
+}
+
+/// A parent whose child loads 100 rows with `resume: true`, then `After`.
+fn parent_of_a_loading_child() -> Sandbox {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: parent
+checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
+tasks:
+  - {{ name: Child, type: package, path: child.yaml, fail_package_on_failure: true }}
+  - {{ name: After, type: process, command: "echo After >> ledger.txt" }}
+"#
+    ));
+    sb.write(
+        "child.yaml",
+        &format!(
+            r#"
+id: {CHILD_ID}
+name: child
+checkpoint: {{ file: child.ckpt, usage: if_exists, save: true }}
+connections:
+  dw: {{ kind: sqlite, path: dw.db }}
+tasks:
+  - name: Create table
+    type: sql
+    connection: dw
+    sql: CREATE TABLE IF NOT EXISTS fact_sales (id INTEGER NOT NULL, name TEXT NOT NULL)
+  - {{ name: Load, type: bulk_insert, connection: dw, table: fact_sales, file: sales.csv, batch_size: 25, resume: true, fail_package_on_failure: true }}
+"#
+        ),
+    );
+    let mut csv = String::from("id,name\n");
+    for i in 1..=100 {
+        csv.push_str(&format!("{i},name {i}\n"));
+    }
+    sb.write("sales.csv", &csv);
+    sb
+}
+
+fn loaded_rows(sb: &Sandbox) -> (i64, i64) {
+    let r = sql_rows(
+        sb,
+        "{ kind: sqlite, path: dw.db }",
+        &[],
+        "SELECT COUNT(*), COUNT(DISTINCT id) FROM fact_sales",
+    );
+    (
+        r[0][0].as_i64().expect("a count"),
+        r[0][1].as_i64().expect("a count"),
+    )
+}
+
+#[test]
+fn a_child_run_again_before_the_parent_recorded_it_loads_nothing_twice() {
+    // (crash point, how the first run ends)
+    for (point, code) in [
+        ("child-before-start=kill", None),
+        ("child-before-start=term", Some(3)),
+        ("child-before-start=error", Some(1)),
+        ("child-after-exit=kill", None),
+        ("child-after-exit=term", Some(3)),
+        ("child-after-exit=error", Some(1)),
+        // In the child: after its load's last commit, before its record.
+        ("bulk-after-last-commit=kill", Some(1)),
+        ("record-before-append@2=kill", Some(1)),
+    ] {
+        let sb = parent_of_a_loading_child();
+        let out = sb.run().env("CHECKFLOW_TEST_FAILPOINT", point).output();
+        assert_eq!(out.code, code, "{point}\n{out:?}");
+        let again = sb.run().output().exit(0);
+        assert_eq!(loaded_rows(&sb), (100, 100), "{point}\n{out:?}\n{again:?}");
+        assert_eq!(sb.take_ledger(), names(&["After"]), "{point}");
+        assert!(
+            child_checkpoints(&sb).is_empty(),
+            "{point}: {:?}",
+            child_checkpoints(&sb)
+        );
+    }
+}
