@@ -429,4 +429,164 @@ tasks:
         .output()
         .exit(6)
         .says("only the Value property can be set");
+
+/// Every SSIS data type evaluates and prints through `checkflow eval --json`, with the
+/// examples of Microsoft's cast and data type pages.
+#[test]
+fn eval_json_handles_every_ssis_data_type() {
+    let sb = Sandbox::new();
+    let cases = [
+        (
+            r#"(DT_WSTR,8)(DT_DBTIME)"16:34:52""#,
+            json!("16:34:52"),
+            "DT_WSTR",
+        ),
+        (r#"(DT_DBTIME)"16:34:52""#, json!("16:34:52"), "DT_DBTIME"),
+        (
+            r#"(DT_DBTIMESTAMPOFFSET,3) "1999-10-11 20:34:52.123 -3:30" != (DT_DBDATE)"1999-10-12""#,
+            json!(true),
+            "DT_BOOL",
+        ),
+        (
+            r#"(DT_DBTIMESTAMPOFFSET,0) "1999-10-12 02:00:00 +02:00" == (DT_DBDATE)"1999-10-12""#,
+            json!(true),
+            "DT_BOOL",
+        ),
+        (
+            r#"(DT_DBTIME2, 5) "16:34:52.12345""#,
+            json!("16:34:52.12345"),
+            "DT_DBTIME2",
+        ),
+        (
+            r#"(DT_DBTIMESTAMP2, 4) "1999-10-11 16:34:52.1234""#,
+            json!("1999-10-11 16:34:52.1234"),
+            "DT_DBTIMESTAMP2",
+        ),
+        (
+            r#"(DT_DBTIMESTAMPOFFSET, 7) "1999-10-11 16:34:52.1234567 + 5:35""#,
+            json!("1999-10-11 16:34:52.1234567 +05:35"),
+            "DT_DBTIMESTAMPOFFSET",
+        ),
+        (
+            r#"(DT_DBTIMESTAMP)(DT_DBTIMESTAMPOFFSET, 0) "2026-11-21 04:30:00 +02:00""#,
+            json!("2026-11-21 02:30:00"),
+            "DT_DBTIMESTAMP",
+        ),
+        (
+            r#"(DT_FILETIME) "2026-11-21 04:30:00.005""#,
+            json!("2026-11-21 04:30:00:005"),
+            "DT_FILETIME",
+        ),
+        (r#"(DT_CY) 12.5 * 2"#, json!("25"), "DT_CY"),
+        (
+            r#"(DT_GUID) "{6f9619ff-8b86-d011-b42d-00c04fc964ff}""#,
+            json!("{6F9619FF-8B86-D011-B42D-00C04FC964FF}"),
+            "DT_GUID",
+        ),
+        (r#"(DT_BYTES, 2) "0A1B2C""#, json!("0a1b"), "DT_BYTES"),
+        (r#"(DT_IMAGE) "0A1B""#, json!("0a1b"), "DT_IMAGE"),
+        (r#"(DT_TEXT, 1252) "abc""#, json!("abc"), "DT_TEXT"),
+        (
+            r#"(DT_NTEXT) "abc" == (DT_NTEXT) "abc""#,
+            json!(true),
+            "DT_BOOL",
+        ),
+        (
+            r#"DATEPART("hh", (DT_DBTIMESTAMPOFFSET, 0) "2026-11-21 04:30:00 +02:00")"#,
+            json!(2),
+            "DT_I4",
+        ),
+        (
+            r#"DATEADD("dd", 1, (DT_DBTIMESTAMP2, 4) "1999-10-11 16:34:52.1234")"#,
+            json!("1999-10-12 16:34:52.123"),
+            "DT_DBTIMESTAMP",
+        ),
+        (r#"NULL(DT_DBTIME2, 3)"#, json!(null), "DT_DBTIME2"),
+    ];
+    for (expr, value, ty) in cases {
+        let out = sb.cmd(["eval", "--json", expr]).output().exit(0);
+        assert_eq!(
+            out.json(),
+            json!({"value": value, "type": ty}),
+            "checkflow eval --json '{expr}'"
+        );
+    }
+    // The plain form prints the text and the type.
+    sb.cmd([
+        "eval",
+        r#"(DT_DBTIMESTAMPOFFSET, 7) "2026-11-21 04:30:00 +02:00""#,
+    ])
+    .output()
+    .exit(0)
+    .stdout_has("2026-11-21 04:30:00.0000000 +02:00 (DT_DBTIMESTAMPOFFSET)");
+}
+
+/// The casts and comparisons SSIS refuses fail at compile time (exit 5) naming both types.
+#[test]
+fn eval_refuses_what_ssis_refuses_naming_both_types() {
+    let sb = Sandbox::new();
+    let cases = [
+        (
+            r#"(DT_DBTIME)"16:34:52" == (DT_DBDATE)"1999-10-11""#,
+            ["DT_DBTIME and DT_DBDATE", "cannot be compared with a date"],
+        ),
+        (
+            r#"(DT_I4)(DT_GUID)"{6F9619FF-8B86-D011-B42D-00C04FC964FF}""#,
+            ["cannot cast DT_GUID to DT_I4", "DT_GUID"],
+        ),
+        (
+            r#"(DT_NTEXT)"a" < (DT_NTEXT)"b""#,
+            ["DT_NTEXT", "only == and !="],
+        ),
+        (
+            r#"YEAR((DT_DBTIMESTAMP2,4)"1999-10-11 16:34:52.1234")"#,
+            ["YEAR does not accept a date literal", "DT_DBTIMESTAMP2"],
+        ),
+    ];
+    for (expr, says) in cases {
+        let out = sb.cmd(["eval", "--json", expr]).output().exit(5);
+        for s in says {
+            assert!(out.stderr.contains(s), "{expr}: {} lacks {s}", out.stderr);
+        }
+    }
+}
+
+/// A value of a type no variable has flows into variables through a cast (to a string) or
+/// an implicit conversion (between date types), and the checkpoint keeps the results.
+#[test]
+fn values_of_the_other_ssis_types_reach_variables() {
+    let yaml = format!(
+        r#"
+id: {ID}
+name: types
+checkpoint: {{ file: types.ckpt, usage: if_exists, save: true }}
+variables:
+  S: {{ type: string, value: "" }}
+  D: {{ type: datetime, value: "2000-01-01 00:00:00" }}
+  C: {{ type: decimal, value: "0" }}
+tasks:
+  - {{ name: Text, type: expression, expr: '@[User::S] = (DT_WSTR, 40) (DT_DBTIMESTAMPOFFSET, 7) "2026-11-21 04:30:00 +02:00"' }}
+  - {{ name: Utc, type: expression, expr: '@[User::D] = (DT_DBTIMESTAMPOFFSET, 3) "1999-10-11 20:34:52.123 -3:30"', after: [Text] }}
+  - {{ name: Money, type: expression, expr: '@[User::C] = (DT_CY) 12.5 * 2', after: [Utc] }}
+  - {{ name: Stop, type: process, command: "exit 1", fail_package_on_failure: true, after: [Money] }}
+"#
+    );
+    let sb = Sandbox::with_package(&yaml);
+    sb.run().output().exit(1);
+    let doc = sb.show("types.ckpt");
+    assert_eq!(
+        doc["variables"]["User::S"],
+        json!("2026-11-21 04:30:00.0000000 +02:00"),
+        "{doc:#}"
+    );
+    assert_eq!(
+        doc["variables"]["User::D"],
+        json!("1999-10-12 00:04:52.123"),
+        "{doc:#}"
+    );
+    assert_eq!(
+        doc["variables"]["User::C"],
+        json!("25.0000000000"),
+        "{doc:#}"
+    );
 }

@@ -127,18 +127,21 @@ fn a_link_at_the_checkpoint_is_refused_and_its_target_untouched() {
 }
 
 #[test]
-fn a_run_that_starts_over_replaces_a_link_at_the_checkpoint_by_a_rename() {
-    // --restart deny reads no checkpoint: the new one is renamed into place,
-    // which replaces the link itself.
+fn a_run_that_starts_over_refuses_a_link_to_a_file_that_is_not_a_checkpoint() {
+    // --restart deny reads no checkpoint, and starting over replaces only a
+    // checkpoint: a link to anything else is refused before anything runs,
+    // and both the link and what it points to are left as they were.
     let sb = Sandbox::with_package(&package("").replace(
         "A >> ledger.txt\" }",
         "A >> ledger.txt; exit 1\", fail_package_on_failure: true }",
     ));
     link_to_decoy(&sb, "run.ckpt", "decoy.ckpt");
-    within_time(sb.run().args(["--restart", "deny"])).exit(1);
+    within_time(sb.run().args(["--restart", "deny"]))
+        .exit(1)
+        .says("is not a checkflow checkpoint");
     assert_decoy_untouched(&sb, "decoy.ckpt");
-    assert!(!is_link(&sb.join("run.ckpt")), "the link was replaced");
-    assert_eq!(sb.show("run.ckpt")["package_id"], ID);
+    assert!(is_link(&sb.join("run.ckpt")), "the link is left alone");
+    assert!(sb.ledger().is_empty(), "nothing ran");
 }
 
 #[test]

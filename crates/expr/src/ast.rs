@@ -233,7 +233,10 @@ pub fn write_type_spec(f: &mut impl fmt::Write, ty: &DataType) -> fmt::Result {
             write!(f, "(DT_NUMERIC, {precision}, {scale})")
         }
         DataType::Decimal { scale } => write!(f, "(DT_DECIMAL, {scale})"),
-        other => write!(f, "({})", other.ssis_name()),
+        DataType::WStr { len: None } | DataType::Str { len: None, .. } => {
+            write!(f, "({})", ty.ssis_name())
+        }
+        other => f.write_str(&other.cast_spec()),
     }
 }
 

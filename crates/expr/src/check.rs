@@ -54,6 +54,12 @@ pub(crate) enum Domain {
     Str,
     Date,
     Bool,
+    /// DT_BYTES and DT_IMAGE: byte by byte.
+    Bytes,
+    /// DT_GUID: by the digits of its text.
+    Guid,
+    /// DT_TEXT and DT_NTEXT: ordinally, like strings.
+    Text,
 }
 
 /// Where a node sits: casts to DT_STR and NULL(DT_STR) are honoured only at the root.
@@ -84,6 +90,8 @@ enum Common {
     Int(DataType),
     Real(DataType),
     Decimal,
+    /// DT_CY with DT_CY or an integer.
+    Cy,
 }
 
 fn widest_int(signed: bool, width: u8) -> DataType {
@@ -122,6 +130,16 @@ fn numeric_common(a: &DataType, b: &DataType) -> Option<Common> {
     }
     if *a == DataType::R8 || *b == DataType::R8 {
         return Some(Common::Real(DataType::R8));
+    }
+    if *a == DataType::Cy || *b == DataType::Cy {
+        let other = if *a == DataType::Cy { b } else { a };
+        if *other == DataType::Cy || other.is_integer() {
+            return Some(Common::Cy);
+        }
+        if *other == DataType::R4 {
+            return Some(Common::Real(DataType::R8));
+        }
+        return Some(Common::Decimal);
     }
     if *a == DataType::R4 || *b == DataType::R4 {
         let other = if *a == DataType::R4 { b } else { a };
@@ -225,6 +243,10 @@ impl<'a> Checker<'a> {
         let all_const = |xs: &[&TExpr]| xs.iter().all(|x| matches!(x.kind, TKind::Const(_)));
         let foldable = match &e.kind {
             TKind::Const(_) | TKind::Var(_) => false,
+            // A time-only value given a date takes today's date when it runs.
+            TKind::Convert(a) if a.ty.is_time_only() && !e.ty.is_time_only() && e.ty.is_date() => {
+                false
+            }
             TKind::Convert(a) | TKind::Neg(a) | TKind::Not(a) | TKind::BitNot(a) => all_const(&[a]),
             TKind::Arith(_, a, b)
             | TKind::Concat(a, b)
@@ -626,6 +648,7 @@ impl<'a> Checker<'a> {
                 let common = numeric_common(&lt, &rt).ok_or_else(|| incompatible(ui8_advice()))?;
                 let ty = match common {
                     Common::Int(t) | Common::Real(t) => t,
+                    Common::Cy => DataType::Cy,
                     Common::Decimal => {
                         let ls = lt.decimal_shape().unwrap_or((18, 0));
                         let rs = rt.decimal_shape().unwrap_or((18, 0));
@@ -670,14 +693,38 @@ impl<'a> Checker<'a> {
                     match numeric_common(&lt, &rt).ok_or_else(|| incompatible(ui8_advice()))? {
                         Common::Int(_) => Domain::Int,
                         Common::Real(_) => Domain::Real,
-                        Common::Decimal => Domain::Decimal,
+                        Common::Decimal | Common::Cy => Domain::Decimal,
                     }
                 } else if lt.is_string() && rt.is_string() {
                     Domain::Str
                 } else if lt.is_date() && rt.is_date() {
+                    if lt.is_time_only() != rt.is_time_only() {
+                        return Err(incompatible(
+                            "; a time type (DT_DBTIME, DT_DBTIME2) cannot be compared with a date or date/time type: cast one side, e.g. (DT_DBTIME2, 7) on the date/time"
+                                .to_string(),
+                        ));
+                    }
                     Domain::Date
                 } else if lt == DataType::Bool && rt == DataType::Bool && !relational {
                     Domain::Bool
+                } else if lt == DataType::Guid && rt == DataType::Guid {
+                    Domain::Guid
+                } else if matches!(lt, DataType::Bytes { .. })
+                    && matches!(rt, DataType::Bytes { .. })
+                {
+                    Domain::Bytes
+                } else if lt.is_blob() && rt.is_blob() && lt.ssis_name() == rt.ssis_name() {
+                    if relational {
+                        return Err(incompatible(format!(
+                            "; {} supports only == and != (\">\", \"<\", \">=\" and \"<=\" do not take DT_TEXT, DT_NTEXT or DT_IMAGE)",
+                            lt.ssis_name()
+                        )));
+                    }
+                    if lt == DataType::Image {
+                        Domain::Bytes
+                    } else {
+                        Domain::Text
+                    }
                 } else {
                     return Err(incompatible(compare_advice(&lt, &rt)));
                 };
@@ -727,6 +774,7 @@ impl<'a> Checker<'a> {
         } else if at.is_numeric() && bt.is_numeric() {
             match numeric_common(&at, &bt) {
                 Some(Common::Int(t)) | Some(Common::Real(t)) => t,
+                Some(Common::Cy) => DataType::Cy,
                 Some(Common::Decimal) => {
                     let (p1, s1) = at.decimal_shape().unwrap_or((18, 0));
                     let (p2, s2) = bt.decimal_shape().unwrap_or((18, 0));
@@ -749,12 +797,22 @@ impl<'a> Checker<'a> {
                 }
             }
         } else if at.is_date() && bt.is_date() {
-            if at == bt {
-                at.clone()
-            } else {
-                DataType::DbTimestamp
+            date_common(&at, &bt).ok_or_else(|| {
+                self.type_error(
+                    span,
+                    format!(
+                        "the branches of \"? :\" have incompatible types {} and {}: a time type cannot meet a date or date/time type; cast one branch",
+                        at.ssis_name(),
+                        bt.ssis_name()
+                    ),
+                )
+            })?
+        } else if let (DataType::Bytes { len: x }, DataType::Bytes { len: y }) = (&at, &bt) {
+            DataType::Bytes {
+                len: x.zip(*y).map(|(x, y)| x.max(y)),
             }
-        } else if at == bt {
+        } else if at == bt || (at.is_blob() && at.ssis_name() == bt.ssis_name()) {
+            // The same type; DT_TEXT values of two code pages meet in the first's.
             at.clone()
         } else {
             return Err(self.type_error(
@@ -788,6 +846,32 @@ impl<'a> Checker<'a> {
             span,
         ))
     }
+}
+
+/// The type two different date or time types meet in, for comparisons and `? :` (SSIS's
+/// order: DT_DBTIMESTAMPOFFSET, then DT_DBTIMESTAMP2, then DT_DBTIME2, else DT_DBTIMESTAMP),
+/// keeping the larger number of fractional digits. `None` when a time type meets a type
+/// with a date, which SSIS refuses.
+pub(crate) fn date_common(a: &DataType, b: &DataType) -> Option<DataType> {
+    if a == b {
+        return Some(a.clone());
+    }
+    if a.is_time_only() != b.is_time_only() {
+        return None;
+    }
+    let scale = a.fraction_digits().max(b.fraction_digits());
+    let either = |f: fn(&DataType) -> bool| f(a) || f(b);
+    Some(
+        if either(|t| matches!(t, DataType::DbTimestampOffset { .. })) {
+            DataType::DbTimestampOffset { scale }
+        } else if either(|t| matches!(t, DataType::DbTimestamp2 { .. })) {
+            DataType::DbTimestamp2 { scale }
+        } else if either(|t| matches!(t, DataType::DbTime2 { .. })) {
+            DataType::DbTime2 { scale }
+        } else {
+            DataType::DbTimestamp
+        },
+    )
 }
 
 fn signed_for(ty: &DataType) -> DataType {

@@ -4,9 +4,10 @@ use std::fmt;
 
 /// An SSIS data type as the expression language sees it.
 ///
-/// `WStr`/`Str` carry a length when it is known (a cast or a literal); `None` means
-/// "unbounded", as for a string variable. `Object` only exists so that the engine can
-/// describe object variables; no expression may use one.
+/// `WStr`/`Str`/`Bytes` carry a length when it is known (a cast or a literal); `None` means
+/// "unbounded", as for a string variable. The time types with fractional seconds carry
+/// their digits (`scale`, 0 to 7). `Object` only exists so that the engine can describe
+/// object variables; no expression may use one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum DataType {
     Bool,
@@ -20,15 +21,62 @@ pub enum DataType {
     UI8,
     R4,
     R8,
-    Numeric { precision: u8, scale: u8 },
-    Decimal { scale: u8 },
-    WStr { len: Option<u32> },
-    Str { len: Option<u32>, codepage: u32 },
+    Numeric {
+        precision: u8,
+        scale: u8,
+    },
+    Decimal {
+        scale: u8,
+    },
+    WStr {
+        len: Option<u32>,
+    },
+    Str {
+        len: Option<u32>,
+        codepage: u32,
+    },
     DbTimestamp,
     DbDate,
     Date,
+    /// `DT_DBTIME`: hours, minutes and seconds.
+    DbTime,
+    /// `DT_DBTIME2`: a time with `scale` fractional-second digits.
+    DbTime2 {
+        scale: u8,
+    },
+    /// `DT_DBTIMESTAMP2`: a date-time with `scale` fractional-second digits.
+    DbTimestamp2 {
+        scale: u8,
+    },
+    /// `DT_DBTIMESTAMPOFFSET`: a date-time with `scale` digits and a time-zone offset.
+    DbTimestampOffset {
+        scale: u8,
+    },
+    /// `DT_FILETIME`: 100-ns intervals since 1601-01-01, kept to milliseconds.
+    FileTime,
+    /// `DT_CY`: currency, a 64-bit integer scaled by 10,000.
+    Cy,
+    /// `DT_GUID`.
+    Guid,
+    /// `DT_BYTES`: binary data of at most `len` bytes (8000 at most).
+    Bytes {
+        len: Option<u32>,
+    },
+    /// `DT_TEXT`: a long ANSI/MBCS string in a code page.
+    Text {
+        codepage: u32,
+    },
+    /// `DT_NTEXT`: a long Unicode string.
+    NText,
+    /// `DT_IMAGE`: a long binary value.
+    Image,
     Object,
 }
+
+/// Most fractional-second digits DT_DBTIME2, DT_DBTIMESTAMP2 and DT_DBTIMESTAMPOFFSET hold.
+pub const MAX_FRACTION_DIGITS: u8 = 7;
+/// Longest DT_BYTES, in bytes.
+pub const MAX_BYTES: u32 = 8000;
 
 /// Largest precision a `DT_NUMERIC` may declare (as in SSIS).
 pub const MAX_PRECISION: u8 = 38;
@@ -59,6 +107,17 @@ impl DataType {
             DataType::DbTimestamp => "DT_DBTIMESTAMP",
             DataType::DbDate => "DT_DBDATE",
             DataType::Date => "DT_DATE",
+            DataType::DbTime => "DT_DBTIME",
+            DataType::DbTime2 { .. } => "DT_DBTIME2",
+            DataType::DbTimestamp2 { .. } => "DT_DBTIMESTAMP2",
+            DataType::DbTimestampOffset { .. } => "DT_DBTIMESTAMPOFFSET",
+            DataType::FileTime => "DT_FILETIME",
+            DataType::Cy => "DT_CY",
+            DataType::Guid => "DT_GUID",
+            DataType::Bytes { .. } => "DT_BYTES",
+            DataType::Text { .. } => "DT_TEXT",
+            DataType::NText => "DT_NTEXT",
+            DataType::Image => "DT_IMAGE",
             DataType::Object => "DT_OBJECT",
         }
     }
@@ -101,7 +160,8 @@ impl DataType {
         };
         let ty = match upper.as_str() {
             "DT_BOOL" | "DT_I1" | "DT_I2" | "DT_I4" | "DT_I8" | "DT_UI1" | "DT_UI2" | "DT_UI4"
-            | "DT_UI8" | "DT_R4" | "DT_R8" | "DT_DBTIMESTAMP" | "DT_DBDATE" | "DT_DATE" => {
+            | "DT_UI8" | "DT_R4" | "DT_R8" | "DT_DBTIMESTAMP" | "DT_DBDATE" | "DT_DATE"
+            | "DT_DBTIME" | "DT_FILETIME" | "DT_CY" | "DT_GUID" | "DT_NTEXT" | "DT_IMAGE" => {
                 want(0, &format!("({upper})"))?;
                 match upper.as_str() {
                     "DT_BOOL" => DataType::Bool,
@@ -117,7 +177,44 @@ impl DataType {
                     "DT_R8" => DataType::R8,
                     "DT_DBTIMESTAMP" => DataType::DbTimestamp,
                     "DT_DBDATE" => DataType::DbDate,
+                    "DT_DBTIME" => DataType::DbTime,
+                    "DT_FILETIME" => DataType::FileTime,
+                    "DT_CY" => DataType::Cy,
+                    "DT_GUID" => DataType::Guid,
+                    "DT_NTEXT" => DataType::NText,
+                    "DT_IMAGE" => DataType::Image,
                     _ => DataType::Date,
+                }
+            }
+            "DT_DBTIME2" | "DT_DBTIMESTAMP2" | "DT_DBTIMESTAMPOFFSET" => {
+                want(1, &format!("({upper}, fractional_seconds)"))?;
+                let fs = params[0];
+                if fs > u32::from(MAX_FRACTION_DIGITS) {
+                    return Err(format!(
+                        "the fractional seconds of {upper} must be between 0 and {MAX_FRACTION_DIGITS}, not {fs}"
+                    ));
+                }
+                let scale = fs as u8;
+                match upper.as_str() {
+                    "DT_DBTIME2" => DataType::DbTime2 { scale },
+                    "DT_DBTIMESTAMP2" => DataType::DbTimestamp2 { scale },
+                    _ => DataType::DbTimestampOffset { scale },
+                }
+            }
+            "DT_BYTES" => {
+                want(1, "(DT_BYTES, bytecount)")?;
+                let len = params[0];
+                if len == 0 || len > MAX_BYTES {
+                    return Err(format!(
+                        "the length of DT_BYTES must be between 1 and {MAX_BYTES}, not {len}"
+                    ));
+                }
+                DataType::Bytes { len: Some(len) }
+            }
+            "DT_TEXT" => {
+                want(1, "(DT_TEXT, codepage)")?;
+                DataType::Text {
+                    codepage: params[0],
                 }
             }
             "DT_WSTR" => {
@@ -176,21 +273,6 @@ impl DataType {
                 }
                 DataType::Decimal { scale: s as u8 }
             }
-            "DT_BYTES"
-            | "DT_TEXT"
-            | "DT_NTEXT"
-            | "DT_IMAGE"
-            | "DT_GUID"
-            | "DT_CY"
-            | "DT_DBTIME"
-            | "DT_DBTIME2"
-            | "DT_DBTIMESTAMP2"
-            | "DT_DBTIMESTAMPOFFSET"
-            | "DT_FILETIME" => {
-                return Err(format!(
-                    "the data type {upper} is not supported by checkflow expressions"
-                ));
-            }
             _ => return Err(format!("unknown data type {name}")),
         };
         Ok(ty)
@@ -217,9 +299,9 @@ impl DataType {
         )
     }
 
-    /// True for every numeric type: integers, reals and decimals.
+    /// True for every numeric type: integers, reals, decimals and currency (DT_CY).
     pub fn is_numeric(&self) -> bool {
-        self.is_integer() || self.is_real() || self.is_decimal()
+        self.is_integer() || self.is_real() || self.is_decimal() || *self == DataType::Cy
     }
 
     /// True for `DT_R4` and `DT_R8`.
@@ -237,12 +319,44 @@ impl DataType {
         matches!(self, DataType::WStr { .. } | DataType::Str { .. })
     }
 
-    /// True for the date and time types.
+    /// True for the date and time types (those with a date and the time-only ones).
     pub fn is_date(&self) -> bool {
         matches!(
             self,
-            DataType::DbTimestamp | DataType::DbDate | DataType::Date
+            DataType::DbTimestamp
+                | DataType::DbDate
+                | DataType::Date
+                | DataType::DbTime
+                | DataType::DbTime2 { .. }
+                | DataType::DbTimestamp2 { .. }
+                | DataType::DbTimestampOffset { .. }
+                | DataType::FileTime
         )
+    }
+
+    /// True for `DT_DBTIME` and `DT_DBTIME2`, the time types without a date.
+    pub fn is_time_only(&self) -> bool {
+        matches!(self, DataType::DbTime | DataType::DbTime2 { .. })
+    }
+
+    /// True for the large-object types `DT_TEXT`, `DT_NTEXT` and `DT_IMAGE`, which only
+    /// cast and compare for equality.
+    pub fn is_blob(&self) -> bool {
+        matches!(
+            self,
+            DataType::Text { .. } | DataType::NText | DataType::Image
+        )
+    }
+
+    /// How many fractional-second digits a date or time type keeps (0 for other types).
+    pub fn fraction_digits(&self) -> u8 {
+        match self {
+            DataType::DbTime2 { scale }
+            | DataType::DbTimestamp2 { scale }
+            | DataType::DbTimestampOffset { scale } => *scale,
+            DataType::DbTimestamp | DataType::Date | DataType::FileTime => 3,
+            _ => 0,
+        }
     }
 
     /// Byte width of an integer type (0 for other types).
@@ -266,6 +380,7 @@ impl DataType {
             DataType::I4 | DataType::UI4 => (10, 0),
             DataType::I8 => (19, 0),
             DataType::UI8 => (20, 0),
+            DataType::Cy => (19, 4),
             _ => return None,
         })
     }
@@ -290,7 +405,15 @@ impl DataType {
             DataType::WStr { len } | DataType::Str { len, .. } => len.unwrap_or(4000),
             DataType::DbTimestamp | DataType::Date => 23,
             DataType::DbDate => 10,
-            DataType::Object => 4000,
+            DataType::DbTime => 8,
+            DataType::DbTime2 { scale } => 9 + u32::from(*scale),
+            DataType::DbTimestamp2 { scale } => 20 + u32::from(*scale),
+            DataType::DbTimestampOffset { scale } => 27 + u32::from(*scale),
+            DataType::FileTime => 23,
+            DataType::Cy => 21,
+            DataType::Guid => 38,
+            DataType::Bytes { len } => len.map_or(4000, |n| (n * 2).min(4000)),
+            DataType::Text { .. } | DataType::NText | DataType::Image | DataType::Object => 4000,
         }
     }
 
@@ -304,6 +427,13 @@ impl DataType {
             DataType::WStr { len } => format!("(DT_WSTR, {})", len.unwrap_or(4000)),
             DataType::Str { len, codepage } => {
                 format!("(DT_STR, {}, {codepage})", len.unwrap_or(8000))
+            }
+            DataType::Bytes { len } => format!("(DT_BYTES, {})", len.unwrap_or(MAX_BYTES)),
+            DataType::Text { codepage } => format!("(DT_TEXT, {codepage})"),
+            DataType::DbTime2 { scale }
+            | DataType::DbTimestamp2 { scale }
+            | DataType::DbTimestampOffset { scale } => {
+                format!("({}, {scale})", self.ssis_name())
             }
             other => format!("({})", other.ssis_name()),
         }
@@ -321,6 +451,13 @@ impl fmt::Display for DataType {
                 len: Some(n),
                 codepage,
             } => write!(f, "DT_STR({n},{codepage})"),
+            DataType::Bytes { len: Some(n) } => write!(f, "DT_BYTES({n})"),
+            DataType::Text { codepage } => write!(f, "DT_TEXT({codepage})"),
+            DataType::DbTime2 { scale }
+            | DataType::DbTimestamp2 { scale }
+            | DataType::DbTimestampOffset { scale } => {
+                write!(f, "{}({scale})", self.ssis_name())
+            }
             other => f.write_str(other.ssis_name()),
         }
     }
@@ -368,5 +505,22 @@ mod tests {
         assert!(DataType::from_spec("DT_NUMERIC", &[5, 6]).is_err());
         assert!(DataType::from_spec("DT_I4", &[1]).is_err());
         assert!(DataType::from_spec("DT_FOO", &[]).is_err());
+        assert_eq!(
+            DataType::from_spec("DT_DBTIME2", &[5]),
+            Ok(DataType::DbTime2 { scale: 5 })
+        );
+        assert!(DataType::from_spec("DT_DBTIMESTAMP2", &[8]).is_err());
+        assert!(DataType::from_spec("DT_DBTIMESTAMPOFFSET", &[]).is_err());
+        assert_eq!(
+            DataType::from_spec("DT_BYTES", &[16]),
+            Ok(DataType::Bytes { len: Some(16) })
+        );
+        assert!(DataType::from_spec("DT_BYTES", &[8001]).is_err());
+        assert_eq!(
+            DataType::from_spec("dt_text", &[1252]),
+            Ok(DataType::Text { codepage: 1252 })
+        );
+        assert_eq!(DataType::from_spec("DT_GUID", &[]), Ok(DataType::Guid));
+        assert!(DataType::from_spec("DT_CY", &[4]).is_err());
     }
 }

@@ -9,6 +9,7 @@ use crate::check::{Domain, TExpr, TKind};
 use crate::datatype::DataType;
 use crate::error::ExprError;
 use crate::functions;
+use crate::temporal::compare_key;
 use crate::value::{MAX_STRING_CHARS, Num, Value, fit_decimal, int_to_type};
 
 /// Supplies variable values at evaluation time, by the slot the `Scope` handed out.
@@ -239,6 +240,7 @@ fn negate(v: Value, ty: &DataType) -> Result<Value, ExprError> {
             value: -*value,
             scale: *scale,
         },
+        Value::Cy(x) => Value::Cy(x.checked_neg().ok_or_else(over)?),
         _ => Value::Null(ty.clone()),
     })
 }
@@ -341,6 +343,9 @@ pub(crate) fn arith(op: BinaryOp, x: &Value, y: &Value, ty: &DataType) -> Result
         }
     };
     let r = r.ok_or_else(|| overflow(op, x, y, ty))?;
+    if *ty == DataType::Cy {
+        return Num::Dec(r).to_type(ty).map_err(|_| overflow(op, x, y, ty));
+    }
     let (precision, scale) = ty.decimal_shape().unwrap_or((38, 0));
     let value = fit_decimal(r, precision, scale).ok_or_else(|| overflow(op, x, y, ty))?;
     Ok(match ty {
@@ -354,14 +359,6 @@ pub(crate) fn arith(op: BinaryOp, x: &Value, y: &Value, ty: &DataType) -> Result
             scale,
         },
     })
-}
-
-fn date_key(v: &Value) -> Option<jiff::civil::DateTime> {
-    match v {
-        Value::DbTimestamp(d) | Value::Date(d) => Some(*d),
-        Value::DbDate(d) => Some(d.to_datetime(jiff::civil::Time::midnight())),
-        _ => None,
-    }
 }
 
 /// Orders two non-null values in a comparison domain; `None` for unordered reals (NaN).
@@ -387,12 +384,28 @@ fn compare(domain: Domain, x: &Value, y: &Value) -> Option<Ordering> {
             (Some(p), Some(q)) => Some(p.cmp(q)),
             _ => None,
         },
-        Domain::Date => match (date_key(x), date_key(y)) {
+        // Offsets compare in UTC; a value without one counts as UTC. Missing fractional
+        // digits count as zeros.
+        Domain::Date => match (compare_key(x), compare_key(y)) {
             (Some(p), Some(q)) => Some(p.cmp(&q)),
             _ => None,
         },
         Domain::Bool => match (x.as_bool(), y.as_bool()) {
             (Some(p), Some(q)) => Some(p.cmp(&q)),
+            _ => None,
+        },
+        Domain::Bytes => match (x, y) {
+            (Value::Bytes(p) | Value::Image(p), Value::Bytes(q) | Value::Image(q)) => {
+                Some(p.cmp(q))
+            }
+            _ => None,
+        },
+        Domain::Guid => match (x, y) {
+            (Value::Guid(p), Value::Guid(q)) => Some(p.cmp(q)),
+            _ => None,
+        },
+        Domain::Text => match (x, y) {
+            (Value::Text(p) | Value::NText(p), Value::Text(q) | Value::NText(q)) => Some(p.cmp(q)),
             _ => None,
         },
     }

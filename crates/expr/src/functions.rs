@@ -261,8 +261,33 @@ pub(crate) fn check_call(
                 a
             }
             Arg::Date => {
-                if a.ty.is_string() {
-                    // "an expression that returns a valid date or a string in date format"
+                if matches!(func, Func::Day | Func::Month | Func::Year)
+                    && matches!(
+                        a.ty,
+                        DataType::DbTimestamp2 { .. } | DataType::DbTimestampOffset { .. }
+                    )
+                    && matches!(a.kind, TKind::Const(_))
+                {
+                    // Documented on the DAY, MONTH and YEAR pages.
+                    return Err(ck.type_error(
+                        a.span,
+                        format!(
+                            "{name} does not accept a date literal cast to {}; use DATEPART(\"{}\", ...) or cast the literal to DT_DBTIMESTAMP",
+                            a.ty.ssis_name(),
+                            name.to_ascii_lowercase()
+                        ),
+                    ));
+                }
+                if a.ty.is_string()
+                    || (a.ty.is_date()
+                        && !matches!(
+                            a.ty,
+                            DataType::DbTimestamp | DataType::DbDate | DataType::Date
+                        ))
+                {
+                    // "an expression that returns a valid date or a string in date format";
+                    // the date functions compute in DT_DBTIMESTAMP (an offset value in UTC,
+                    // a time-only value on today's date).
                     ck.convert(a, &DataType::DbTimestamp)?
                 } else if !a.ty.is_date() {
                     return Err(arg_error(
@@ -300,6 +325,17 @@ pub(crate) fn check_call(
             Arg::Any => {
                 if a.ty == DataType::Object {
                     return Err(arg_error(i, &a, "a value", String::new()));
+                }
+                if func == Func::ReplaceNull && a.ty.is_blob() {
+                    return Err(arg_error(
+                        i,
+                        &a,
+                        "a value of a type other than DT_TEXT, DT_NTEXT or DT_IMAGE",
+                        format!(
+                            "; cast it first, e.g. {}",
+                            DataType::WStr { len: Some(4000) }.cast_spec()
+                        ),
+                    ));
                 }
                 let ty = match &a.ty {
                     DataType::Str { len, .. } => DataType::WStr { len: *len },
@@ -506,6 +542,9 @@ fn with_decimal(v: &Value, f: impl Fn(Decimal) -> Decimal) -> Option<Value> {
             value: fit_decimal(f(*value), 29, *scale)?,
             scale: *scale,
         },
+        Value::Cy(units) => Value::Cy(crate::binary::decimal_to_cy(f(crate::binary::cy_decimal(
+            *units,
+        )))?),
         _ => return None,
     })
 }
@@ -721,6 +760,7 @@ fn apply(func: Func, mut vals: Vec<Value>, ty: &DataType) -> Result<Value, ExprE
                 Value::Numeric { .. } | Value::Decimal { .. } => {
                     with_decimal(v0, |d| d.abs()).ok_or_else(over)?
                 }
+                Value::Cy(x) => Value::Cy(x.checked_abs().ok_or_else(over)?),
                 other => other.clone(),
             })
         }
@@ -729,7 +769,7 @@ fn apply(func: Func, mut vals: Vec<Value>, ty: &DataType) -> Result<Value, ExprE
             if let Some(v) = with_real(v0, |x| if up { x.ceil() } else { x.floor() }) {
                 return Ok(v);
             }
-            if v0.data_type().is_decimal() {
+            if v0.data_type().is_decimal() || v0.data_type() == DataType::Cy {
                 return with_decimal(v0, |d| if up { d.ceil() } else { d.floor() })
                     .ok_or_else(|| err(func, "the result overflows its type"));
             }
@@ -756,7 +796,7 @@ fn apply(func: Func, mut vals: Vec<Value>, ty: &DataType) -> Result<Value, ExprE
             }) {
                 return Ok(v);
             }
-            if v0.data_type().is_decimal() {
+            if v0.data_type().is_decimal() || v0.data_type() == DataType::Cy {
                 return with_decimal(v0, |d| {
                     d.round_dp_with_strategy(len.min(28), RoundingStrategy::MidpointAwayFromZero)
                 })

@@ -14,6 +14,7 @@
 //! this crate's README.
 
 pub mod ast;
+mod binary;
 mod check;
 pub mod compile;
 pub mod datatype;
@@ -23,6 +24,7 @@ pub mod eval;
 pub mod functions;
 pub mod lexer;
 pub mod parser;
+mod temporal;
 pub mod value;
 
 pub use ast::Ast;

@@ -1,17 +1,21 @@
 //! `Value`: one typed SSIS value, its text and JSON forms, and the cast rules between types.
 //!
 //! Text forms (decided here, documented in the crate README): dates print as
-//! `yyyy-mm-dd hh:mm:ss` with `.fff` only when the milliseconds are not zero; booleans cast
-//! to a string give `True` / `False`; reals print in their shortest round-trip form, with an
-//! exponent (`1E+20`) outside `1e-5 ..< 1e15`.
+//! `yyyy-mm-dd hh:mm:ss` with `.fff` only when the milliseconds are not zero; the types with
+//! fractional-second digits print exactly that many; booleans cast to a string give
+//! `True` / `False`; reals print in their shortest round-trip form, with an exponent
+//! (`1E+20`) outside `1e-5 ..< 1e15`; binary values print as lowercase hexadecimal, GUIDs in
+//! braces, currency without trailing zeros.
 
 use std::fmt;
 
-use jiff::civil::{Date, DateTime};
+use jiff::civil::{Date, DateTime, Time};
 use rust_decimal::{Decimal, RoundingStrategy};
 
+use crate::binary;
 use crate::datatype::{DECIMAL_PRECISION, DataType, MAX_SCALE};
 use crate::error::ExprError;
+use crate::temporal;
 
 /// One value of an SSIS type, or a typed NULL.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,6 +46,30 @@ pub enum Value {
     DbTimestamp(DateTime),
     DbDate(Date),
     Date(DateTime),
+    DbTime(Time),
+    DbTime2 {
+        value: Time,
+        scale: u8,
+    },
+    DbTimestamp2 {
+        value: DateTime,
+        scale: u8,
+    },
+    /// A local date-time and its offset from UTC in minutes (east positive).
+    DbTimestampOffset {
+        value: DateTime,
+        offset: i16,
+        scale: u8,
+    },
+    FileTime(DateTime),
+    /// Currency in units of 1/10,000.
+    Cy(i64),
+    /// A GUID as the 128-bit number its text spells.
+    Guid(u128),
+    Bytes(Vec<u8>),
+    Text(String),
+    NText(String),
+    Image(Vec<u8>),
 }
 
 /// The longest string any operation may produce, in characters.
@@ -86,6 +114,17 @@ impl Value {
             Value::DbTimestamp(_) => DataType::DbTimestamp,
             Value::DbDate(_) => DataType::DbDate,
             Value::Date(_) => DataType::Date,
+            Value::DbTime(_) => DataType::DbTime,
+            Value::DbTime2 { scale, .. } => DataType::DbTime2 { scale: *scale },
+            Value::DbTimestamp2 { scale, .. } => DataType::DbTimestamp2 { scale: *scale },
+            Value::DbTimestampOffset { scale, .. } => DataType::DbTimestampOffset { scale: *scale },
+            Value::FileTime(_) => DataType::FileTime,
+            Value::Cy(_) => DataType::Cy,
+            Value::Guid(_) => DataType::Guid,
+            Value::Bytes(_) => DataType::Bytes { len: None },
+            Value::Text(_) => DataType::Text { codepage: 1252 },
+            Value::NText(_) => DataType::NText,
+            Value::Image(_) => DataType::Image,
         }
     }
 
@@ -125,6 +164,12 @@ impl Value {
                     },
                 ) => precision == p && scale == s,
                 (Value::Decimal { scale, .. }, DataType::Decimal { scale: s }) => scale == s,
+                (Value::DbTime2 { scale, .. }, DataType::DbTime2 { scale: s })
+                | (Value::DbTimestamp2 { scale, .. }, DataType::DbTimestamp2 { scale: s })
+                | (
+                    Value::DbTimestampOffset { scale, .. },
+                    DataType::DbTimestampOffset { scale: s },
+                ) => scale == s,
                 (Value::Null(t), _) => t == ty,
                 _ => true,
             }
@@ -196,6 +241,18 @@ impl Value {
             (J::String(s), t) if t.is_date() => {
                 parse_date_text(s, t).map_err(|e| bad(&e.to_string()))
             }
+            // The other types' JSON is their text, which a cast from a string reads back.
+            (
+                J::String(s),
+                t @ (DataType::Cy
+                | DataType::Guid
+                | DataType::Bytes { .. }
+                | DataType::Text { .. }
+                | DataType::NText
+                | DataType::Image),
+            ) => Value::WStr(s.clone())
+                .cast_to(t)
+                .map_err(|e| bad(&e.to_string())),
             _ => Err(bad("the JSON kind does not match the type")),
         }
     }
@@ -256,7 +313,9 @@ impl Value {
         if self.has_kind_of(ty)
             && !matches!(
                 ty,
-                DataType::WStr { len: Some(_) } | DataType::Str { len: Some(_), .. }
+                DataType::WStr { len: Some(_) }
+                    | DataType::Str { len: Some(_), .. }
+                    | DataType::Bytes { len: Some(_) }
             )
         {
             return Ok(self.clone());
@@ -272,10 +331,32 @@ impl Value {
             }
             return Ok(Value::Null(strip_len(ty)));
         }
+        if !cast_allowed(&self.data_type(), ty) {
+            return Err(fail("SSIS does not allow this conversion"));
+        }
         match ty {
             DataType::Object => Err(fail("no value converts to DT_OBJECT")),
             DataType::WStr { len } => Ok(Value::WStr(truncate(self.to_text(), *len))),
             DataType::Str { len, .. } => Ok(Value::Str(truncate(self.to_text(), *len))),
+            DataType::Text { .. } => Ok(Value::Text(self.to_text())),
+            DataType::NText => Ok(Value::NText(self.to_text())),
+            DataType::Bytes { len } => {
+                let mut bytes = self.to_bytes().map_err(&fail)?;
+                if let Some(n) = len {
+                    bytes.truncate(*n as usize);
+                }
+                Ok(Value::Bytes(bytes))
+            }
+            DataType::Image => Ok(Value::Image(self.to_bytes().map_err(&fail)?)),
+            DataType::Guid => match self {
+                Value::WStr(s) | Value::Str(s) => {
+                    Ok(Value::Guid(binary::parse_guid(s).map_err(&fail)?))
+                }
+                Value::Bytes(b) | Value::Image(b) => binary::guid_from_bytes(b)
+                    .map(Value::Guid)
+                    .ok_or_else(|| fail("a GUID is made of exactly 16 bytes")),
+                _ => Err(fail("the types cannot be converted")),
+            },
             DataType::Bool => match self {
                 Value::WStr(s) | Value::Str(s) => {
                     parse_bool(s).ok_or_else(|| fail("expected TRUE or FALSE (or 1, 0, -1)"))
@@ -301,15 +382,10 @@ impl Value {
                     other => other,
                 })
             }
-            t if t.is_date() => {
-                let dt = match self {
-                    Value::WStr(s) | Value::Str(s) => return parse_date_text(s, t),
-                    Value::DbTimestamp(d) | Value::Date(d) => *d,
-                    Value::DbDate(d) => d.to_datetime(jiff::civil::Time::midnight()),
-                    _ => return Err(fail("the types cannot be converted")),
-                };
-                Ok(datetime_as(dt, t))
-            }
+            t if t.is_date() => match self {
+                Value::WStr(s) | Value::Str(s) => parse_date_text(s, t),
+                _ => temporal::convert(self, t).map_err(|r| fail(&r)),
+            },
             _ => Err(fail("the types cannot be converted")),
         }
     }
@@ -328,15 +404,26 @@ impl Value {
             Value::R4(v) => Num::Real(f64::from(*v)),
             Value::R8(v) => Num::Real(*v),
             Value::Numeric { value, .. } | Value::Decimal { value, .. } => Num::Dec(*value),
+            Value::Cy(units) => Num::Dec(binary::cy_decimal(*units)),
             _ => return None,
         })
+    }
+
+    /// The bytes of a binary value, of a GUID, or of hexadecimal text.
+    fn to_bytes(&self) -> Result<Vec<u8>, &'static str> {
+        match self {
+            Value::Bytes(b) | Value::Image(b) => Ok(b.clone()),
+            Value::Guid(g) => Ok(binary::guid_to_bytes(*g).to_vec()),
+            Value::WStr(s) | Value::Str(s) => binary::parse_hex(s),
+            _ => Err("the types cannot be converted"),
+        }
     }
 
     /// Short description for error messages: the text and the type.
     pub(crate) fn describe(&self) -> String {
         match self {
             Value::Null(t) => format!("NULL({})", t.ssis_name()),
-            Value::WStr(s) | Value::Str(s) => {
+            Value::WStr(s) | Value::Str(s) | Value::Text(s) | Value::NText(s) => {
                 let shown: String = s.chars().take(40).collect();
                 let more = if s.chars().count() > 40 { "..." } else { "" };
                 format!("{:?}{more} ({})", shown, self.data_type().ssis_name())
@@ -358,6 +445,7 @@ impl Value {
 /// A DataType with string lengths dropped (NULLs and values carry no length).
 fn strip_len(ty: &DataType) -> DataType {
     match ty {
+        DataType::Bytes { .. } => DataType::Bytes { len: None },
         DataType::WStr { .. } => DataType::WStr { len: None },
         DataType::Str { codepage, .. } => DataType::Str {
             len: None,
@@ -367,8 +455,11 @@ fn strip_len(ty: &DataType) -> DataType {
     }
 }
 
-/// Whether an explicit cast from `from` to `to` is legal (the SSIS cast chart, restricted
-/// to the types checkflow has).
+/// Whether an explicit cast from `from` to `to` is legal (the SSIS cast chart).
+///
+/// Strings convert to and from every type. Numbers (DT_CY included) and DT_BOOL convert
+/// among themselves; the date and time types among themselves; DT_TEXT and DT_NTEXT only to
+/// each other; DT_BYTES, DT_IMAGE and DT_GUID among themselves (a GUID is 16 bytes).
 pub(crate) fn cast_allowed(from: &DataType, to: &DataType) -> bool {
     if *from == DataType::Object || *to == DataType::Object {
         return false;
@@ -376,11 +467,23 @@ pub(crate) fn cast_allowed(from: &DataType, to: &DataType) -> bool {
     if from.is_string() || to.is_string() {
         return true;
     }
-    if to.is_date() {
-        return from.is_date();
+    let text = |t: &DataType| matches!(t, DataType::Text { .. } | DataType::NText);
+    let binary =
+        |t: &DataType| matches!(t, DataType::Bytes { .. } | DataType::Image | DataType::Guid);
+    if text(from) || text(to) {
+        return text(from) && text(to);
     }
-    if from.is_date() {
-        return false;
+    if binary(from) || binary(to) {
+        // DT_IMAGE and DT_GUID do not convert into each other directly.
+        return binary(from)
+            && binary(to)
+            && !matches!(
+                (from, to),
+                (DataType::Image, DataType::Guid) | (DataType::Guid, DataType::Image)
+            );
+    }
+    if to.is_date() || from.is_date() {
+        return from.is_date() && to.is_date();
     }
     // Numbers and booleans convert among themselves.
     true
@@ -415,7 +518,7 @@ fn parse_number_text(s: &str, ty: &DataType) -> Option<Num> {
     if ty.is_integer() {
         return t.parse::<i128>().ok().map(Num::Int);
     }
-    if ty.is_decimal() {
+    if ty.is_decimal() || *ty == DataType::Cy {
         if let Ok(d) = t.parse::<Decimal>() {
             return Some(Num::Dec(d));
         }
@@ -511,6 +614,10 @@ impl Num {
                     value: v,
                     scale: *scale,
                 })
+            }
+            DataType::Cy => {
+                let d = self.as_decimal().ok_or_else(over)?;
+                Ok(Value::Cy(binary::decimal_to_cy(d).ok_or_else(over)?))
             }
             _ => Err(over()),
         }
@@ -623,7 +730,55 @@ pub(crate) fn format_datetime(dt: &DateTime) -> String {
 
 /// Parses the date and date-time text forms SSIS accepts: ISO `yyyy-mm-dd[( |T)hh:mm[:ss[.fff]]]`,
 /// US `mm/dd/yyyy[ hh:mm[:ss[.fff]][ AM|PM]]`, and `yyyy/mm/dd`.
+///
+/// DT_DBTIME and DT_DBTIME2 read `hh:mm:ss[.fffffff]`; DT_DBTIMESTAMPOFFSET takes an
+/// optional trailing offset (`+05:35`, `- 3:30`; none means `+00:00`); DT_FILETIME also
+/// reads its documented `yyyy-mm-dd hh:mm:ss:fff`.
 pub fn parse_date_text(text: &str, ty: &DataType) -> Result<Value, ExprError> {
+    let fail = |reason: &str| ExprError::Conversion {
+        value: format!("{text:?}"),
+        to: ty.ssis_name().to_string(),
+        reason: reason.to_string(),
+    };
+    if ty.is_time_only() {
+        let t = temporal::parse_time(text).map_err(fail)?;
+        let day = Date::new(2000, 1, 1).map_err(|_| fail("internal date error"))?;
+        return temporal::build(day.to_datetime(t), ty).map_err(|r| fail(&r));
+    }
+    if let DataType::DbTimestampOffset { scale } = ty {
+        let (rest, offset) = temporal::split_offset(text).map_err(fail)?;
+        let dt = parse_civil(rest, ty)?;
+        if !(1..=9999).contains(&dt.year()) {
+            return Err(fail("the year must be between 1 and 9999"));
+        }
+        return match temporal::build(dt, ty).map_err(|r| fail(&r))? {
+            Value::DbTimestampOffset { value, .. } => Ok(Value::DbTimestampOffset {
+                value,
+                offset: offset.unwrap_or(0),
+                scale: *scale,
+            }),
+            other => Ok(other),
+        };
+    }
+    if *ty == DataType::FileTime {
+        // `yyyy-mm-dd hh:mm:ss:fff`: the milliseconds follow a colon.
+        let t = text.trim();
+        if let Some(i) = t.find(' ')
+            && t[i..].matches(':').count() == 3
+            && let Some(last) = t.rfind(':')
+        {
+            let dotted = format!("{}.{}", &t[..last], &t[last + 1..]);
+            let dt = parse_civil(&dotted, ty)?;
+            return temporal::build(dt, ty).map_err(|r| fail(&r));
+        }
+    }
+    let dt = parse_civil(text, ty)?;
+    temporal::build(dt, ty).map_err(|r| fail(&r))
+}
+
+/// Reads date or date-time text as a civil date-time (years 1 to 9999, up to nine
+/// fractional digits).
+fn parse_civil(text: &str, ty: &DataType) -> Result<DateTime, ExprError> {
     let fail = |reason: &str| ExprError::Conversion {
         value: format!("{text:?}"),
         to: ty.ssis_name().to_string(),
@@ -699,7 +854,7 @@ pub fn parse_date_text(text: &str, ty: &DataType) -> Result<Value, ExprError> {
     if !(1..=9999).contains(&y) {
         return Err(fail("the year must be between 1 and 9999"));
     }
-    let dt = DateTime::new(
+    DateTime::new(
         y as i16,
         i8::try_from(m).map_err(|_| fail("invalid month"))?,
         i8::try_from(d).map_err(|_| fail("invalid day"))?,
@@ -708,8 +863,7 @@ pub fn parse_date_text(text: &str, ty: &DataType) -> Result<Value, ExprError> {
         i8::try_from(ss).map_err(|_| fail("invalid second"))?,
         nanos,
     )
-    .map_err(|_| fail("not a valid date or time"))?;
-    Ok(datetime_as(dt, ty))
+    .map_err(|_| fail("not a valid date or time"))
 }
 
 impl fmt::Display for Value {
@@ -736,6 +890,26 @@ impl fmt::Display for Value {
             Value::WStr(s) | Value::Str(s) => f.write_str(s),
             Value::DbTimestamp(dt) | Value::Date(dt) => f.write_str(&format_datetime(dt)),
             Value::DbDate(d) => write!(f, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day()),
+            Value::DbTime(t) => f.write_str(&temporal::format_time(t, 0)),
+            Value::DbTime2 { value, scale } => f.write_str(&temporal::format_time(value, *scale)),
+            Value::DbTimestamp2 { value, scale } => {
+                f.write_str(&temporal::format_datetime_digits(value, *scale))
+            }
+            Value::DbTimestampOffset {
+                value,
+                offset,
+                scale,
+            } => write!(
+                f,
+                "{} {}",
+                temporal::format_datetime_digits(value, *scale),
+                temporal::format_offset(*offset)
+            ),
+            Value::FileTime(dt) => f.write_str(&temporal::format_filetime(dt)),
+            Value::Cy(units) => f.write_str(&binary::format_cy(*units)),
+            Value::Guid(g) => f.write_str(&binary::format_guid(*g)),
+            Value::Bytes(b) | Value::Image(b) => f.write_str(&binary::format_hex(b)),
+            Value::Text(s) | Value::NText(s) => f.write_str(s),
         }
     }
 }
@@ -782,6 +956,33 @@ mod tests {
             Value::DbTimestamp(dt("2026-11-21 04:30:00.120")),
             Value::Date(dt("1999-01-02 03:04:05")),
             Value::DbDate(jiff::civil::date(2026, 2, 28)),
+            Value::DbTime(jiff::civil::time(16, 34, 52, 0)),
+            Value::DbTime2 {
+                value: jiff::civil::time(16, 34, 52, 123_450_000),
+                scale: 5,
+            },
+            Value::DbTimestamp2 {
+                value: jiff::civil::datetime(1999, 10, 11, 16, 34, 52, 123_400_000),
+                scale: 4,
+            },
+            Value::DbTimestampOffset {
+                value: jiff::civil::datetime(1999, 10, 11, 16, 34, 52, 123_456_700),
+                offset: -210,
+                scale: 7,
+            },
+            Value::DbTimestampOffset {
+                value: jiff::civil::datetime(2026, 11, 21, 4, 30, 0, 0),
+                offset: 120,
+                scale: 0,
+            },
+            Value::FileTime(dt("2026-11-21 04:30:00.005")),
+            Value::Cy(-125_000),
+            Value::Cy(i64::MAX),
+            Value::Guid(0x6F9619FF_8B86_D011_B42D_00C04FC964FF),
+            Value::Bytes(vec![0, 0x0a, 0xff]),
+            Value::Image(vec![0xde, 0xad]),
+            Value::Text("long text".into()),
+            Value::NText("Grüße".into()),
         ];
         for v in values {
             let ty = v.data_type();
@@ -809,6 +1010,20 @@ mod tests {
             serde_json::json!("2026-11-21 04:30:00.500")
         );
         assert_eq!(Value::Null(DataType::Bool).to_string(), "NULL");
+        assert_eq!(Value::Cy(125_000).to_json(), serde_json::json!("12.5"));
+        assert_eq!(
+            Value::DbTimestampOffset {
+                value: dt("2026-11-21 04:30:00"),
+                offset: 120,
+                scale: 7,
+            }
+            .to_json(),
+            serde_json::json!("2026-11-21 04:30:00.0000000 +02:00")
+        );
+        assert_eq!(
+            Value::Bytes(vec![0x0a, 0xff]).to_json(),
+            serde_json::json!("0aff")
+        );
     }
 
     #[test]

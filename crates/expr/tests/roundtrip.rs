@@ -26,6 +26,17 @@ fn data_type() -> impl Strategy<Value = DataType> {
         Just(DataType::DbTimestamp),
         Just(DataType::DbDate),
         Just(DataType::Date),
+        Just(DataType::DbTime),
+        Just(DataType::FileTime),
+        Just(DataType::Cy),
+        Just(DataType::Guid),
+        Just(DataType::NText),
+        Just(DataType::Image),
+        (0u8..=7).prop_map(|scale| DataType::DbTime2 { scale }),
+        (0u8..=7).prop_map(|scale| DataType::DbTimestamp2 { scale }),
+        (0u8..=7).prop_map(|scale| DataType::DbTimestampOffset { scale }),
+        (1u32..=8000).prop_map(|n| DataType::Bytes { len: Some(n) }),
+        prop_oneof![Just(1252u32), Just(65001)].prop_map(|codepage| DataType::Text { codepage }),
         (1u32..=4000).prop_map(|n| DataType::WStr { len: Some(n) }),
         (1u32..=8000, prop_oneof![Just(1252u32), Just(65001)]).prop_map(|(n, codepage)| {
             DataType::Str {

@@ -397,13 +397,14 @@ pub(crate) fn to_dynamic(v: &VarValue) -> Dynamic {
             },
             Value::R4(f) => Dynamic::from_float(f64::from(*f)),
             Value::R8(f) => Dynamic::from_float(*f),
-            Value::Numeric { .. } | Value::Decimal { .. } => {
+            Value::Numeric { .. } | Value::Decimal { .. } | Value::Cy(_) => {
                 Dynamic::from_float(v.to_string().parse().unwrap_or(f64::NAN))
             }
-            Value::WStr(s) | Value::Str(s) => Dynamic::from(s.clone()),
-            Value::DbTimestamp(_) | Value::DbDate(_) | Value::Date(_) => {
-                Dynamic::from(v.to_string())
+            Value::WStr(s) | Value::Str(s) | Value::Text(s) | Value::NText(s) => {
+                Dynamic::from(s.clone())
             }
+            // Dates, times, GUIDs and binary values go in as their text forms.
+            _ => Dynamic::from(v.to_string()),
         },
     }
 }
