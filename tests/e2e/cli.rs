@@ -429,6 +429,7 @@ tasks:
         .output()
         .exit(6)
         .says("only the Value property can be set");
+}
 
 /// Every SSIS data type evaluates and prints through `checkflow eval --json`, with the
 /// examples of Microsoft's cast and data type pages.
