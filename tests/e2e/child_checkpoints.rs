@@ -251,3 +251,93 @@ fn a_child_run_again_before_the_parent_recorded_it_loads_nothing_twice() {
         );
     }
 }
+
+/// The parent is killed after its child succeeded and before it recorded the
+/// child's task: the child kept its finished checkpoint, so the parent's
+/// restart runs the child again and the child restores every task instead of
+/// repeating them. Once the parent has recorded the task, the file is gone.
+#[test]
+fn a_child_that_succeeded_before_its_parent_was_killed_repeats_nothing() {
+    for action in ["kill", "term"] {
+        let sb = Sandbox::with_package(&format!(
+            r#"
+id: {ID}
+name: parent
+checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
+tasks:
+  - {{ name: Child, type: package, path: child.yaml }}
+  - {{ name: After, type: process, command: "echo After >> ledger.txt", after: [Child] }}
+"#
+        ));
+        sb.write(
+            "child.yaml",
+            &format!(
+                r#"
+id: {CHILD_ID}
+name: child
+checkpoint: {{ file: child.ckpt, usage: if_exists, save: true }}
+tasks:
+  - {{ name: C1, type: process, command: "echo C1 >> ledger.txt" }}
+  - {{ name: C2, type: process, command: "echo C2 >> ledger.txt" }}
+"#
+            ),
+        );
+        let out = sb
+            .run()
+            .env(
+                "CHECKFLOW_TEST_FAILPOINT",
+                &format!("child-after-exit={action}"),
+            )
+            .output();
+        assert_ne!(out.code, Some(0), "{action}: stopped\n{out:?}");
+        assert_eq!(sb.take_ledger(), names(&["C1", "C2"]), "{action}");
+        // Killed: the parent never recorded the task, so the finished
+        // child's checkpoint stays. SIGTERM: the task finished and was
+        // recorded on the way out, and its file went with that record.
+        let left = if action == "kill" { 1 } else { 0 };
+        assert_eq!(child_checkpoints(&sb).len(), left, "{action}");
+
+        let out = sb.run().output().exit(0);
+        assert_eq!(
+            sb.take_ledger(),
+            names(&["After"]),
+            "{action}: the child repeats nothing\n{out:?}"
+        );
+        if action == "kill" {
+            out.says("[child] restored C2");
+        }
+        assert!(
+            child_checkpoints(&sb).is_empty(),
+            "{action}: {:?}",
+            child_checkpoints(&sb)
+        );
+    }
+}
+
+/// A child whose parent recorded its task leaves no checkpoint behind.
+#[test]
+fn a_finished_childs_checkpoint_goes_once_the_parent_recorded_it() {
+    let sb = Sandbox::with_package(&format!(
+        r#"
+id: {ID}
+name: parent
+checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
+tasks:
+  - {{ name: Child, type: package, path: child.yaml }}
+  - {{ name: Fail, type: process, command: "test -f fixed", after: [Child], fail_package_on_failure: true }}
+"#
+    ));
+    sb.write(
+        "child.yaml",
+        &format!(
+            "id: {CHILD_ID}\nname: child\ncheckpoint: {{ file: child.ckpt, usage: if_exists, save: true }}\ntasks:\n  - {{ name: C1, type: process, command: \"echo C1 >> ledger.txt\" }}\n"
+        ),
+    );
+    sb.run().output().exit(1);
+    assert!(
+        child_checkpoints(&sb).is_empty(),
+        "{:?}",
+        child_checkpoints(&sb)
+    );
+    assert!(completed_paths(&sb.show("parent.ckpt")).contains("Child"));
+}

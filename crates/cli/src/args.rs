@@ -156,6 +156,11 @@ pub struct RunOpts {
     /// values is refused (docs/design/commit-protocols.md, section 4).
     #[arg(long, hide = true, value_name = "KEY", value_parser = child_key)]
     pub child_of: Option<String>,
+    /// Set by a parent's `package` task whose own record covers it: a child
+    /// that succeeds keeps its finished checkpoint, and the parent removes it
+    /// once that record is durable (docs/design/commit-protocols.md, section 4).
+    #[arg(long, hide = true, requires = "child_of")]
+    pub keep_finished: bool,
 }
 
 /// `--child-of`: two runs of hex digits joined by `-` (it becomes part of a file name).

@@ -76,6 +76,7 @@ pub fn run(
         tx_prefix: opts.tx_prefix,
         tx_seq: 0,
         processes: opts.processes,
+        discards: Vec::new(),
     };
     d.main_loop();
     d.finish()
@@ -138,6 +139,11 @@ struct TaskDone {
 
 enum Msg {
     Done(TaskDone),
+    /// A file to remove once the task's record (or its unit's) is durable.
+    Discard {
+        node: NodeId,
+        path: PathBuf,
+    },
     Log {
         node: NodeId,
         level: LogLevel,
@@ -185,6 +191,8 @@ struct Dispatcher<'a> {
     tx_prefix: String,
     tx_seq: u64,
     processes: Option<Arc<ProcessScope>>,
+    /// Files to remove once their unit's record is durable, by unit.
+    discards: Vec<(NodeId, PathBuf)>,
 }
 
 /// Per node, the unit whose record carries the variables it changes: the
@@ -268,6 +276,7 @@ impl<'a> Dispatcher<'a> {
     fn on_msg(&mut self, msg: Msg) {
         match msg {
             Msg::Done(d) => self.results.push_back(d),
+            Msg::Discard { node, path } => self.discards.push((self.units[node.index()], path)),
             Msg::Log { node, level, line } => {
                 self.reporter.event(&Event::Log { node, level, line })
             }
@@ -700,6 +709,7 @@ impl<'a> Dispatcher<'a> {
         }
         let tx = self.tx_for(n);
         let execution = self.execution(n);
+        let reruns_whole = self.reruns_whole(n);
         let rt = &mut self.rt[n.index()];
         rt.attempt += 1;
         rt.state = State::Running;
@@ -723,6 +733,7 @@ impl<'a> Dispatcher<'a> {
             start: rt.start_time.unwrap_or_else(now_civil),
             error,
             unit: self.units[n.index()],
+            reruns_whole,
             txn: tx,
             props: rt.props.clone(),
             cancel: token,
@@ -872,6 +883,7 @@ impl<'a> Dispatcher<'a> {
                 duration,
                 vars,
             });
+            self.push_discards(n);
         }
         self.set_terminal(n, State::Done(outcome));
     }
@@ -901,6 +913,35 @@ impl<'a> Dispatcher<'a> {
     }
 
     // ----- failures -----
+
+    /// Whether a restart reruns `n` with the whole atomic unit around it: its
+    /// unit is neither itself nor a loop that records its iterations.
+    fn reruns_whole(&self, n: NodeId) -> bool {
+        let unit = self.units[n.index()];
+        unit != n
+            && !matches!(
+                self.plan.node(unit).kind,
+                NodeKind::Foreach {
+                    checkpoint_iterations: true,
+                    ..
+                }
+            )
+    }
+
+    /// The files `unit`'s tasks asked to remove, after the record just pushed.
+    fn push_discards(&mut self, unit: NodeId) {
+        if self.discards.is_empty() {
+            return;
+        }
+        let (mine, rest) = std::mem::take(&mut self.discards)
+            .into_iter()
+            .partition(|(u, _)| *u == unit);
+        self.discards = rest;
+        let paths: Vec<PathBuf> = mine.into_iter().map(|(_, p)| p).collect();
+        if !paths.is_empty() {
+            self.pending_records.push(Record::Discard { paths });
+        }
+    }
 
     /// A new transaction for `n`, with a marker unique to this run.
     fn new_scope(&mut self, n: NodeId) -> Arc<TxScope> {
@@ -1363,6 +1404,7 @@ impl<'a> Dispatcher<'a> {
                     let vars = self.store.take_dirty(c);
                     self.pending_records
                         .push(Record::Iteration { node: c, key, vars });
+                    self.push_discards(c);
                 }
                 self.next_iteration(c);
             }
@@ -1555,6 +1597,8 @@ struct ThreadCx {
     error: Option<String>,
     /// The unit whose record carries the variables this task changes.
     unit: NodeId,
+    /// A restart reruns the atomic unit around it whole.
+    reruns_whole: bool,
     txn: Option<Arc<TxScope>>,
     props: Arc<HashMap<String, Value>>,
     cancel: CancelToken,
@@ -1630,6 +1674,17 @@ impl RunCx for ThreadCx {
 
     fn cancel_token(&self) -> &CancelToken {
         &self.cancel
+    }
+
+    fn reruns_whole(&self) -> bool {
+        self.reruns_whole
+    }
+
+    fn discard_when_recorded(&self, path: PathBuf) {
+        let _ = self.tx.send(Msg::Discard {
+            node: self.node,
+            path,
+        });
     }
 
     fn transaction(&self) -> Option<Arc<TxScope>> {

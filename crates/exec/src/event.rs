@@ -135,6 +135,13 @@ pub trait Reporter {
 /// A completion to make durable.
 #[derive(Clone, Debug)]
 pub enum Record {
+    /// Files to remove once the records before it in the batch are durable
+    /// (a child package's finished checkpoint, which its restart needed
+    /// until the parent recorded the task). Not a record of the journal.
+    Discard {
+        /// The files.
+        paths: Vec<std::path::PathBuf>,
+    },
     /// An executable completed.
     Completed {
         /// Which.

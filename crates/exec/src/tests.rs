@@ -153,7 +153,7 @@ fn recorded(plan: &Plan, c: &Collect) -> Recorded {
                     .or_default()
                     .push(key.clone());
             }
-            Record::TxCommitting { .. } => {}
+            Record::TxCommitting { .. } | Record::Discard { .. } => {}
         }
     }
     rec
@@ -722,6 +722,7 @@ fn a_transacted_container_commits_after_recording_its_intent_or_rolls_back() {
             Record::TxCommitting { node, .. } => format!("intent {}", plan.node(*node).path),
             Record::Completed { node, .. } => format!("done {}", plan.node(*node).path),
             Record::Iteration { .. } => "iteration".into(),
+            Record::Discard { .. } => "discard".into(),
         })
         .collect();
     assert_eq!(

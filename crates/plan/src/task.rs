@@ -142,6 +142,19 @@ pub trait RunCx: Send {
         None
     }
 
+    /// Whether a restart runs this task again with the whole atomic unit
+    /// around it (a loop without `checkpoint_iterations`, a transacted or
+    /// `restart_unit` container), so that nothing it did is to be resumed.
+    fn reruns_whole(&self) -> bool {
+        false
+    }
+
+    /// Asks for `path` to be removed once the record that covers this task
+    /// (its own completion, or its unit's) is durable: until then a restart
+    /// may still need it (a child package's finished checkpoint). Outside a
+    /// run, nothing is removed.
+    fn discard_when_recorded(&self, _path: std::path::PathBuf) {}
+
     /// The scope that tags this task's processes, and the task's path: set
     /// when the run holds a checkpoint's lock (see [`crate::ProcessScope`]).
     fn processes(&self) -> Option<(&crate::ProcessScope, &str)> {

@@ -149,6 +149,12 @@ impl Action for PackageAction {
             "--child-of".into(),
             child_of.into(),
         ];
+        // Unless a restart reruns the whole unit around this task anyway,
+        // the child keeps its finished checkpoint until this task's record
+        // is durable: a restart in between restores the child whole.
+        if !cx.reruns_whole() {
+            args.push("--keep-finished".into());
+        }
         let mut bound = serde_json::Map::new();
         for (var, expr) in &self.binds {
             let v = cx.eval(expr)?;
@@ -265,7 +271,14 @@ impl Action for PackageAction {
         }
 
         match status.code() {
-            Some(0) => Ok(()),
+            Some(0) => {
+                // The child keeps its finished checkpoint for a restart of
+                // this task; it goes once the task's record is durable.
+                if let Some(f) = log.kept.take() {
+                    cx.discard_when_recorded(PathBuf::from(f));
+                }
+                Ok(())
+            }
             Some(3) => Err(TaskError::new(format!("{what} was cancelled"))),
             Some(1) => Err(TaskError::new(format!(
                 "{what} failed{}",
@@ -388,6 +401,8 @@ struct ChildLog {
     failed: Vec<String>,
     /// The last lines of its stderr.
     stderr: VecDeque<String>,
+    /// The checkpoint the child kept, as its summary names it.
+    kept: Option<String>,
 }
 
 impl ChildLog {
@@ -397,6 +412,7 @@ impl ChildLog {
             errors: Vec::new(),
             failed: Vec::new(),
             stderr: VecDeque::new(),
+            kept: None,
         }
     }
 
@@ -488,7 +504,10 @@ impl ChildLog {
                     .unwrap_or_default();
                 let kept = ev["checkpoint"]["kept"] == Json::Bool(true);
                 let note = match ev["checkpoint"]["file"].as_str() {
-                    Some(f) if kept => format!(" (checkpoint kept: {f})"),
+                    Some(f) if kept => {
+                        self.kept = Some(f.to_string());
+                        format!(" (checkpoint kept: {f})")
+                    }
                     _ => String::new(),
                 };
                 let outcome = match ev["outcome"].as_str() {

@@ -4,7 +4,7 @@ use crate::args::RunArgs;
 use crate::exit;
 use crate::report::{Console, print_summary, summary_json};
 use crate::session::{self, Fail, Session};
-use checkflow_exec::{NoRecorder, Outcome, PackageOutcome, Record, Recorder, RunOptions};
+use checkflow_exec::{Outcome, PackageOutcome, Record, Recorder, RunOptions};
 use checkflow_journal as journal;
 use checkflow_plan::{Plan, VarValue};
 use serde_json::json;
@@ -81,9 +81,14 @@ impl Recorder for JournalRecorder<'_> {
                 self.journal.path().display()
             ));
         }
-        let entries: Vec<journal::Entry> = batch
-            .into_iter()
-            .map(|r| match r {
+        let mut discard = Vec::new();
+        let mut entries = Vec::with_capacity(batch.len());
+        for r in batch {
+            let entry = match r {
+                Record::Discard { paths } => {
+                    discard.extend(paths);
+                    continue;
+                }
                 Record::Completed {
                     node,
                     outcome: o,
@@ -115,11 +120,44 @@ impl Recorder for JournalRecorder<'_> {
                     key,
                     vars: var_map(self.plan, vars),
                 },
-            })
-            .collect();
-        self.journal
-            .append_all(entries)
-            .map_err(|e| crate::session::failed_to(&e))
+            };
+            entries.push(entry);
+        }
+        if !entries.is_empty() {
+            self.journal
+                .append_all(entries)
+                .map_err(|e| crate::session::failed_to(&e))?;
+        }
+        discard_files(discard);
+        Ok(())
+    }
+}
+
+/// The recorder of a run without a checkpoint: nothing is written, and the
+/// files tasks asked to remove once recorded go at once (no restart can
+/// need them).
+struct NoJournal;
+
+impl Recorder for NoJournal {
+    fn record(&mut self, batch: Vec<Record>) -> Result<(), String> {
+        for r in batch {
+            if let Record::Discard { paths } = r {
+                discard_files(paths);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes child packages' finished checkpoints whose task is now recorded
+/// (docs/design/commit-protocols.md §4). Each is locked first, so a child
+/// still running is never robbed of its file; one that cannot be removed
+/// stays, and the child's next start of the same task removes it.
+fn discard_files(paths: Vec<std::path::PathBuf>) {
+    for p in paths {
+        if let Ok(held) = journal::lock(&p) {
+            let _ = journal::delete(&p, &held);
+        }
     }
 }
 
@@ -277,7 +315,7 @@ pub(crate) fn run_with(args: &RunArgs, create: CreateJournal<'_>) -> Result<i32,
             journal = Some(rec.journal);
             r
         }
-        None => checkflow_exec::run(&plan, opts, &mut NoRecorder, &mut console),
+        None => checkflow_exec::run(&plan, opts, &mut NoJournal, &mut console),
     };
 
     crate::timing::phase("run", t);
@@ -286,8 +324,14 @@ pub(crate) fn run_with(args: &RunArgs, create: CreateJournal<'_>) -> Result<i32,
     // The checkpoint's fate (SPEC 2.4).
     let mut note = String::new();
     let mut kept = false;
+    // A child package that succeeded keeps its checkpoint, every task in it
+    // recorded: if its parent stops before recording the child's task, the
+    // parent's restart runs the child again, which then restores everything
+    // and repeats nothing. The parent removes the file once its record of
+    // the task is durable (docs/design/commit-protocols.md §4).
+    let finished_child = args.run.keep_finished;
     let keep = match result.outcome {
-        PackageOutcome::Success => false,
+        PackageOutcome::Success => finished_child,
         PackageOutcome::Cancelled => true,
         PackageOutcome::Failure => result.restart_point || result.journal_error.is_some(),
     };
@@ -298,10 +342,17 @@ pub(crate) fn run_with(args: &RunArgs, create: CreateJournal<'_>) -> Result<i32,
     let removed = match (journal, &state, &checkpoint.path, &lock) {
         (Some(j), ..) if keep => {
             kept = true;
-            note = format!(
-                "checkpoint kept: {} (the next run restarts from it)",
-                j.path().display()
-            );
+            note = if finished_child && result.outcome == PackageOutcome::Success {
+                format!(
+                    "checkpoint kept: {} (finished; the parent package removes it once it has recorded this run)",
+                    j.path().display()
+                )
+            } else {
+                format!(
+                    "checkpoint kept: {} (the next run restarts from it)",
+                    j.path().display()
+                )
+            };
             None
         }
         (Some(j), ..) => {
