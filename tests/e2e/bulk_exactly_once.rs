@@ -6,64 +6,24 @@
 
 use serde_json::Value;
 
-use crate::pg;
+use crate::pg::{Db, databases};
 use crate::support::*;
 
-/// A database under test: its `connections:` entry and the environment a run needs.
-struct Db {
-    kind: &'static str,
-    conn: String,
-    env: Vec<(String, String)>,
+/// (rows, distinct ids) in `fact_sales`.
+fn count(sb: &Sandbox, db: &Db) -> (i64, i64) {
+    let r = db.rows(sb, "SELECT COUNT(*), COUNT(DISTINCT id) FROM fact_sales");
+    (
+        r[0][0].as_i64().expect("a count"),
+        r[0][1].as_i64().expect("a count"),
+    )
 }
 
-impl Db {
-    fn run(&self, sb: &Sandbox) -> Cmd {
-        let mut c = sb.run();
-        for (k, v) in &self.env {
-            c = c.env(k, v);
-        }
-        c
-    }
-
-    /// (rows, distinct ids) in `fact_sales`.
-    fn count(&self, sb: &Sandbox) -> (i64, i64) {
-        let r = sql_rows(
-            sb,
-            &self.conn,
-            &self.env,
-            "SELECT COUNT(*), COUNT(DISTINCT id) FROM fact_sales",
-        );
-        (
-            r[0][0].as_i64().expect("a count"),
-            r[0][1].as_i64().expect("a count"),
-        )
-    }
-
-    fn progress(&self, sb: &Sandbox) -> Vec<Vec<Value>> {
-        sql_rows(
-            sb,
-            &self.conn,
-            &self.env,
-            "SELECT rows_done, CASE WHEN done_by IS NULL THEN 0 ELSE 1 END FROM checkflow_load_progress",
-        )
-    }
-}
-
-/// SQLite always; PostgreSQL when the test cluster is there.
-fn databases(test: &str) -> Vec<Db> {
-    let mut v = vec![Db {
-        kind: "sqlite",
-        conn: "{ kind: sqlite, path: dw.db }".into(),
-        env: Vec::new(),
-    }];
-    if let Some(url) = pg::fresh_db(test) {
-        v.push(Db {
-            kind: "postgres",
-            conn: "{ kind: postgres, url_env: CHECKFLOW_E2E_DW_URL }".into(),
-            env: vec![("CHECKFLOW_E2E_DW_URL".into(), url)],
-        });
-    }
-    v
+/// (rows done, 1 if done) of each progress row.
+fn progress(sb: &Sandbox, db: &Db) -> Vec<Vec<Value>> {
+    db.rows(
+        sb,
+        "SELECT rows_done, CASE WHEN done_by IS NULL THEN 0 ELSE 1 END FROM checkflow_load_progress",
+    )
 }
 
 /// 100 rows, ids 1..=100.
@@ -109,7 +69,10 @@ tasks:
 fn stop_then_finish(db: &Db, point: &str, load: &str) -> (Output, Output) {
     let sb = sales_package(db, load);
     sb.touch("fixed");
-    let stopped = db.run(&sb).env("CHECKFLOW_TEST_FAILPOINT", point).output();
+    let stopped = db
+        .run(&sb, "package.yaml")
+        .env("CHECKFLOW_TEST_FAILPOINT", point)
+        .output();
     let expected = if point.ends_with("=term") {
         Some(3)
     } else if point.ends_with("=error") {
@@ -118,16 +81,16 @@ fn stop_then_finish(db: &Db, point: &str, load: &str) -> (Output, Output) {
         None
     };
     assert_eq!(stopped.code, expected, "{}: {point}\n{stopped:?}", db.kind);
-    let finished = db.run(&sb).output().exit(0);
+    let finished = db.run(&sb, "package.yaml").output().exit(0);
     assert_eq!(
-        db.count(&sb),
+        count(&sb, &db),
         (100, 100),
         "{}: stopped at {point}, every row once\n{stopped:?}\n{finished:?}",
         db.kind
     );
     if load.contains("resume: true") {
         assert_eq!(
-            db.progress(&sb),
+            progress(&sb, &db),
             vec![vec![Value::from(100), Value::from(1)]],
             "{}: {point}: the progress row says done",
             db.kind
@@ -213,19 +176,27 @@ fn a_finished_load_is_loaded_again_by_rerun_and_by_a_new_run() {
     for db in databases("bulk_rerun_loads_again") {
         let sb = sales_package(&db, RESUMABLE);
         // Gate fails: the checkpoint keeps Sales recorded.
-        db.run(&sb).output().exit(1);
-        assert_eq!(db.count(&sb), (100, 100), "{}", db.kind);
-        db.run(&sb).output().exit(1).says("restored Sales");
-        assert_eq!(db.count(&sb), (100, 100), "{}: restored, not run", db.kind);
+        db.run(&sb, "package.yaml").output().exit(1);
+        assert_eq!(count(&sb, &db), (100, 100), "{}", db.kind);
+        db.run(&sb, "package.yaml")
+            .output()
+            .exit(1)
+            .says("restored Sales");
+        assert_eq!(
+            count(&sb, &db),
+            (100, 100),
+            "{}: restored, not run",
+            db.kind
+        );
 
         // Run again on purpose: the load runs, and loads the file again.
-        db.run(&sb)
+        db.run(&sb, "package.yaml")
             .args(["--rerun", "Sales"])
             .output()
             .exit(1)
             .says("loading it again");
         assert_eq!(
-            db.count(&sb),
+            count(&sb, &db),
             (200, 100),
             "{}: --rerun loads again",
             db.kind
@@ -233,11 +204,14 @@ fn a_finished_load_is_loaded_again_by_rerun_and_by_a_new_run() {
 
         // A new run (the package succeeds, the checkpoint goes) loads it again too.
         sb.touch("fixed");
-        db.run(&sb).output().exit(0);
+        db.run(&sb, "package.yaml").output().exit(0);
         assert!(!sb.exists("run.ckpt"));
-        db.run(&sb).output().exit(0).says("loading it again");
+        db.run(&sb, "package.yaml")
+            .output()
+            .exit(0)
+            .says("loading it again");
         assert_eq!(
-            db.count(&sb),
+            count(&sb, &db),
             (300, 100),
             "{}: a new run loads again",
             db.kind
@@ -289,12 +263,15 @@ tasks:
         // Killed after d2's last commit: the loop reruns whole on restart,
         // and neither day is loaded twice.
         let out = db
-            .run(&sb)
+            .run(&sb, "package.yaml")
             .env("CHECKFLOW_TEST_FAILPOINT", "bulk-after-last-commit@2=kill")
             .output();
         assert_eq!(out.code, None, "{}: {out:?}", db.kind);
-        db.run(&sb).output().exit(0).says("already loaded");
-        assert_eq!(db.count(&sb), (150, 150), "{}", db.kind);
+        db.run(&sb, "package.yaml")
+            .output()
+            .exit(0)
+            .says("already loaded");
+        assert_eq!(count(&sb, &db), (150, 150), "{}", db.kind);
     }
 }
 
@@ -326,10 +303,10 @@ tasks:
             setup = setup.env(k, v);
         }
         setup.output().exit(0);
-        db.run(&sb).output().exit(0);
-        assert_eq!(db.count(&sb), (100, 100), "{}", db.kind);
+        db.run(&sb, "package.yaml").output().exit(0);
+        assert_eq!(count(&sb, &db), (100, 100), "{}", db.kind);
         assert_eq!(
-            db.progress(&sb),
+            progress(&sb, &db),
             vec![vec![Value::from(100), Value::from(1)]],
             "{}",
             db.kind
@@ -387,7 +364,7 @@ tasks:
     }
     assert!(kills > 0, "seed {seed:#x}: no run was killed");
     assert_eq!(
-        db.count(&sb),
+        count(&sb, &db),
         (40_000, 40_000),
         "seed {seed:#x}, {kills} kill(s)"
     );

@@ -9,48 +9,12 @@
 
 use serde_json::Value;
 
-use crate::pg;
+use crate::pg::{Db, databases};
 use crate::support::*;
-
-/// A database under test: its `connections:` entry and the environment a run needs.
-struct Db {
-    kind: &'static str,
-    conn: String,
-    env: Vec<(String, String)>,
-}
-
-impl Db {
-    /// `checkflow run PACKAGE` with this database's environment.
-    fn run(&self, sb: &Sandbox, package: &str) -> Cmd {
-        let mut c = sb.cmd(["run", package]);
-        for (k, v) in &self.env {
-            c = c.env(k, v);
-        }
-        c
-    }
-}
-
-/// SQLite always; PostgreSQL when the test cluster is there (its URL comes
-/// from the environment, `url_env`, as a package would take a secret).
-fn databases(test: &str) -> Vec<Db> {
-    let mut v = vec![Db {
-        kind: "sqlite",
-        conn: "{ kind: sqlite, path: dw.db }".into(),
-        env: Vec::new(),
-    }];
-    if let Some(url) = pg::fresh_db(test) {
-        v.push(Db {
-            kind: "postgres",
-            conn: "{ kind: postgres, url_env: CHECKFLOW_E2E_DW_URL }".into(),
-            env: vec![("CHECKFLOW_E2E_DW_URL".into(), url)],
-        });
-    }
-    v
-}
 
 /// The rows `sql` returns on this database.
 fn rows(sb: &Sandbox, db: &Db, sql: &str) -> Vec<Vec<Value>> {
-    sql_rows(sb, &db.conn, &db.env, sql)
+    db.rows(sb, sql)
 }
 
 /// (rows, distinct ids) of a table.
