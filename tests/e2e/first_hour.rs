@@ -369,3 +369,47 @@ fn is_uuid(s: &str) -> bool {
             .zip([8, 4, 4, 4, 12])
             .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
+
+/// The README's annotated package warns about `CHECKFLOW_KEY` in `run` and
+/// `plan`, as the README says it does and why; with a key it does not. Its
+/// plan shows the failure path as the README prints it.
+#[test]
+fn readme_annotated_package_warns_about_the_key_as_the_readme_explains() {
+    let readme = std::fs::read_to_string("README.md").expect("read README.md");
+    let at = readme
+        .find("## A package, annotated")
+        .expect("the README's annotated package");
+    let start = readme[at..].find("```yaml\n").expect("its YAML block") + at + "```yaml\n".len();
+    let end = readme[start..].find("```").expect("the block's end") + start;
+    let sb = Sandbox::with_package(&readme[start..end]);
+    let warning = "CHECKFLOW_KEY is not set: the values of sensitive variable(s)\nUser::ApiToken are left out of the checkpoint";
+    assert!(
+        readme.contains(&format!("`{warning}")),
+        "the README explains the warning"
+    );
+    let warning = warning.replace('\n', " ");
+    let out = sb
+        .cmd(["plan", "package.yaml"])
+        .env_remove("CHECKFLOW_KEY")
+        .output()
+        .exit(0)
+        .says(&warning);
+    for line in [
+        "  run     Alert  (not recorded; runs if Publish fails)",
+        "  run     Publish  (not recorded; runs if Load succeeds and `@[User::Batches] > 0` holds)",
+    ] {
+        assert!(out.stdout.contains(line), "no {line:?}\n{out:?}");
+        assert!(readme.contains(line), "the README shows {line:?}");
+    }
+    sb.run()
+        .env_remove("CHECKFLOW_KEY")
+        .output()
+        .exit(0)
+        .says(&warning);
+    let out = sb
+        .run()
+        .env("CHECKFLOW_KEY", "0123456789abcdef0123456789abcdef")
+        .output()
+        .exit(0);
+    assert!(!out.all().contains("CHECKFLOW_KEY"), "{out:?}");
+}

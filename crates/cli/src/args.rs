@@ -42,7 +42,7 @@ pub enum Cmd {
     New {
         /// The package's name, and the folder made for it.
         name: String,
-        /// Where to make the folder (default: the current folder).
+        /// The folder to make it in.
         #[arg(long, value_name = "DIR", default_value = ".")]
         dir: PathBuf,
     },
