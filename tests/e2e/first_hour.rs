@@ -228,6 +228,20 @@ fn missing_id_says_how_to_make_one() {
         ),
     );
     sb.cmd(["validate", "package.yaml"]).output().exit(0);
+
+    // An id that is not a UUID gets a new one offered the same way.
+    sb.write(
+        "package.yaml",
+        "id: nightly\nname: x\ntasks:\n  - { name: A, type: process, command: \"true\" }\n",
+    );
+    let out = sb
+        .cmd(["validate", "package.yaml"])
+        .output()
+        .exit(5)
+        .says("package id \"nightly\" is not a UUID");
+    let all = out.all();
+    let at = all.find("e.g. `id: ").expect("an id offered") + "e.g. `id: ".len();
+    assert!(is_uuid(&all[at..at + 36]), "{out:?}");
 }
 
 #[test]

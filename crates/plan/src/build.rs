@@ -219,7 +219,11 @@ impl<'a> Validator<'a> {
         if !is_uuid(def.id.value.trim_matches(|c| c == '{' || c == '}')) {
             self.err(
                 pos_of(&def.id),
-                format!("package id \"{}\" is not a UUID (expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", def.id.value),
+                format!(
+                    "package id \"{}\" is not a UUID (expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, e.g. `id: {}`, generated now)",
+                    def.id.value,
+                    checkflow_model::new_uuid()
+                ),
             );
         }
         if let Some(f) = &def.fail_package_on_failure
