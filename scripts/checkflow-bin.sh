@@ -2,7 +2,7 @@
 # (quickstart, benchmarks, examples). Source it from the repository root
 # (each script cds there first), then:
 #
-#   build_checkflow    # cargo build --release; sets `bin` to the binary
+#   build_checkflow    # cargo build --release (its progress shown); sets `bin` to the binary
 #   find_checkflow     # `bin`: $CHECKFLOW if set, else `checkflow` on PATH,
 #                      # else build_checkflow
 #   machine_banner     # prints the machine, the disk of $CARGO_TARGET_DIR and the commit
@@ -12,7 +12,13 @@
 
 build_checkflow() {
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/checkflow/target}"
-  cargo build --release -q --bin checkflow
+  if [ -x "$CARGO_TARGET_DIR/release/checkflow" ]; then
+    echo "== building checkflow (release) in $CARGO_TARGET_DIR: only what changed"
+  else
+    echo "== building checkflow (release) in $CARGO_TARGET_DIR: a first build takes about"
+    echo "   10 minutes and 1 GB of disk on a busy 2-core machine (cargo shows its progress)"
+  fi
+  cargo build --release --bin checkflow
   bin="$CARGO_TARGET_DIR/release/checkflow"
 }
 

@@ -615,6 +615,25 @@ fn unknown_task_type_is_a_load_error_listing_the_known_types() {
 }
 
 #[test]
+fn unknown_task_type_is_the_only_error_its_successors_after_is_not_reported() {
+    // "B" runs after "A", whose type is misspelt: the one problem is A's
+    // type. B's `after: [A]` names a task that is there, and C, after B, is
+    // tied to B, not to the definition before it.
+    let sb = Sandbox::with_package(&pkg("tasks:\n\
+         \x20 - { name: A, type: proces, command: \"echo A >> ledger.txt\" }\n\
+         \x20 - { name: B, type: process, command: \"echo B >> ledger.txt\", after: [A] }\n\
+         \x20 - { name: C, type: process, command: \"echo C >> ledger.txt\", after: [B] }\n"));
+    let out = no_panic(sb.cmd(["validate", "package.yaml"]).output())
+        .exit(5)
+        .says("(1 problem)")
+        .says("unknown type \"proces\"");
+    assert!(
+        !out.all().contains("runs after"),
+        "a spurious error about `after`\n{out:?}"
+    );
+}
+
+#[test]
 fn field_of_another_task_type_is_a_load_error_listing_what_the_type_takes() {
     rejected(
         &pkg(
@@ -1303,16 +1322,19 @@ fn changed_refuse_names_the_changed_task_inside_a_container_and_its_container() 
 // ---------------------------------------------------------------- checkpoint show, eval, graph
 
 #[test]
-fn checkpoint_show_of_a_missing_file_exits_4_naming_it() {
+fn checkpoint_show_of_a_missing_file_exits_1_saying_there_is_no_checkpoint() {
+    // Exit 4 means the package file was not found (as dtexec's): a missing
+    // checkpoint is an ordinary failure.
     let sb = Sandbox::new();
     no_panic(sb.cmd(["checkpoint", "show", "nope.ckpt"]).output())
-        .exit(4)
-        .stderr_has("nope.ckpt");
+        .exit(1)
+        .stderr_has("no checkpoint at nope.ckpt");
     no_panic(
         sb.cmd(["checkpoint", "show", "nope.ckpt", "--json"])
             .output(),
     )
-    .exit(4);
+    .exit(1)
+    .stderr_has("no checkpoint at nope.ckpt");
 }
 
 #[test]

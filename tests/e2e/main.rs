@@ -15,6 +15,7 @@ mod downloads;
 mod exactly_once;
 mod examples;
 mod failure_paths;
+mod first_hour;
 mod kill_at_scale;
 mod leftovers;
 mod package_cache;

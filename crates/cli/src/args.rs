@@ -10,7 +10,7 @@ use std::path::PathBuf;
 /// durably; when the package fails, the next run restores what finished and
 /// resumes at the point of failure (the SSIS checkpoint rules, see README).
 #[derive(Parser, Debug)]
-#[command(name = "checkflow", version, about, long_about, after_help = EXAMPLES)]
+#[command(name = "checkflow", version, after_help = EXAMPLES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Cmd,
@@ -18,14 +18,17 @@ pub struct Cli {
 
 const EXAMPLES: &str = "\
 Examples:
+  checkflow new nightly                       # a new package: nightly/package.yaml
+  checkflow run nightly/package.yaml          # fails by design; its comments say why
   checkflow run examples/quickstart/package.yaml
-  checkflow run nightly.yaml --set User::Day=2026-11-21 --checkpointing on
+  checkflow run nightly.yaml --set User::Day=2026-11-21 --checkpointing on --restart if_possible
   checkflow plan nightly.yaml                 # what a rerun would restore and run
   checkflow checkpoint show state/nightly.ckpt --json
   checkflow eval '\"file_\" + (DT_WSTR, 4) YEAR(GETDATE()) + \".csv\"'
 
 Exit codes (as dtexec): 0 success, 1 package failed, 3 cancelled,
-4 package file not found, 5 package not valid, 6 bad command line.
+4 package file not found, 5 package not valid, 6 bad command line
+(also `checkflow` with no command, which prints this help).
 
 Environment:
   CHECKFLOW_KEY        secret that seals sensitive values in checkpoints
@@ -35,6 +38,14 @@ Environment:
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
+    /// Start a new package: NAME/package.yaml, with a fresh id, a checkpoint, and a task that fails once to show a restart.
+    New {
+        /// The package's name, and the folder made for it.
+        name: String,
+        /// The folder to make it in.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
     /// Run a package (restarting from its checkpoint where the settings say so).
     Run(RunArgs),
     /// Load and validate a package; report every problem at once.

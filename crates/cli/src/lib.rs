@@ -1,6 +1,8 @@
 //! The command line: argv -> invocation -> exit code.
 //!
-//! 1. clap parses the arguments ([`args`]); a bad command line exits with 6.
+//! 1. clap parses the arguments ([`args`]); a bad command line exits with 6,
+//!    and so does no command at all (after printing the help), as dtexec
+//!    with no options does.
 //! 2. Each command is a thin wrapper over `ops::<verb>`.
 //! 3. Errors print their whole message to stderr and map to dtexec's exit codes ([`exit`]).
 
@@ -22,9 +24,9 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             let code = match e.kind() {
-                clap::error::ErrorKind::DisplayHelp
-                | clap::error::ErrorKind::DisplayVersion
-                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::SUCCESS,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    exit::SUCCESS
+                }
                 _ => exit::BAD_COMMAND_LINE,
             };
             let _ = e.print();
@@ -32,6 +34,7 @@ pub fn main() -> i32 {
         }
     };
     let result = match &cli.command {
+        Cmd::New { name, dir } => ops::new::new(name, dir),
         Cmd::Run(a) => ops::run::run(a),
         Cmd::Validate { package } => ops::validate::validate(package),
         Cmd::Plan { run, json } => ops::plan::plan(run, *json),

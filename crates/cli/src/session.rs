@@ -396,32 +396,6 @@ fn machine_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-fn new_run_id() -> String {
-    let mut b = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut b);
-    }
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    for (i, x) in t.to_le_bytes().iter().enumerate() {
-        b[i] ^= x;
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 fn to_exec_outcome(o: journal::Outcome) -> Outcome {
     match o {
         journal::Outcome::Success => Outcome::Success,
@@ -611,7 +585,7 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
         plan.package.checkpoint.save,
         opts,
     );
-    let run_id = new_run_id();
+    let run_id = checkflow_model::new_uuid();
     let start_time = jiff::Zoned::now().datetime();
 
     // Variables as the configuration given now makes them (used for file_expr).
@@ -740,6 +714,7 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
 
     let mut config = given.clone();
     let mut committed_tx = Vec::new();
+    check_rerun(&plan, &opts.rerun)?;
     let mut res;
     if let Some(st) = &state {
         let p = path.as_ref().expect("state implies a path");
@@ -933,14 +908,6 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
         })?;
         warnings.extend(res.warnings.iter().cloned());
     } else {
-        for r in &opts.rerun {
-            if plan.find(r).is_none() {
-                return Err(Fail::new(
-                    exit::BAD_COMMAND_LINE,
-                    format!("--rerun \"{r}\": the package has no executable with that path"),
-                ));
-            }
-        }
         res = resume(&plan, &Recorded::default(), &[], ChangedPolicy::Keep)
             .map_err(|e| Fail::new(exit::FAILURE, e.to_string()))?;
     }
@@ -1254,4 +1221,23 @@ mod prefetch_tests {
             used.map(|st| st.completed.keys().cloned().collect::<Vec<_>>())
         );
     }
+}
+
+/// Every `--rerun` path names an executable of the package; a misspelt one
+/// is a bad command line, with the closest path when one is close.
+fn check_rerun(plan: &Plan, rerun: &[String]) -> Result<(), Fail> {
+    for r in rerun {
+        if plan.find(r).is_none() {
+            let paths = plan.nodes.iter().skip(1).map(|n| n.path.as_str());
+            let hint = match checkflow_model::closest(r, paths) {
+                Some(p) => format!(" (did you mean \"{p}\"?)"),
+                None => String::new(),
+            };
+            return Err(Fail::new(
+                exit::BAD_COMMAND_LINE,
+                format!("--rerun \"{r}\": the package has no executable with that path{hint}"),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -799,7 +799,6 @@ impl<'a> Dispatcher<'a> {
         let n = r.node;
         let node = self.plan.node(n);
         let rt = &mut self.rt[n.index()];
-        rt.total += r.elapsed;
         rt.runs += 1;
         let mut result = r.result;
         if let Some(reason) = rt.stop_reason.take() {
@@ -810,6 +809,7 @@ impl<'a> Dispatcher<'a> {
         if let Err(e) = &result {
             rt.last_error = Some(e.clone());
             if self.cancelled {
+                rt.total += r.elapsed;
                 self.busy.remove(&n);
                 self.reporter.event(&Event::Finished {
                     node: n,
@@ -821,6 +821,7 @@ impl<'a> Dispatcher<'a> {
                 return;
             }
             if rt.attempt <= node.retries && !self.stopping {
+                rt.total += r.elapsed;
                 let delay = node.retry_delay;
                 rt.state = State::Waiting;
                 rt.retry_at = Some(Instant::now() + delay);
@@ -850,14 +851,15 @@ impl<'a> Dispatcher<'a> {
             outcome = forced(f);
         }
         let mut error = result.err();
+        // One measurement for the log line and the summary: the task's own
+        // time (measured where it ran), plus its commit when it has one.
+        let settling = Instant::now();
         if let Err(e) = self.settle_tx(n, outcome) {
             outcome = Outcome::Failure;
             error = Some(e);
         }
-        let duration = self.rt[n.index()]
-            .started
-            .map(|s| s.elapsed())
-            .unwrap_or(elapsed);
+        let duration = elapsed + settling.elapsed();
+        self.rt[n.index()].total += duration;
         self.reporter.event(&Event::Finished {
             node: n,
             status: State::Done(outcome).status(),

@@ -84,6 +84,16 @@ pub(crate) fn split_report(
             (m.clone(), m)
         }
     };
+    // A package without an id: say how to make one (the caret line keeps
+    // the short form).
+    let msg = if caret == "missing field `id`" {
+        format!(
+            "{caret}: a package needs a UUID of its own, which its checkpoint remembers; add `id: {}` (generated now), or start a new package with `checkflow new NAME`",
+            crate::new_uuid()
+        )
+    } else {
+        msg
+    };
     let file = path.display().to_string();
     let arrow = format!(" --> {file}:");
     // The caret line repeats the library's wording: show ours there too.
@@ -226,18 +236,24 @@ fn unknown_field(msg: &str) -> Option<(String, String)> {
         .filter(|n| !n.is_empty())
         .collect();
     let short = format!("unknown field `{field}`");
-    let best = names
-        .iter()
-        .map(|n| (edit_distance(field, n), *n))
-        .min()
-        .filter(|(d, n)| *d <= 2.max(n.len() / 4) && *d < n.len());
-    Some(match best {
-        Some((_, n)) => (format!("{short} (did you mean `{n}`?)"), short),
+    Some(match closest(field, names.iter().copied()) {
+        Some(n) => (format!("{short} (did you mean `{n}`?)"), short),
         None => (
             format!("{short}; expected one of {}", names.join(", ")),
             short,
         ),
     })
+}
+
+/// The name in `names` closest to `word`, if one is close enough to be what
+/// was meant (a typo or two, more for long names): for "did you mean" hints.
+pub fn closest<'a>(word: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .into_iter()
+        .map(|n| (edit_distance(word, n), n))
+        .min()
+        .filter(|(d, n)| *d <= 2.max(n.len() / 4) && *d < n.len())
+        .map(|(_, n)| n)
 }
 
 /// Levenshtein distance, case-insensitive (names are short).

@@ -12,10 +12,38 @@ mod spanned;
 mod wire;
 
 pub use defs::*;
-pub use error::{LoadError, SourcePos};
+pub use error::{LoadError, SourcePos, closest};
 pub use spanned::{Location, Spanned};
 
 use std::path::{Path, PathBuf};
+
+/// A new random UUID (version 4), for a package's `id` or a run's: 16 bytes
+/// from the operating system's random source, mixed with the clock.
+pub fn new_uuid() -> String {
+    let mut b = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    for (i, x) in t.to_le_bytes().iter().enumerate() {
+        b[i] ^= x;
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
 
 /// A loaded package file: its definition, its path, and its text (for error snippets).
 #[derive(Debug)]

@@ -219,7 +219,11 @@ impl<'a> Validator<'a> {
         if !is_uuid(def.id.value.trim_matches(|c| c == '{' || c == '}')) {
             self.err(
                 pos_of(&def.id),
-                format!("package id \"{}\" is not a UUID (expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", def.id.value),
+                format!(
+                    "package id \"{}\" is not a UUID (expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, e.g. `id: {}`, generated now)",
+                    def.id.value,
+                    checkflow_model::new_uuid()
+                ),
             );
         }
         if let Some(f) = &def.fail_package_on_failure
@@ -484,8 +488,12 @@ impl<'a> Validator<'a> {
         flow: Flow,
     ) -> Vec<NodeId> {
         let mut ids = Vec::with_capacity(defs.len());
+        // Each definition that built, with its node (one that did not, e.g.
+        // of an unknown type, has its error already and no node).
+        let mut built = Vec::with_capacity(defs.len());
         let mut by_name: HashMap<&str, NodeId, crate::PathHash> =
             HashMap::with_capacity_and_hasher(defs.len(), crate::PathHash);
+        let mut unbuilt: Vec<&str> = Vec::new();
         for d in defs {
             let name = d.value.name.value.as_str();
             if let Some(id) = self.build_node(parent, d) {
@@ -497,11 +505,14 @@ impl<'a> Validator<'a> {
                     );
                 }
                 ids.push(id);
+                built.push((d, id));
+            } else {
+                unbuilt.push(name);
             }
         }
         let graph = defs.iter().any(|d| d.value.after.is_some());
         if graph {
-            for (d, &id) in defs.iter().zip(&ids) {
+            for &(d, id) in &built {
                 let Some(after) = &d.value.after else {
                     continue;
                 };
@@ -512,6 +523,11 @@ impl<'a> Validator<'a> {
                         AfterDef::Full(c) => (c.task.as_str(), c.on, c.expr.as_deref()),
                     };
                     let Some(&from) = by_name.get(task) else {
+                        if unbuilt.contains(&task) {
+                            // It exists but could not be built: its own
+                            // error says why; this `after` is not wrong.
+                            continue;
+                        }
                         let me = d.value.name.value.as_str();
                         let known: Vec<&str> =
                             by_name.keys().copied().filter(|k| *k != me).collect();

@@ -14,6 +14,7 @@ macro_rules! outln {
 
 pub mod eval;
 pub mod graph;
+pub mod new;
 pub mod plan;
 pub mod run;
 pub mod show;

@@ -5,7 +5,8 @@ use crate::args::RunOpts;
 use crate::exit;
 use crate::session::{self, Fail, Session};
 use checkflow_exec::{VarStore, enumerate, split_finished};
-use checkflow_plan::{NodeId, NodeKind};
+use checkflow_model::{Logic, On};
+use checkflow_plan::{NodeId, NodeKind, Plan};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -34,7 +35,11 @@ pub fn plan(opts: &RunOpts, as_json: bool) -> Result<i32, Fail> {
             .zip(&skipped)
             .map(|(d, &skipped)| {
                 let n = plan.node(d.node);
-                let mut v = json!({"path": n.path, "type": n.kind.type_name(), "action": if d.restore {"restore"} else {"run"}, "reason": d.reason.to_string()});
+                let reason = match condition(plan, d.node).filter(|_| !d.restore) {
+                    Some(c) => format!("{}; {c}", d.reason),
+                    None => d.reason.to_string(),
+                };
+                let mut v = json!({"path": n.path, "type": n.kind.type_name(), "action": if d.restore {"restore"} else {"run"}, "reason": reason});
                 if skipped > 0 {
                     v["skipped_iterations"] = json!(skipped);
                 }
@@ -75,11 +80,16 @@ pub fn plan(opts: &RunOpts, as_json: bool) -> Result<i32, Fail> {
     for (d, &skipped) in s.resume.decisions.iter().zip(&skipped) {
         let n = plan.node(d.node);
         let depth = n.path.matches('/').count();
-        let skipped = if skipped > 0 {
+        let mut skipped = if skipped > 0 {
             format!("; skips {skipped} finished item(s)")
         } else {
             String::new()
         };
+        if !d.restore
+            && let Some(c) = condition(plan, d.node)
+        {
+            skipped = format!("; {c}{skipped}");
+        }
         outln!(
             o,
             "  {:<8}{}{}  ({}{skipped})",
@@ -91,6 +101,56 @@ pub fn plan(opts: &RunOpts, as_json: bool) -> Result<i32, Fail> {
     }
     emit(&o)?;
     Ok(exit::SUCCESS)
+}
+
+/// When an executable's precedence constraints do more than wait for its
+/// predecessors to succeed (a failure path, `on: completion`, an
+/// expression), the condition it runs under: "runs if Publish fails". It
+/// "runs" in the plan, but only if that holds when the run gets there.
+fn condition(plan: &Plan, node: NodeId) -> Option<String> {
+    let n = plan.node(node);
+    if n.preds
+        .iter()
+        .all(|c| c.on == On::Success && c.expr.is_none())
+    {
+        return None;
+    }
+    let (join, verb_one, verb_many) = match n.logic {
+        Logic::And => (" and ", "fails", "fail"),
+        Logic::Or => (" or ", "fails", "fails"),
+    };
+    let failing: Vec<&str> = n
+        .preds
+        .iter()
+        .filter(|c| c.on == On::Failure && c.expr.is_none())
+        .map(|c| plan.node(c.from).name.as_str())
+        .collect();
+    if failing.len() == n.preds.len() {
+        let names: Vec<String> = failing.iter().map(|f| f.to_string()).collect();
+        let verb = if names.len() == 1 {
+            verb_one
+        } else {
+            verb_many
+        };
+        return Some(format!("runs if {} {verb}", names.join(join)));
+    }
+    let parts: Vec<String> = n
+        .preds
+        .iter()
+        .map(|c| {
+            let from = &plan.node(c.from).name;
+            let result = match c.on {
+                On::Success => format!("{from} succeeds"),
+                On::Failure => format!("{from} fails"),
+                On::Completion => format!("{from} ends"),
+            };
+            match &c.expr {
+                Some(e) => format!("{result} and `{}` holds", e.source()),
+                None => result,
+            }
+        })
+        .collect();
+    Some(format!("runs if {}", parts.join(join)))
 }
 
 /// How many items of a loop that records its iterations the run would skip:

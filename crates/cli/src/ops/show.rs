@@ -16,10 +16,12 @@ fn shown(v: &journal::Restored) -> serde_json::Value {
 }
 
 pub fn show(path: &Path, as_json: bool) -> Result<i32, Fail> {
+    // Exit 4 is for package files (as dtexec's); a missing checkpoint is an
+    // ordinary failure. A link to nothing is not "missing": reading it says so.
     if std::fs::symlink_metadata(path).is_err() {
         return Err(Fail::new(
-            exit::NOT_FOUND,
-            format!("checkpoint file {} does not exist", path.display()),
+            exit::FAILURE,
+            format!("no checkpoint at {}", path.display()),
         ));
     }
     // Read without the key: sensitive values stay sealed, so they show masked.
