@@ -83,14 +83,14 @@ fn stop_then_finish(db: &Db, point: &str, load: &str) -> (Output, Output) {
     assert_eq!(stopped.code, expected, "{}: {point}\n{stopped:?}", db.kind);
     let finished = db.run(&sb, "package.yaml").output().exit(0);
     assert_eq!(
-        count(&sb, &db),
+        count(&sb, db),
         (100, 100),
         "{}: stopped at {point}, every row once\n{stopped:?}\n{finished:?}",
         db.kind
     );
     if load.contains("resume: true") {
         assert_eq!(
-            progress(&sb, &db),
+            progress(&sb, db),
             vec![vec![Value::from(100), Value::from(1)]],
             "{}: {point}: the progress row says done",
             db.kind
@@ -364,7 +364,7 @@ tasks:
     }
     assert!(kills > 0, "seed {seed:#x}: no run was killed");
     assert_eq!(
-        count(&sb, &db),
+        count(&sb, db),
         (40_000, 40_000),
         "seed {seed:#x}, {kills} kill(s)"
     );

@@ -341,3 +341,44 @@ tasks:
     );
     assert!(completed_paths(&sb.show("parent.ckpt")).contains("Child"));
 }
+
+/// Stopped before the child starts (kill -9, or a start that fails): the
+/// child ran no task, and the restart runs it once. (SIGTERM there lets the
+/// start go on and then stops the child as a parent's SIGTERM always does:
+/// the "while the child runs" case, which
+/// `ctrl_c_on_the_parent_stops_the_child_and_its_processes` tests.)
+#[test]
+fn a_parent_stopped_before_its_child_starts_runs_the_child_once() {
+    for action in ["kill", "error"] {
+        let sb = Sandbox::with_package(&format!(
+            r#"
+id: {ID}
+name: parent
+checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
+tasks:
+  - {{ name: Child, type: package, path: child.yaml, fail_package_on_failure: true }}
+"#
+        ));
+        sb.write(
+            "child.yaml",
+            &format!(
+                "id: {CHILD_ID}\nname: child\ncheckpoint: {{ file: child.ckpt, usage: if_exists, save: true }}\ntasks:\n  - {{ name: C1, type: process, command: \"echo C1 >> ledger.txt\" }}\n"
+            ),
+        );
+        let out = sb
+            .run()
+            .env(
+                "CHECKFLOW_TEST_FAILPOINT",
+                &format!("child-before-start={action}"),
+            )
+            .output();
+        assert_ne!(out.code, Some(0), "{action}: stopped\n{out:?}");
+        assert!(
+            sb.take_ledger().is_empty(),
+            "{action}: the child never started"
+        );
+        sb.run().output().exit(0);
+        assert_eq!(sb.take_ledger(), names(&["C1"]), "{action}");
+        assert!(child_checkpoints(&sb).is_empty(), "{action}");
+    }
+}
