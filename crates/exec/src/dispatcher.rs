@@ -1461,19 +1461,11 @@ impl<'a> Dispatcher<'a> {
             return;
         }
         if over_max && !self.cancelled {
-            // The paths its failures enabled have ended: now it fails.
+            // The paths its failures enabled have ended: now it fails, and
+            // ends as a container halted by a failure does (`fail` halts it).
             let msg = self.max_errors_message(c);
-            let _ = self.settle_tx(c, Outcome::Failure);
             self.rt[c.index()].last_error = Some(msg.clone());
-            self.reporter.event(&Event::Finished {
-                node: c,
-                status: Status::Failed,
-                duration,
-                error: Some(msg.clone()),
-            });
             self.fail(c, &msg);
-            self.complete(c, Outcome::Failure, duration);
-            return;
         }
         if self.rt[c.index()].halted {
             let _ = self.settle_tx(c, Outcome::Failure);
