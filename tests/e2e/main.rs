@@ -12,6 +12,7 @@ mod crash_matrix;
 mod data_tasks;
 mod disk_errors;
 mod downloads;
+mod event_handlers;
 mod exactly_once;
 mod examples;
 mod failure_paths;

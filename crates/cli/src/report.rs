@@ -370,6 +370,10 @@ impl Reporter for Console<'_> {
                 "{t} skip     {} item {key} (done by an earlier run)",
                 self.path(*node)
             ),
+            // The package's own lines (its event handlers') carry its name.
+            Event::Log { node, line, .. } if self.path(*node).is_empty() => {
+                format!("{t}   {} | {line}", self.plan.package.name)
+            }
             Event::Log { node, line, .. } => format!("{t}   {} | {line}", self.path(*node)),
             Event::Progress {
                 node,

@@ -13,8 +13,8 @@ use crate::vars::{TaskEnv, VarStore, eval_and_assign};
 use checkflow_expr::{Compiled, Env, Value};
 use checkflow_model::{ForceResult, Logic, On};
 use checkflow_plan::{
-    CancelToken, Execution, LogLevel, NodeId, NodeKind, Plan, ProcessScope, RunCx, TaskError,
-    TxScope, VarTable, VarValue,
+    CancelToken, Execution, HandlerEvent, LogLevel, NodeId, NodeKind, Plan, ProcessScope, RunCx,
+    SystemVar, TaskError, TxScope, VarTable, VarValue,
 };
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -42,12 +42,24 @@ pub struct RunOptions {
 /// Runs a package to its end.
 pub fn run(
     plan: &Plan,
+    mut opts: RunOptions,
+    recorder: &mut dyn Recorder,
+    reporter: &mut dyn Reporter,
+) -> RunResult {
+    let initial = std::mem::take(&mut opts.initial);
+    let store = Arc::new(VarStore::new(Arc::new(plan.vars.clone()), initial));
+    run_on(plan, store, opts, recorder, reporter)
+}
+
+/// Runs a package on a store the caller keeps (`opts.initial` is not read).
+fn run_on(
+    plan: &Plan,
+    store: Arc<VarStore>,
     opts: RunOptions,
     recorder: &mut dyn Recorder,
     reporter: &mut dyn Reporter,
 ) -> RunResult {
     let (tx, rx) = channel();
-    let store = Arc::new(VarStore::new(Arc::new(plan.vars.clone()), opts.initial));
     let n = plan.nodes.len();
     let mut d = Dispatcher {
         plan,
@@ -77,6 +89,8 @@ pub fn run(
         tx_seq: 0,
         processes: opts.processes,
         discards: Vec::new(),
+        handler_seq: 0,
+        any_handlers: plan.nodes.iter().any(|n| n.handlers.is_some()),
     };
     d.main_loop();
     d.finish()
@@ -123,6 +137,9 @@ struct Rt {
     /// A container's children that have not finished in the current
     /// iteration: kept so a completion costs O(1), not a scan of the siblings.
     open: usize,
+    /// An event handler attached to this executable failed while it ran
+    /// (on a warning it logged): its result is a failure.
+    handler_error: Option<String>,
 }
 
 enum Work {
@@ -193,6 +210,10 @@ struct Dispatcher<'a> {
     processes: Option<Arc<ProcessScope>>,
     /// Files to remove once their unit's record is durable, by unit.
     discards: Vec<(NodeId, PathBuf)>,
+    /// Event handler runs so far (each gets transaction markers of its own).
+    handler_seq: u64,
+    /// Some executable has an event handler (most packages have none).
+    any_handlers: bool,
 }
 
 /// Per node, the unit whose record carries the variables it changes: the
@@ -241,7 +262,11 @@ pub fn now_civil() -> jiff::civil::DateTime {
 
 impl<'a> Dispatcher<'a> {
     fn main_loop(&mut self) {
+        let pre = self.fire(HandlerEvent::OnPreExecute, Plan::ROOT, 0, "");
         self.start_container(Plan::ROOT);
+        if let Some(e) = pre {
+            self.container_error(Plan::ROOT, codes::HANDLER, e);
+        }
         loop {
             self.drain();
             if self.rt[0].state.is_terminal() {
@@ -278,7 +303,17 @@ impl<'a> Dispatcher<'a> {
             Msg::Done(d) => self.results.push_back(d),
             Msg::Discard { node, path } => self.discards.push((self.units[node.index()], path)),
             Msg::Log { node, level, line } => {
-                self.reporter.event(&Event::Log { node, level, line })
+                let warning = (level == LogLevel::Warn).then(|| line.clone());
+                self.reporter.event(&Event::Log { node, level, line });
+                if let Some(line) = warning
+                    && let Some(e) = self.fire(HandlerEvent::OnWarning, node, 0, &line)
+                {
+                    if self.rt[node.index()].state.is_terminal() {
+                        self.errors.push(format!("{}: {e}", self.label(node)));
+                    } else {
+                        self.rt[node.index()].handler_error.get_or_insert(e);
+                    }
+                }
             }
             Msg::Progress {
                 node,
@@ -661,6 +696,16 @@ impl<'a> Dispatcher<'a> {
             self.set_terminal(n, State::Disabled);
             return;
         }
+        if let Some(e) = self.fire(HandlerEvent::OnPreExecute, n, 0, "") {
+            // Its own on_pre_execute handler failed: it fails without running.
+            self.rt[n.index()].state = State::Running;
+            self.finish_task(n, Err(e), Duration::ZERO);
+            return;
+        }
+        if self.stopping || self.halted_above(n) {
+            // A handler above failed and stopped what it holds.
+            return;
+        }
         match &node.kind {
             NodeKind::Task { action, .. } => {
                 if action.inline() || self.running < self.max_concurrent {
@@ -842,6 +887,12 @@ impl<'a> Dispatcher<'a> {
 
     fn finish_task(&mut self, n: NodeId, result: Result<(), String>, elapsed: Duration) {
         let node = self.plan.node(n);
+        let mut result = result;
+        if let Some(e) = self.rt[n.index()].handler_error.take()
+            && result.is_ok()
+        {
+            result = Err(e);
+        }
         let mut outcome = if result.is_ok() {
             Outcome::Success
         } else {
@@ -852,9 +903,25 @@ impl<'a> Dispatcher<'a> {
         }
         let mut error = result.err();
         // One measurement for the log line and the summary: the task's own
-        // time (measured where it ran), plus its commit when it has one.
+        // time (measured where it ran), its handlers, and its commit.
         let settling = Instant::now();
+        // Its handlers run before its commit: one that fails makes it fail,
+        // and a failure must roll back, never follow a commit.
+        if outcome == Outcome::Failure {
+            let code = if self.rt[n.index()].timed_out {
+                codes::TIMEOUT
+            } else {
+                codes::FAILED
+            };
+            let msg = error.clone().unwrap_or_else(|| FORCED.into());
+            self.fire_failure(n, code, &msg);
+        }
+        if let Some(e) = self.fire_post_execute(n, outcome) {
+            outcome = Outcome::Failure;
+            error = Some(e);
+        }
         if let Err(e) = self.settle_tx(n, outcome) {
+            self.fire_failure(n, codes::COMMIT, &e);
             outcome = Outcome::Failure;
             error = Some(e);
         }
@@ -867,11 +934,197 @@ impl<'a> Dispatcher<'a> {
             error: error.clone(),
         });
         if outcome == Outcome::Failure {
-            let msg = error.unwrap_or_else(|| "forced to fail (force_result: failure)".into());
+            let msg = error.unwrap_or_else(|| FORCED.into());
             self.rt[n.index()].last_error = Some(msg.clone());
             self.fail(n, &msg);
         }
         self.complete(n, outcome, duration);
+    }
+
+    // ----- event handlers -----
+
+    /// Fires `event` for `source`: its own handler for that event, then each
+    /// ancestor's up to the package, until one sets `System::Propagate` to
+    /// false. Handlers run here, before anything else moves: the executable
+    /// waits for them. A failed handler counts as an error of the executable
+    /// it is attached to; the error of `source`'s own is returned, for the
+    /// caller to fail it with. No handler runs once the run is interrupted.
+    fn fire(
+        &mut self,
+        event: HandlerEvent,
+        source: NodeId,
+        code: i32,
+        description: &str,
+    ) -> Option<String> {
+        if self.cancelled || !self.any_handlers {
+            return None;
+        }
+        let plan = self.plan;
+        let mut own = None;
+        for a in std::iter::once(source).chain(plan.ancestors(source)) {
+            let Some(handler) = plan.node(a).handlers.as_ref().and_then(|h| h.get(event)) else {
+                continue;
+            };
+            let (failed, propagate) =
+                self.run_handler(handler, event, a, source, code, description);
+            if self.interrupt.load(Ordering::SeqCst) {
+                // Interrupted while it ran: the run stops as on any signal.
+                // What the handler was for ends as it would have without
+                // it (handlers are never recorded, so none is owed later).
+                self.cancel_run();
+                break;
+            }
+            if let Some(msg) = failed {
+                let msg = format!("its {} handler failed: {msg}", event.key());
+                if a == source {
+                    own = Some(msg);
+                } else {
+                    self.handler_failed(a, msg);
+                }
+            }
+            if !propagate || self.cancelled {
+                break;
+            }
+        }
+        own
+    }
+
+    /// OnError, then OnTaskFailed, for an executable that fails with `msg`.
+    /// Its own handlers failing add errors to one it already has.
+    fn fire_failure(&mut self, n: NodeId, code: i32, msg: &str) {
+        for event in [HandlerEvent::OnError, HandlerEvent::OnTaskFailed] {
+            if let Some(e) = self.fire(event, n, code, msg) {
+                self.errors.push(format!("{}: {e}", self.label(n)));
+            }
+        }
+    }
+
+    /// OnPostExecute for an executable ending with `outcome`: the error that
+    /// fails it if its own handler failed (the failure events fire for it).
+    fn fire_post_execute(&mut self, n: NodeId, outcome: Outcome) -> Option<String> {
+        let e = self.fire(HandlerEvent::OnPostExecute, n, 0, "")?;
+        if outcome == Outcome::Failure {
+            self.errors.push(format!("{}: {e}", self.label(n)));
+            return None;
+        }
+        self.fire_failure(n, codes::HANDLER, &e);
+        Some(e)
+    }
+
+    /// A handler attached to `a` failed while `a` runs (for a descendant's
+    /// event): one more error of `a`'s, which fails it at its `max_errors`.
+    fn handler_failed(&mut self, a: NodeId, msg: String) {
+        let rt = &mut self.rt[a.index()];
+        if rt.state.is_terminal() || rt.halted {
+            self.errors.push(format!("{}: {msg}", self.label(a)));
+            return;
+        }
+        rt.errors += 1;
+        if rt.errors >= self.plan.node(a).max_errors {
+            rt.last_error = Some(msg.clone());
+            self.fail(a, &msg);
+        } else {
+            self.errors.push(format!("{}: {msg}", self.label(a)));
+        }
+    }
+
+    /// Runs one handler to its end, on a copy of the variables with the
+    /// event's system values set; the variables it changes are copied back.
+    /// Returns its error if it failed, and whether the event propagates.
+    fn run_handler(
+        &mut self,
+        handler: &Plan,
+        event: HandlerEvent,
+        attached: NodeId,
+        source: NodeId,
+        code: i32,
+        description: &str,
+    ) -> (Option<String>, bool) {
+        let vars = &handler.vars;
+        let before = self.store.snapshot();
+        let mut initial = before.clone();
+        let source_node = self.plan.node(source);
+        for (var, value) in [
+            (SystemVar::SourceName, Value::WStr(source_node.name.clone())),
+            (SystemVar::SourceId, Value::WStr(source_node.path.clone())),
+            (SystemVar::ErrorCode, Value::I4(code)),
+            (SystemVar::ErrorDescription, Value::WStr(description.into())),
+            (SystemVar::Propagate, Value::Bool(true)),
+        ] {
+            initial[vars.system_slot(var) as usize] = VarValue::Scalar(value);
+        }
+        let store = Arc::new(VarStore::new(Arc::new(vars.clone()), initial));
+        let title = format!("{} handler of {}", event.key(), self.label(attached));
+        let about = if source == attached {
+            String::new()
+        } else {
+            format!(" for {}", self.label(source))
+        };
+        self.reporter.event(&Event::Log {
+            node: attached,
+            level: LogLevel::Info,
+            line: format!("{title}{about}: started"),
+        });
+        self.handler_seq += 1;
+        let opts = RunOptions {
+            max_concurrent: handler.package.max_concurrent,
+            resume: Resume::default(),
+            initial: Vec::new(),
+            interrupt: self.interrupt.clone(),
+            tx_prefix: format!("{}:handler{}", self.tx_prefix, self.handler_seq),
+            processes: None,
+        };
+        let mut reporter = HandlerReporter {
+            inner: &mut *self.reporter,
+            handler,
+            attached,
+            key: event.key(),
+        };
+        let result = run_on(handler, store.clone(), opts, &mut NoRecorder, &mut reporter);
+        let after = store.snapshot();
+        let unit = self.units[source.index()];
+        for (slot, (old, new)) in before.iter().zip(&after).enumerate() {
+            if old != new && vars.decls[slot].system.is_none() {
+                self.store.set(slot as u32, new.clone(), unit);
+            }
+        }
+        let propagate = !matches!(
+            after[vars.system_slot(SystemVar::Propagate) as usize],
+            VarValue::Scalar(Value::Bool(false))
+        );
+        let failed = match result.outcome {
+            PackageOutcome::Success => None,
+            PackageOutcome::Cancelled => Some("interrupted".to_string()),
+            PackageOutcome::Failure => Some(
+                result
+                    .errors
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "it failed".into()),
+            ),
+        };
+        self.reporter.event(&Event::Log {
+            node: attached,
+            level: if failed.is_some() {
+                LogLevel::Warn
+            } else {
+                LogLevel::Info
+            },
+            line: match &failed {
+                None => format!("{title}{about}: succeeded"),
+                Some(e) => format!("{title}{about}: failed: {e}"),
+            },
+        });
+        (failed, propagate)
+    }
+
+    /// An executable as messages name it: its path, or the package's name.
+    fn label(&self, n: NodeId) -> String {
+        if n == Plan::ROOT {
+            self.plan.package.name.clone()
+        } else {
+            self.plan.node(n).path.clone()
+        }
     }
 
     /// Records (when allowed) and marks the executable done.
@@ -1019,12 +1272,7 @@ impl<'a> Dispatcher<'a> {
     /// An executable failed: count errors up the tree, apply FailParentOnFailure
     /// and FailPackageOnFailure, and mark the chain if the package failed.
     fn fail(&mut self, n: NodeId, msg: &str) {
-        let path = &self.plan.node(n).path;
-        let label = if path.is_empty() {
-            self.plan.package.name.clone()
-        } else {
-            path.clone()
-        };
+        let label = self.label(n);
         self.errors.push(format!("{label}: {msg}"));
         let mut cascade = Vec::new();
         let reached_limit = self.fail_rec(n, &mut cascade);
@@ -1213,7 +1461,11 @@ impl<'a> Dispatcher<'a> {
                 if let Some(init) = &l.init {
                     let env = self.env_for(n, None);
                     if let Err(e) = eval_and_assign(init, &env) {
-                        self.container_error(n, format!("for_loop init failed: {e}"));
+                        self.container_error(
+                            n,
+                            codes::FAILED,
+                            format!("for_loop init failed: {e}"),
+                        );
                         return;
                     }
                 }
@@ -1231,15 +1483,18 @@ impl<'a> Dispatcher<'a> {
                         self.rt[n.index()].items = VecDeque::from(keep);
                         self.next_iteration(n);
                     }
-                    Err(e) => self.container_error(n, e),
+                    Err(e) => self.container_error(n, codes::FAILED, e),
                 }
             }
             _ => self.start_children(n),
         }
     }
 
-    fn container_error(&mut self, n: NodeId, msg: String) {
+    fn container_error(&mut self, n: NodeId, code: i32, msg: String) {
         self.rt[n.index()].last_error = Some(msg.clone());
+        if let Some(e) = self.fire(HandlerEvent::OnError, n, code, &msg) {
+            self.errors.push(format!("{}: {e}", self.label(n)));
+        }
         self.fail(n, &msg);
         self.agenda.push_back(Work::ChildDone(n));
     }
@@ -1259,7 +1514,7 @@ impl<'a> Dispatcher<'a> {
                 }
             }
         }
-        self.container_error(n, msg);
+        self.container_error(n, codes::TIMEOUT, msg);
     }
 
     fn start_children(&mut self, n: NodeId) {
@@ -1308,7 +1563,11 @@ impl<'a> Dispatcher<'a> {
                         return;
                     }
                     Err(e) => {
-                        self.container_error(n, format!("for_loop eval failed: {e}"));
+                        self.container_error(
+                            n,
+                            codes::FAILED,
+                            format!("for_loop eval failed: {e}"),
+                        );
                         return;
                     }
                 }
@@ -1330,6 +1589,7 @@ impl<'a> Dispatcher<'a> {
                             let vn = self.plan.vars.decl(*slot).name.qualified();
                             self.container_error(
                                 n,
+                                codes::FAILED,
                                 format!("item \"{}\" does not fit {vn}: {e}", item.key),
                             );
                             return;
@@ -1414,7 +1674,11 @@ impl<'a> Dispatcher<'a> {
                 if let Some(a) = &l.assign {
                     let env = self.env_for(c, None);
                     if let Err(e) = eval_and_assign(a, &env) {
-                        self.container_error(c, format!("for_loop assign failed: {e}"));
+                        self.container_error(
+                            c,
+                            codes::FAILED,
+                            format!("for_loop assign failed: {e}"),
+                        );
                         return;
                     }
                 }
@@ -1447,12 +1711,32 @@ impl<'a> Dispatcher<'a> {
                 let msg = self.max_errors_message(c);
                 self.errors
                     .push(format!("{}: {msg}", self.plan.package.name));
+                self.rt[0].last_error = Some(msg.clone());
+                if let Some(e) = self.fire(HandlerEvent::OnError, c, codes::MAX_ERRORS, &msg) {
+                    self.errors.push(format!("{}: {e}", self.label(c)));
+                }
             }
-            let o = if self.rt[0].halted || over_max || self.journal_error.is_some() {
+            let mut o = if self.rt[0].halted || over_max || self.journal_error.is_some() {
                 Outcome::Failure
             } else {
                 Outcome::Success
             };
+            if !self.cancelled {
+                if o == Outcome::Failure {
+                    let msg = self.rt[0]
+                        .last_error
+                        .clone()
+                        .or_else(|| self.errors.first().cloned())
+                        .unwrap_or_default();
+                    if let Some(e) = self.fire(HandlerEvent::OnTaskFailed, c, codes::FAILED, &msg) {
+                        self.errors.push(format!("{}: {e}", self.label(c)));
+                    }
+                }
+                if let Some(e) = self.fire_post_execute(c, o) {
+                    self.errors.push(format!("{}: {e}", self.label(c)));
+                    o = Outcome::Failure;
+                }
+            }
             self.rt[0].state = if self.cancelled {
                 State::Cancelled
             } else {
@@ -1465,9 +1749,19 @@ impl<'a> Dispatcher<'a> {
             // ends as a container halted by a failure does (`fail` halts it).
             let msg = self.max_errors_message(c);
             self.rt[c.index()].last_error = Some(msg.clone());
+            if let Some(e) = self.fire(HandlerEvent::OnError, c, codes::MAX_ERRORS, &msg) {
+                self.errors.push(format!("{}: {e}", self.label(c)));
+            }
             self.fail(c, &msg);
         }
         if self.rt[c.index()].halted {
+            if !self.cancelled {
+                let msg = self.rt[c.index()].last_error.clone().unwrap_or_default();
+                if let Some(e) = self.fire(HandlerEvent::OnTaskFailed, c, codes::FAILED, &msg) {
+                    self.errors.push(format!("{}: {e}", self.label(c)));
+                }
+                self.fire_post_execute(c, Outcome::Failure);
+            }
             let _ = self.settle_tx(c, Outcome::Failure);
             self.reporter.event(&Event::Finished {
                 node: c,
@@ -1493,9 +1787,20 @@ impl<'a> Dispatcher<'a> {
         if let Some(f) = node.force_result {
             outcome = forced(f);
         }
-        let mut error = (outcome == Outcome::Failure)
-            .then(|| "forced to fail (force_result: failure)".to_string());
+        let mut error = (outcome == Outcome::Failure).then(|| FORCED.to_string());
+        if let Some(e) = &error
+            && !self.cancelled
+        {
+            self.fire_failure(c, codes::FAILED, e);
+        }
+        if !self.cancelled
+            && let Some(e) = self.fire_post_execute(c, outcome)
+        {
+            outcome = Outcome::Failure;
+            error = Some(e);
+        }
         if let Err(e) = self.settle_tx(c, outcome) {
+            self.fire_failure(c, codes::COMMIT, &e);
             outcome = Outcome::Failure;
             error = Some(e);
         }
@@ -1545,6 +1850,81 @@ impl<'a> Dispatcher<'a> {
             duration: self.started.elapsed(),
             errors: self.errors,
         }
+    }
+}
+
+/// The result of `force_result: failure`, as an error.
+const FORCED: &str = "forced to fail (force_result: failure)";
+
+/// `System::ErrorCode` in an event handler, by what raised the error.
+mod codes {
+    /// The executable's own error (a task failing, a loop's expression).
+    pub const FAILED: i32 = 1;
+    /// It ran past its `timeout`.
+    pub const TIMEOUT: i32 = 2;
+    /// Its error count reached its `max_errors`.
+    pub const MAX_ERRORS: i32 = 3;
+    /// An event handler of its own failed.
+    pub const HANDLER: i32 = 4;
+    /// Its transaction could not commit.
+    pub const COMMIT: i32 = 5;
+}
+
+/// Passes a handler's events on as lines of the executable it is attached
+/// to: its executables are not the package's, and nothing records them.
+struct HandlerReporter<'r> {
+    inner: &'r mut dyn Reporter,
+    handler: &'r Plan,
+    attached: NodeId,
+    key: &'static str,
+}
+
+impl Reporter for HandlerReporter<'_> {
+    fn event(&mut self, ev: &Event) {
+        let path = |n: &NodeId| self.handler.node(*n).path.as_str();
+        let (level, text) = match ev {
+            Event::Started { node, .. } if *node != Plan::ROOT => {
+                (LogLevel::Info, format!("start {}", path(node)))
+            }
+            Event::Finished {
+                node,
+                status,
+                duration,
+                error,
+            } if *node != Plan::ROOT => {
+                let level = match status {
+                    Status::Failed | Status::Cancelled => LogLevel::Warn,
+                    _ => LogLevel::Info,
+                };
+                let mut line = format!("{status} {} ({})", path(node), humantime(*duration));
+                if let Some(e) = error {
+                    line.push_str(": ");
+                    line.push_str(e);
+                }
+                (level, line)
+            }
+            Event::Log { node, level, line } => (*level, format!("{} | {line}", path(node))),
+            Event::Retrying {
+                node,
+                attempt,
+                error,
+                ..
+            } => (
+                LogLevel::Warn,
+                format!("retry {} after attempt {attempt}: {error}", path(node)),
+            ),
+            Event::Warning { message } => (LogLevel::Warn, message.clone()),
+            _ => return,
+        };
+        self.inner.event(&Event::Log {
+            node: self.attached,
+            level,
+            line: format!("{} | {text}", self.key),
+        });
+    }
+
+    fn flush(&mut self) {
+        self.inner.flush();
     }
 }
 

@@ -112,7 +112,9 @@ impl Env for TaskEnv<'_> {
         match decl.system {
             Some(SystemVar::TaskName) => return Value::WStr(self.task_name.to_string()),
             Some(SystemVar::ContainerStartTime) => return Value::DbTimestamp(self.start),
-            Some(SystemVar::ErrorDescription) => {
+            // On an error path, the failed predecessor's error; in an event
+            // handler, the event's (a value of the handler's own store).
+            Some(SystemVar::ErrorDescription) if self.error.is_some() => {
                 return Value::WStr(self.error.unwrap_or("").to_string());
             }
             _ => {}

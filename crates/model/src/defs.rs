@@ -44,6 +44,48 @@ pub struct PackageDef {
     /// The package's executables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<Spanned<Box<TaskDef>>>,
+    /// Event handlers of the package (for its own events and, as they
+    /// propagate, every executable's in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_handlers: Option<Spanned<Box<EventHandlersDef>>>,
+}
+
+/// `event_handlers:` on the package or an executable: for each event, the
+/// executables that run when it fires (a small control flow of their own).
+#[derive(Debug, Deserialize, Serialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct EventHandlersDef {
+    /// OnError: an executable raised an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<Vec<Spanned<Box<TaskDef>>>>,
+    /// OnTaskFailed: an executable failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_task_failed: Option<Vec<Spanned<Box<TaskDef>>>>,
+    /// OnPreExecute: an executable is about to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_pre_execute: Option<Vec<Spanned<Box<TaskDef>>>>,
+    /// OnPostExecute: an executable has finished running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_post_execute: Option<Vec<Spanned<Box<TaskDef>>>>,
+    /// OnWarning: an executable logged a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_warning: Option<Vec<Spanned<Box<TaskDef>>>>,
+}
+
+/// The executables of one event handler.
+pub type HandlerTasks = [Spanned<Box<TaskDef>>];
+
+impl EventHandlersDef {
+    /// Each event's key and its handler, in the order above.
+    pub fn lists(&self) -> [(&'static str, Option<&HandlerTasks>); 5] {
+        [
+            ("on_error", self.on_error.as_deref()),
+            ("on_task_failed", self.on_task_failed.as_deref()),
+            ("on_pre_execute", self.on_pre_execute.as_deref()),
+            ("on_post_execute", self.on_post_execute.as_deref()),
+            ("on_warning", self.on_warning.as_deref()),
+        ]
+    }
 }
 
 /// `checkpoint:` settings (CheckpointFileName, CheckpointUsage, SaveCheckpoints).
@@ -318,6 +360,9 @@ pub struct TaskDef {
     pub timeout: Option<Spanned<String>>,
     /// Property expressions.
     pub expressions: Option<Spanned<BTreeMap<String, String>>>,
+    /// Event handlers (not part of the fingerprint: they are never
+    /// checkpointed, so changing one does not change what a restart skips).
+    pub event_handlers: Option<Spanned<Box<EventHandlersDef>>>,
 
     // -- containers --
     /// Children.
@@ -547,6 +592,7 @@ impl Serialize for TaskDef {
             "retry_delay", self.retry_delay.is_none(), &self.retry_delay;
             "timeout", self.timeout.is_none(), &self.timeout;
             "expressions", self.expressions.is_none(), &self.expressions;
+            "event_handlers", fingerprinting_or_none(&self.event_handlers), &self.event_handlers;
             "tasks", fingerprinting_or_none(&self.tasks), &self.tasks;
             "flow", self.flow.is_none(), &self.flow;
             "init", loops.init.is_none(), &loops.init;

@@ -44,6 +44,8 @@ pub(crate) struct TaskWire {
     #[serde(default)]
     expressions: Option<Spanned<BTreeMap<String, String>>>,
     #[serde(default)]
+    event_handlers: Option<Spanned<Box<EventHandlersDef>>>,
+    #[serde(default)]
     tasks: Option<Vec<Spanned<Box<TaskDef>>>>,
     #[serde(default)]
     flow: Option<Flow>,
@@ -210,6 +212,7 @@ impl From<TaskWire> for TaskDef {
             retry_delay: w.retry_delay,
             timeout: w.timeout,
             expressions: w.expressions,
+            event_handlers: w.event_handlers,
             tasks: w.tasks,
             flow: w.flow,
             expr: w.expr,

@@ -67,6 +67,7 @@ pub fn validate_with(
         memo: ExprMemo::default(),
         nodes: Vec::new(),
         defs: Vec::new(),
+        handler_nodes: Vec::new(),
     };
     // Every other message quotes names: a name that could forge or hide a
     // line of output is reported alone, escaped, before anything else.
@@ -83,6 +84,7 @@ pub fn validate_with(
     v.nodes.reserve_exact(count);
     v.defs.reserve_exact(count);
     v.build_root();
+    v.build_handlers();
     if !v.diags.is_empty() {
         return Err(v.into_error(&pkg.path));
     }
@@ -91,7 +93,7 @@ pub fn validate_with(
         None => crate::cpus() + 2,
     };
     let by_path = crate::index_paths(&v.nodes);
-    Ok(Plan {
+    let mut plan = Plan {
         package: PackageInfo {
             id: pkg.def.id.value.clone(),
             name: pkg.def.name.value.clone(),
@@ -109,7 +111,21 @@ pub fn validate_with(
             .map(|(k, c)| (k.clone(), c.value.clone()))
             .collect(),
         by_path,
-    })
+    };
+    for (attached, event, nodes) in v.handler_nodes {
+        let handler = Plan {
+            package: plan.package.clone(),
+            vars: plan.vars.clone(),
+            by_path: crate::index_paths(&nodes),
+            nodes,
+            connections: plan.connections.clone(),
+        };
+        plan.nodes[attached.index()]
+            .handlers
+            .get_or_insert_default()
+            .set(event, handler);
+    }
+    Ok(plan)
 }
 
 struct Validator<'a> {
@@ -125,6 +141,10 @@ struct Validator<'a> {
     nodes: Vec<Node>,
     /// Each node's definition (none for the package), by node index.
     defs: Vec<Option<&'a TaskDef>>,
+    /// The event handlers built: the executable each is attached to, its
+    /// event, and its nodes (a plan of their own once the package's
+    /// settings are known).
+    handler_nodes: Vec<(NodeId, HandlerEvent, Vec<Node>)>,
 }
 
 /// How many executables these definitions hold, nested ones included.
@@ -181,6 +201,11 @@ impl<'a> Validator<'a> {
             self.check_name("connection", name, pos_of(c));
         }
         self.check_task_names(&def.tasks);
+        if let Some(h) = &def.event_handlers {
+            for (_, list) in h.value.lists() {
+                self.check_task_names(list.unwrap_or_default());
+            }
+        }
     }
 
     fn check_task_names(&mut self, defs: &[Spanned<Box<TaskDef>>]) {
@@ -198,6 +223,11 @@ impl<'a> Validator<'a> {
             }
             if let Some(children) = &d.tasks {
                 self.check_task_names(children);
+            }
+            if let Some(h) = &d.event_handlers {
+                for (_, list) in h.value.lists() {
+                    self.check_task_names(list.unwrap_or_default());
+                }
             }
         }
     }
@@ -306,6 +336,7 @@ impl<'a> Validator<'a> {
             let initial = match sv {
                 SystemVar::PackageName => VarValue::Scalar(Value::WStr(def.name.value.clone())),
                 SystemVar::PackageId => VarValue::Scalar(Value::WStr(def.id.value.clone())),
+                SystemVar::Propagate => VarValue::Scalar(Value::Bool(true)),
                 _ => default_value(&sv.data_type()),
             };
             self.vars.add(VarDecl {
@@ -318,7 +349,7 @@ impl<'a> Validator<'a> {
                 expr: None,
                 env: None,
                 sensitive: false,
-                read_only: true,
+                read_only: sv != SystemVar::Propagate,
                 system: Some(sv),
             });
         }
@@ -474,6 +505,7 @@ impl<'a> Validator<'a> {
             recordable: true,
             atomic: false,
             pos: pos_of(&def.name),
+            handlers: None,
         });
         let children = self.build_children(NodeId(0), &def.tasks, def.flow.unwrap_or_default());
         self.nodes[0].children = children;
@@ -785,6 +817,7 @@ impl<'a> Validator<'a> {
             recordable: true,
             atomic: false,
             pos,
+            handlers: None,
         });
 
         let kind = if container_fields.is_some() {
@@ -1031,6 +1064,70 @@ impl<'a> Validator<'a> {
     }
 
     /// Fills fingerprints (bottom-up) and recordability (top-down).
+    /// Builds every event handler of the package and its executables. Each
+    /// is a control flow of its own under a package node of its own, built
+    /// with the package's variables and connections; nothing in it is
+    /// recorded, and its executables may not have handlers of their own.
+    fn build_handlers(&mut self) {
+        for i in 0..self.nodes.len() {
+            let handlers = if i == 0 {
+                self.def.event_handlers.as_ref()
+            } else {
+                self.defs
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .and_then(|d| d.event_handlers.as_ref())
+            };
+            let Some(h) = handlers else { continue };
+            for (event, (key, list)) in HandlerEvent::ALL.into_iter().zip(h.value.lists()) {
+                debug_assert_eq!(event.key(), key);
+                let Some(list) = list else { continue };
+                let nodes = self.build_handler(NodeId(i as u32), event, list);
+                self.handler_nodes.push((NodeId(i as u32), event, nodes));
+            }
+        }
+    }
+
+    fn build_handler(
+        &mut self,
+        attached: NodeId,
+        event: HandlerEvent,
+        defs: &'a [Spanned<Box<TaskDef>>],
+    ) -> Vec<Node> {
+        let label = self.container_label(attached);
+        let main_nodes = std::mem::take(&mut self.nodes);
+        let main_defs = std::mem::take(&mut self.defs);
+        let ahead = self.ahead.take();
+        let mut root = main_nodes[0].clone();
+        root.name = format!("{} of {label}", event.key());
+        root.children = Vec::new();
+        root.max_errors = 1;
+        root.recordable = false;
+        root.handlers = None;
+        root.fingerprint = String::new();
+        self.nodes.push(root);
+        let children = self.build_children(NodeId(0), defs, Flow::Sequence);
+        self.nodes[0].children = children;
+        self.finish(NodeId(0));
+        let inner: Vec<&'a TaskDef> = self.defs.iter().flatten().copied().collect();
+        for d in inner {
+            if let Some(h) = &d.event_handlers {
+                self.err(
+                    pos_of(h),
+                    format!(
+                        "\"{}\" is in the {} handler of {label}: an executable inside an event handler cannot have event handlers of its own",
+                        d.name.value,
+                        event.key()
+                    ),
+                );
+            }
+        }
+        self.defs = main_defs;
+        self.ahead = ahead;
+        std::mem::replace(&mut self.nodes, main_nodes)
+    }
+
     fn finish(&mut self, root: NodeId) {
         let mut order = Vec::new();
         let mut stack = vec![root];

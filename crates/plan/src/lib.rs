@@ -28,8 +28,8 @@ pub use duration::parse_duration;
 pub use failpoint::failpoint;
 pub use fingerprint::FingerprintsAhead;
 pub use node::{
-    CheckpointFile, CheckpointSettings, Constraint, Enumerator, LoopExprs, Node, NodeId, NodeKind,
-    PackageInfo,
+    CheckpointFile, CheckpointSettings, Constraint, Enumerator, HandlerEvent, Handlers, LoopExprs,
+    Node, NodeId, NodeKind, PackageInfo,
 };
 pub use procs::{ProcessScope, TAG_ENV};
 pub use task::{

@@ -195,4 +195,67 @@ pub struct Node {
     pub atomic: bool,
     /// Where it is defined.
     pub pos: SourcePos,
+    /// Its event handlers, if it has any.
+    pub handlers: Option<Box<Handlers>>,
+}
+
+/// The events an event handler runs for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HandlerEvent {
+    /// An executable raised an error.
+    OnError,
+    /// An executable failed.
+    OnTaskFailed,
+    /// An executable is about to run.
+    OnPreExecute,
+    /// An executable has finished running.
+    OnPostExecute,
+    /// An executable logged a warning.
+    OnWarning,
+}
+
+impl HandlerEvent {
+    /// Every event, in the order of the package format.
+    pub const ALL: [HandlerEvent; 5] = [
+        HandlerEvent::OnError,
+        HandlerEvent::OnTaskFailed,
+        HandlerEvent::OnPreExecute,
+        HandlerEvent::OnPostExecute,
+        HandlerEvent::OnWarning,
+    ];
+
+    /// Its key under `event_handlers:`.
+    pub fn key(self) -> &'static str {
+        match self {
+            HandlerEvent::OnError => "on_error",
+            HandlerEvent::OnTaskFailed => "on_task_failed",
+            HandlerEvent::OnPreExecute => "on_pre_execute",
+            HandlerEvent::OnPostExecute => "on_post_execute",
+            HandlerEvent::OnWarning => "on_warning",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// An executable's event handlers: for each event, the executables that run
+/// when it fires, as a plan of their own (its package node stands for the
+/// handler; nothing in it is ever recorded).
+#[derive(Clone, Default)]
+pub struct Handlers {
+    plans: [Option<Arc<crate::Plan>>; 5],
+}
+
+impl Handlers {
+    /// The handler for an event.
+    pub fn get(&self, event: HandlerEvent) -> Option<&Arc<crate::Plan>> {
+        self.plans[event.index()].as_ref()
+    }
+
+    /// Sets the handler for an event.
+    pub fn set(&mut self, event: HandlerEvent, plan: crate::Plan) {
+        self.plans[event.index()] = Some(Arc::new(plan));
+    }
 }

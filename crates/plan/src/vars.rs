@@ -90,13 +90,22 @@ pub enum SystemVar {
     TaskName,
     /// `System::ContainerStartTime`: when that executable started.
     ContainerStartTime,
-    /// `System::ErrorDescription`: inside error paths.
+    /// `System::ErrorDescription`: inside error paths and event handlers.
     ErrorDescription,
+    /// `System::SourceName`: in an event handler, the executable the event is for.
+    SourceName,
+    /// `System::SourceID`: in an event handler, that executable's path.
+    SourceId,
+    /// `System::ErrorCode`: in an event handler, the error's code (0 for none).
+    ErrorCode,
+    /// `System::Propagate`: in an event handler, whether the event goes on to
+    /// the handlers above (the one system variable a task may set).
+    Propagate,
 }
 
 impl SystemVar {
     /// Every system variable.
-    pub const ALL: [SystemVar; 8] = [
+    pub const ALL: [SystemVar; 12] = [
         SystemVar::PackageName,
         SystemVar::PackageId,
         SystemVar::StartTime,
@@ -105,6 +114,10 @@ impl SystemVar {
         SystemVar::TaskName,
         SystemVar::ContainerStartTime,
         SystemVar::ErrorDescription,
+        SystemVar::SourceName,
+        SystemVar::SourceId,
+        SystemVar::ErrorCode,
+        SystemVar::Propagate,
     ];
 
     /// Its name without the namespace.
@@ -118,6 +131,10 @@ impl SystemVar {
             SystemVar::TaskName => "TaskName",
             SystemVar::ContainerStartTime => "ContainerStartTime",
             SystemVar::ErrorDescription => "ErrorDescription",
+            SystemVar::SourceName => "SourceName",
+            SystemVar::SourceId => "SourceID",
+            SystemVar::ErrorCode => "ErrorCode",
+            SystemVar::Propagate => "Propagate",
         }
     }
 
@@ -125,6 +142,8 @@ impl SystemVar {
     pub fn data_type(self) -> DataType {
         match self {
             SystemVar::StartTime | SystemVar::ContainerStartTime => DataType::DbTimestamp,
+            SystemVar::ErrorCode => DataType::I4,
+            SystemVar::Propagate => DataType::Bool,
             _ => DataType::WStr { len: None },
         }
     }
@@ -197,7 +216,9 @@ impl Scope for VarTable {
         Some(VarInfo {
             slot,
             ty: d.ty.clone(),
-            read_only: d.read_only || d.system.is_some() || d.expr.is_some(),
+            read_only: d.read_only
+                || (d.system.is_some() && d.system != Some(SystemVar::Propagate))
+                || d.expr.is_some(),
         })
     }
 }
