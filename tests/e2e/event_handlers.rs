@@ -278,3 +278,29 @@ fn a_kill_inside_a_handler_loses_nothing_and_doubles_nothing() {
     sb.run().output().exit(0);
     assert_eq!(sb.take_ledger(), names(&["gate", "B"]));
 }
+
+/// `plan` lists every handler, with what it is attached to.
+#[test]
+fn plan_lists_the_handlers() {
+    let sb = package(
+        "event_handlers:\n  on_error: [{ name: Alert, type: process, command: \"true\" }, { name: Page, type: process, command: \"true\" }]\n",
+        "  - name: A\n    type: process\n    command: \"true\"\n    event_handlers:\n      on_post_execute: [{ name: Tidy, type: process, command: \"true\" }]\n",
+    );
+    sb.cmd(["plan", "package.yaml"])
+        .output()
+        .exit(0)
+        .stdout_has("  on_error of package \"demo\": Alert, Page\n")
+        .stdout_has("  on_post_execute of A: Tidy\n");
+    let v = sb
+        .cmd(["plan", "package.yaml", "--json"])
+        .output()
+        .exit(0)
+        .json();
+    assert_eq!(
+        v["handlers"],
+        serde_json::json!([
+            {"of": "", "event": "on_error", "executables": ["Alert", "Page"]},
+            {"of": "A", "event": "on_post_execute", "executables": ["Tidy"]},
+        ])
+    );
+}

@@ -53,6 +53,10 @@ pub fn plan(opts: &RunOpts, as_json: bool) -> Result<i32, Fail> {
                            "exists": ck.path.as_ref().is_some_and(|p| p.exists()), "restart": s.state.is_some()},
             "warnings": s.warnings,
             "executables": execs,
+            "handlers": handlers(plan)
+                .iter()
+                .map(|(of, event, tasks)| json!({"of": of, "event": event, "executables": tasks}))
+                .collect::<Vec<_>>(),
         });
         outln!(
             o,
@@ -99,8 +103,40 @@ pub fn plan(opts: &RunOpts, as_json: bool) -> Result<i32, Fail> {
             d.reason
         );
     }
+    let handlers = handlers(plan);
+    if !handlers.is_empty() {
+        outln!(
+            o,
+            "event handlers (never recorded; none fires for a restored executable):"
+        );
+        for (of, event, tasks) in handlers {
+            let of = if of.is_empty() {
+                format!("package \"{}\"", plan.package.name)
+            } else {
+                of
+            };
+            outln!(o, "  {event} of {of}: {}", tasks.join(", "));
+        }
+    }
     emit(&o)?;
     Ok(exit::SUCCESS)
+}
+
+/// Every event handler: the path of the executable it is attached to (empty
+/// for the package), its event, and its top-level executables.
+fn handlers(plan: &Plan) -> Vec<(String, &'static str, Vec<String>)> {
+    let mut out = Vec::new();
+    for n in &plan.nodes {
+        let Some(h) = &n.handlers else { continue };
+        for event in checkflow_plan::HandlerEvent::ALL {
+            if let Some(p) = h.get(event) {
+                let tasks = p.node(Plan::ROOT).children.iter();
+                let tasks = tasks.map(|c| p.node(*c).name.clone()).collect();
+                out.push((n.path.clone(), event.key(), tasks));
+            }
+        }
+    }
+    out
 }
 
 /// When an executable's precedence constraints do more than wait for its
