@@ -7,6 +7,8 @@
 //! 3. Errors print their whole message to stderr and map to dtexec's exit codes ([`exit`]).
 
 pub mod args;
+mod checkpoint;
+mod config;
 pub mod exit;
 mod ops;
 mod pkgcache;

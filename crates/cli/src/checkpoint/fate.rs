@@ -1,0 +1,101 @@
+//! The checkpoint's fate when a run ends: kept (the next run restarts from
+//! it) or deleted, and the line that says which and why.
+
+use super::CheckpointPlan;
+use checkflow_exec::{PackageOutcome, RunResult};
+use checkflow_journal as journal;
+
+/// What became of the checkpoint.
+pub(crate) struct Fate {
+    /// A checkpoint file is there for the next run.
+    pub kept: bool,
+    /// The line for the summary (empty when there is nothing to say).
+    pub note: String,
+    /// A removal that failed.
+    pub warning: Option<String>,
+}
+
+/// Keeps or deletes the checkpoint after `result`: the journal this run
+/// wrote, or the file a restart read (`state`) under `lock`.
+/// `finished_child` keeps a child package's finished checkpoint for its
+/// parent to remove.
+pub(crate) fn settle(
+    result: &RunResult,
+    journal: Option<journal::Journal>,
+    state: &Option<journal::ResumeState>,
+    checkpoint: &CheckpointPlan,
+    lock: &Option<journal::Lock>,
+    finished_child: bool,
+) -> Fate {
+    // The checkpoint's fate (SPEC 2.4).
+    let mut note = String::new();
+    let mut warning = None;
+    let mut kept = false;
+    // A child package that succeeded keeps its checkpoint, every task in it
+    // recorded: if its parent stops before recording the child's task, the
+    // parent's restart runs the child again, which then restores everything
+    // and repeats nothing. The parent removes the file once its record of
+    // the task is durable (docs/design/commit-protocols.md §4).
+    let keep = match result.outcome {
+        PackageOutcome::Success => finished_child,
+        PackageOutcome::Cancelled => true,
+        PackageOutcome::Failure => result.restart_point || result.journal_error.is_some(),
+    };
+    // What was removed, and how the removal went. The journal this run wrote
+    // goes unless it is kept. A restart that did not write (`save: false`)
+    // leaves the file it read as it was, except that a success deletes it,
+    // as any success does (a failure keeps it: its restart points still hold).
+    let removed = match (journal, &state, &checkpoint.path, &lock) {
+        (Some(j), ..) if keep => {
+            kept = true;
+            note = if finished_child && result.outcome == PackageOutcome::Success {
+                format!(
+                    "checkpoint kept: {} (finished; the parent package removes it once it has recorded this run)",
+                    j.path().display()
+                )
+            } else {
+                format!(
+                    "checkpoint kept: {} (the next run restarts from it)",
+                    j.path().display()
+                )
+            };
+            None
+        }
+        (Some(j), ..) => {
+            let path = j.path().to_path_buf();
+            Some((j.delete(), path))
+        }
+        (None, Some(_), Some(path), Some(held)) if result.outcome == PackageOutcome::Success => {
+            Some((journal::delete(path, held), path.clone()))
+        }
+        (None, Some(_), Some(_), Some(_)) => {
+            kept = true;
+            None
+        }
+        _ => None,
+    };
+    match removed {
+        Some((Ok(()), path)) if result.outcome == PackageOutcome::Success => {
+            note = format!(
+                "checkpoint {} deleted: the package succeeded",
+                path.display()
+            );
+        }
+        Some((Ok(()), path)) => {
+            note = format!(
+                "checkpoint {} deleted: no failed executable has fail_package_on_failure, so there is no restart point and the next run starts from the beginning",
+                path.display()
+            );
+        }
+        Some((Err(e), path)) => {
+            warning = Some(crate::session::failed_to(&e));
+            kept = path.exists();
+        }
+        None => {}
+    }
+    Fate {
+        kept,
+        note,
+        warning,
+    }
+}

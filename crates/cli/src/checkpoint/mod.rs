@@ -1,0 +1,33 @@
+//! A checkpoint's whole life, in one place:
+//!
+//! 1. [`open`]: the effective settings and the file's path, the lock, the
+//!    read (ahead on a second thread, [`prefetch`]), the package id check;
+//!    on a restart ([`restore`]) the configuration and variables it holds,
+//!    the transaction intents settled against the databases, and what the
+//!    run restores ([`checkflow_exec::Resume`]).
+//! 2. [`record`]: the journal opened or created with the run's first
+//!    records, and every conversion of the executor's records into journal
+//!    entries ([`record::JournalRecorder`]).
+//! 3. [`fate`]: when the run ends, the file is kept or deleted, and the line
+//!    that says which and why.
+//!
+//! A child package run by a parent's task keeps a checkpoint of its own per
+//! task, iteration and parent execution ([`child`]).
+
+pub(crate) mod child;
+pub(crate) mod fate;
+pub(crate) mod open;
+pub(crate) mod prefetch;
+pub(crate) mod record;
+pub(crate) mod restore;
+
+use checkflow_model::Usage;
+use std::path::PathBuf;
+
+/// The effective checkpoint settings.
+#[derive(Clone, Debug)]
+pub struct CheckpointPlan {
+    pub path: Option<PathBuf>,
+    pub usage: Usage,
+    pub save: bool,
+}

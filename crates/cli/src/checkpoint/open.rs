@@ -1,0 +1,217 @@
+//! Opening a run's checkpoint: the effective settings and the file's path,
+//! the lock, the read, the package id check, and (on a restart) what it
+//! restores.
+
+use super::CheckpointPlan;
+use super::child::{child_checkpoint_path, remove_stale_child_checkpoints};
+use super::prefetch::Prefetch;
+use crate::args::RunOpts;
+use crate::config::{ConfigValue, effective_settings};
+use crate::exit;
+use crate::session::{Fail, check_rerun};
+use checkflow_exec::{ChangedPolicy, Recorded, Resume, TaskEnv, VarStore, resume};
+use checkflow_journal as journal;
+use checkflow_model::Usage;
+use checkflow_plan::{CheckpointFile, Plan, VarValue};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A checkpoint opened for a run (or a plan).
+pub(crate) struct Opened {
+    pub checkpoint: CheckpointPlan,
+    /// The checkpoint read for a restart, if any.
+    pub state: Option<journal::ResumeState>,
+    pub resume: Resume,
+    /// Configuration in force (the stored one on a restart).
+    pub config: BTreeMap<String, ConfigValue>,
+    /// Variable values at start.
+    pub initial: Vec<VarValue>,
+    pub key: Option<journal::Key>,
+    pub lock: Option<journal::Lock>,
+    /// Transacted executables whose commit happened before the last run
+    /// stopped, though no completion was recorded (record them now): their
+    /// paths, and the variables their intent carried (now in `initial`).
+    pub committed_tx: Vec<(String, Vec<u32>)>,
+}
+
+/// Opens the checkpoint of a run of `plan`: `given` is the configuration
+/// given now, `initial` the variables it makes; `for_run` takes the lock
+/// (`plan` does not). Warnings go to `warnings`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn open(
+    plan: &Plan,
+    opts: &RunOpts,
+    given: BTreeMap<String, ConfigValue>,
+    mut initial: Vec<VarValue>,
+    run_id: &str,
+    start_time: jiff::civil::DateTime,
+    mut prefetch: Option<Prefetch>,
+    for_run: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Opened, Fail> {
+    let t = crate::timing::start();
+    let (usage, save) = effective_settings(
+        plan.package.checkpoint.usage,
+        plan.package.checkpoint.save,
+        opts,
+    );
+    let path = match &opts.checkpoint_file {
+        Some(p) => Some(p.clone()),
+        None => match &plan.package.checkpoint.file {
+            None => None,
+            Some(CheckpointFile::Literal(p)) => {
+                Some(checkflow_plan::resolve_path(&plan.package.dir, p))
+            }
+            Some(CheckpointFile::Expr(e)) => {
+                let store = VarStore::new(Arc::new(plan.vars.clone()), initial.clone());
+                let env = TaskEnv {
+                    store: &store,
+                    task_name: &plan.package.name,
+                    start: start_time,
+                    error: None,
+                    unit: Plan::ROOT,
+                };
+                let v = e.eval(&env).map_err(|err| {
+                    Fail::new(exit::FAILURE, format!("checkpoint file_expr failed: {err}"))
+                })?;
+                Some(checkflow_plan::resolve_path(
+                    &plan.package.dir,
+                    &v.to_string(),
+                ))
+            }
+        },
+    };
+    // A child package run by a parent's task keeps one checkpoint per task,
+    // iteration and parent execution (docs/design/commit-protocols.md §4).
+    let path = match (&opts.child_of, path) {
+        (Some(key), Some(p)) => Some(child_checkpoint_path(&p, key)),
+        (_, p) => p,
+    };
+    if path.is_none() && (save || usage != Usage::Never) {
+        return Err(Fail::new(
+            exit::FAILURE,
+            "checkpoints are on, but no checkpoint file is set (checkpoint.file in the package, or --checkpoint-file)",
+        ));
+    }
+    let checkpoint = CheckpointPlan {
+        path: path.clone(),
+        usage,
+        save,
+    };
+    let key = journal::Key::from_env();
+    if save && key.is_none() {
+        let sensitive: Vec<String> = plan
+            .vars
+            .decls
+            .iter()
+            .filter(|d| d.sensitive && d.system.is_none())
+            .map(|d| d.name.qualified())
+            .collect();
+        if !sensitive.is_empty() {
+            warnings.push(format!(
+                "{} is not set: the values of sensitive variable(s) {} are left out of the checkpoint, so a restart needs the configured ones given again and cannot restore one that a task changed (set {0} to keep them sealed)",
+                journal::KEY_ENV,
+                sensitive.join(", ")
+            ));
+        }
+    }
+
+    // Anything at the name counts, a link included (even one to nothing):
+    // reading it then refuses it and says why, rather than starting over.
+    let exists = path
+        .as_ref()
+        .is_some_and(|p| std::fs::symlink_metadata(p).is_ok());
+    let mut lock = None;
+    if for_run && (save || (usage != Usage::Never && exists)) {
+        let p = path.as_ref().expect("checked above");
+        lock = Some(journal::lock(p).map_err(|e| Fail::chain(exit::FAILURE, &e))?);
+    }
+    // Starting over writes a new checkpoint in place of the file there: only
+    // if that file is a checkpoint. Anything else at that path is someone's
+    // data (a mistyped path), left alone.
+    if save
+        && usage == Usage::Never
+        && exists
+        && let Some(p) = &path
+        && !journal::is_checkpoint(p).map_err(|e| Fail::chain(exit::FAILURE, &e))?
+    {
+        return Err(Fail::new(
+            exit::FAILURE,
+            format!(
+                "checkpoint file {} exists and is not a checkflow checkpoint; refusing to replace it with a new one (nothing ran and the file is untouched; move it, or set checkpoint.file or --checkpoint-file to another path)",
+                p.display()
+            ),
+        ));
+    }
+    if let (Some(key), Some(p), Some(_)) = (&opts.child_of, &path, &lock) {
+        remove_stale_child_checkpoints(p, key, warnings);
+    }
+    crate::timing::phase("settings and lock", t);
+    let state = match (usage, &path) {
+        (Usage::Never, _) | (_, None) => None,
+        (Usage::IfExists, Some(p)) if !exists => {
+            let _ = p;
+            None
+        }
+        (Usage::Always, Some(p)) if !exists => {
+            return Err(Fail::new(
+                exit::FAILURE,
+                format!(
+                    "checkpoint file {} does not exist, and CheckpointUsage is always (use --restart if_possible to start without one)",
+                    p.display()
+                ),
+            ));
+        }
+        (_, Some(p)) => {
+            let t = crate::timing::start();
+            let st = match prefetch.take().and_then(|f| f.take(p)) {
+                Some(st) => st,
+                None => {
+                    journal::read(p, key.as_ref()).map_err(|e| Fail::chain(exit::FAILURE, &e))?
+                }
+            };
+            crate::timing::phase("read checkpoint", t);
+            Some(st)
+        }
+    };
+
+    let mut config = given.clone();
+    let mut committed_tx = Vec::new();
+    check_rerun(plan, &opts.rerun)?;
+    let mut res;
+    if let Some(st) = &state {
+        let r =
+            super::restore::restore(plan, opts, st, &path, &given, run_id, start_time, warnings)?;
+        config = r.config;
+        initial = r.initial;
+        committed_tx = r.committed_tx;
+        res = r.resume;
+    } else {
+        res = resume(plan, &Recorded::default(), &[], ChangedPolicy::Keep)
+            .map_err(|e| Fail::new(exit::FAILURE, e.to_string()))?;
+    }
+    res.owner = serde_json::json!([
+        plan.package.id.to_lowercase(),
+        checkpoint.path.as_ref().map(|p| std::path::absolute(p)
+            .unwrap_or_else(|_| p.clone())
+            .display()
+            .to_string())
+    ])
+    .to_string();
+    if let Some(key) = &opts.child_of {
+        // The child's executions belong to the parent's: a child started
+        // again by the same parent execution (after a crash before the parent
+        // recorded it) finds what its tasks left, even without a checkpoint.
+        res.checkpoint_id = Some(format!("child {key}"));
+    }
+    Ok(Opened {
+        checkpoint,
+        state,
+        resume: res,
+        config,
+        initial,
+        key,
+        lock,
+        committed_tx,
+    })
+}

@@ -1,0 +1,260 @@
+//! Recording: the journal of a run opened (a restart's) or created (a first
+//! run's) with the run's first records, and every record of the executor
+//! written as journal entries. The conversions between the two live here
+//! and nowhere else.
+
+use super::CheckpointPlan;
+use crate::config::ConfigValue;
+use crate::exit;
+use crate::session::Fail;
+use checkflow_exec::{Outcome, Record, Recorder, Resume};
+use checkflow_journal as journal;
+use checkflow_plan::{Plan, VarValue};
+use std::collections::BTreeMap;
+
+/// Writes completions to the checkpoint journal.
+pub(crate) struct JournalRecorder<'p> {
+    pub(crate) journal: journal::Journal,
+    pub(crate) plan: &'p Plan,
+}
+
+fn var_map(plan: &Plan, vars: Vec<(u32, VarValue)>) -> BTreeMap<String, journal::VarValue> {
+    vars.into_iter()
+        // System variables are the run's own; expression variables are computed.
+        .filter(|(slot, _)| {
+            let d = plan.vars.decl(*slot);
+            d.system.is_none() && d.expr.is_none()
+        })
+        .map(|(slot, v)| {
+            let d = plan.vars.decl(slot);
+            (
+                d.name.qualified(),
+                journal::VarValue {
+                    value: v.to_json(),
+                    sensitive: d.sensitive,
+                },
+            )
+        })
+        .collect()
+}
+
+fn outcome(o: Outcome) -> journal::Outcome {
+    match o {
+        Outcome::Success => journal::Outcome::Success,
+        Outcome::Failure => journal::Outcome::Failure,
+        Outcome::Completion => journal::Outcome::Completion,
+    }
+}
+
+impl Recorder for JournalRecorder<'_> {
+    fn record(&mut self, batch: Vec<Record>) -> Result<(), String> {
+        // A write the tests make fail, as a full disk would: the dispatcher
+        // stops as it does for a poisoned journal. `checkpoint-write` is any
+        // write; `record-before-append` one that records a completion (a
+        // task finished its work and the record of it is not durable yet,
+        // docs/design/commit-protocols.md §3 and §4).
+        let completes = batch.iter().any(|r| matches!(r, Record::Completed { .. }));
+        if checkflow_plan::failpoint("checkpoint-write")
+            || (completes && checkflow_plan::failpoint("record-before-append"))
+        {
+            return Err(format!(
+                "failed to write checkpoint {}: simulated write failure (CHECKFLOW_TEST_FAILPOINT)",
+                self.journal.path().display()
+            ));
+        }
+        let mut discard = Vec::new();
+        let mut entries = Vec::with_capacity(batch.len());
+        for r in batch {
+            let entry = match r {
+                Record::Discard { paths } => {
+                    discard.extend(paths);
+                    continue;
+                }
+                Record::Completed {
+                    node,
+                    outcome: o,
+                    duration,
+                    vars,
+                } => {
+                    let n = self.plan.node(node);
+                    journal::Entry::Completed {
+                        path: n.path.clone(),
+                        outcome: outcome(o),
+                        fingerprint: n.fingerprint.clone(),
+                        duration_ms: duration.as_millis() as u64,
+                        vars: var_map(self.plan, vars),
+                    }
+                }
+                Record::TxCommitting {
+                    node,
+                    marker,
+                    connections,
+                    vars,
+                } => journal::Entry::TxCommitting {
+                    path: self.plan.node(node).path.clone(),
+                    marker,
+                    connections,
+                    vars: var_map(self.plan, vars),
+                },
+                Record::Iteration { node, key, vars } => journal::Entry::Iteration {
+                    loop_path: self.plan.node(node).path.clone(),
+                    key,
+                    vars: var_map(self.plan, vars),
+                },
+            };
+            entries.push(entry);
+        }
+        if !entries.is_empty() {
+            self.journal
+                .append_all(entries)
+                .map_err(|e| crate::session::failed_to(&e))?;
+        }
+        discard_files(discard);
+        Ok(())
+    }
+}
+
+/// The recorder of a run without a checkpoint: nothing is written, and the
+/// files tasks asked to remove once recorded go at once (no restart can
+/// need them).
+pub(crate) struct NoJournal;
+
+impl Recorder for NoJournal {
+    fn record(&mut self, batch: Vec<Record>) -> Result<(), String> {
+        for r in batch {
+            if let Record::Discard { paths } = r {
+                discard_files(paths);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes child packages' finished checkpoints whose task is now recorded
+/// (docs/design/commit-protocols.md §4). Each is locked first, so a child
+/// still running is never robbed of its file; one that cannot be removed
+/// stays, and the child's next start of the same task removes it.
+fn discard_files(paths: Vec<std::path::PathBuf>) {
+    for p in paths {
+        if let Ok(held) = journal::lock(&p) {
+            let _ = journal::delete(&p, &held);
+        }
+    }
+}
+
+/// How a new checkpoint is created: `Journal::create`, or in the crash tests
+/// a journal over a simulated disk (`checkflow_journal::testing`).
+pub(crate) type CreateJournal<'a> = &'a dyn Fn(
+    &std::path::Path,
+    journal::NewHeader,
+    Option<&journal::Key>,
+    &journal::Lock,
+) -> Result<journal::Journal, journal::JournalError>;
+
+/// The journal a run writes, if it saves checkpoints: the file a restart
+/// read, opened for appending (first the commits its probes found made, and
+/// what `--rerun` forgets), or a new one made with `create`; then the run's
+/// first records.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn start_journal(
+    plan: &Plan,
+    checkpoint: &CheckpointPlan,
+    state: &Option<journal::ResumeState>,
+    key: &Option<journal::Key>,
+    lock: &Option<journal::Lock>,
+    committed_tx: &[(String, Vec<u32>)],
+    resume: &Resume,
+    config: &BTreeMap<String, ConfigValue>,
+    initial: &[VarValue],
+    run_id: &str,
+    create: CreateJournal<'_>,
+) -> Result<Option<journal::Journal>, Fail> {
+    if !checkpoint.save {
+        return Ok(None);
+    }
+    let path = checkpoint.path.as_ref().expect("save implies a path");
+    let lock = lock.as_ref().expect("save implies the lock");
+    let j = match &state {
+        Some(st) => {
+            let mut j = journal::Journal::append_to(path, st, key.as_ref(), lock)
+                .map_err(|e| Fail::chain(exit::FAILURE, &e))?;
+            // Commits found by the restart's probes: record them as completed.
+            // With the variables their intents carried, as restored.
+            let done: Vec<journal::Entry> = committed_tx
+                .iter()
+                .filter_map(|(p, slots)| Some((plan.find(p)?, slots)))
+                .map(|(id, slots)| journal::Entry::Completed {
+                    path: plan.node(id).path.clone(),
+                    outcome: journal::Outcome::Success,
+                    fingerprint: plan.node(id).fingerprint.clone(),
+                    duration_ms: 0,
+                    vars: var_map(
+                        plan,
+                        slots
+                            .iter()
+                            .map(|&s| (s, initial[s as usize].clone()))
+                            .collect(),
+                    ),
+                })
+                .collect();
+            if !done.is_empty() {
+                j.append_all(done)
+                    .map_err(|e| Fail::chain(exit::FAILURE, &e))?;
+            }
+            let inval: Vec<journal::Entry> = resume
+                .invalidate
+                .iter()
+                .map(|p| journal::Entry::Invalidate { path: p.clone() })
+                .collect();
+            if !inval.is_empty() {
+                j.append_all(inval)
+                    .map_err(|e| Fail::chain(exit::FAILURE, &e))?;
+            }
+            j
+        }
+        None => {
+            let header = journal::NewHeader {
+                package_id: plan.package.id.clone(),
+                package_name: plan.package.name.clone(),
+                package_path: plan.package.file.display().to_string(),
+                config: config
+                    .iter()
+                    .map(|(k, v)| {
+                        let sensitive = plan
+                            .vars
+                            .slot(k)
+                            .map(|s| plan.vars.decl(s).sensitive)
+                            .unwrap_or(false);
+                        (
+                            k.clone(),
+                            journal::VarValue {
+                                value: v.json.clone(),
+                                sensitive,
+                            },
+                        )
+                    })
+                    .collect(),
+            };
+            create(path, header, key.as_ref(), lock).map_err(|e| Fail::chain(exit::FAILURE, &e))?
+        }
+    };
+    let mut j = j;
+    let mut first = vec![journal::Entry::RunStarted {
+        run_id: run_id.to_string(),
+    }];
+    if state.is_none() {
+        // The checkpoint holds the value of every variable (SPEC 2.2), not only
+        // the ones that change: record them all once, when it is created.
+        let all: Vec<(u32, VarValue)> = initial
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as u32, v.clone()))
+            .collect();
+        first.push(journal::Entry::Vars {
+            vars: var_map(plan, all),
+        });
+    }
+    j.append_all(first)
+        .map_err(|e| Fail::chain(exit::FAILURE, &e))?;
+    Ok(Some(j))
+}
