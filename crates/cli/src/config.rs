@@ -83,7 +83,6 @@ fn parse_dtexec_set(s: &str) -> Result<(String, String), Fail> {
     Ok((name.to_string(), value.to_string()))
 }
 
-
 /// The configuration given now: --config, then --set, then environment bindings.
 pub(crate) fn gather_config(
     plan: &Plan,

@@ -11,16 +11,19 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use checkflow_journal::{Entry, Journal, NewHeader, Outcome, VarValue, lock, read};
+use checkflow_journal::{Entry, Journal, NewHeader, RecordedOutcome, StoredValue, lock, read};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 /// The record an Expression task writes: its path, fingerprint and one variable.
 fn entry(i: u64) -> Entry {
     let mut vars = BTreeMap::new();
-    vars.insert("User::N".to_string(), VarValue::plain(serde_json::json!(i)));
+    vars.insert(
+        "User::N".to_string(),
+        StoredValue::plain(serde_json::json!(i)),
+    );
     Entry::Completed {
         path: format!("T{i}"),
-        outcome: Outcome::Success,
+        outcome: RecordedOutcome::Success,
         fingerprint: "2be6a5be4315983dbcac319aa3ed26c0".to_string(),
         duration_ms: 0,
         vars,

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::entry::{Entry, NewHeader, Outcome, VarValue};
+use crate::entry::{Entry, NewHeader, RecordedOutcome, StoredValue};
 use crate::error::JournalError;
 use crate::journal::{Journal, header_frame};
 use crate::reader::{parse, record_frames};
@@ -25,17 +25,17 @@ fn header() -> NewHeader {
         package_id: "pkg-1".into(),
         package_name: "Crash".into(),
         package_path: "crash.yaml".into(),
-        config: BTreeMap::from([("User::Env".into(), VarValue::plain(json!("test")))]),
+        config: BTreeMap::from([("User::Env".into(), StoredValue::plain(json!("test")))]),
     }
 }
 
 fn completed(path: &str, n: i64) -> Entry {
     Entry::Completed {
         path: path.into(),
-        outcome: Outcome::Success,
+        outcome: RecordedOutcome::Success,
         fingerprint: format!("{n:064x}"),
         duration_ms: n as u64,
-        vars: BTreeMap::from([("User::N".into(), VarValue::plain(json!(n)))]),
+        vars: BTreeMap::from([("User::N".into(), StoredValue::plain(json!(n)))]),
     }
 }
 
@@ -54,10 +54,13 @@ fn batches() -> Vec<Vec<Entry>> {
         vec![Entry::Iteration {
             loop_path: "Loop".into(),
             key: "file-1.csv".into(),
-            vars: BTreeMap::from([("User::File".into(), VarValue::plain(json!("file-1.csv")))]),
+            vars: BTreeMap::from([("User::File".into(), StoredValue::plain(json!("file-1.csv")))]),
         }],
         vec![Entry::Vars {
-            vars: BTreeMap::from([("User::Big".into(), VarValue::plain(json!("x".repeat(3000))))]),
+            vars: BTreeMap::from([(
+                "User::Big".into(),
+                StoredValue::plain(json!("x".repeat(3000))),
+            )]),
         }],
         vec![Entry::Invalidate { path: "Seq".into() }],
         vec![completed("Seq/A", 5)],

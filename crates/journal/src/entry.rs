@@ -1,4 +1,4 @@
-//! What the engine hands the journal: `Entry`, `NewHeader`, `VarValue`, `Outcome`.
+//! What the engine hands the journal: `Entry`, `NewHeader`, `StoredValue`, `RecordedOutcome`.
 //!
 //! These are the records as the engine means them; `record.rs` holds their
 //! on-disk form, where sensitive values are sealed or left out.
@@ -10,18 +10,18 @@ use serde::{Deserialize, Serialize};
 /// How an executable completed, as SSIS precedence constraints see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum RecordedOutcome {
     Success,
     Failure,
     Completion,
 }
 
-impl std::fmt::Display for Outcome {
+impl std::fmt::Display for RecordedOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Outcome::Success => "success",
-            Outcome::Failure => "failure",
-            Outcome::Completion => "completion",
+            RecordedOutcome::Success => "success",
+            RecordedOutcome::Failure => "failure",
+            RecordedOutcome::Completion => "completion",
         })
     }
 }
@@ -31,23 +31,23 @@ impl std::fmt::Display for Outcome {
 /// Sensitive values are sealed with the file's key, or written as `Omitted`
 /// when there is no key; they never reach the disk in clear.
 #[derive(Clone, Debug, PartialEq)]
-pub struct VarValue {
+pub struct StoredValue {
     pub value: serde_json::Value,
     pub sensitive: bool,
 }
 
-impl VarValue {
+impl StoredValue {
     /// A value that may be written in clear.
-    pub fn plain(value: serde_json::Value) -> VarValue {
-        VarValue {
+    pub fn plain(value: serde_json::Value) -> StoredValue {
+        StoredValue {
             value,
             sensitive: false,
         }
     }
 
     /// A value that must never be written in clear.
-    pub fn sensitive(value: serde_json::Value) -> VarValue {
-        VarValue {
+    pub fn sensitive(value: serde_json::Value) -> StoredValue {
+        StoredValue {
             value,
             sensitive: true,
         }
@@ -61,7 +61,7 @@ pub struct NewHeader {
     pub package_name: String,
     pub package_path: String,
     /// "User::X" -> the value the first run started with (`--set`, `--config`, environment).
-    pub config: BTreeMap<String, VarValue>,
+    pub config: BTreeMap<String, StoredValue>,
 }
 
 /// One record as the engine appends it.
@@ -75,19 +75,19 @@ pub enum Entry {
     /// since the last record.
     Completed {
         path: String,
-        outcome: Outcome,
+        outcome: RecordedOutcome,
         fingerprint: String,
         duration_ms: u64,
-        vars: BTreeMap<String, VarValue>,
+        vars: BTreeMap<String, StoredValue>,
     },
     /// One finished iteration of a loop with `checkpoint_iterations`, keyed by the item's identity.
     Iteration {
         loop_path: String,
         key: String,
-        vars: BTreeMap<String, VarValue>,
+        vars: BTreeMap<String, StoredValue>,
     },
     /// Variable changes with no completion (e.g. an interrupted loop's variables).
-    Vars { vars: BTreeMap<String, VarValue> },
+    Vars { vars: BTreeMap<String, StoredValue> },
     /// Forget this path, every path below it ("path/..."), and its iterations.
     Invalidate { path: String },
     /// A transacted executable is about to commit: its transaction writes
@@ -99,7 +99,7 @@ pub enum Entry {
         connections: Vec<String>,
         /// The variables its completion will carry: restored with it when the
         /// restart finds the commit made.
-        vars: BTreeMap<String, VarValue>,
+        vars: BTreeMap<String, StoredValue>,
     },
 }
 
@@ -110,9 +110,9 @@ mod tests {
     #[test]
     fn outcome_displays_and_serializes_in_snake_case() {
         for (o, s) in [
-            (Outcome::Success, "success"),
-            (Outcome::Failure, "failure"),
-            (Outcome::Completion, "completion"),
+            (RecordedOutcome::Success, "success"),
+            (RecordedOutcome::Failure, "failure"),
+            (RecordedOutcome::Completion, "completion"),
         ] {
             assert_eq!(o.to_string(), s);
             assert_eq!(

@@ -40,7 +40,7 @@ mod crash;
 #[cfg(test)]
 mod tests;
 
-pub use entry::{Entry, NewHeader, Outcome, VarValue};
+pub use entry::{Entry, NewHeader, RecordedOutcome, StoredValue};
 pub use error::JournalError;
 pub use journal::{Journal, delete};
 pub use lock::{Lock, lock};

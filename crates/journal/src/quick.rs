@@ -11,7 +11,7 @@
 //! serde as before; what it accepts, it decodes to exactly what serde would
 //! (a test compares the two on written frames and on damaged ones).
 
-use crate::entry::Outcome;
+use crate::entry::RecordedOutcome;
 use crate::record::{Record, Stored, StoredVars};
 
 /// The frame's time and records, if `text` is in the layout this reads.
@@ -100,9 +100,9 @@ impl<'a> Cursor<'a> {
         let path = self.string()?.to_string();
         self.lit(br#","outcome":"#)?;
         let outcome = match self.string()? {
-            "success" => Outcome::Success,
-            "failure" => Outcome::Failure,
-            "completion" => Outcome::Completion,
+            "success" => RecordedOutcome::Success,
+            "failure" => RecordedOutcome::Failure,
+            "completion" => RecordedOutcome::Completion,
             _ => return None,
         };
         self.lit(br#","fingerprint":"#)?;
@@ -182,7 +182,7 @@ mod tests {
     fn completed(path: &str, vars: Vec<(&str, Stored)>) -> Record {
         Record::Completed {
             path: path.into(),
-            outcome: Outcome::Success,
+            outcome: RecordedOutcome::Success,
             fingerprint: "2be6a5be4315983dbcac319aa3ed26c0".into(),
             duration_ms: 1234,
             vars: StoredVars(vars.into_iter().map(|(k, v)| (k.into(), v)).collect()),
@@ -218,14 +218,14 @@ mod tests {
                 completed("A", vec![("User::X", clear(json!(1)))]),
                 Record::Completed {
                     path: "B".into(),
-                    outcome: Outcome::Failure,
+                    outcome: RecordedOutcome::Failure,
                     fingerprint: String::new(),
                     duration_ms: 0,
                     vars: StoredVars::default(),
                 },
                 Record::Completed {
                     path: "C".into(),
-                    outcome: Outcome::Completion,
+                    outcome: RecordedOutcome::Completion,
                     fingerprint: "x".into(),
                     duration_ms: 999_999_999_999_999_999,
                     vars: StoredVars::default(),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::entry::{Entry, Outcome, VarValue};
+use crate::entry::{Entry, RecordedOutcome, StoredValue};
 use crate::seal::{FileKey, SealedBox, value_aad};
 use crate::state::Restored;
 
@@ -100,7 +100,7 @@ pub(crate) enum Record {
     },
     Completed {
         path: String,
-        outcome: Outcome,
+        outcome: RecordedOutcome,
         fingerprint: String,
         duration_ms: u64,
         vars: StoredVars,
@@ -201,7 +201,7 @@ pub(crate) struct FlatRecord {
     pid: Option<u32>,
     host: Option<String>,
     path: Option<String>,
-    outcome: Option<Outcome>,
+    outcome: Option<RecordedOutcome>,
     fingerprint: Option<String>,
     duration_ms: Option<u64>,
     vars: Option<StoredVars>,
@@ -259,7 +259,7 @@ pub(crate) struct Sealer {
 impl Sealer {
     /// A value as stored: in clear (moved, not copied), sealed when it is
     /// sensitive, or omitted when it is sensitive and the file has no key.
-    pub(crate) fn stored(&self, name: &str, v: VarValue) -> Result<Stored, String> {
+    pub(crate) fn stored(&self, name: &str, v: StoredValue) -> Result<Stored, String> {
         if !v.sensitive {
             return Ok(Stored::Clear(v.value));
         }
@@ -275,7 +275,7 @@ impl Sealer {
 
     /// Variables as stored; names and values are moved (a record is written
     /// per task).
-    pub(crate) fn vars(&self, vars: BTreeMap<String, VarValue>) -> Result<StoredVars, String> {
+    pub(crate) fn vars(&self, vars: BTreeMap<String, StoredValue>) -> Result<StoredVars, String> {
         vars.into_iter()
             .map(|(k, v)| {
                 let s = self.stored(&k, v)?;
@@ -446,7 +446,7 @@ mod tests {
                 },
                 Record::Completed {
                     path: "A/B".into(),
-                    outcome: Outcome::Failure,
+                    outcome: RecordedOutcome::Failure,
                     fingerprint: "f".into(),
                     duration_ms: 12,
                     vars: vars.clone(),
@@ -509,8 +509,8 @@ mod tests {
             package_id: "p".into(),
             key: None,
         };
-        let secret = VarValue::sensitive(json!("hunter2"));
-        let plain = VarValue::plain(json!("hello"));
+        let secret = StoredValue::sensitive(json!("hunter2"));
+        let plain = StoredValue::plain(json!("hello"));
         assert_eq!(
             without.stored("User::S", secret.clone()).expect("stored"),
             Stored::Omitted

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::entry::Outcome;
+use crate::entry::RecordedOutcome;
 use crate::record::{Opener, Record, StoredVars};
 use crate::seal::SealedBox;
 
@@ -36,7 +36,7 @@ pub struct HeaderInfo {
 /// The recorded result of one executable.
 #[derive(Clone, Debug)]
 pub struct CompletedEntry {
-    pub outcome: Outcome,
+    pub outcome: RecordedOutcome,
     pub fingerprint: String,
     pub duration_ms: u64,
     /// When the record was written, RFC 3339 UTC.

@@ -11,8 +11,8 @@ use serde_json::json;
 use crate::frame;
 use crate::reader::parse;
 use crate::{
-    Entry, FORMAT_VERSION, Journal, JournalError, Key, NewHeader, Outcome, Restored, VarValue,
-    lock, read,
+    Entry, FORMAT_VERSION, Journal, JournalError, Key, NewHeader, RecordedOutcome, Restored,
+    StoredValue, lock, read,
 };
 
 const SECRET: &str = "hunter2-very-secret-value";
@@ -23,13 +23,16 @@ fn header() -> NewHeader {
         package_name: "Nightly load".into(),
         package_path: "/etl/packages/nightly.yaml".into(),
         config: BTreeMap::from([
-            ("User::Server".into(), VarValue::plain(json!("db01"))),
-            ("User::Password".into(), VarValue::sensitive(json!(SECRET))),
+            ("User::Server".into(), StoredValue::plain(json!("db01"))),
+            (
+                "User::Password".into(),
+                StoredValue::sensitive(json!(SECRET)),
+            ),
         ]),
     }
 }
 
-fn completed(path: &str, outcome: Outcome, vars: BTreeMap<String, VarValue>) -> Entry {
+fn completed(path: &str, outcome: RecordedOutcome, vars: BTreeMap<String, StoredValue>) -> Entry {
     Entry::Completed {
         path: path.into(),
         outcome,
@@ -72,16 +75,16 @@ fn frame_bytes(path: &Path) -> Vec<u8> {
 
 fn three_completions() -> Vec<Entry> {
     vec![
-        completed("A", Outcome::Success, BTreeMap::new()),
-        completed("B", Outcome::Failure, BTreeMap::new()),
-        completed("C", Outcome::Completion, BTreeMap::new()),
+        completed("A", RecordedOutcome::Success, BTreeMap::new()),
+        completed("B", RecordedOutcome::Failure, BTreeMap::new()),
+        completed("C", RecordedOutcome::Completion, BTreeMap::new()),
     ]
 }
 
 #[test]
 fn every_entry_kind_round_trips() {
     let f = fixture();
-    let vars = |n: i64| BTreeMap::from([("User::N".to_string(), VarValue::plain(json!(n)))]);
+    let vars = |n: i64| BTreeMap::from([("User::N".to_string(), StoredValue::plain(json!(n)))]);
     write(
         &f.path,
         None,
@@ -89,7 +92,7 @@ fn every_entry_kind_round_trips() {
             Entry::RunStarted {
                 run_id: "run-1".into(),
             },
-            completed("Load/Customers", Outcome::Success, vars(1)),
+            completed("Load/Customers", RecordedOutcome::Success, vars(1)),
             Entry::Iteration {
                 loop_path: "Each file".into(),
                 key: "a.csv".into(),
@@ -101,7 +104,7 @@ fn every_entry_kind_round_trips() {
                 vars: BTreeMap::new(),
             },
             Entry::Vars { vars: vars(3) },
-            completed("Load/Orders", Outcome::Failure, BTreeMap::new()),
+            completed("Load/Orders", RecordedOutcome::Failure, BTreeMap::new()),
             Entry::Invalidate {
                 path: "Load/Orders".into(),
             },
@@ -116,7 +119,7 @@ fn every_entry_kind_round_trips() {
     assert_eq!(s.run_history[1].pid, std::process::id());
     assert_eq!(s.completed_order, ["Load/Customers"]);
     let c = &s.completed["Load/Customers"];
-    assert_eq!(c.outcome, Outcome::Success);
+    assert_eq!(c.outcome, RecordedOutcome::Success);
     assert_eq!((c.fingerprint.as_str(), c.duration_ms), ("ab12", 1500));
     assert!(c.at.ends_with('Z') && c.at.len() == 24, "{}", c.at);
     assert_eq!(s.iterations["Each file"], ["a.csv", "b.csv"]);
@@ -152,11 +155,11 @@ fn header_preserves_package_identity_and_config() {
 fn completing_again_moves_a_path_to_the_end_of_the_order() {
     let f = fixture();
     let mut entries = three_completions();
-    entries.push(completed("A", Outcome::Failure, BTreeMap::new()));
+    entries.push(completed("A", RecordedOutcome::Failure, BTreeMap::new()));
     write(&f.path, None, entries);
     let s = read(&f.path, None).expect("read");
     assert_eq!(s.completed_order, ["B", "C", "A"]);
-    assert_eq!(s.completed["A"].outcome, Outcome::Failure);
+    assert_eq!(s.completed["A"].outcome, RecordedOutcome::Failure);
 }
 
 #[test]
@@ -181,7 +184,7 @@ fn an_iteration_key_finished_twice_is_kept_twice() {
 #[test]
 fn record_counts_only_grow_and_survive_an_invalidation() {
     let f = fixture();
-    let done = |p: &str| completed(p, Outcome::Success, BTreeMap::new());
+    let done = |p: &str| completed(p, RecordedOutcome::Success, BTreeMap::new());
     write(
         &f.path,
         None,
@@ -210,7 +213,7 @@ fn record_counts_only_grow_and_survive_an_invalidation() {
 #[test]
 fn invalidate_removes_the_path_its_descendants_and_their_iterations() {
     let f = fixture();
-    let done = |p: &str| completed(p, Outcome::Success, BTreeMap::new());
+    let done = |p: &str| completed(p, RecordedOutcome::Success, BTreeMap::new());
     let iter = |l: &str, k: &str| Entry::Iteration {
         loop_path: l.into(),
         key: k.into(),
@@ -425,14 +428,14 @@ fn sensitive_values_are_sealed_and_never_written_in_clear() {
     let secret_var = BTreeMap::from([
         (
             "User::Token".to_string(),
-            VarValue::sensitive(json!(SECRET)),
+            StoredValue::sensitive(json!(SECRET)),
         ),
-        ("User::Rows".to_string(), VarValue::plain(json!(42))),
+        ("User::Rows".to_string(), StoredValue::plain(json!(42))),
     ]);
     write(
         &f.path,
         Some(&key),
-        vec![completed("A", Outcome::Success, secret_var)],
+        vec![completed("A", RecordedOutcome::Success, secret_var)],
     );
     let bytes = frame_bytes(&f.path);
     let text = String::from_utf8_lossy(&bytes);
@@ -474,7 +477,7 @@ fn a_sealed_value_moved_to_another_variable_is_caught() {
     let f = fixture();
     let key = Key::from_text("k");
     let vars =
-        |name: &str| BTreeMap::from([(name.to_string(), VarValue::sensitive(json!(SECRET)))]);
+        |name: &str| BTreeMap::from([(name.to_string(), StoredValue::sensitive(json!(SECRET)))]);
     write(
         &f.path,
         Some(&key),
@@ -505,7 +508,7 @@ fn sensitive_values_without_a_key_are_omitted() {
     let f = fixture();
     let secret_var = BTreeMap::from([(
         "User::Token".to_string(),
-        VarValue::sensitive(json!(SECRET)),
+        StoredValue::sensitive(json!(SECRET)),
     )]);
     write(&f.path, None, vec![Entry::Vars { vars: secret_var }]);
     let bytes = frame_bytes(&f.path);
@@ -525,7 +528,7 @@ fn appending_with_the_right_key_keeps_sealing() {
     let l = lock(&f.path).expect("lock");
     let mut j = Journal::append_to(&f.path, &s, Some(&key), &l).expect("append_to");
     j.append(Entry::Vars {
-        vars: BTreeMap::from([("User::T".into(), VarValue::sensitive(json!(SECRET)))]),
+        vars: BTreeMap::from([("User::T".into(), StoredValue::sensitive(json!(SECRET)))]),
     })
     .expect("append");
     assert!(!String::from_utf8_lossy(&frame_bytes(&f.path)).contains(SECRET));
@@ -551,7 +554,7 @@ fn the_file_is_owner_only_after_create_and_its_mode_is_left_alone_after() {
     let s = read(&f.path, None).expect("read");
     let l = lock(&f.path).expect("lock");
     let mut j = Journal::append_to(&f.path, &s, None, &l).expect("append_to");
-    j.append(completed("D", Outcome::Success, BTreeMap::new()))
+    j.append(completed("D", RecordedOutcome::Success, BTreeMap::new()))
         .expect("append");
     assert_eq!(mode(&f.path), 0o640);
 }
@@ -574,7 +577,7 @@ fn append_to_cuts_a_torn_tail_before_appending() {
         clean.len() as u64,
         "the torn tail is cut"
     );
-    j.append(completed("D", Outcome::Success, BTreeMap::new()))
+    j.append(completed("D", RecordedOutcome::Success, BTreeMap::new()))
         .expect("append");
     let s = read(&f.path, None).expect("read");
     assert_eq!(s.torn_tail_bytes, 0);
@@ -695,19 +698,19 @@ const GOLDEN_KEY: &str = "golden-key";
 
 fn golden_entries() -> Vec<Vec<Entry>> {
     let vars = BTreeMap::from([
-        ("User::Rows".to_string(), VarValue::plain(json!(1200))),
+        ("User::Rows".to_string(), StoredValue::plain(json!(1200))),
         (
             "User::Token".to_string(),
-            VarValue::sensitive(json!(SECRET)),
+            StoredValue::sensitive(json!(SECRET)),
         ),
     ]);
     vec![
         vec![Entry::RunStarted {
             run_id: "run-1".into(),
         }],
-        vec![completed("Load/Customers", Outcome::Success, vars)],
+        vec![completed("Load/Customers", RecordedOutcome::Success, vars)],
         vec![
-            completed("Load/Orders", Outcome::Failure, BTreeMap::new()),
+            completed("Load/Orders", RecordedOutcome::Failure, BTreeMap::new()),
             Entry::Iteration {
                 loop_path: "Each file".into(),
                 key: "a.csv".into(),
@@ -717,7 +720,7 @@ fn golden_entries() -> Vec<Vec<Entry>> {
         vec![Entry::Vars {
             vars: BTreeMap::from([(
                 "User::Note".to_string(),
-                VarValue::plain(json!({"a": [1, null, "x"]})),
+                StoredValue::plain(json!({"a": [1, null, "x"]})),
             )]),
         }],
         vec![Entry::Invalidate {
@@ -760,7 +763,10 @@ fn golden_v1_still_reads() {
     );
     assert_eq!(s.runs, 1);
     assert_eq!(s.completed_order, ["Load/Customers"]);
-    assert_eq!(s.completed["Load/Customers"].outcome, Outcome::Success);
+    assert_eq!(
+        s.completed["Load/Customers"].outcome,
+        RecordedOutcome::Success
+    );
     assert_eq!(s.iterations["Each file"], ["a.csv"]);
     assert_eq!(s.vars["User::Rows"], Restored::Value(json!(1200)));
     assert_eq!(s.vars["User::Token"], Restored::Value(json!(SECRET)));
@@ -796,10 +802,14 @@ fn child_writer() {
     for i in 0u64.. {
         let big = BTreeMap::from([(
             "User::Pad".to_string(),
-            VarValue::plain(json!("p".repeat((i % 7) as usize * 500))),
+            StoredValue::plain(json!("p".repeat((i % 7) as usize * 500))),
         )]);
-        j.append(completed(&format!("P{pid}/T{i}"), Outcome::Success, big))
-            .expect("child append");
+        j.append(completed(
+            &format!("P{pid}/T{i}"),
+            RecordedOutcome::Success,
+            big,
+        ))
+        .expect("child append");
         writeln!(out, "acked {pid} {i}").expect("child stdout");
         out.flush().expect("child stdout");
     }
@@ -864,7 +874,7 @@ fn a_commit_intent_stays_until_its_completion_or_invalidation() {
         path: p.into(),
         marker: format!("m-{p}"),
         connections: vec!["dw".into()],
-        vars: BTreeMap::from([("User::Mid".to_string(), VarValue::plain(json!(1)))]),
+        vars: BTreeMap::from([("User::Mid".to_string(), StoredValue::plain(json!(1)))]),
     };
     write(
         &f.path,
@@ -872,7 +882,7 @@ fn a_commit_intent_stays_until_its_completion_or_invalidation() {
         vec![
             intent("Load"),
             intent("Other"),
-            completed("Load", Outcome::Success, BTreeMap::new()),
+            completed("Load", RecordedOutcome::Success, BTreeMap::new()),
             intent("Seq/Inner"),
             Entry::Invalidate { path: "Seq".into() },
         ],
@@ -897,9 +907,9 @@ fn frames_are_written_over_zeros_written_ahead_and_a_restart_continues_after_the
     let big = |n: i64| {
         let v = BTreeMap::from([(
             "User::Big".to_string(),
-            VarValue::plain(json!("x".repeat(20_000))),
+            StoredValue::plain(json!("x".repeat(20_000))),
         )]);
-        completed(&format!("T{n}"), Outcome::Success, v)
+        completed(&format!("T{n}"), RecordedOutcome::Success, v)
     };
     let l = lock(&f.path).expect("lock");
     let mut j = Journal::create(&f.path, header(), None, &l).expect("create");
@@ -929,8 +939,12 @@ fn frames_are_written_over_zeros_written_ahead_and_a_restart_continues_after_the
     // zeros: nothing is cut and the file does not grow.
     let mut j = Journal::append_to(&f.path, &s, None, &l).expect("append_to");
     assert_eq!(fs::metadata(&f.path).expect("stat").len(), len);
-    j.append(completed("After", Outcome::Success, BTreeMap::new()))
-        .expect("append");
+    j.append(completed(
+        "After",
+        RecordedOutcome::Success,
+        BTreeMap::new(),
+    ))
+    .expect("append");
     assert_eq!(fs::metadata(&f.path).expect("stat").len(), len);
     let s2 = read(&f.path, None).expect("read again");
     assert_eq!(s2.completed_order.len(), 41);

@@ -157,7 +157,7 @@ mod tests {
     fn completed(path: &str) -> journal::Entry {
         journal::Entry::Completed {
             path: path.into(),
-            outcome: journal::Outcome::Success,
+            outcome: journal::RecordedOutcome::Success,
             fingerprint: "f".into(),
             duration_ms: 1,
             vars: BTreeMap::new(),

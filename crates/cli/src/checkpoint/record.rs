@@ -18,7 +18,7 @@ pub(crate) struct JournalRecorder<'p> {
     pub(crate) plan: &'p Plan,
 }
 
-fn var_map(plan: &Plan, vars: Vec<(u32, VarValue)>) -> BTreeMap<String, journal::VarValue> {
+fn var_map(plan: &Plan, vars: Vec<(u32, VarValue)>) -> BTreeMap<String, journal::StoredValue> {
     vars.into_iter()
         // System variables are the run's own; expression variables are computed.
         .filter(|(slot, _)| {
@@ -29,7 +29,7 @@ fn var_map(plan: &Plan, vars: Vec<(u32, VarValue)>) -> BTreeMap<String, journal:
             let d = plan.vars.decl(slot);
             (
                 d.name.qualified(),
-                journal::VarValue {
+                journal::StoredValue {
                     value: v.to_json(),
                     sensitive: d.sensitive,
                 },
@@ -38,11 +38,11 @@ fn var_map(plan: &Plan, vars: Vec<(u32, VarValue)>) -> BTreeMap<String, journal:
         .collect()
 }
 
-fn outcome(o: Outcome) -> journal::Outcome {
+fn outcome(o: Outcome) -> journal::RecordedOutcome {
     match o {
-        Outcome::Success => journal::Outcome::Success,
-        Outcome::Failure => journal::Outcome::Failure,
-        Outcome::Completion => journal::Outcome::Completion,
+        Outcome::Success => journal::RecordedOutcome::Success,
+        Outcome::Failure => journal::RecordedOutcome::Failure,
+        Outcome::Completion => journal::RecordedOutcome::Completion,
     }
 }
 
@@ -185,7 +185,7 @@ pub(crate) fn start_journal(
                 .filter_map(|(p, slots)| Some((plan.find(p)?, slots)))
                 .map(|(id, slots)| journal::Entry::Completed {
                     path: plan.node(id).path.clone(),
-                    outcome: journal::Outcome::Success,
+                    outcome: journal::RecordedOutcome::Success,
                     fingerprint: plan.node(id).fingerprint.clone(),
                     duration_ms: 0,
                     vars: var_map(
@@ -227,7 +227,7 @@ pub(crate) fn start_journal(
                             .unwrap_or(false);
                         (
                             k.clone(),
-                            journal::VarValue {
+                            journal::StoredValue {
                                 value: v.json.clone(),
                                 sensitive,
                             },

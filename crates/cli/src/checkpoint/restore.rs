@@ -302,10 +302,10 @@ fn sealed_why(v: &journal::Restored, st: &journal::ResumeState) -> &'static str 
     }
 }
 
-fn to_exec_outcome(o: journal::Outcome) -> Outcome {
+fn to_exec_outcome(o: journal::RecordedOutcome) -> Outcome {
     match o {
-        journal::Outcome::Success => Outcome::Success,
-        journal::Outcome::Failure => Outcome::Failure,
-        journal::Outcome::Completion => Outcome::Completion,
+        journal::RecordedOutcome::Success => Outcome::Success,
+        journal::RecordedOutcome::Failure => Outcome::Failure,
+        journal::RecordedOutcome::Completion => Outcome::Completion,
     }
 }
