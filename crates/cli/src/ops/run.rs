@@ -272,7 +272,7 @@ pub(crate) fn run_with(args: &RunArgs, create: CreateJournal<'_>) -> Result<i32,
             run_id: run_id.clone(),
         }];
         if state.is_none() {
-            // The checkpoint holds the value of every variable (SPEC 2.2), not only
+            // The checkpoint holds the value of every variable (docs/semantics.md §5.2), not only
             // the ones that change: record them all once, when it is created.
             let all: Vec<(u32, VarValue)> = initial
                 .iter()
@@ -321,7 +321,7 @@ pub(crate) fn run_with(args: &RunArgs, create: CreateJournal<'_>) -> Result<i32,
     crate::timing::phase("run", t);
     // Log lines are buffered; they come before the summary.
     checkflow_exec::Reporter::flush(&mut console);
-    // The checkpoint's fate (SPEC 2.4).
+    // The checkpoint's fate (docs/semantics.md §5.4).
     let mut note = String::new();
     let mut kept = false;
     // A child package that succeeded keeps its checkpoint, every task in it
