@@ -1,6 +1,6 @@
 //! Hostile input, through the real binary: a catalogue of bad packages, bad
 //! command lines, missing files and damaged checkpoints. Each test pins the
-//! exit code (SPEC §3), the words of the message (file, line and column for a
+//! exit code (docs/semantics.md §7), the words of the message (file, line and column for a
 //! package file) and that nothing ran. None may panic.
 //!
 //! The cases that `cli.rs` and `checkpoint_rules.rs` already cover (a missing

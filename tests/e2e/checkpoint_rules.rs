@@ -1,5 +1,5 @@
-//! When a checkpoint is read, kept, deleted or refused (SPEC §2.1, §2.2,
-//! §2.4, §2.6): scenarios 1, 2, 3, 4, 12, 16 and 17.
+//! When a checkpoint is read, kept, deleted or refused (docs/semantics.md
+//! §5.1, §5.2, §5.4, §5.6): scenarios 1, 2, 3, 4, 12, 16 and 17.
 
 use std::time::{Duration, Instant};
 
@@ -465,9 +465,9 @@ fn checkpointing_off_neither_reads_nor_writes_a_checkpoint() {
 
 /// `save: false` after a run that saved: the restart reads the file and
 /// writes nothing to it. A failure leaves the file as it was (its restart
-/// point still holds); a success deletes it, as every success does (SPEC
-/// §2.4), so the next run starts from the beginning instead of restoring
-/// the same records forever.
+/// point still holds); a success deletes it, as every success does
+/// (docs/semantics.md §5.4), so the next run starts from the beginning
+/// instead of restoring the same records forever.
 #[test]
 fn a_restart_with_save_false_keeps_the_file_on_failure_and_deletes_it_on_success() {
     let sb = Sandbox::with_package(&abc(

@@ -1,4 +1,4 @@
-//! The command line's contract (SPEC §3): exit codes, load errors with
+//! The command line's contract (docs/semantics.md §7): exit codes, load errors with
 //! locations, `eval`, `checkpoint show --json`, `plan --json`.
 
 use serde_json::json;

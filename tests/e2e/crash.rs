@@ -1,6 +1,6 @@
 //! Scenario 15: the process dies (kill -9) at random moments, many times
 //! over; every rerun resumes, no recorded task runs twice, and the file is
-//! always readable (SPEC §2.4, §2.6).
+//! always readable (docs/semantics.md §5.4, §5.6).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

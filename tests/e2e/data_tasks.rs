@@ -1,5 +1,5 @@
 //! The database tasks through the binary, on SQLite and on PostgreSQL:
-//! SPEC §4 scenario 6 (one bulk insert per dimension, one fails, the rerun
+//! Scenario 6 of docs/semantics.md §8 (one bulk insert per dimension, one fails, the rerun
 //! loads only that table, no row twice), scenario 10 (a transacted container
 //! fails half-way: its work is rolled back and the rerun runs it whole), and
 //! the resumable bulk insert (beyond SSIS).
@@ -239,7 +239,7 @@ tasks:
     }
 }
 
-/// SPEC §4 scenario 7: aggregations, one task each; one fails; the rerun
+/// Scenario 7 (docs/semantics.md §8): aggregations, one task each; one fails; the rerun
 /// recomputes only it (the others' results are not appended twice).
 #[test]
 fn scenario_7_one_failed_aggregation_is_the_only_one_recomputed() {
@@ -376,7 +376,7 @@ tasks:
 
 #[test]
 fn bulk_insert_null_marker_can_be_written_as_a_plain_yaml_key() {
-    // SPEC §1.4 names the field `null`; in YAML a plain `null:` key is null
+    // docs/semantics.md §1.4 names the field `null`; in YAML a plain `null:` key is null
     // itself, and the loader must still read it as the field.
     for db in databases("nullkey") {
         let yaml = format!(

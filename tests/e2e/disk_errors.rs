@@ -1,7 +1,8 @@
 //! A checkpoint that cannot be written: an unwritable folder, a read-only
 //! file system, a full disk. The run stops with exit 1 and an error naming
-//! the checkpoint, and a checkpoint already on disk stays readable (SPEC §2.6;
-//! STYLE "The journal": after an I/O error the run stops).
+//! the checkpoint, and a checkpoint already on disk stays readable
+//! (docs/semantics.md §5.6: after an I/O error on the checkpoint the run
+//! stops).
 //!
 //! Tests run as root in CI, where folder permissions are not enforced: the
 //! unwritable-folder cases then use a path under a regular file, or a tmpfs

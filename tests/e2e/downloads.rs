@@ -1,4 +1,4 @@
-//! SPEC §4 scenario 5: several large downloads, one task each; one fails; the
+//! Scenario 5 (docs/semantics.md §8): several large downloads, one task each; one fails; the
 //! rerun downloads only that file, resuming it from its partial bytes.
 //!
 //! The files come from an HTTP server running in a thread of this test

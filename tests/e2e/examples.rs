@@ -1,5 +1,5 @@
-//! The examples, run as a user runs them: `examples/warehouse` (the seeds'
-//! scenario: download one file per dimension and the facts, bulk insert one
+//! The examples, run as a user runs them: `examples/warehouse` (downloads
+//! to aggregates: download one file per dimension and the facts, bulk insert one
 //! dimension per task, compute aggregates) from a copy in a temp folder,
 //! through the real binary, its first run failing by design and its rerun
 //! restarting from the checkpoint.

@@ -1,7 +1,7 @@
 //! Issue 4, "prove it": a 50-task package (sequences, parallel containers,
 //! parallel sequences, a loop with recorded iterations; at most 4 at once)
 //! killed with SIGKILL at random moments at least 100 times, each run rerun
-//! until the package succeeds (SPEC §2.3, §2.4, §2.6).
+//! until the package succeeds (docs/semantics.md §5.3, §5.4, §5.6).
 //!
 //! Checked at every step: the checkpoint reads (`checkpoint show --json`
 //! exits 0) before every rerun; nothing it records runs again; nothing it

@@ -1,5 +1,5 @@
-//! End-to-end tests: every scenario of SPEC §4 that the engine supports,
-//! and the command line's contract (§3), run through the real binary.
+//! End-to-end tests: every scenario of docs/semantics.md §8,
+//! and the command line's contract (§7), run through the real binary.
 
 mod bad_inputs;
 mod bulk_exactly_once;

@@ -1,4 +1,4 @@
-//! What a restart reuses and what it runs again (SPEC §2.3, §2.5):
+//! What a restart reuses and what it runs again (docs/semantics.md §5.3, §5.5):
 //! scenarios 8, 9, 11, 13 and 14.
 
 use serde_json::{Value, json};

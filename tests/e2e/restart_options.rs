@@ -1,4 +1,4 @@
-//! What a restart reuses beyond the basic rules (SPEC §1.3, §2.5, §2.6):
+//! What a restart reuses beyond the basic rules (docs/semantics.md §3, §5.5, §5.6):
 //! recorded failures feeding constraints, `--rerun`, `--changed`,
 //! iterations keyed by identity, sensitive values.
 

@@ -1,4 +1,4 @@
-//! How a run behaves while it runs (SPEC §1.1, §2.4, §3): timeouts,
+//! How a run behaves while it runs (docs/semantics.md §1.3, §5.4, §7): timeouts,
 //! retries, cancellation, the summary and the report.
 
 use std::time::{Duration, Instant};

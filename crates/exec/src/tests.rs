@@ -616,7 +616,7 @@ fn a_failure_within_max_errors_while_the_package_stops_is_recorded() {
     let (r, c) = run_plan(&plan, Resume::default());
     assert_eq!(r.outcome, PackageOutcome::Failure);
     let rec = recorded(&plan, &c);
-    // SPEC 2.3: a failure that did not itself fail the package is recorded.
+    // docs/semantics.md §5.3: a failure that did not itself fail the package is recorded.
     assert_eq!(rec.completed.keys().collect::<Vec<_>>(), ["Fine", "Later"]);
     assert!(!rec.completed.contains_key("First"));
 }

@@ -1,4 +1,4 @@
-//! The `*Def` types: a package exactly as written in YAML (SPEC §1).
+//! The `*Def` types: a package exactly as written in YAML (docs/semantics.md §1).
 //!
 //! Every struct denies unknown keys, so a typo is a load error with its line and
 //! column. Task-specific fields are read flat (`wire.rs`) and kept in a box per
@@ -321,13 +321,13 @@ pub enum Retrieve {
 /// definitions, not ten thousand with room for every type's fields.
 ///
 /// Serializing it gives the text its fingerprint is computed from: every field
-/// that affects what it does, in the order of the package format (SPEC §1.1),
+/// that affects what it does, in the order of the package format (docs/semantics.md §1.3),
 /// exactly as when every field was held flat; `name`, `description`, `after`,
 /// `after_logic` and `tasks` are left out.
 #[derive(Debug, Deserialize, Clone)]
 #[serde(from = "crate::wire::TaskWire")]
 pub struct TaskDef {
-    // -- common to every executable (SPEC §1.1) --
+    // -- common to every executable (docs/semantics.md §1.3) --
     /// Unique among siblings; no `/`.
     pub name: Spanned<String>,
     /// A task type or a container type.
@@ -666,7 +666,7 @@ impl TaskDef {
         )
     }
 
-    /// Whether a property expression sets `property` (SPEC §1.1
+    /// Whether a property expression sets `property` (docs/semantics.md §1.3
     /// `expressions`): then the value written for it, if any, may not be the
     /// one the task runs with.
     pub fn set_by_expression(&self, property: &str) -> bool {

@@ -122,7 +122,7 @@ pub fn load_with(
 
 /// Parses package text; `path` only names the file in errors.
 ///
-/// A plain `null:` key (bulk_insert's null marker, SPEC §1.4) is YAML's null,
+/// A plain `null:` key (bulk_insert's null marker, docs/semantics.md §1.4) is YAML's null,
 /// which serde cannot match to a field name. When the parser stops at one,
 /// every plain null key in the file is found with one pass of the YAML
 /// parser, written as the string `"null"`, and the text parsed once more.

@@ -72,7 +72,7 @@ impl TaskType for DownloadType {
         let data = def.data();
         let mut ok = true;
         let url = data.url.clone().unwrap_or_default();
-        // A property expression may give the URL instead (SPEC §1.1 `expressions`).
+        // A property expression may give the URL instead (docs/semantics.md §1.3 `expressions`).
         let url_by_expr = def.set_by_expression("url");
         if url.is_empty() && !url_by_expr {
             cx.missing("url", "download");

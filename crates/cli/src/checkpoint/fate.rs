@@ -27,7 +27,7 @@ pub(crate) fn settle(
     lock: &Option<journal::Lock>,
     finished_child: bool,
 ) -> Fate {
-    // The checkpoint's fate (SPEC 2.4).
+    // The rules: docs/semantics.md §5.4.
     let mut note = String::new();
     let mut warning = None;
     let mut kept = false;

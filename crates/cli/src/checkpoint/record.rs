@@ -243,7 +243,7 @@ pub(crate) fn start_journal(
         run_id: run_id.to_string(),
     }];
     if state.is_none() {
-        // The checkpoint holds the value of every variable (SPEC 2.2), not only
+        // The checkpoint holds the value of every variable (docs/semantics.md §5.2), not only
         // the ones that change: record them all once, when it is created.
         let all: Vec<(u32, VarValue)> = initial
             .iter()
