@@ -27,7 +27,6 @@ mod runtime;
 mod soak;
 mod support;
 mod symlinks;
-/// The loopback HTTP and FTP servers of the download tests (std only), shared
-/// by `downloads` and `examples`.
-#[path = "../../crates/tasks/src/download/test_server.rs"]
-mod test_server;
+/// The loopback HTTP and FTP servers of the download tests, shared by
+/// `downloads` and `examples`.
+use checkflow_testkit::servers as test_server;

@@ -12,7 +12,7 @@ use checkflow_model::{
     AfterDef, Flow, LoadedPackage, Logic, On, PackageDef, SourcePos, Spanned, TaskDef,
     TransactionOption, pos_of,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 const CONTAINER_FIELDS: &[(&str, &[&str])] = &[
@@ -1217,6 +1217,3 @@ pub(crate) fn default_value(ty: &DataType) -> VarValue {
         .map(VarValue::Scalar)
         .unwrap_or(VarValue::Scalar(Value::Null(ty.clone())))
 }
-
-#[allow(dead_code)]
-fn _unused(_: BTreeMap<(), ()>) {}

@@ -23,8 +23,6 @@ mod http;
 mod source;
 
 #[cfg(test)]
-mod test_server;
-#[cfg(test)]
 mod tests;
 
 use checkflow_files::Links;

@@ -19,8 +19,6 @@ mod sqlite;
 #[cfg(test)]
 pub(crate) mod testkit;
 #[cfg(test)]
-pub(crate) mod testpg;
-#[cfg(test)]
 mod tests;
 mod tx;
 

@@ -2,10 +2,10 @@
 //! the test cluster is configured (`CHECKFLOW_TEST_PG_URL`), on PostgreSQL.
 
 use super::testkit::Pkg;
-use super::testpg::fresh_db;
 use super::*;
 use checkflow_expr::DataType;
 use checkflow_plan::{TxProbe, TxScope, VarValue};
+use checkflow_testkit::pg::fresh_db;
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -1,10 +1,10 @@
 //! The download task against real servers on 127.0.0.1: the HTTP test server
 //! in `test_server.rs` (byte ranges, ETags, faults) and pyftpdlib.
 
-use super::test_server::{FtpOptions, FtpServer, HttpServer, bytes};
 use super::*;
 use checkflow_expr::{Compiled, Env, Value};
 use checkflow_plan::{CancelToken, VarTable, VarValue};
+use checkflow_testkit::servers::{FtpOptions, FtpServer, HttpServer, bytes};
 use std::sync::Mutex;
 
 /// A task context that records log lines and progress reports.

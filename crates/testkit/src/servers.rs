@@ -2,9 +2,8 @@
 //! server written on `std::net` (byte ranges, ETags and injected faults), and
 //! a launcher for a real FTP server (pyftpdlib).
 //!
-//! Shared by the unit tests of `checkflow-tasks` and the end-to-end tests
-//! (which include this file with `#[path]`), so it uses only std.
-#![allow(dead_code)]
+//! Used by the unit tests of `checkflow-tasks` and the end-to-end tests; std
+//! only.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
