@@ -14,6 +14,8 @@ mod package;
 mod process;
 mod script;
 mod sql;
+#[cfg(test)]
+mod testcx;
 
 use checkflow_plan::Registry;
 

@@ -1,13 +1,10 @@
 //! Test support for the database tasks: a package in a temp folder, validated
-//! with the real registry, and its tasks run one by one in a [`TestCx`] that
-//! keeps variables, log lines, progress and (optionally) a transaction.
+//! with the real registry, and its tasks run one by one in a [`TestCx`].
 
-use checkflow_expr::{Compiled, Env, Value};
-use checkflow_plan::{
-    Action, CancelToken, LogLevel, NodeKind, Plan, RunCx, TaskError, TxScope, VarTable, VarValue,
-};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+pub(crate) use crate::testcx::TestCx;
+use checkflow_plan::{Action, NodeKind, Plan, TaskError};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A validated package in its own folder.
 pub(crate) struct Pkg {
@@ -40,21 +37,7 @@ impl Pkg {
 
     /// A context holding the variables' initial values.
     pub fn cx(&self) -> TestCx {
-        TestCx {
-            dir: self.plan.package.dir.clone(),
-            vars: self.plan.vars.clone(),
-            values: self
-                .plan
-                .vars
-                .decls
-                .iter()
-                .map(|d| d.initial.clone())
-                .collect(),
-            token: CancelToken::new(),
-            logs: Mutex::new(Vec::new()),
-            progress: Mutex::new(Vec::new()),
-            tx: None,
-        }
+        TestCx::new(&self.plan.package.dir, &self.plan.vars)
     }
 
     /// The action of the task named `name` (a top-level task).
@@ -77,85 +60,5 @@ impl Pkg {
     /// A path inside the package folder.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
-    }
-}
-
-/// What a task sees while it runs in a test.
-pub(crate) struct TestCx {
-    dir: PathBuf,
-    vars: VarTable,
-    values: Vec<VarValue>,
-    pub token: CancelToken,
-    pub logs: Mutex<Vec<String>>,
-    pub progress: Mutex<Vec<u64>>,
-    pub tx: Option<Arc<TxScope>>,
-}
-
-impl TestCx {
-    /// The value of `User::name`.
-    pub fn var(&self, name: &str) -> VarValue {
-        let slot = self
-            .vars
-            .slot(name)
-            .unwrap_or_else(|| panic!("no variable {name}"));
-        self.values[slot as usize].clone()
-    }
-
-    /// The scalar value of `User::name`.
-    pub fn scalar(&self, name: &str) -> Value {
-        match self.var(name) {
-            VarValue::Scalar(v) => v,
-            other => panic!("{name} is not a scalar: {other}"),
-        }
-    }
-}
-
-impl Env for TestCx {
-    fn value(&self, slot: u32) -> Value {
-        match &self.values[slot as usize] {
-            VarValue::Scalar(v) => v.clone(),
-            VarValue::Object(_) => Value::Null(checkflow_expr::DataType::Object),
-        }
-    }
-}
-
-impl RunCx for TestCx {
-    fn get(&self, slot: u32) -> VarValue {
-        self.values[slot as usize].clone()
-    }
-    fn set(&mut self, slot: u32, value: VarValue) -> Result<(), TaskError> {
-        self.values[slot as usize] = value;
-        Ok(())
-    }
-    fn eval(&self, _expr: &Compiled) -> Result<Value, TaskError> {
-        Err(TaskError::new("no expressions in these tests"))
-    }
-    fn env(&self) -> &dyn Env {
-        self
-    }
-    fn property(&self, _name: &str) -> Option<&Value> {
-        None
-    }
-    fn log(&self, level: LogLevel, line: &str) {
-        self.logs
-            .lock()
-            .expect("logs")
-            .push(format!("{level:?}: {line}"));
-    }
-    fn progress(&self, done: u64, _total: Option<u64>, unit: &str) {
-        assert_eq!(unit, "rows");
-        self.progress.lock().expect("progress").push(done);
-    }
-    fn cancel_token(&self) -> &CancelToken {
-        &self.token
-    }
-    fn package_dir(&self) -> &Path {
-        &self.dir
-    }
-    fn vars(&self) -> &VarTable {
-        &self.vars
-    }
-    fn transaction(&self) -> Option<Arc<TxScope>> {
-        self.tx.clone()
     }
 }

@@ -480,7 +480,7 @@ fn bulk_insert_loads_a_file_with_header_quotes_and_nulls() {
         assert_eq!(r.rows[1][1], Cell::Text("Say \"hi\"".into()));
         assert_eq!(r.rows[1][2], Cell::Null);
         assert_eq!(r.rows[2][1], Cell::Text(String::new()), "empty is not NULL");
-        assert_eq!(cx.progress.lock().unwrap().last(), Some(&3));
+        assert_eq!(cx.done().last(), Some(&3));
     }
 }
 
@@ -588,13 +588,7 @@ fn a_resumable_load_continues_after_the_last_committed_batch() {
         std::fs::write(p.path("in/dim.csv"), rows_csv(10, None)).unwrap();
         let mut cx = p.cx();
         p.run("Load", &mut cx).unwrap();
-        assert!(
-            cx.logs
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|l| l.contains("resuming: 6 row(s)"))
-        );
+        assert!(cx.lines().iter().any(|l| l.contains("resuming: 6 row(s)")));
         assert_eq!(
             int_column(&p, "SELECT id FROM dim ORDER BY id"),
             (1..=10).collect::<Vec<i64>>(),
@@ -638,7 +632,7 @@ fn a_load_of_many_rows_in_batches_inserts_each_row_once() {
             [1000],
             "every field in its column"
         );
-        let progress = cx.progress.lock().unwrap().clone();
+        let progress = cx.done();
         assert!(progress.is_sorted(), "{progress:?}");
         assert_eq!(progress.last(), Some(&1000));
     }

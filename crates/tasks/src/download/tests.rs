@@ -2,81 +2,9 @@
 //! in `test_server.rs` (byte ranges, ETags, faults) and pyftpdlib.
 
 use super::*;
-use checkflow_expr::{Compiled, Env, Value};
-use checkflow_plan::{CancelToken, VarTable, VarValue};
+use crate::testcx::TestCx;
+use checkflow_plan::VarTable;
 use checkflow_testkit::servers::{FtpOptions, FtpServer, HttpServer, bytes};
-use std::sync::Mutex;
-
-/// A task context that records log lines and progress reports.
-struct Cx {
-    dir: PathBuf,
-    token: CancelToken,
-    vars: VarTable,
-    logs: Mutex<Vec<String>>,
-    progress: Mutex<Vec<(u64, Option<u64>)>>,
-    /// Cancels the task once this many bytes are reported done.
-    cancel_at: Option<u64>,
-}
-
-impl Cx {
-    fn new(dir: &Path) -> Cx {
-        Cx {
-            dir: dir.to_path_buf(),
-            token: CancelToken::new(),
-            vars: VarTable::default(),
-            logs: Mutex::new(Vec::new()),
-            progress: Mutex::new(Vec::new()),
-            cancel_at: None,
-        }
-    }
-
-    fn logs(&self) -> String {
-        self.logs.lock().unwrap().join("\n")
-    }
-}
-
-impl Env for Cx {
-    fn value(&self, _slot: u32) -> Value {
-        Value::Null(checkflow_expr::DataType::Bool)
-    }
-}
-
-impl RunCx for Cx {
-    fn get(&self, _slot: u32) -> VarValue {
-        VarValue::Scalar(Value::Null(checkflow_expr::DataType::Bool))
-    }
-    fn set(&mut self, _slot: u32, _value: VarValue) -> Result<(), TaskError> {
-        Ok(())
-    }
-    fn eval(&self, _expr: &Compiled) -> Result<Value, TaskError> {
-        Err(TaskError::new("no expressions here"))
-    }
-    fn env(&self) -> &dyn Env {
-        self
-    }
-    fn property(&self, _name: &str) -> Option<&Value> {
-        None
-    }
-    fn log(&self, level: LogLevel, line: &str) {
-        self.logs.lock().unwrap().push(format!("{level:?}: {line}"));
-    }
-    fn progress(&self, done: u64, total: Option<u64>, unit: &str) {
-        assert_eq!(unit, "bytes");
-        self.progress.lock().unwrap().push((done, total));
-        if self.cancel_at.is_some_and(|c| done >= c) {
-            self.token.cancel();
-        }
-    }
-    fn cancel_token(&self) -> &CancelToken {
-        &self.token
-    }
-    fn package_dir(&self) -> &Path {
-        &self.dir
-    }
-    fn vars(&self) -> &VarTable {
-        &self.vars
-    }
-}
 
 fn action(url: &str) -> DownloadAction {
     DownloadAction {
@@ -112,8 +40,8 @@ impl Fixture {
             body,
         }
     }
-    fn cx(&self) -> Cx {
-        Cx::new(self.dir.path())
+    fn cx(&self) -> TestCx {
+        TestCx::new(self.dir.path(), &VarTable::default())
     }
     fn out(&self) -> PathBuf {
         self.dir.path().join("out/file.bin")
@@ -121,7 +49,7 @@ impl Fixture {
     fn part(&self) -> PathBuf {
         self.dir.path().join("out/file.bin.part")
     }
-    fn run(&self, a: &DownloadAction) -> (Result<(), TaskError>, Cx) {
+    fn run(&self, a: &DownloadAction) -> (Result<(), TaskError>, TestCx) {
         let mut cx = self.cx();
         let r = a.run(&mut cx);
         (r, cx)
@@ -170,7 +98,7 @@ fn a_cut_connection_is_retried_and_resumed_with_range_and_if_range() {
     assert_eq!(hits[1].if_range.as_deref(), Some("\"v1\""));
     assert_eq!(hits[1].status, 206);
     assert_eq!(hits[1].sent, LEN as u64 - 1_000_000);
-    assert!(cx.logs().contains("retrying"), "{}", cx.logs());
+    assert!(cx.log_text().contains("retrying"), "{}", cx.log_text());
 }
 
 #[test]
@@ -196,9 +124,9 @@ fn gives_up_after_a_few_attempts_and_keeps_the_partial_bytes() {
     assert_eq!((hits[0].range_start, hits[0].status), (Some(500_000), 206));
     assert_eq!(hits[0].sent, LEN as u64 - 500_000);
     assert!(
-        cx.logs().contains("found 500000 partial bytes"),
+        cx.log_text().contains("found 500000 partial bytes"),
         "{}",
-        cx.logs()
+        cx.log_text()
     );
 }
 
@@ -222,7 +150,7 @@ fn a_server_that_ignores_range_gets_the_whole_file_again() {
     let hits = f.server.hits();
     assert_eq!(hits.len(), 1);
     assert_eq!((hits[0].range_start, hits[0].status), (Some(400_000), 200));
-    assert!(cx.logs().contains("starting over"), "{}", cx.logs());
+    assert!(cx.log_text().contains("starting over"), "{}", cx.log_text());
 }
 
 #[test]
@@ -284,7 +212,7 @@ fn without_a_validator_the_partial_bytes_are_not_trusted() {
     let (r, cx) = f.run(&action(&f.server.url("/f.bin")));
     r.unwrap();
     assert_eq!(f.server.hits()[0].range_start, None);
-    assert!(cx.logs().contains("starting over"), "{}", cx.logs());
+    assert!(cx.log_text().contains("starting over"), "{}", cx.log_text());
     assert_eq!(std::fs::read(f.out()).unwrap(), f.body);
 }
 
@@ -453,12 +381,12 @@ fn credentials_from_the_url_are_sent_and_never_shown() {
     let e = r.unwrap_err().message;
     assert!(e.contains("401"), "{e}");
     assert!(!e.contains("hunter22"), "{e}");
-    assert!(!cx.logs().contains("hunter22"), "{}", cx.logs());
+    assert!(!cx.log_text().contains("hunter22"), "{}", cx.log_text());
     let gone = "http://etl:hunter22@127.0.0.1:1/f.bin";
     let (r, cx) = f.run(&action(gone));
     let e = r.unwrap_err().message;
     assert!(
-        !e.contains("hunter22") && !cx.logs().contains("hunter22"),
+        !e.contains("hunter22") && !cx.log_text().contains("hunter22"),
         "{e}"
     );
 }
@@ -512,7 +440,7 @@ fn ftp_download_and_resume_with_rest() {
     };
     let dir = tempfile::tempdir().unwrap();
     let a = ftp_action(&server.url("data.bin"));
-    let mut cx = Cx::new(dir.path());
+    let mut cx = TestCx::new(dir.path(), &VarTable::default());
     cx.cancel_at = Some(1);
     let e = a.run(&mut cx).unwrap_err().message;
     assert!(e.contains("cancelled"), "{e}");
@@ -520,21 +448,21 @@ fn ftp_download_and_resume_with_rest() {
     let kept = std::fs::metadata(&part).unwrap().len();
     assert!(kept > 0 && kept < body.len() as u64, "{kept}");
 
-    let mut cx = Cx::new(dir.path());
+    let mut cx = TestCx::new(dir.path(), &VarTable::default());
     a.run(&mut cx).unwrap();
     assert!(
-        cx.logs().contains(&format!(
+        cx.log_text().contains(&format!(
             "resuming {} at byte {kept}",
             server.url("data.bin")
         )),
         "{}",
-        cx.logs()
+        cx.log_text()
     );
     assert_eq!(
         std::fs::read(dir.path().join("out/file.bin")).unwrap(),
         body
     );
-    assert!(!cx.logs().contains("secret"));
+    assert!(!cx.log_text().contains("secret"));
 }
 
 #[test]
@@ -553,14 +481,18 @@ fn ftp_server_without_rest_sends_the_whole_file() {
     };
     let dir = tempfile::tempdir().unwrap();
     let a = ftp_action(&server.url("data.bin"));
-    let mut cx = Cx::new(dir.path());
+    let mut cx = TestCx::new(dir.path(), &VarTable::default());
     cx.cancel_at = Some(1);
     assert!(a.run(&mut cx).is_err());
     assert!(dir.path().join("out/file.bin.part").exists());
 
-    let mut cx = Cx::new(dir.path());
+    let mut cx = TestCx::new(dir.path(), &VarTable::default());
     a.run(&mut cx).unwrap();
-    assert!(cx.logs().contains("refused to resume"), "{}", cx.logs());
+    assert!(
+        cx.log_text().contains("refused to resume"),
+        "{}",
+        cx.log_text()
+    );
     assert_eq!(
         std::fs::read(dir.path().join("out/file.bin")).unwrap(),
         body
@@ -574,7 +506,7 @@ fn ftp_missing_file_and_bad_login_fail_without_retrying_forever() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut cx = Cx::new(dir.path());
+    let mut cx = TestCx::new(dir.path(), &VarTable::default());
     let e = ftp_action(&server.url("nope.bin"))
         .run(&mut cx)
         .unwrap_err()

@@ -1,9 +1,8 @@
 //! Script task: validation through `plan::validate`, runs through a fake `RunCx`.
 
 use super::*;
-use checkflow_plan::{CancelToken, NodeKind, Plan, VarTable};
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use crate::testcx::TestCx;
+use checkflow_plan::{NodeKind, Plan};
 
 const ID: &str = "0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11";
 
@@ -39,76 +38,6 @@ fn problems(vars: &str, tasks: &str) -> String {
     }
 }
 
-/// What a task sees when it runs: variables in a vector, log lines collected.
-struct FakeCx {
-    table: VarTable,
-    values: Vec<VarValue>,
-    log: Mutex<Vec<String>>,
-    token: CancelToken,
-    dir: PathBuf,
-}
-
-impl FakeCx {
-    fn new(plan: &Plan, dir: &Path) -> FakeCx {
-        FakeCx {
-            table: plan.vars.clone(),
-            values: plan.vars.decls.iter().map(|d| d.initial.clone()).collect(),
-            log: Mutex::new(Vec::new()),
-            token: CancelToken::new(),
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn var(&self, name: &str) -> VarValue {
-        self.values[self.table.slot(name).expect("declared") as usize].clone()
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.log.lock().expect("log lock").clone()
-    }
-}
-
-impl checkflow_expr::Env for FakeCx {
-    fn value(&self, slot: u32) -> Value {
-        self.values[slot as usize]
-            .scalar()
-            .cloned()
-            .unwrap_or(Value::Null(DataType::Object))
-    }
-}
-
-impl RunCx for FakeCx {
-    fn get(&self, slot: u32) -> VarValue {
-        self.values[slot as usize].clone()
-    }
-    fn set(&mut self, slot: u32, value: VarValue) -> Result<(), TaskError> {
-        self.values[slot as usize] = value;
-        Ok(())
-    }
-    fn eval(&self, expr: &checkflow_expr::Compiled) -> Result<Value, TaskError> {
-        expr.eval(self).map_err(|e| TaskError::new(e.to_string()))
-    }
-    fn env(&self) -> &dyn checkflow_expr::Env {
-        self
-    }
-    fn property(&self, _name: &str) -> Option<&Value> {
-        None
-    }
-    fn log(&self, _level: LogLevel, line: &str) {
-        self.log.lock().expect("log lock").push(line.to_string());
-    }
-    fn progress(&self, _done: u64, _total: Option<u64>, _unit: &str) {}
-    fn cancel_token(&self) -> &CancelToken {
-        &self.token
-    }
-    fn package_dir(&self) -> &Path {
-        &self.dir
-    }
-    fn vars(&self) -> &VarTable {
-        &self.table
-    }
-}
-
 fn action(plan: &Plan, name: &str) -> Arc<dyn Action> {
     let id = plan.find(name).expect("task exists");
     match &plan.node(id).kind {
@@ -118,14 +47,14 @@ fn action(plan: &Plan, name: &str) -> Arc<dyn Action> {
 }
 
 /// Validates a package with one task `S` and runs it.
-fn run(vars: &str, task: &str) -> (FakeCx, Result<(), TaskError>) {
+fn run(vars: &str, task: &str) -> (TestCx, Result<(), TaskError>) {
     let pkg = Pkg::new(vars, task);
     run_pkg(&pkg)
 }
 
-fn run_pkg(pkg: &Pkg) -> (FakeCx, Result<(), TaskError>) {
+fn run_pkg(pkg: &Pkg) -> (TestCx, Result<(), TaskError>) {
     let plan = pkg.plan().unwrap_or_else(|e| panic!("invalid: {e}"));
-    let mut cx = FakeCx::new(&plan, pkg.dir.path());
+    let mut cx = TestCx::new(pkg.dir.path(), &plan.vars);
     let r = action(&plan, "S").run(&mut cx);
     (cx, r)
 }
@@ -298,7 +227,7 @@ fn a_runtime_error_reports_its_line() {
 fn cancellation_stops_a_runaway_script() {
     let pkg = Pkg::new(VARS, "  - { name: S, type: script, code: 'loop { }' }");
     let plan = pkg.plan().expect("valid");
-    let mut cx = FakeCx::new(&plan, pkg.dir.path());
+    let mut cx = TestCx::new(pkg.dir.path(), &plan.vars);
     let token = cx.token.clone();
     let stopper = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -350,7 +279,7 @@ fn a_script_file_is_read_when_the_task_runs() {
     );
     // Missing at validation is fine: an earlier task may write it.
     let plan = pkg.plan().expect("valid without the file");
-    let mut cx = FakeCx::new(&plan, pkg.dir.path());
+    let mut cx = TestCx::new(pkg.dir.path(), &plan.vars);
     let e = action(&plan, "S")
         .run(&mut cx)
         .expect_err("no file")
