@@ -50,28 +50,27 @@ fn create_tables(tables: &[&str]) -> String {
         .join("\n      ")
 }
 
+/// A package on `db` with a checkpoint whose first task, "Create tables",
+/// creates `tables` (`id`, `name`); `tasks` (YAML list items) follow it.
+fn with_tables(name: &str, db: &Db, tables: &[&str], tasks: &str) -> String {
+    format!(
+        "id: {ID}\nname: {name}\ncheckpoint: {{ file: run.ckpt, usage: if_exists, save: true }}\nconnections:\n  dw: {conn}\ntasks:\n  - name: Create tables\n    type: sql\n    connection: dw\n    sql: |\n      {create}\n{tasks}",
+        conn = db.conn,
+        create = create_tables(tables)
+    )
+}
+
 #[test]
 fn scenario_6_one_failed_dimension_load_is_the_only_one_rerun_and_no_row_is_loaded_twice() {
     for db in databases("scenario6") {
-        let yaml = format!(
-            r#"
-id: {ID}
-name: dimensions
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-connections:
-  dw: {conn}
-tasks:
-  - name: Create tables
-    type: sql
-    connection: dw
-    sql: |
-      {create}
-  - {{ name: Customers, type: bulk_insert, connection: dw, table: dim_customer, file: data/customers.csv, after: [Create tables], fail_package_on_failure: true }}
-  - {{ name: Products, type: bulk_insert, connection: dw, table: dim_product, file: data/products.csv, after: [Create tables], fail_package_on_failure: true }}
-  - {{ name: Stores, type: bulk_insert, connection: dw, table: dim_store, file: data/stores.csv, after: [Create tables], fail_package_on_failure: true }}
+        let yaml = with_tables(
+            "dimensions",
+            &db,
+            &["dim_customer", "dim_product", "dim_store"],
+            r#"  - { name: Customers, type: bulk_insert, connection: dw, table: dim_customer, file: data/customers.csv, after: [Create tables], fail_package_on_failure: true }
+  - { name: Products, type: bulk_insert, connection: dw, table: dim_product, file: data/products.csv, after: [Create tables], fail_package_on_failure: true }
+  - { name: Stores, type: bulk_insert, connection: dw, table: dim_store, file: data/stores.csv, after: [Create tables], fail_package_on_failure: true }
 "#,
-            conn = db.conn,
-            create = create_tables(&["dim_customer", "dim_product", "dim_store"])
         );
         let sb = Sandbox::with_package(&yaml);
         sb.write("data/customers.csv", &csv(50, None));
@@ -114,23 +113,12 @@ tasks:
 #[test]
 fn resumable_bulk_insert_continues_after_the_last_committed_batch_without_duplicates() {
     for db in databases("resumable_bulk") {
-        let yaml = format!(
-            r#"
-id: {ID}
-name: facts
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-connections:
-  dw: {conn}
-tasks:
-  - name: Create tables
-    type: sql
-    connection: dw
-    sql: |
-      {create}
-  - {{ name: Sales, type: bulk_insert, connection: dw, table: fact_sales, file: data/sales.csv, batch_size: 25, resume: true, after: [Create tables], fail_package_on_failure: true }}
+        let yaml = with_tables(
+            "facts",
+            &db,
+            &["fact_sales"],
+            r#"  - { name: Sales, type: bulk_insert, connection: dw, table: fact_sales, file: data/sales.csv, batch_size: 25, resume: true, after: [Create tables], fail_package_on_failure: true }
 "#,
-            conn = db.conn,
-            create = create_tables(&["fact_sales"])
         );
         let sb = Sandbox::with_package(&yaml);
         // Row 60 repeats id 1: batches 1-25 and 26-50 commit, 51-75 fails.
@@ -173,31 +161,20 @@ tasks:
 #[test]
 fn scenario_10_a_transacted_container_that_fails_half_way_is_rolled_back_and_rerun_whole() {
     for db in databases("scenario10") {
-        let yaml = format!(
-            r#"
-id: {ID}
-name: transacted
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-connections:
-  dw: {conn}
-tasks:
-  - name: Create tables
-    type: sql
-    connection: dw
-    sql: |
-      {create}
-  - name: Load
+        let yaml = with_tables(
+            "transacted",
+            &db,
+            &["dim_customer", "audit"],
+            r#"  - name: Load
     type: sequence
     transaction: required
     fail_package_on_failure: true
     after: [Create tables]
     tasks:
-      - {{ name: Customers, type: bulk_insert, connection: dw, table: dim_customer, file: data/customers.csv }}
-      - {{ name: Audit, type: sql, connection: dw, sql: "INSERT INTO audit (id, name) VALUES (1, 'customers loaded')" }}
-      - {{ name: Check, type: process, command: "echo Check >> ledger.txt; test -f fixed" }}
+      - { name: Customers, type: bulk_insert, connection: dw, table: dim_customer, file: data/customers.csv }
+      - { name: Audit, type: sql, connection: dw, sql: "INSERT INTO audit (id, name) VALUES (1, 'customers loaded')" }
+      - { name: Check, type: process, command: "echo Check >> ledger.txt; test -f fixed" }
 "#,
-            conn = db.conn,
-            create = create_tables(&["dim_customer", "audit"])
         );
         let sb = Sandbox::with_package(&yaml);
         sb.write("data/customers.csv", &csv(50, None));
