@@ -92,7 +92,7 @@ struct Counting {
 }
 
 impl Recorder for Counting {
-    fn record(&mut self, batch: Vec<Record>) -> Result<(), String> {
+    fn record(&mut self, batch: Vec<Record>) -> Result<(), checkflow_exec::RecordError> {
         self.batches += 1;
         self.records += batch.len();
         black_box(batch);

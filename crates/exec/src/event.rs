@@ -180,14 +180,57 @@ pub enum Record {
 /// Makes records durable (the journal); the executor never touches files.
 pub trait Recorder {
     /// Writes a batch; returns only when it is durable. An error stops the run.
-    fn record(&mut self, batch: Vec<Record>) -> Result<(), String>;
+    fn record(&mut self, batch: Vec<Record>) -> Result<(), RecordError>;
+}
+
+/// Why a batch of records could not be made durable: the run stops, and
+/// its message is the run's error.
+#[derive(Debug)]
+pub struct RecordError {
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl RecordError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> RecordError {
+        RecordError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error with this message, caused by `source` (the journal's error).
+    pub fn caused_by(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> RecordError {
+        RecordError {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RecordError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 /// A recorder that keeps nothing (checkpoints off).
 pub struct NoRecorder;
 
 impl Recorder for NoRecorder {
-    fn record(&mut self, _batch: Vec<Record>) -> Result<(), String> {
+    fn record(&mut self, _batch: Vec<Record>) -> Result<(), RecordError> {
         Ok(())
     }
 }

@@ -108,7 +108,7 @@ struct Collect {
 }
 
 impl Recorder for Collect {
-    fn record(&mut self, batch: Vec<Record>) -> Result<(), String> {
+    fn record(&mut self, batch: Vec<Record>) -> Result<(), RecordError> {
         self.records.extend(batch);
         Ok(())
     }
@@ -654,14 +654,14 @@ struct TxTask {
 struct TxRes(Log);
 
 impl checkflow_plan::TxResource for TxRes {
-    fn commit(&mut self, marker: &str) -> Result<(), String> {
+    fn commit(&mut self, marker: &str) -> Result<(), checkflow_plan::TxError> {
         self.0.lock().unwrap().push(format!(
             "commit {}",
             marker.split(':').next_back().unwrap_or("")
         ));
         Ok(())
     }
-    fn rollback(&mut self) -> Result<(), String> {
+    fn rollback(&mut self) -> Result<(), checkflow_plan::TxError> {
         self.0.lock().unwrap().push("rollback".into());
         Ok(())
     }
@@ -745,7 +745,7 @@ struct CountFlushes {
 }
 
 impl Recorder for CountFlushes {
-    fn record(&mut self, batch: Vec<Record>) -> Result<(), String> {
+    fn record(&mut self, batch: Vec<Record>) -> Result<(), RecordError> {
         self.batches.push(batch.len());
         Ok(())
     }

@@ -36,7 +36,7 @@ pub use task::{
     Action, BuildCx, CancelToken, Execution, LogLevel, Registry, RunCx, TaskError, TaskType,
     resolve as resolve_path,
 };
-pub use tx::{TxProbe, TxResource, TxScope};
+pub use tx::{TxError, TxProbe, TxResource, TxScope};
 pub use vars::{SystemVar, VarDecl, VarTable, VarValue};
 
 pub use checkflow_expr as expr;

@@ -18,11 +18,64 @@ use std::sync::Mutex;
 /// transaction).
 pub trait TxResource: Send {
     /// Commits, writing `marker` in the same transaction first.
-    fn commit(&mut self, marker: &str) -> Result<(), String>;
+    fn commit(&mut self, marker: &str) -> Result<(), TxError>;
     /// Rolls back.
-    fn rollback(&mut self) -> Result<(), String>;
+    fn rollback(&mut self) -> Result<(), TxError>;
     /// The concrete resource, for the task type that opened it.
     fn as_any(&mut self) -> &mut dyn Any;
+}
+
+/// The cause an error carries: a database's own error, or its message.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a transaction did not commit or roll back.
+#[derive(Debug, thiserror::Error)]
+pub enum TxError {
+    /// The resource's transaction had ended already.
+    #[error("{conn} already ended its transaction")]
+    Ended {
+        /// The connection, as messages describe it.
+        conn: String,
+    },
+    /// The commit marker could not be written: nothing was committed.
+    #[error("cannot write the commit marker on {conn} (statement `{statement}`): {cause}")]
+    Marker {
+        /// The connection.
+        conn: String,
+        /// The statement that failed (its first line).
+        statement: String,
+        /// The database's error.
+        cause: Cause,
+    },
+    /// The database refused COMMIT.
+    #[error("COMMIT failed on {conn}: {cause}")]
+    Commit {
+        /// The connection.
+        conn: String,
+        /// The database's error.
+        cause: Cause,
+    },
+    /// The database refused ROLLBACK.
+    #[error("ROLLBACK failed on {conn}: {cause}")]
+    Rollback {
+        /// The connection.
+        conn: String,
+        /// The database's error.
+        cause: Cause,
+    },
+    /// One connection of a scope failed; the others were rolled back.
+    #[error("{op} on connection \"{key}\" failed: {error}")]
+    Connection {
+        /// `commit` or `rollback`.
+        op: &'static str,
+        /// The connection's name.
+        key: String,
+        /// Its error.
+        error: Box<TxError>,
+    },
+    /// A thread panicked while it held the scope.
+    #[error("transaction state is poisoned")]
+    Poisoned,
 }
 
 /// The transaction of one transacted container (or task), for one run of it.
@@ -86,18 +139,19 @@ impl TxScope {
     /// Commits every resource, each with the marker. Stops at the first error
     /// (the rest are rolled back); see the module docs for what a partial
     /// commit across several connections means.
-    pub fn commit(&self) -> Result<(), String> {
-        let mut res = self
-            .resources
-            .lock()
-            .map_err(|_| "transaction state is poisoned".to_string())?;
+    pub fn commit(&self) -> Result<(), TxError> {
+        let mut res = self.resources.lock().map_err(|_| TxError::Poisoned)?;
         let mut taken = std::mem::take(&mut *res).into_iter();
         for (key, mut r) in taken.by_ref() {
             if let Err(e) = r.commit(&self.marker) {
                 for (_, mut rest) in taken {
                     let _ = rest.rollback();
                 }
-                return Err(format!("commit on connection \"{key}\" failed: {e}"));
+                return Err(TxError::Connection {
+                    op: "commit",
+                    key,
+                    error: Box::new(e),
+                });
             }
             crate::failpoint("tx-after-connection-commit");
         }
@@ -106,16 +160,18 @@ impl TxScope {
 
     /// Rolls every resource back; returns the errors (the rollback of the
     /// others goes on).
-    pub fn rollback(&self) -> Vec<String> {
+    pub fn rollback(&self) -> Vec<TxError> {
         let Ok(mut res) = self.resources.lock() else {
-            return vec!["transaction state is poisoned".into()];
+            return vec![TxError::Poisoned];
         };
         std::mem::take(&mut *res)
             .into_iter()
-            .filter_map(|(k, mut r)| {
-                r.rollback()
-                    .err()
-                    .map(|e| format!("rollback on connection \"{k}\" failed: {e}"))
+            .filter_map(|(key, mut r)| {
+                r.rollback().err().map(|e| TxError::Connection {
+                    op: "rollback",
+                    key,
+                    error: Box::new(e),
+                })
             })
             .collect()
     }
@@ -148,14 +204,21 @@ mod tests {
 
     struct Rec(Arc<Mutex<Vec<String>>>, &'static str, bool);
     impl TxResource for Rec {
-        fn commit(&mut self, marker: &str) -> Result<(), String> {
+        fn commit(&mut self, marker: &str) -> Result<(), TxError> {
             self.0
                 .lock()
                 .unwrap()
                 .push(format!("commit {} {marker}", self.1));
-            if self.2 { Err("boom".into()) } else { Ok(()) }
+            if self.2 {
+                Err(TxError::Commit {
+                    conn: self.1.into(),
+                    cause: "boom".into(),
+                })
+            } else {
+                Ok(())
+            }
         }
-        fn rollback(&mut self) -> Result<(), String> {
+        fn rollback(&mut self) -> Result<(), TxError> {
             self.0.lock().unwrap().push(format!("rollback {}", self.1));
             Ok(())
         }
@@ -203,7 +266,15 @@ mod tests {
             |_| Ok(()),
         )
         .unwrap();
-        assert!(s.commit().unwrap_err().contains("\"a\""));
+        let e = s.commit().unwrap_err();
+        assert!(
+            matches!(&e, TxError::Connection { key, .. } if key == "a"),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "commit on connection \"a\" failed: COMMIT failed on a: boom"
+        );
         assert_eq!(*log.lock().unwrap(), ["commit a m", "rollback b"]);
         let log2 = Arc::new(Mutex::new(Vec::new()));
         {

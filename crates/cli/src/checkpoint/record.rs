@@ -7,7 +7,7 @@ use super::CheckpointPlan;
 use crate::config::ConfigValue;
 use crate::exit;
 use crate::session::Fail;
-use checkflow_exec::{Outcome, Record, Recorder, Resume};
+use checkflow_exec::{Outcome, Record, RecordError, Recorder, Resume};
 use checkflow_journal as journal;
 use checkflow_plan::{Plan, VarValue};
 use std::collections::BTreeMap;
@@ -47,7 +47,7 @@ fn outcome(o: Outcome) -> journal::RecordedOutcome {
 }
 
 impl Recorder for JournalRecorder<'_> {
-    fn record(&mut self, batch: Vec<Record>) -> Result<(), String> {
+    fn record(&mut self, batch: Vec<Record>) -> Result<(), RecordError> {
         // A write the tests make fail, as a full disk would: the dispatcher
         // stops as it does for a poisoned journal. `checkpoint-write` is any
         // write; `record-before-append` one that records a completion (a
@@ -57,10 +57,10 @@ impl Recorder for JournalRecorder<'_> {
         if checkflow_plan::failpoint("checkpoint-write")
             || (completes && checkflow_plan::failpoint("record-before-append"))
         {
-            return Err(format!(
+            return Err(RecordError::new(format!(
                 "failed to write checkpoint {}: simulated write failure (CHECKFLOW_TEST_FAILPOINT)",
                 self.journal.path().display()
-            ));
+            )));
         }
         let mut discard = Vec::new();
         let mut entries = Vec::with_capacity(batch.len());
@@ -107,7 +107,7 @@ impl Recorder for JournalRecorder<'_> {
         if !entries.is_empty() {
             self.journal
                 .append_all(entries)
-                .map_err(|e| crate::session::failed_to(&e))?;
+                .map_err(|e| RecordError::caused_by(crate::session::failed_to(&e), e))?;
         }
         discard_files(discard);
         Ok(())
@@ -120,7 +120,7 @@ impl Recorder for JournalRecorder<'_> {
 pub(crate) struct NoJournal;
 
 impl Recorder for NoJournal {
-    fn record(&mut self, batch: Vec<Record>) -> Result<(), String> {
+    fn record(&mut self, batch: Vec<Record>) -> Result<(), RecordError> {
         for r in batch {
             if let Record::Discard { paths } = r {
                 discard_files(paths);

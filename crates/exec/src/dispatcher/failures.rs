@@ -148,7 +148,7 @@ impl Dispatcher<'_> {
             Ok(()) => true,
             Err(e) => {
                 self.errors.push(format!("checkpoint: {e}"));
-                self.journal_error = Some(e);
+                self.journal_error = Some(e.to_string());
                 self.stop();
                 for n in self.busy.clone() {
                     if let Some(t) = &self.rt[n.index()].cancel {

@@ -97,7 +97,7 @@ impl Dispatcher<'_> {
             }
             checkflow_plan::failpoint("tx-after-intent");
         }
-        let committed = scope.commit();
+        let committed = scope.commit().map_err(|e| e.to_string());
         if committed.is_ok() {
             checkflow_plan::failpoint("tx-after-commit");
         }

@@ -8,7 +8,7 @@
 
 use super::{Connection, Db, Kind, first_line, sqlite};
 use checkflow_model::ConnectionDef;
-use checkflow_plan::{TxProbe, TxResource};
+use checkflow_plan::{TxError, TxProbe, TxResource};
 use std::any::Any;
 use std::path::Path;
 
@@ -47,12 +47,11 @@ fn marker_sql(kind: Kind) -> [&'static str; 2] {
 }
 
 impl TxResource for DbTx {
-    fn commit(&mut self, marker: &str) -> Result<(), String> {
+    fn commit(&mut self, marker: &str) -> Result<(), TxError> {
         if self.done {
-            return Err(format!(
-                "{} already ended its transaction",
-                self.conn.describe()
-            ));
+            return Err(TxError::Ended {
+                conn: self.conn.describe(),
+            });
         }
         let [create, insert] = marker_sql(self.db.kind());
         let write = self.db.batch(create).and_then(|()| {
@@ -67,26 +66,28 @@ impl TxResource for DbTx {
         if let Err(e) = write {
             let _ = self.db.rollback();
             self.done = true;
-            return Err(format!(
-                "cannot write the commit marker on {} (statement `{}`): {e}",
-                self.conn.describe(),
-                first_line(insert)
-            ));
+            return Err(TxError::Marker {
+                conn: self.conn.describe(),
+                statement: first_line(insert).to_string(),
+                cause: e.into(),
+            });
         }
         self.done = true;
-        self.db
-            .commit()
-            .map_err(|e| format!("COMMIT failed on {}: {e}", self.conn.describe()))
+        self.db.commit().map_err(|e| TxError::Commit {
+            conn: self.conn.describe(),
+            cause: e.into(),
+        })
     }
 
-    fn rollback(&mut self) -> Result<(), String> {
+    fn rollback(&mut self) -> Result<(), TxError> {
         if self.done {
             return Ok(());
         }
         self.done = true;
-        self.db
-            .rollback()
-            .map_err(|e| format!("ROLLBACK failed on {}: {e}", self.conn.describe()))
+        self.db.rollback().map_err(|e| TxError::Rollback {
+            conn: self.conn.describe(),
+            cause: e.into(),
+        })
     }
 
     fn as_any(&mut self) -> &mut dyn Any {
