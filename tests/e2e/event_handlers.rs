@@ -304,3 +304,30 @@ fn plan_lists_the_handlers() {
         ])
     );
 }
+
+/// SIGTERM while a handler runs stops the run as anywhere else (exit 3): a
+/// task whose `on_post_execute` handler was cut short still ends as it did,
+/// and is recorded; a task whose `on_pre_execute` handler was cut short
+/// never starts. The rerun restores the one, and fires the other's handler
+/// again before running it once.
+#[test]
+fn sigterm_inside_a_handler_stops_the_run_and_loses_nothing() {
+    let sb = package(
+        "",
+        "  - name: A\n    type: process\n    command: \"echo A >> ledger.txt\"\n    event_handlers:\n      on_post_execute: [{ name: Stop, type: process, command: \"echo stop >> ledger.txt; test -f a-once || { touch a-once; kill -TERM $PPID; sleep 5; }\" }]\n  - name: B\n    type: process\n    command: \"echo B >> ledger.txt\"\n    event_handlers:\n      on_pre_execute: [{ name: Gate, type: process, command: \"echo gate >> ledger.txt; test -f b-once || { touch b-once; kill -TERM $PPID; sleep 5; }\" }]\n",
+    );
+    sb.run().output().exit(3);
+    assert_eq!(sb.take_ledger(), names(&["A", "stop"]));
+    assert_eq!(
+        completed_paths(&sb.show("run.ckpt")),
+        ["A".to_string()].into()
+    );
+    sb.run().output().exit(3);
+    assert_eq!(
+        sb.take_ledger(),
+        names(&["gate"]),
+        "A restored, B cut short"
+    );
+    sb.run().output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["gate", "B"]));
+}
