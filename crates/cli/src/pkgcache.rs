@@ -35,7 +35,7 @@ pub const MIN_BYTES: usize = 64 * 1024;
 pub const MAX_ENTRIES: usize = 32;
 /// The header's first word; changes when the codec's output changes.
 /// (It names the fingerprints' form too: entries keep fingerprints.)
-const MAGIC: &str = "checkflow-package-cache-3";
+const MAGIC: &str = "checkflow-package-cache-4";
 
 /// The task fingerprints kept with a package, as
 /// [`checkflow_plan::FingerprintsAhead::kept_form`] wrote them (and

@@ -101,7 +101,7 @@ fn validate_package_with(
     ahead: Option<&checkflow_plan::FingerprintsAhead>,
 ) -> Result<Plan, Fail> {
     let t = crate::timing::start();
-    let registry = checkflow_tasks::registry();
+    let registry = crate::registry();
     let plan = checkflow_plan::validate_with(pkg, &registry, ahead)
         .map_err(|e| Fail::new(exit::INVALID, e.to_string()));
     crate::timing::phase("validate", t);
@@ -1005,7 +1005,7 @@ fn settle_intents(
     rec: &mut Recorded,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<String>, Fail> {
-    let registry = checkflow_tasks::registry();
+    let registry = crate::registry();
     let mut committed = Vec::new();
     for (path, intent) in &st.tx_intents {
         let Some(id) = plan.find(path) else { continue };
