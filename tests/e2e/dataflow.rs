@@ -201,7 +201,7 @@ fn union_all_multicast_and_row_count_set_variables() {
 #[test]
 fn files_of_a_folder_are_read_in_name_order_with_skip_rows_and_null() {
     let sb = Sandbox::with_package(&flow(
-        "      - name: Parts\n        type: flat_file_source\n        files: { folder: in, pattern: \"part_*.txt\" }\n        delimiter: \"|\"\n        null: NULL\n        skip_rows: 1\n        columns: [{ name: k, type: DT_I4 }, v]\n      - { name: Out, type: flat_file_destination, input: Parts, file: out.csv, delimiter: \";\" }\n",
+        "      - name: Parts\n        type: flat_file_source\n        files: { folder: in, pattern: \"part_*.txt\" }\n        delimiter: \"|\"\n        null: \"NULL\"\n        skip_rows: 1\n        columns: [{ name: k, type: DT_I4 }, v]\n      - { name: Out, type: flat_file_destination, input: Parts, file: out.csv, delimiter: \";\" }\n",
     ));
     sb.write("in/part_2.txt", "# second\nk|v\n3|c\n");
     sb.write("in/part_1.txt", "# first\nk|v\n1|a\n2|NULL\n");
@@ -320,7 +320,7 @@ fn lookup_from_another_input_adds_columns_and_redirects_no_match() {
 fn lookup_on_a_connection_fails_on_no_match_by_default() {
     for db in databases("df_lookup") {
         let yaml = pkg(&format!(
-            "connections:\n  dw: {}\ntasks:\n  - name: Dim\n    type: sql\n    connection: dw\n    sql: |\n      CREATE TABLE dim_region (code TEXT, region_id INTEGER);\n      INSERT INTO dim_region VALUES ('north', 1), ('south', 2);\n  - name: Load\n    type: data_flow\n    after: [Dim]\n    components:\n{}      - {{ name: Find, type: lookup, input: Sales, connection: dw, query: SELECT code, region_id FROM dim_region, on: {{ region: code }}, add: [{{ name: region_id, type: DT_I4 }}] }}\n      - {{ name: Out, type: flat_file_destination, input: Find, file: out.csv, header: false }}\n",
+            "connections:\n  dw: {}\ntasks:\n  - name: Dim\n    type: sql\n    connection: dw\n    sql: |\n      CREATE TABLE dim_region (code TEXT, region_id INTEGER);\n      INSERT INTO dim_region VALUES ('north', 1), ('south', 2);\n  - name: Load\n    type: data_flow\n    after: [Dim]\n    components:\n{}      - {{ name: Find, type: lookup, input: Sales, connection: dw, query: \"SELECT code, region_id FROM dim_region\", on: {{ region: code }}, add: [{{ name: region_id, type: DT_I4 }}] }}\n      - {{ name: Out, type: flat_file_destination, input: Find, file: out.csv, header: false }}\n",
             db.conn,
             source("")
         ));
@@ -433,7 +433,7 @@ fn audit_adds_the_package_and_task_names() {
 #[test]
 fn parquet_written_by_one_flow_is_read_by_the_next() {
     let sb = Sandbox::with_package(&pkg(&format!(
-        "tasks:\n  - name: Write\n    type: data_flow\n    components:\n{}      - {{ name: P, type: parquet_destination, input: Sales, file: out/sales.parquet }}\n  - name: Read\n    type: data_flow\n    after: [Write]\n    components:\n      - {{ name: P, type: parquet_source, file: out/sales.parquet, columns: [{{ name: region, type: DT_WSTR }}, {{ name: amount, type: \"DT_NUMERIC, 18, 2\" }}] }}\n      - {{ name: Out, type: flat_file_destination, input: P, file: back.csv, header: false }}\n",
+        "tasks:\n  - name: Write\n    type: data_flow\n    components:\n{}      - {{ name: P, type: parquet_destination, input: Sales, file: out/sales.parquet }}\n  - name: Read\n    type: data_flow\n    after: [Write]\n    components:\n      - {{ name: P, type: parquet_source, file: out/sales.parquet, columns: [region, {{ name: amount, type: \"DT_NUMERIC, 18, 2\" }}] }}\n      - {{ name: Out, type: flat_file_destination, input: P, file: back.csv, header: false }}\n",
         source("")
     )));
     sb.write("in/sales.csv", SALES);
@@ -447,12 +447,12 @@ fn parquet_written_by_one_flow_is_read_by_the_next() {
 #[test]
 fn recordset_destination_drives_a_foreach_loop() {
     let sb = Sandbox::with_package(&pkg(&format!(
-        "variables:\n  Rows: {{ type: object }}\n  Region: {{ type: string, value: '' }}\ntasks:\n  - name: Load\n    type: data_flow\n    components:\n{}      - {{ name: Regions, type: sort, input: Sales, by: [region], distinct: true }}\n      - {{ name: Keep, type: recordset_destination, input: Regions, variable: User::Rows }}\n  - name: Each\n    type: foreach\n    after: [Load]\n    rows: User::Rows\n    map: [User::Id, User::Region]\n    tasks:\n      - {{ name: Say, type: process, command: \"true\", expressions: {{ command: '\"echo \" + @[User::Region] + \" >> ledger.txt\"' }} }}\n",
+        "variables:\n  Rows: {{ type: object }}\n  Region: {{ type: string, value: '' }}\n  Count: {{ type: int64, value: 0 }}\ntasks:\n  - name: Load\n    type: data_flow\n    components:\n{}      - {{ name: Per region, type: aggregate, input: Sales, group_by: [region], columns: [{{ name: n, op: count }}] }}\n      - {{ name: Regions, type: sort, input: Per region, by: [region] }}\n      - {{ name: Keep, type: recordset_destination, input: Regions, variable: User::Rows }}\n  - name: Each\n    type: foreach\n    after: [Load]\n    rows: User::Rows\n    map: [User::Region, User::Count]\n    tasks:\n      - {{ name: Say, type: process, command: \"true\", expressions: {{ command: '\"echo \" + @[User::Region] + \" \" + (DT_WSTR, 10) @[User::Count] + \" >> ledger.txt\"' }} }}\n",
         source("")
-    ).replace("variables:\n", "variables:\n  Id: { type: int32, value: 0 }\n")));
+    )));
     sb.write("in/sales.csv", SALES);
     ok(&sb);
-    assert_eq!(sb.ledger(), ["east", "north", "south"]);
+    assert_eq!(sb.ledger(), ["east 1", "north 2", "south 1"]);
 }
 
 #[test]
@@ -642,7 +642,6 @@ fn bad_unknown_input() {
         &[
             "component \"Out\"",
             "input \"Sx\" is not a component of this flow",
-            "did you mean \"S\"",
         ],
     );
 }
@@ -677,7 +676,6 @@ fn bad_unknown_column_in_sort() {
         &[
             "component \"O\"",
             "unknown column \"nn\" in `by`",
-            "did you mean \"n\"",
             "the input has a, n",
         ],
     );

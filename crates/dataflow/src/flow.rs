@@ -2,7 +2,7 @@
 //! database destinations written from the task's own thread (which holds the
 //! connections, or the container's transaction), and the commit at the end.
 
-use crate::runtime::{CHANNEL_BATCHES, Emit, FlowError, PathStat, Shared, run_transform};
+use crate::runtime::{CHANNEL_BATCHES, Emit, FlowError, PathStat, Readers, Shared, run_transform};
 use crate::sinks::{CsvSink, ParquetSink, PendingFile, Recordset};
 use crate::sources::{FlatFileSource, ParquetSource, list_files};
 use crate::spec::{Comp, FlowSpec, Kind, LookupRef, TableDest};
@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::{Receiver, Sender, channel};
+use tokio::sync::mpsc::{Receiver, channel};
 
 /// What a component leaves for the end of the flow.
 enum Done {
@@ -134,7 +134,7 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
     let shared = Arc::new(Shared::default());
     // 1. Channels and paths.
     let n = spec.comps.len();
-    let mut ports: Vec<Vec<Vec<(Sender<RecordBatch>, Arc<PathStat>)>>> = spec
+    let mut ports: Vec<Vec<Readers>> = spec
         .comps
         .iter()
         .map(|c| vec![Vec::new(); c.outputs.len()])
@@ -227,10 +227,13 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
         VarValue::Scalar(s) => s,
         VarValue::Object(_) => Value::Null(DataType::WStr { len: None }),
     };
+    // The task's name: the last step of its path.
+    let path = cx.execution().path;
+    let task_name = path.rsplit(['/', '\\']).next().unwrap_or(&path).to_string();
     let audit_values: Vec<Value> = vec![
         scalar(sys(&*cx, SystemVar::ExecutionInstanceGuid)),
         scalar(sys(&*cx, SystemVar::PackageName)),
-        scalar(sys(&*cx, SystemVar::TaskName)),
+        Value::WStr(task_name),
         scalar(sys(&*cx, SystemVar::StartTime)),
         scalar(sys(&*cx, SystemVar::MachineName)),
     ];

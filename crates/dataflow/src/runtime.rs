@@ -70,9 +70,12 @@ impl Shared {
     }
 }
 
+/// The readers of one output: a sender and a path each.
+pub type Readers = Vec<(Sender<RecordBatch>, Arc<PathStat>)>;
+
 /// One output of a component: a sender per reader.
 pub struct Port {
-    senders: Vec<(Sender<RecordBatch>, Arc<PathStat>)>,
+    senders: Readers,
 }
 
 /// The outputs of a running component.
@@ -83,7 +86,7 @@ pub struct Emit {
 
 impl Emit {
     /// Outputs with these readers.
-    pub fn new(ports: Vec<Vec<(Sender<RecordBatch>, Arc<PathStat>)>>, shared: Arc<Shared>) -> Emit {
+    pub fn new(ports: Vec<Readers>, shared: Arc<Shared>) -> Emit {
         Emit {
             ports: ports.into_iter().map(|senders| Port { senders }).collect(),
             shared,

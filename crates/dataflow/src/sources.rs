@@ -3,7 +3,7 @@
 
 use crate::runtime::{BATCH_ROWS, Emit, FlowError};
 use crate::spec::{CsvFormat, Files, OnError, error_cols};
-use crate::types::{Col, Cols, schema_of, to_array, too_long};
+use crate::types::{Col, Cols, schema_of, to_array, too_long, unbounded};
 use checkflow_expr::{DataType, Value};
 use datafusion::arrow::array::{ArrayRef, Int32Array, StringArray};
 use datafusion::arrow::compute::cast;
@@ -164,7 +164,7 @@ impl FlatFileSource {
                         {
                             Value::Null(c.ty.clone())
                         } else {
-                            match Value::parse_as(text, &c.ty) {
+                            match Value::parse_as(text, &unbounded(&c.ty)) {
                                 Ok(v) => match too_long(&v, &c.ty) {
                                     None => v,
                                     Some(n) => {
@@ -244,7 +244,7 @@ impl FlatFileSource {
             }
         }
         self.flush(&schema, &mut values, emit)?;
-        if errs.len() > 0 {
+        if !errs.is_empty() {
             emit.send(1, errs.take(&self.name, &err_schema)?)?;
         }
         Ok(())
@@ -303,6 +303,10 @@ impl ErrRows {
 
     pub fn len(&self) -> usize {
         self.code.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.code.is_empty()
     }
 
     pub fn push(

@@ -1075,11 +1075,11 @@ fn build(
                 let p = f.pos;
                 f.err(
                     p,
-                    "a parquet_source needs `columns` (the columns to read, each { name, type })",
+                    "a parquet_source needs `columns` (the columns to read, each a name or { name, type })",
                 );
                 return None;
             };
-            let cols = read_columns(f, "columns", None)?;
+            let cols = read_columns(f, "columns", Some(DataType::WStr { len: None }))?;
             Some((
                 Kind::ParquetSource { files: files? },
                 vec![out("output", cols, true)],
@@ -1760,5 +1760,123 @@ pub fn op_name(op: AggOp) -> &'static str {
         AggOp::Max => "max",
         AggOp::Count => "count",
         AggOp::CountDistinct => "count_distinct",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Collect {
+        errors: Vec<(usize, String)>,
+    }
+
+    impl Report for Collect {
+        fn error_at(&mut self, pos: SourcePos, msg: String) {
+            self.errors.push((pos.line, msg));
+        }
+        fn writable_var(&mut self, name: &str, pos: SourcePos) -> Option<(u32, DataType)> {
+            match name {
+                "User::N" => Some((0, DataType::I4)),
+                "User::R" => Some((1, DataType::Object)),
+                _ => {
+                    self.error_at(pos, format!("unknown variable \"{name}\""));
+                    None
+                }
+            }
+        }
+        fn db_connection(&mut self, name: &str, pos: SourcePos) -> Option<Connection> {
+            self.error_at(pos, format!("unknown connection \"{name}\""));
+            None
+        }
+    }
+
+    /// Validates the components written under `components:` (line 6 on).
+    fn check(components: &str) -> (Option<FlowSpec>, Vec<(usize, String)>) {
+        let text = format!(
+            "id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11\nname: t\ntasks:\n  - name: F\n    type: data_flow\n    components:\n{components}"
+        );
+        let pkg = checkflow_model::parse(std::path::Path::new("p.yaml"), &text).expect("parses");
+        let def = &pkg.tasks[0].value;
+        let comps = def.flow_def().components.as_ref().expect("components");
+        let mut c = Collect::default();
+        let spec = validate(comps, None, &mut c);
+        (spec, c.errors)
+    }
+
+    const SRC: &str = "      - { name: S, type: flat_file_source, file: in.csv, columns: [a, { name: n, type: DT_I4 }] }\n";
+
+    #[test]
+    fn a_valid_flow_gets_its_columns_and_order() {
+        let (spec, errs) = check(&format!(
+            "{SRC}      - {{ name: G, type: aggregate, input: S, group_by: [a], columns: [{{ name: t, op: sum, of: n }}, {{ name: c, op: count }}] }}\n      - {{ name: O, type: flat_file_destination, input: G, file: o.csv }}\n"
+        ));
+        assert!(errs.is_empty(), "{errs:?}");
+        let spec = spec.expect("valid");
+        assert_eq!(spec.order, vec![0, 1, 2]);
+        let g = &spec.comps[1].outputs[0].cols;
+        assert_eq!(
+            g.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["a", "t", "c"]
+        );
+        assert_eq!(g[1].ty, DataType::I8);
+        assert_eq!(spec.memory_limit, DEFAULT_MEMORY);
+    }
+
+    #[test]
+    fn problems_name_the_line_component_and_column() {
+        let (spec, errs) = check(&format!(
+            "{SRC}      - {{ name: O, type: sort, input: S, by: [zz] }}\n      - {{ name: D, type: flat_file_destination, input: O, file: o.csv }}\n"
+        ));
+        assert!(spec.is_none());
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].0, 8);
+        assert!(
+            errs[0]
+                .1
+                .contains("component \"O\": unknown column \"zz\" in `by`"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn cycles_and_unknown_inputs_are_reported() {
+        let (_, errs) = check(&format!(
+            "{SRC}      - {{ name: A, type: union_all, inputs: [S, B] }}\n      - {{ name: B, type: multicast, input: A }}\n      - {{ name: D, type: flat_file_destination, input: B, file: o.csv }}\n"
+        ));
+        assert!(
+            errs.iter().any(|e| e.1.contains("form a cycle")),
+            "{errs:?}"
+        );
+        let (_, errs) = check(&format!(
+            "{SRC}      - {{ name: D, type: flat_file_destination, input: Q, file: o.csv }}\n"
+        ));
+        assert!(
+            errs.iter()
+                .any(|e| e.1.contains("input \"Q\" is not a component")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn redirect_outputs_must_be_read() {
+        let (_, errs) = check(
+            "      - { name: S, type: flat_file_source, file: in.csv, columns: [a], on_error: redirect }\n      - { name: D, type: flat_file_destination, input: S, file: o.csv }\n",
+        );
+        assert!(
+            errs.iter().any(|e| e.1.contains("\"S.error\" is not read")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn sizes_read_with_units() {
+        assert_eq!(parse_size("512MiB"), Some(512 << 20));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("100MB"), Some(100_000_000));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("0"), None);
     }
 }

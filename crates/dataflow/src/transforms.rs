@@ -5,7 +5,7 @@
 use crate::runtime::{Emit, FlowError, Transform};
 use crate::sources::{CODE_CONVERSION, CODE_NO_MATCH, CODE_TRUNCATION};
 use crate::spec::{OnError, error_cols};
-use crate::types::{Cols, schema_of, to_array, too_long, value_at};
+use crate::types::{Cols, schema_of, to_array, too_long, unbounded, value_at};
 use checkflow_expr::{DataType, Value};
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Int32Array, StringArray};
 use datafusion::arrow::compute::filter_record_batch;
@@ -106,7 +106,7 @@ impl Transform for DataConversion {
             let mut vals = Vec::with_capacity(n);
             for (r, slot) in bad.iter_mut().enumerate() {
                 let v = value_at(a.as_ref(), r, &from.ty);
-                let (res, disp) = match v.cast_to(ty) {
+                let (res, disp) = match v.cast_to(&unbounded(ty)) {
                     Ok(c) => match too_long(&c, ty) {
                         None => (Ok(c), self.on_error),
                         Some(len) => (

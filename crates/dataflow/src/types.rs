@@ -113,6 +113,19 @@ pub fn schema_of(cols: &[Col]) -> SchemaRef {
     ))
 }
 
+/// The type without its declared length (a cast to it never truncates, so
+/// [`too_long`] can then tell a value that does not fit).
+pub fn unbounded(ty: &DataType) -> DataType {
+    match ty {
+        DataType::WStr { .. } => DataType::WStr { len: None },
+        DataType::Str { codepage, .. } => DataType::Str {
+            len: None,
+            codepage: *codepage,
+        },
+        other => other.clone(),
+    }
+}
+
 /// Whether a string value exceeds the declared length of its type.
 pub fn too_long(v: &Value, ty: &DataType) -> Option<u32> {
     let len = match ty {
@@ -434,6 +447,13 @@ mod tests {
             assert_eq!(value_at(a.as_ref(), 0, &ty), v, "{t}");
             assert!(value_at(a.as_ref(), 1, &ty).is_null(), "{t}");
         }
+    }
+
+    #[test]
+    fn a_too_long_text_is_caught_before_any_truncation() {
+        let ty = parse_type("DT_WSTR, 3").unwrap();
+        let v = Value::parse_as("abcd", &unbounded(&ty)).unwrap();
+        assert_eq!(too_long(&v, &ty), Some(3));
     }
 
     #[test]
