@@ -73,7 +73,7 @@ fn an_unchanged_package_is_read_from_the_cache_and_a_changed_one_is_parsed() {
     assert_eq!(kept.len(), 1, "one entry for one package text");
     let bytes = fs::read(&kept[0]).expect("read the entry");
     assert!(
-        bytes.starts_with(b"checkflow-package-cache-3 "),
+        bytes.starts_with(b"checkflow-package-cache-4 "),
         "a header line"
     );
 

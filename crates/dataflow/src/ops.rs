@@ -117,7 +117,7 @@ fn plan(
             }
         }
         Kind::Aggregate { group_by, columns } => {
-            let groups: Vec<Expr> = group_by.iter().map(|g| ident(g)).collect();
+            let groups: Vec<Expr> = group_by.iter().map(ident).collect();
             let aggs: Vec<Expr> = columns
                 .iter()
                 .map(|a| {
