@@ -10,6 +10,7 @@ mod cli;
 mod crash;
 mod crash_matrix;
 mod data_tasks;
+mod dataflow;
 mod disk_errors;
 mod downloads;
 mod event_handlers;

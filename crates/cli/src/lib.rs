@@ -19,6 +19,13 @@ mod timing;
 use args::{CheckpointCmd, Cli, Cmd};
 use clap::Parser;
 
+/// Every task type this binary runs: `checkflow-tasks`' types and the data flow.
+pub fn registry() -> checkflow_plan::Registry {
+    let mut r = checkflow_tasks::registry();
+    r.add(Box::new(checkflow_dataflow::DataFlowType));
+    r
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     timing::init();

@@ -103,7 +103,7 @@ fn validate_package_with(
     ahead: Option<&checkflow_plan::FingerprintsAhead>,
 ) -> Result<Plan, Fail> {
     let t = crate::timing::start();
-    let registry = checkflow_tasks::registry();
+    let registry = crate::registry();
     let plan = checkflow_plan::validate_with(pkg, &registry, ahead)
         .map_err(|e| Fail::new(exit::INVALID, e.to_string()));
     crate::timing::phase("validate", t);

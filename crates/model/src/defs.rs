@@ -391,6 +391,8 @@ pub struct TaskDef {
     pub script: Option<Box<ScriptFields>>,
     /// The fields of `package` tasks.
     pub child: Option<Box<ChildFields>>,
+    /// The fields of `data_flow` tasks (but `resume`, which `bulk_insert` shares).
+    pub flow_def: Option<Box<DataFlowFields>>,
 }
 
 /// A set of optional fields that one task type (or a few) takes: the
@@ -558,6 +560,20 @@ field_group! {
     }
 }
 
+field_group! {
+    /// The fields of `data_flow` tasks (but `resume`, on [`DataFields`]).
+    DataFlowFields, read by
+    /// The `data_flow` fields (all unset if none was written).
+    flow_def {
+        /// The components, each a map checked by the data flow task type.
+        components: Spanned<Vec<Spanned<crate::Node>>>,
+        /// Memory the row-holding components may use before they spill (`512MiB`).
+        memory_limit: Spanned<String>,
+        /// Rows per commit with `resume: true`.
+        commit_rows: Spanned<u64>,
+    }
+}
+
 impl Serialize for TaskDef {
     /// Every set field in the order of the package format, as the derived
     /// `Serialize` of the flat definition wrote them (the golden test in
@@ -565,7 +581,7 @@ impl Serialize for TaskDef {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use crate::spanned::{fingerprinting, fingerprinting_or_none};
         use serde::ser::SerializeStruct;
-        let (loops, process, data, file_op, script, child) = self.groups();
+        let (loops, process, data, file_op, script, child, flow) = self.groups();
         // (key, whether it is left out, value), in order.
         macro_rules! fields {
             ($($key:literal, $skip:expr, $val:expr;)*) => {{
@@ -639,6 +655,9 @@ impl Serialize for TaskDef {
             "write_vars", script.write_vars.is_none(), &script.write_vars;
             "path", child.path.is_none(), &child.path;
             "bind", child.bind.is_none(), &child.bind;
+            "components", flow.components.is_none(), &flow.components;
+            "memory_limit", flow.memory_limit.is_none(), &flow.memory_limit;
+            "commit_rows", flow.commit_rows.is_none(), &flow.commit_rows;
         }
     }
 }
@@ -651,6 +670,7 @@ type Groups<'a> = (
     &'a FileOpFields,
     &'a ScriptFields,
     &'a ChildFields,
+    &'a DataFlowFields,
 );
 
 impl TaskDef {
@@ -663,6 +683,7 @@ impl TaskDef {
             self.file_op(),
             self.script(),
             self.child(),
+            self.flow_def(),
         )
     }
 
@@ -679,7 +700,7 @@ impl TaskDef {
     /// order, for checking that a task type accepts them. Common keys are not
     /// listed.
     pub fn each_specific_key(&self, mut each: impl FnMut(&'static str)) {
-        let (loops, process, data, file_op, script, child) = self.groups();
+        let (loops, process, data, file_op, script, child, flow) = self.groups();
         macro_rules! check {
             ($($key:literal: $field:expr),*) => { $( if $field.is_some() { each($key); } )* };
         }
@@ -730,6 +751,9 @@ impl TaskDef {
             "write_vars": script.write_vars,
             "path": child.path,
             "bind": child.bind,
+            "components": flow.components,
+            "memory_limit": flow.memory_limit,
+            "commit_rows": flow.commit_rows,
             "max_errors": self.max_errors,
             "restart_unit": self.restart_unit
         );

@@ -8,11 +8,13 @@
 pub mod cache;
 mod defs;
 mod error;
+mod node;
 mod spanned;
 mod wire;
 
 pub use defs::*;
 pub use error::{LoadError, SourcePos, closest};
+pub use node::Node;
 pub use spanned::{Location, Spanned};
 
 use std::path::{Path, PathBuf};

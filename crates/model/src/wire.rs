@@ -137,6 +137,12 @@ pub(crate) struct TaskWire {
     path: Option<String>,
     #[serde(default)]
     bind: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    components: Option<Spanned<Vec<Spanned<crate::Node>>>>,
+    #[serde(default)]
+    memory_limit: Option<Spanned<String>>,
+    #[serde(default)]
+    commit_rows: Option<Spanned<u64>>,
 }
 
 impl From<TaskWire> for TaskDef {
@@ -195,6 +201,11 @@ impl From<TaskWire> for TaskDef {
             path: w.path,
             bind: w.bind,
         };
+        let flow_def = DataFlowFields {
+            components: w.components,
+            memory_limit: w.memory_limit,
+            commit_rows: w.commit_rows,
+        };
         TaskDef {
             name: w.name,
             kind: w.kind,
@@ -223,6 +234,7 @@ impl From<TaskWire> for TaskDef {
             file_op: (!file_op.is_empty()).then(|| Box::new(file_op)),
             script: (!script.is_empty()).then(|| Box::new(script)),
             child: (!child.is_empty()).then(|| Box::new(child)),
+            flow_def: (!flow_def.is_empty()).then(|| Box::new(flow_def)),
         }
     }
 }

@@ -775,7 +775,7 @@ impl RowLines {
 
 /// A field list as one CSV line for `COPY ... (FORMAT csv)`: every value
 /// quoted, NULL as an unquoted empty field.
-fn encode_csv_row<'a>(buf: &mut Vec<u8>, fields: impl Iterator<Item = Option<&'a str>>) {
+pub(crate) fn encode_csv_row<'a>(buf: &mut Vec<u8>, fields: impl Iterator<Item = Option<&'a str>>) {
     for (i, f) in fields.enumerate() {
         if i > 0 {
             buf.push(b',');

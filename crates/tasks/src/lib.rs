@@ -5,7 +5,7 @@
 //! `Action`, so a new type is one new module and one line in [`registry`].
 
 mod bulk;
-mod db;
+pub mod db;
 mod download;
 mod expression;
 mod file;

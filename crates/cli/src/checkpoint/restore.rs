@@ -250,7 +250,7 @@ fn settle_intents(
     rec: &mut Recorded,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<String>, Fail> {
-    let registry = checkflow_tasks::registry();
+    let registry = crate::registry();
     let mut committed = Vec::new();
     for (path, intent) in &st.tx_intents {
         let Some(id) = plan.find(path) else { continue };

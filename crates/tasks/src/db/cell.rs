@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 
 /// One value of a result row, in the few shapes both databases share.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Cell {
+pub enum Cell {
     /// SQL NULL.
     Null,
     /// A boolean (PostgreSQL `boolean`; SQLite has none).
@@ -152,7 +152,7 @@ impl Cell {
 
 /// The result of one statement: column names and rows.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct Rows {
+pub struct Rows {
     /// Column names, in order (empty for a statement that returns no rows).
     pub columns: Vec<String>,
     /// The rows.

@@ -9,6 +9,9 @@
 //! 4. [`Watch`]: a helper thread that interrupts a running statement when the
 //!    task is cancelled (timeout, Ctrl-C, the package stopping).
 //!
+//! The items other crates use (the data flow task's database destinations and
+//! sources) are public; the rest stays inside `checkflow-tasks`.
+//!
 //! Secrets: a PostgreSQL URL may hold a password. It is only ever shown through
 //! [`redact`], and database errors are scrubbed of it ([`Scrub`]).
 
@@ -22,7 +25,7 @@ pub(crate) mod testkit;
 mod tests;
 mod tx;
 
-pub(crate) use cell::{Cell, Rows};
+pub use cell::{Cell, Rows};
 pub(crate) use pg::{io_message as pg_io_message, message as pg_message};
 pub(crate) use split::split_statements;
 pub(crate) use tx::{PostgresProbe, SqliteProbe};
@@ -42,7 +45,7 @@ const SQLITE_BUSY_WAIT: Duration = Duration::from_secs(300);
 
 /// A connection manager of kind `sqlite` or `postgres`, as the package names it.
 #[derive(Clone, Debug)]
-pub(crate) struct Connection {
+pub struct Connection {
     /// Its name in `connections:`.
     pub name: String,
     target: Target,
@@ -60,7 +63,7 @@ enum Target {
 
 /// Which database a [`Connection`] reaches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
     /// SQLite.
     Sqlite,
     /// PostgreSQL.
@@ -164,7 +167,7 @@ impl Connection {
 
 /// The URL in the environment variable a connection's `url_env` names: set
 /// and not blank, or an error naming the variable.
-pub(crate) fn url_from_env(var: &str) -> Result<String, String> {
+pub fn url_from_env(var: &str) -> Result<String, String> {
     match std::env::var(var) {
         Ok(u) if !u.trim().is_empty() => Ok(u),
         Ok(_) => Err(format!(
@@ -180,7 +183,7 @@ pub(crate) fn url_from_env(var: &str) -> Result<String, String> {
 }
 
 /// One open connection.
-pub(crate) enum Db {
+pub enum Db {
     /// SQLite.
     Sqlite(rusqlite::Connection),
     /// PostgreSQL (boxed: the client is large), with what to hide in its errors.
@@ -252,7 +255,7 @@ impl Db {
 }
 
 /// Stops the statement running on a connection, from another thread.
-pub(crate) enum Interrupter {
+pub enum Interrupter {
     /// `sqlite3_interrupt`.
     Sqlite(rusqlite::InterruptHandle),
     /// A PostgreSQL cancel request (a second, short connection to the server).
@@ -272,7 +275,7 @@ impl Interrupter {
 
 /// Watches a task's cancel token while a statement runs, and interrupts the
 /// statement when it fires. Stopped (and joined) when dropped.
-pub(crate) struct Watch {
+pub struct Watch {
     stop: Arc<AtomicBool>,
     fired: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -322,7 +325,7 @@ impl Drop for Watch {
 /// Whether a task runs on its own connection or inside a transaction it
 /// shares with its container.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
+pub enum Mode {
     /// Its own connection: the task commits its own work.
     Own,
     /// The container's transaction: the task never commits or rolls back;
@@ -333,7 +336,7 @@ pub(crate) enum Mode {
 /// Runs `f` on a connection for this task: the transaction's (opened with
 /// `BEGIN` the first time a task of the scope uses the connection) when the
 /// task runs in one, else a connection of its own, closed afterwards.
-pub(crate) fn with_db<R>(
+pub fn with_db<R>(
     cx: &dyn RunCx,
     conn: &Connection,
     f: impl FnOnce(&mut Db, Mode) -> Result<R, TaskError>,
@@ -452,7 +455,7 @@ fn find_ci(hay: &str, needle: &str) -> Option<usize> {
 /// The password of a connection URL, to scrub from any message that might
 /// echo it (a driver error quoting the URL).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Scrub {
+pub struct Scrub {
     secrets: Vec<String>,
 }
 
@@ -532,7 +535,7 @@ fn percent_decode(s: &str) -> String {
 /// An identifier for SQL text: kept as written when it is a plain (possibly
 /// schema-qualified) name, so the database folds its case as usual; quoted
 /// otherwise.
-pub(crate) fn ident(name: &str) -> String {
+pub fn ident(name: &str) -> String {
     let plain = |s: &str| {
         let mut ch = s.chars();
         matches!(ch.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -556,4 +559,80 @@ pub(crate) fn first_line(sql: &str) -> String {
     } else {
         cut
     }
+}
+
+/// Inserts rows into `table` (`columns` in the order of each row's values) in
+/// the open transaction: SQLite runs one prepared `INSERT` per row,
+/// PostgreSQL takes them through `COPY ... FROM STDIN (FORMAT csv)`. Values
+/// are bound as the `sql` task binds parameters (SQLite) or sent as their
+/// SSIS text form (PostgreSQL, which converts them to the column types).
+/// On failure, the error names the (0-based) row it was about, if known.
+pub fn insert_rows(
+    db: &mut Db,
+    table: &str,
+    columns: &[String],
+    rows: &[Vec<Value>],
+) -> Result<(), (Option<usize>, String)> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let cols = columns
+        .iter()
+        .map(|c| ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match db {
+        Db::Sqlite(c) => {
+            let mut marks = "?, ".repeat(columns.len());
+            marks.truncate(marks.len().saturating_sub(2));
+            let sql = format!("INSERT INTO {} ({cols}) VALUES ({marks})", ident(table));
+            let mut stmt = c.prepare_cached(&sql).map_err(|e| (None, e.to_string()))?;
+            for (i, r) in rows.iter().enumerate() {
+                stmt.execute(rusqlite::params_from_iter(r.iter().map(sqlite::param)))
+                    .map_err(|e| (Some(i), e.to_string()))?;
+            }
+            Ok(())
+        }
+        Db::Pg(client, scrub) => {
+            let sql = format!("COPY {} ({cols}) FROM STDIN (FORMAT csv)", ident(table));
+            let mut w = client
+                .copy_in(&sql)
+                .map_err(|e| (None, scrub.clean(&pg::message(&e))))?;
+            let mut buf = Vec::with_capacity(1 << 16);
+            let mut texts: Vec<Option<String>> = Vec::with_capacity(columns.len());
+            for r in rows {
+                texts.clear();
+                texts.extend(r.iter().map(|v| match v {
+                    Value::Null(_) => None,
+                    Value::Bool(b) => Some(if *b { "true" } else { "false" }.to_string()),
+                    other => Some(other.to_string()),
+                }));
+                crate::bulk::encode_csv_row(&mut buf, texts.iter().map(|t| t.as_deref()));
+                if buf.len() >= 1 << 16 {
+                    std::io::Write::write_all(&mut w, &buf)
+                        .map_err(|e| (None, scrub.clean(&pg::io_message(&e))))?;
+                    buf.clear();
+                }
+            }
+            std::io::Write::write_all(&mut w, &buf)
+                .map_err(|e| (None, scrub.clean(&pg::io_message(&e))))?;
+            w.finish().map_err(|e| {
+                let m = scrub.clean(&pg::message(&e));
+                (copy_row(&m), m)
+            })?;
+            Ok(())
+        }
+    }
+}
+
+/// The 0-based row of a server's `COPY t, line N` context.
+fn copy_row(msg: &str) -> Option<usize> {
+    let i = msg.find("COPY ")?;
+    let rest = &msg[i..];
+    let j = rest.find(", line ")?;
+    let digits: String = rest[j + 7..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse::<usize>().ok()?.checked_sub(1)
 }

@@ -1,0 +1,833 @@
+//! Running a validated flow: channels, one thread per component, the
+//! database destinations written from the task's own thread (which holds the
+//! connections, or the container's transaction), and the commit at the end.
+
+use crate::runtime::{CHANNEL_BATCHES, Emit, FlowError, PathStat, Readers, Shared, run_transform};
+use crate::sinks::{CsvSink, ParquetSink, PendingFile, Recordset};
+use crate::sources::{FlatFileSource, ParquetSource, list_files};
+use crate::spec::{Comp, FlowSpec, Kind, LookupRef, TableDest};
+use crate::transforms::{Audit, DataConversion, Lookup, Pass, error_schema};
+use crate::types::{Cols, schema_of, value_at};
+use checkflow_expr::{DataType, Value};
+use checkflow_plan::{LogLevel, RunCx, SystemVar, TaskError, VarValue};
+use checkflow_tasks::db::{self, Connection, Db, Kind as DbKind};
+use datafusion::arrow::record_batch::RecordBatch;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{Receiver, channel};
+
+/// What a component leaves for the end of the flow.
+enum Done {
+    Nothing,
+    Count(u64),
+    File(PendingFile),
+    Recordset(serde_json::Value),
+}
+
+/// The database connections of the flow's destinations.
+enum Dbs {
+    /// Opened by the flow, each in a transaction it commits at the end.
+    Own(Vec<Db>),
+    /// The container's transaction: every use goes through it.
+    Joined,
+}
+
+impl Dbs {
+    fn with<R>(
+        &mut self,
+        cx: &dyn RunCx,
+        conns: &[Connection],
+        i: usize,
+        f: impl FnOnce(&mut Db) -> Result<R, TaskError>,
+    ) -> Result<R, TaskError> {
+        match self {
+            Dbs::Own(dbs) => f(&mut dbs[i]),
+            Dbs::Joined => db::with_db(cx, &conns[i], |d, _| f(d)),
+        }
+    }
+}
+
+/// The SQL type a column gets in a table the flow creates.
+fn sql_type(ty: &DataType, k: DbKind) -> String {
+    let pg = k == DbKind::Postgres;
+    match ty {
+        DataType::Bool => if pg { "boolean" } else { "INTEGER" }.into(),
+        DataType::I1 | DataType::I2 | DataType::UI1 => {
+            if pg { "smallint" } else { "INTEGER" }.into()
+        }
+        DataType::I4 | DataType::UI2 => if pg { "integer" } else { "INTEGER" }.into(),
+        DataType::I8 | DataType::UI4 => if pg { "bigint" } else { "INTEGER" }.into(),
+        DataType::UI8 => if pg { "numeric(20,0)" } else { "INTEGER" }.into(),
+        DataType::R4 => if pg { "real" } else { "REAL" }.into(),
+        DataType::R8 => if pg { "double precision" } else { "REAL" }.into(),
+        DataType::Numeric { precision, scale } if pg => format!("numeric({precision},{scale})"),
+        DataType::Decimal { scale } if pg => format!("numeric(29,{scale})"),
+        DataType::Cy if pg => "numeric(19,4)".into(),
+        DataType::Numeric { .. } | DataType::Decimal { .. } | DataType::Cy => "NUMERIC".into(),
+        DataType::WStr { len: Some(n) } | DataType::Str { len: Some(n), .. } if pg => {
+            format!("varchar({n})")
+        }
+        DataType::DbTimestamp
+        | DataType::Date
+        | DataType::DbTimestamp2 { .. }
+        | DataType::FileTime
+            if pg =>
+        {
+            "timestamp".into()
+        }
+        DataType::DbDate if pg => "date".into(),
+        DataType::DbTime | DataType::DbTime2 { .. } if pg => "time".into(),
+        DataType::Bytes { .. } | DataType::Image => if pg { "bytea" } else { "BLOB" }.into(),
+        _ => if pg { "text" } else { "TEXT" }.into(),
+    }
+}
+
+/// Prepares a destination's table in the open transaction: creates it if
+/// asked and missing, and empties it if asked.
+fn prepare_table(d: &TableDest, cols: &Cols, db: &mut Db, comp: &str) -> Result<(), TaskError> {
+    let k = db.kind();
+    let t = db::ident(&d.table);
+    let fail = |what: &str, e: String| {
+        TaskError::new(format!(
+            "component \"{comp}\": {what} {} on {}: {e}",
+            d.table,
+            d.conn.describe()
+        ))
+    };
+    if d.create {
+        let defs: Vec<String> = d
+            .mapping
+            .iter()
+            .map(|(i, name)| format!("{} {}", db::ident(name), sql_type(&cols[*i].ty, k)))
+            .collect();
+        db.batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {t} ({})",
+            defs.join(", ")
+        ))
+        .map_err(|e| fail("cannot create table", e))?;
+    }
+    if d.truncate {
+        let sql = match k {
+            DbKind::Sqlite => format!("DELETE FROM {t}"),
+            DbKind::Postgres => format!("TRUNCATE TABLE {t}"),
+        };
+        db.batch(&sql).map_err(|e| fail("cannot empty", e))?;
+    }
+    Ok(())
+}
+
+/// Everything one component's thread needs.
+struct Job {
+    index: usize,
+    inputs: Vec<Receiver<RecordBatch>>,
+    emit: Emit,
+}
+
+/// Runs the flow; on success, sets the variables its row counts and
+/// recordsets fill.
+pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
+    let started = Instant::now();
+    let dir = cx.package_dir().to_path_buf();
+    let shared = Arc::new(Shared::default());
+    // 1. Channels and paths.
+    let n = spec.comps.len();
+    let mut ports: Vec<Vec<Readers>> = spec
+        .comps
+        .iter()
+        .map(|c| vec![Vec::new(); c.outputs.len()])
+        .collect();
+    let mut inputs: Vec<Vec<Receiver<RecordBatch>>> = (0..n).map(|_| Vec::new()).collect();
+    let mut stats = Vec::new();
+    for (i, c) in spec.comps.iter().enumerate() {
+        for e in &c.inputs {
+            let (tx, rx) = channel(CHANNEL_BATCHES);
+            let from = &spec.comps[e.from];
+            let out = &from.outputs[e.output].name;
+            let stat = Arc::new(PathStat {
+                from: if out == "output" {
+                    from.name.clone()
+                } else {
+                    format!("{}.{out}", from.name)
+                },
+                to: c.name.clone(),
+                rows: Default::default(),
+            });
+            stats.push(stat.clone());
+            ports[e.from][e.output].push((tx, stat));
+            inputs[i].push(rx);
+        }
+    }
+    let mut jobs: Vec<Option<Job>> = ports
+        .into_iter()
+        .zip(inputs)
+        .enumerate()
+        .map(|(index, (p, inputs))| {
+            Some(Job {
+                index,
+                inputs,
+                emit: Emit::new(p, shared.clone()),
+            })
+        })
+        .collect();
+    // 2. Database destinations: one connection each, in a transaction.
+    let mut conns: Vec<Connection> = Vec::new();
+    let mut conn_of: HashMap<usize, usize> = HashMap::new();
+    for (i, c) in spec.comps.iter().enumerate() {
+        if let Kind::TableDestination(d) = &c.kind {
+            let k = match conns.iter().position(|x| x.name == d.conn.name) {
+                Some(k) => k,
+                None => {
+                    conns.push(d.conn.clone());
+                    conns.len() - 1
+                }
+            };
+            conn_of.insert(i, k);
+        }
+    }
+    let mut dbs = if cx.transaction().is_some() {
+        Dbs::Joined
+    } else {
+        let mut v = Vec::new();
+        for c in &conns {
+            let mut d = c.open()?;
+            d.begin().map_err(|e| {
+                TaskError::new(format!(
+                    "cannot begin a transaction on {}: {e}",
+                    c.describe()
+                ))
+            })?;
+            v.push(d);
+        }
+        Dbs::Own(v)
+    };
+    let rollback = |dbs: &mut Dbs| {
+        if let Dbs::Own(v) = dbs {
+            for d in v {
+                let _ = d.rollback();
+            }
+        }
+    };
+    for (i, c) in spec.comps.iter().enumerate() {
+        if let Kind::TableDestination(d) = &c.kind {
+            let cols = &spec.comps[c.inputs[0].from].outputs[c.inputs[0].output].cols;
+            if let Err(e) = dbs.with(&*cx, &conns, conn_of[&i], |db| {
+                prepare_table(d, cols, db, &c.name)
+            }) {
+                rollback(&mut dbs);
+                return Err(e);
+            }
+        }
+    }
+    // 3. Values the audit columns carry.
+    let sys = |cx: &dyn RunCx, v: SystemVar| cx.get(cx.vars().system_slot(v));
+    let scalar = |v: VarValue| match v {
+        VarValue::Scalar(s) => s,
+        VarValue::Object(_) => Value::Null(DataType::WStr { len: None }),
+    };
+    // The task's name: the last step of its path.
+    let path = cx.execution().path;
+    let task_name = path.rsplit(['/', '\\']).next().unwrap_or(&path).to_string();
+    let audit_values: Vec<Value> = vec![
+        scalar(sys(&*cx, SystemVar::ExecutionInstanceGuid)),
+        scalar(sys(&*cx, SystemVar::PackageName)),
+        Value::WStr(task_name),
+        scalar(sys(&*cx, SystemVar::StartTime)),
+        scalar(sys(&*cx, SystemVar::MachineName)),
+    ];
+    // 4. The async runtime for DataFusion, if a component needs it.
+    let needs_df = spec.comps.iter().any(|c| {
+        matches!(
+            c.kind,
+            Kind::Sort { .. } | Kind::Aggregate { .. } | Kind::UnionAll | Kind::MergeJoin { .. }
+        )
+    });
+    let rt = if needs_df {
+        Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("checkflow-dataflow")
+                .enable_all()
+                .build()
+                .map_err(|e| {
+                    TaskError::new(format!("cannot start the data flow's runtime: {e}"))
+                })?,
+        )
+    } else {
+        None
+    };
+    let session = if needs_df {
+        Some(
+            crate::ops::session(spec.memory_limit)
+                .map_err(|e| TaskError::new(format!("cannot start DataFusion: {e}")))?,
+        )
+    } else {
+        None
+    };
+    // 5. The threads, and the database writes on this one.
+    let (funnel_tx, funnel_rx) =
+        std::sync::mpsc::sync_channel::<(usize, RecordBatch)>(CHANNEL_BATCHES * 2);
+    let mut written: HashMap<usize, u64> = HashMap::new();
+    let token = cx.cancel_token().clone();
+    let results: Vec<(usize, Result<Done, FlowError>, Duration)> = std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for &i in &spec.order {
+            let job = jobs[i].take().expect("each component is started once");
+            let c = &spec.comps[i];
+            let shared2 = shared.clone();
+            let funnel = funnel_tx.clone();
+            let dir = dir.clone();
+            let rt = rt.as_ref();
+            let session = session.clone();
+            let audit_values = audit_values.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("checkflow-df-{i}"))
+                .spawn_scoped(s, move || {
+                    let t0 = Instant::now();
+                    let Job {
+                        index,
+                        inputs,
+                        emit,
+                    } = job;
+                    let r = run_component(
+                        c,
+                        spec,
+                        inputs,
+                        &emit,
+                        &shared2,
+                        &dir,
+                        rt,
+                        session,
+                        funnel,
+                        audit_values,
+                    );
+                    if let Err(FlowError::Failed(m)) = &r {
+                        shared2.fail(Some(m.clone()));
+                    }
+                    drop(emit);
+                    (index, r, t0.elapsed())
+                });
+            match h {
+                Ok(h) => handles.push(h),
+                Err(e) => shared.fail(Some(format!(
+                    "cannot start a thread for component \"{}\": {e}",
+                    c.name
+                ))),
+            }
+        }
+        drop(funnel_tx);
+        let mut last_report = Instant::now();
+        loop {
+            if token.is_cancelled() {
+                shared.fail(Some("the data flow was cancelled".into()));
+                break;
+            }
+            match funnel_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok((i, batch)) => {
+                    let c = &spec.comps[i];
+                    let Kind::TableDestination(d) = &c.kind else {
+                        continue;
+                    };
+                    let in_cols = &spec.comps[c.inputs[0].from].outputs[c.inputs[0].output].cols;
+                    let base = *written.get(&i).unwrap_or(&0);
+                    let r = dbs.with(&*cx, &conns, conn_of[&i], |db| {
+                        write_table(c, d, in_cols, db, &batch, base)
+                    });
+                    match r {
+                        Ok(()) => {
+                            *written.entry(i).or_default() += batch.num_rows() as u64;
+                        }
+                        Err(e) => {
+                            shared.fail(Some(e.message));
+                            break;
+                        }
+                    }
+                    if last_report.elapsed() >= Duration::from_secs(1) {
+                        last_report = Instant::now();
+                        cx.progress(written.values().sum(), None, "rows");
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if shared.stopping() && handles.iter().all(|h| h.is_finished()) {
+                        break;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        drop(funnel_rx);
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    (
+                        usize::MAX,
+                        Err(FlowError::Failed("a component's thread panicked".into())),
+                        Duration::ZERO,
+                    )
+                })
+            })
+            .collect()
+    });
+    drop(rt);
+    // 6. The outcome.
+    let mut failure = shared.failure();
+    if failure.is_none() {
+        failure = results.iter().find_map(|(_, r, _)| match r {
+            Err(FlowError::Failed(m)) => Some(m.clone()),
+            Err(FlowError::Stopped) => Some("the data flow was stopped".to_string()),
+            Ok(_) => None,
+        });
+    }
+    let mut files = Vec::new();
+    let mut sets = Vec::new();
+    let mut times = Vec::new();
+    for (i, r, t) in results {
+        if i != usize::MAX {
+            times.push((i, t));
+        }
+        match r {
+            Ok(Done::File(f)) => files.push(f),
+            Ok(Done::Count(rows)) => {
+                if let Kind::RowCount { slot, .. } = &spec.comps[i].kind {
+                    sets.push((*slot, VarValue::Scalar(Value::I8(rows as i64))));
+                }
+            }
+            Ok(Done::Recordset(j)) => {
+                if let Kind::RecordsetDestination { slot, .. } = &spec.comps[i].kind {
+                    sets.push((*slot, VarValue::Object(j)));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(msg) = failure {
+        rollback(&mut dbs);
+        for f in files {
+            f.discard();
+        }
+        return Err(TaskError::new(msg));
+    }
+    // 7. Commit: every database, then every file.
+    if let Dbs::Own(v) = &mut dbs {
+        if checkflow_plan::failpoint("dataflow-before-commit") {
+            rollback(&mut dbs);
+            for f in files {
+                f.discard();
+            }
+            return Err(TaskError::new("COMMIT failed: refused (test failpoint)"));
+        }
+        for (d, c) in v.iter_mut().zip(&conns) {
+            if let Err(e) = d.commit() {
+                rollback(&mut dbs);
+                for f in files {
+                    f.discard();
+                }
+                return Err(TaskError::new(format!(
+                    "COMMIT failed on {}: {e}",
+                    c.describe()
+                )));
+            }
+        }
+    }
+    let mut first_err = None;
+    for f in files {
+        if let Err(e) = f.commit()
+            && first_err.is_none()
+        {
+            first_err = Some(e);
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(TaskError::new(e));
+    }
+    for (slot, v) in sets {
+        let (slot, v) = match v {
+            VarValue::Scalar(val) => {
+                let ty = cx.vars().decl(slot).ty.clone();
+                let val = val
+                    .cast_to(&ty)
+                    .map_err(|e| TaskError::new(format!("cannot set the row count: {e}")))?;
+                (slot, VarValue::Scalar(val))
+            }
+            o => (slot, o),
+        };
+        cx.set(slot, v)?;
+    }
+    // 8. What the run shows: rows per path, time per component.
+    for s in &stats {
+        cx.log(
+            LogLevel::Info,
+            &format!(
+                "path \"{}\" -> \"{}\": {} row(s)",
+                s.from,
+                s.to,
+                s.rows.load(Ordering::Relaxed)
+            ),
+        );
+    }
+    times.sort_by_key(|(i, _)| *i);
+    for (i, t) in times {
+        cx.log(
+            LogLevel::Info,
+            &format!(
+                "component \"{}\": {:.3}s",
+                spec.comps[i].name,
+                t.as_secs_f64()
+            ),
+        );
+    }
+    let total: u64 = written.values().sum();
+    cx.progress(total, Some(total), "rows");
+    let secs = started.elapsed().as_secs_f64();
+    cx.log(LogLevel::Info, &format!("data flow finished in {secs:.3}s"));
+    Ok(())
+}
+
+/// Writes one batch into a destination's table.
+fn write_table(
+    c: &Comp,
+    d: &TableDest,
+    cols: &Cols,
+    db: &mut Db,
+    b: &RecordBatch,
+    base: u64,
+) -> Result<(), TaskError> {
+    let names: Vec<String> = d.mapping.iter().map(|(_, n)| n.clone()).collect();
+    let rows: Vec<Vec<Value>> = (0..b.num_rows())
+        .map(|r| {
+            d.mapping
+                .iter()
+                .map(|(i, _)| value_at(b.column(*i).as_ref(), r, &cols[*i].ty))
+                .collect()
+        })
+        .collect();
+    db::insert_rows(db, &d.table, &names, &rows).map_err(|(row, e)| {
+        let at = row
+            .map(|r| format!(" at row {}", base + r as u64 + 1))
+            .unwrap_or_default();
+        TaskError::new(format!(
+            "component \"{}\": cannot insert into {}{at} on {}: {e}",
+            c.name,
+            d.table,
+            d.conn.describe()
+        ))
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_component(
+    c: &Comp,
+    spec: &FlowSpec,
+    mut inputs: Vec<Receiver<RecordBatch>>,
+    emit: &Emit,
+    shared: &Arc<Shared>,
+    dir: &std::path::Path,
+    rt: Option<&tokio::runtime::Runtime>,
+    session: Option<datafusion::prelude::SessionContext>,
+    funnel: std::sync::mpsc::SyncSender<(usize, RecordBatch)>,
+    audit_values: Vec<Value>,
+) -> Result<Done, FlowError> {
+    let in_cols = |k: usize| -> Cols {
+        let e = c.inputs[k];
+        spec.comps[e.from].outputs[e.output].cols.clone()
+    };
+    let stopping = || shared.stopping();
+    let take_input =
+        |inputs: &mut Vec<Receiver<RecordBatch>>| -> Result<Receiver<RecordBatch>, FlowError> {
+            if inputs.is_empty() {
+                Err(FlowError::of(&c.name, "has no input"))
+            } else {
+                Ok(inputs.remove(0))
+            }
+        };
+    match &c.kind {
+        Kind::FlatFileSource {
+            files,
+            format,
+            null,
+            skip_rows,
+            on_error,
+        } => {
+            let files = list_files(files, dir).map_err(|e| FlowError::of(&c.name, e))?;
+            let src = FlatFileSource {
+                name: c.name.clone(),
+                files,
+                format: format.clone(),
+                null: null.clone(),
+                skip_rows: *skip_rows,
+                on_error: *on_error,
+                cols: c.outputs[0].cols.clone(),
+            };
+            src.run(emit, &stopping)?;
+            Ok(Done::Nothing)
+        }
+        Kind::ParquetSource { files } => {
+            let files = list_files(files, dir).map_err(|e| FlowError::of(&c.name, e))?;
+            let src = ParquetSource {
+                name: c.name.clone(),
+                files,
+                cols: c.outputs[0].cols.clone(),
+            };
+            src.run(emit, &stopping)?;
+            Ok(Done::Nothing)
+        }
+        Kind::Multicast | Kind::RowCount { .. } => {
+            let mut t = Pass { rows: 0 };
+            run_transform(&mut t, take_input(&mut inputs)?, emit)?;
+            Ok(if matches!(c.kind, Kind::RowCount { .. }) {
+                Done::Count(t.rows)
+            } else {
+                Done::Nothing
+            })
+        }
+        Kind::Audit => {
+            let cols = crate::spec::audit_cols();
+            let values = audit_values
+                .iter()
+                .zip(&cols)
+                .map(|(v, col)| v.cast_to(&col.ty).unwrap_or(Value::Null(col.ty.clone())))
+                .collect();
+            let mut t = Audit {
+                name: c.name.clone(),
+                values,
+                cols,
+                schema: schema_of(&c.outputs[0].cols),
+            };
+            run_transform(&mut t, take_input(&mut inputs)?, emit)?;
+            Ok(Done::Nothing)
+        }
+        Kind::DataConversion {
+            convert,
+            on_error,
+            on_truncation,
+        } => {
+            let input = in_cols(0);
+            let mut t = DataConversion {
+                name: c.name.clone(),
+                err_schema: error_schema(&input),
+                input,
+                output: c.outputs[0].cols.clone(),
+                convert: convert.clone(),
+                on_error: *on_error,
+                on_truncation: *on_truncation,
+                schema: schema_of(&c.outputs[0].cols),
+                rows: 0,
+            };
+            run_transform(&mut t, take_input(&mut inputs)?, emit)?;
+            Ok(Done::Nothing)
+        }
+        Kind::Lookup {
+            source,
+            on,
+            add,
+            no_match,
+        } => {
+            let input = in_cols(0);
+            let mut t = Lookup {
+                name: c.name.clone(),
+                err_schema: error_schema(&input),
+                keys: on.iter().map(|(i, _)| *i).collect(),
+                ref_keys: on.iter().map(|(_, r)| r.clone()).collect(),
+                input,
+                add: add.clone(),
+                map: HashMap::new(),
+                no_match: *no_match,
+                schema: schema_of(&c.outputs[0].cols),
+                rows: 0,
+            };
+            let main = take_input(&mut inputs)?;
+            load_reference(c, spec, source, &mut t, inputs, &stopping)?;
+            run_transform(&mut t, main, emit)?;
+            Ok(Done::Nothing)
+        }
+        Kind::Sort { .. } | Kind::Aggregate { .. } | Kind::UnionAll | Kind::MergeJoin { .. } => {
+            let (Some(rt), Some(ctx)) = (rt, session) else {
+                return Err(FlowError::of(
+                    &c.name,
+                    "the DataFusion runtime did not start",
+                ));
+            };
+            let ins: Vec<(Receiver<RecordBatch>, Cols)> = inputs
+                .into_iter()
+                .enumerate()
+                .map(|(k, rx)| (rx, in_cols(k)))
+                .collect();
+            rt.block_on(crate::ops::run(c, ctx, ins, emit))?;
+            if shared.stopping() {
+                return Err(FlowError::Stopped);
+            }
+            Ok(Done::Nothing)
+        }
+        Kind::TableDestination(_) => {
+            let mut rx = take_input(&mut inputs)?;
+            while let Some(b) = rx.blocking_recv() {
+                funnel
+                    .send((spec_index(spec, c), b))
+                    .map_err(|_| FlowError::Stopped)?;
+            }
+            Ok(Done::Nothing)
+        }
+        Kind::FlatFileDestination {
+            file,
+            format,
+            overwrite,
+        } => {
+            let mut rx = take_input(&mut inputs)?;
+            let target: PathBuf = checkflow_plan::resolve_path(dir, file);
+            let mut sink = CsvSink::open(&c.name, target, format, *overwrite, in_cols(0))?;
+            while let Some(b) = rx.blocking_recv() {
+                if let Err(e) = sink.write(&b) {
+                    sink.abandon();
+                    return Err(e);
+                }
+            }
+            if shared.stopping() {
+                sink.abandon();
+                return Err(FlowError::Stopped);
+            }
+            Ok(Done::File(sink.finish()?))
+        }
+        Kind::ParquetDestination { file, overwrite } => {
+            let mut rx = take_input(&mut inputs)?;
+            let target: PathBuf = checkflow_plan::resolve_path(dir, file);
+            let mut sink = ParquetSink::open(&c.name, target, *overwrite, schema_of(&in_cols(0)))?;
+            while let Some(b) = rx.blocking_recv() {
+                if let Err(e) = sink.write(&b) {
+                    sink.abandon();
+                    return Err(e);
+                }
+            }
+            if shared.stopping() {
+                sink.abandon();
+                return Err(FlowError::Stopped);
+            }
+            Ok(Done::File(sink.finish()?))
+        }
+        Kind::RecordsetDestination { .. } => {
+            let mut rx = take_input(&mut inputs)?;
+            let mut r = Recordset {
+                cols: in_cols(0),
+                rows: Vec::new(),
+            };
+            while let Some(b) = rx.blocking_recv() {
+                r.write(&b);
+            }
+            if shared.stopping() {
+                return Err(FlowError::Stopped);
+            }
+            Ok(Done::Recordset(r.finish()))
+        }
+    }
+}
+
+fn spec_index(spec: &FlowSpec, c: &Comp) -> usize {
+    spec.comps
+        .iter()
+        .position(|x| std::ptr::eq(x, c))
+        .unwrap_or(usize::MAX)
+}
+
+/// Fills a lookup's cache: from its connection's query, or from the rows of
+/// its `input_ref` component (read to the end first).
+fn load_reference(
+    c: &Comp,
+    spec: &FlowSpec,
+    source: &LookupRef,
+    t: &mut Lookup,
+    mut inputs: Vec<Receiver<RecordBatch>>,
+    stopping: &dyn Fn() -> bool,
+) -> Result<(), FlowError> {
+    match source {
+        LookupRef::Query(conn, sql) => {
+            let mut db = conn.open().map_err(|e| FlowError::of(&c.name, e.message))?;
+            let rows = db.statement(sql, &[], true).map_err(|e| {
+                FlowError::of(
+                    &c.name,
+                    format!("the reference query failed on {}: {e}", conn.describe()),
+                )
+            })?;
+            let find = |name: &str| -> Result<usize, FlowError> {
+                rows.columns.iter().position(|c| c == name).ok_or_else(|| {
+                    FlowError::of(
+                        &c.name,
+                        format!(
+                            "the reference query returns no column \"{name}\" (it returns {})",
+                            rows.columns.join(", ")
+                        ),
+                    )
+                })
+            };
+            let key_idx: Vec<usize> = t
+                .ref_keys
+                .iter()
+                .map(|k| find(k))
+                .collect::<Result<_, _>>()?;
+            let add_idx: Vec<usize> = t
+                .add
+                .iter()
+                .map(|a| find(&a.name))
+                .collect::<Result<_, _>>()?;
+            for row in &rows.rows {
+                let key: Vec<Value> = key_idx
+                    .iter()
+                    .map(|&i| {
+                        row[i]
+                            .to_value(&DataType::WStr { len: None })
+                            .unwrap_or(Value::Null(DataType::I4))
+                    })
+                    .collect();
+                let mut added = Vec::with_capacity(add_idx.len());
+                for (&i, col) in add_idx.iter().zip(&t.add) {
+                    added.push(row[i].to_value(&col.ty).map_err(|e| {
+                        FlowError::of(&c.name, format!("reference column \"{}\": {e}", col.name))
+                    })?);
+                }
+                t.insert(&key, added);
+            }
+            Ok(())
+        }
+        LookupRef::Input => {
+            let e = c.inputs[c.inputs.len() - 1];
+            let ref_cols = spec.comps[e.from].outputs[e.output].cols.clone();
+            let mut rx = inputs
+                .pop()
+                .ok_or_else(|| FlowError::of(&c.name, "has no reference input"))?;
+            let key_idx: Vec<usize> = t
+                .ref_keys
+                .iter()
+                .filter_map(|k| ref_cols.iter().position(|c| c.name == *k))
+                .collect();
+            let add_idx: Vec<usize> = t
+                .add
+                .iter()
+                .filter_map(|a| ref_cols.iter().position(|c| c.name == a.name))
+                .collect();
+            while let Some(b) = rx.blocking_recv() {
+                if stopping() {
+                    return Err(FlowError::Stopped);
+                }
+                for r in 0..b.num_rows() {
+                    let key: Vec<Value> = key_idx
+                        .iter()
+                        .map(|&i| value_at(b.column(i).as_ref(), r, &ref_cols[i].ty))
+                        .collect();
+                    let mut added = Vec::with_capacity(add_idx.len());
+                    for (&i, col) in add_idx.iter().zip(&t.add) {
+                        let v = value_at(b.column(i).as_ref(), r, &ref_cols[i].ty);
+                        added.push(v.cast_to(&col.ty).map_err(|e| {
+                            FlowError::of(
+                                &c.name,
+                                format!("reference column \"{}\": {e}", col.name),
+                            )
+                        })?);
+                    }
+                    t.insert(&key, added);
+                }
+            }
+            Ok(())
+        }
+    }
+}

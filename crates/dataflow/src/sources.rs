@@ -1,0 +1,470 @@
+//! Sources: a flat file (or a folder of them) read with SSIS's conversions
+//! and error dispositions, and Parquet files.
+
+use crate::runtime::{BATCH_ROWS, Emit, FlowError};
+use crate::spec::{CsvFormat, Files, OnError, error_cols};
+use crate::types::{Col, Cols, schema_of, to_array, too_long, unbounded};
+use checkflow_expr::{DataType, Value};
+use datafusion::arrow::array::{ArrayRef, Int32Array, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `ErrorCode` of a value that does not convert to its column's type.
+pub const CODE_CONVERSION: i32 = 1;
+/// `ErrorCode` of a value longer than its column's declared length.
+pub const CODE_TRUNCATION: i32 = 2;
+/// `ErrorCode` of a line with the wrong number of fields.
+pub const CODE_FIELDS: i32 = 3;
+/// `ErrorCode` of a lookup row without a match.
+pub const CODE_NO_MATCH: i32 = 4;
+
+/// The files of a source, in name order.
+pub fn list_files(files: &Files, dir: &Path) -> Result<Vec<PathBuf>, String> {
+    match files {
+        Files::One(f) => Ok(vec![checkflow_plan::resolve_path(dir, f)]),
+        Files::Folder { folder, pattern } => {
+            let d = checkflow_plan::resolve_path(dir, folder);
+            let rd =
+                std::fs::read_dir(&d).map_err(|e| format!("cannot list {}: {e}", d.display()))?;
+            let mut out = Vec::new();
+            for e in rd {
+                let e = e.map_err(|e| format!("cannot list {}: {e}", d.display()))?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                if e.file_type()
+                    .map(|t| t.is_file() || t.is_symlink())
+                    .unwrap_or(false)
+                    && wildcard(pattern, &name)
+                {
+                    out.push(e.path());
+                }
+            }
+            out.sort();
+            Ok(out)
+        }
+    }
+}
+
+/// `*` and `?` wildcard match, case-sensitive.
+pub fn wildcard(pat: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pat.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// A flat file source.
+pub struct FlatFileSource {
+    pub name: String,
+    pub files: Vec<PathBuf>,
+    pub format: CsvFormat,
+    pub null: Option<String>,
+    pub skip_rows: u64,
+    pub on_error: OnError,
+    pub cols: Cols,
+}
+
+/// One bad row: the column (if one), the code and the description.
+struct RowError {
+    column: Option<usize>,
+    code: i32,
+    desc: String,
+}
+
+fn shorten(s: &str) -> String {
+    if s.chars().count() > 60 {
+        format!("{}...", s.chars().take(60).collect::<String>())
+    } else {
+        s.to_string()
+    }
+}
+
+impl FlatFileSource {
+    /// Reads every file, sending batches to output 0 (rows) and 1 (errors).
+    pub fn run(&self, emit: &Emit, stopping: &dyn Fn() -> bool) -> Result<(), FlowError> {
+        let schema = schema_of(&self.cols);
+        let width = self.cols.len();
+        let mut values: Vec<Vec<Value>> =
+            (0..width).map(|_| Vec::with_capacity(BATCH_ROWS)).collect();
+        let mut errs = ErrRows::new(width);
+        let mut err_cols: Cols = self
+            .cols
+            .iter()
+            .map(|c| Col::new(c.name.clone(), DataType::WStr { len: None }))
+            .collect();
+        err_cols.extend(error_cols());
+        let err_schema = schema_of(&err_cols);
+        let mut row_no: u64 = 0;
+        let mut row: Vec<Value> = Vec::with_capacity(width);
+        for path in &self.files {
+            let f =
+                checkflow_files::open_read(path, checkflow_files::Links::Follow).map_err(|e| {
+                    FlowError::of(&self.name, format!("cannot open {}: {e}", path.display()))
+                })?;
+            let mut rdr = csv::ReaderBuilder::new()
+                .delimiter(self.format.delimiter)
+                .quote(self.format.quote.unwrap_or(b'"'))
+                .quoting(self.format.quote.is_some())
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(std::io::BufReader::with_capacity(1 << 16, f));
+            let mut rec = csv::StringRecord::new();
+            let mut skip = self.skip_rows + u64::from(self.format.header);
+            let shown = path.display().to_string();
+            loop {
+                let more = rdr.read_record(&mut rec).map_err(|e| {
+                    let line = e.position().map_or(0, |p| p.line());
+                    FlowError::of(&self.name, format!("line {line} of {shown}: {e}"))
+                })?;
+                if !more {
+                    break;
+                }
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                row_no += 1;
+                if row_no.is_multiple_of(1024) && stopping() {
+                    return Err(FlowError::Stopped);
+                }
+                let line = rec.position().map_or(0, |p| p.line());
+                row.clear();
+                let mut err: Option<RowError> = None;
+                if rec.len() != width {
+                    err = Some(RowError {
+                        column: None,
+                        code: CODE_FIELDS,
+                        desc: format!("the line has {} field(s), expected {width}", rec.len()),
+                    });
+                } else {
+                    for (i, c) in self.cols.iter().enumerate() {
+                        let text = &rec[i];
+                        let v = if self.null.as_deref() == Some(text)
+                            || (text.is_empty() && !c.ty.is_string())
+                        {
+                            Value::Null(c.ty.clone())
+                        } else {
+                            match Value::parse_as(text, &unbounded(&c.ty)) {
+                                Ok(v) => match too_long(&v, &c.ty) {
+                                    None => v,
+                                    Some(n) => {
+                                        if self.on_error == OnError::Ignore {
+                                            Value::Null(c.ty.clone())
+                                        } else {
+                                            err = Some(RowError {
+                                                column: Some(i),
+                                                code: CODE_TRUNCATION,
+                                                desc: format!(
+                                                    "value \"{}\" is longer than {n} characters ({})",
+                                                    shorten(text),
+                                                    c.ty
+                                                ),
+                                            });
+                                            break;
+                                        }
+                                    }
+                                },
+                                Err(e) => {
+                                    if self.on_error == OnError::Ignore {
+                                        Value::Null(c.ty.clone())
+                                    } else {
+                                        err = Some(RowError {
+                                            column: Some(i),
+                                            code: CODE_CONVERSION,
+                                            desc: format!(
+                                                "cannot convert \"{}\" to {}: {}",
+                                                shorten(text),
+                                                c.ty,
+                                                reason(&e)
+                                            ),
+                                        });
+                                        break;
+                                    }
+                                }
+                            }
+                        };
+                        row.push(v);
+                    }
+                }
+                match err {
+                    None => {
+                        for (col, v) in values.iter_mut().zip(row.drain(..)) {
+                            col.push(v);
+                        }
+                        if values[0].len() >= BATCH_ROWS {
+                            self.flush(&schema, &mut values, emit)?;
+                        }
+                    }
+                    Some(e) => match self.on_error {
+                        OnError::Fail | OnError::Ignore => {
+                            let col = e
+                                .column
+                                .map(|i| format!(", column \"{}\"", self.cols[i].name))
+                                .unwrap_or_default();
+                            return Err(FlowError::of(
+                                &self.name,
+                                format!("row {row_no} (line {line} of {shown}){col}: {}", e.desc),
+                            ));
+                        }
+                        OnError::Redirect => {
+                            errs.push(
+                                (0..width).map(|i| rec.get(i).map(str::to_string)),
+                                e.code,
+                                e.column
+                                    .map(|i| self.cols[i].name.clone())
+                                    .unwrap_or_default(),
+                                format!("row {row_no} (line {line} of {shown}): {}", e.desc),
+                            );
+                            if errs.len() >= BATCH_ROWS {
+                                emit.send(1, errs.take(&self.name, &err_schema)?)?;
+                            }
+                        }
+                    },
+                }
+            }
+        }
+        self.flush(&schema, &mut values, emit)?;
+        if !errs.is_empty() {
+            emit.send(1, errs.take(&self.name, &err_schema)?)?;
+        }
+        Ok(())
+    }
+
+    fn flush(
+        &self,
+        schema: &SchemaRef,
+        values: &mut [Vec<Value>],
+        emit: &Emit,
+    ) -> Result<(), FlowError> {
+        if values.first().is_none_or(Vec::is_empty) {
+            return Ok(());
+        }
+        let arrays: Vec<ArrayRef> = values
+            .iter_mut()
+            .zip(&self.cols)
+            .map(|(v, c)| {
+                let a = to_array(v, &c.ty);
+                v.clear();
+                a
+            })
+            .collect();
+        let b = RecordBatch::try_new(schema.clone(), arrays)
+            .map_err(|e| FlowError::of(&self.name, e))?;
+        emit.send(0, b)
+    }
+}
+
+/// The reason of a conversion error, without the value (already shown).
+fn reason(e: &checkflow_expr::ExprError) -> String {
+    match e {
+        checkflow_expr::ExprError::Conversion { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Rows for an error output: the input's columns as text, then `ErrorCode`,
+/// `ErrorColumn`, `ErrorDescription`.
+pub struct ErrRows {
+    cols: Vec<Vec<Option<String>>>,
+    code: Vec<i32>,
+    column: Vec<String>,
+    desc: Vec<String>,
+}
+
+impl ErrRows {
+    pub fn new(width: usize) -> ErrRows {
+        ErrRows {
+            cols: vec![Vec::new(); width],
+            code: Vec::new(),
+            column: Vec::new(),
+            desc: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.code.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.code.is_empty()
+    }
+
+    pub fn push(
+        &mut self,
+        fields: impl Iterator<Item = Option<String>>,
+        code: i32,
+        column: String,
+        desc: String,
+    ) {
+        for (c, f) in self.cols.iter_mut().zip(fields) {
+            c.push(f);
+        }
+        self.code.push(code);
+        self.column.push(column);
+        self.desc.push(desc);
+    }
+
+    /// The rows as a batch of the error output's schema (all text columns).
+    pub fn take(&mut self, comp: &str, schema: &SchemaRef) -> Result<RecordBatch, FlowError> {
+        let mut arrays: Vec<ArrayRef> = self
+            .cols
+            .iter_mut()
+            .map(|c| Arc::new(std::mem::take(c).into_iter().collect::<StringArray>()) as ArrayRef)
+            .collect();
+        arrays.push(Arc::new(Int32Array::from(std::mem::take(&mut self.code))));
+        arrays.push(Arc::new(StringArray::from(std::mem::take(
+            &mut self.column,
+        ))));
+        arrays.push(Arc::new(StringArray::from(std::mem::take(&mut self.desc))));
+        RecordBatch::try_new(schema.clone(), arrays).map_err(|e| FlowError::of(comp, e))
+    }
+}
+
+/// Renames a batch's columns to `schema`'s (same types, same order).
+pub fn with_schema(
+    comp: &str,
+    schema: &SchemaRef,
+    b: RecordBatch,
+) -> Result<RecordBatch, FlowError> {
+    RecordBatch::try_new(schema.clone(), b.columns().to_vec()).map_err(|e| FlowError::of(comp, e))
+}
+
+/// A Parquet source: the declared columns, by name, cast to their types.
+pub struct ParquetSource {
+    pub name: String,
+    pub files: Vec<PathBuf>,
+    pub cols: Cols,
+}
+
+impl ParquetSource {
+    pub fn run(&self, emit: &Emit, stopping: &dyn Fn() -> bool) -> Result<(), FlowError> {
+        use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let schema = schema_of(&self.cols);
+        for path in &self.files {
+            let f =
+                checkflow_files::open_read(path, checkflow_files::Links::Follow).map_err(|e| {
+                    FlowError::of(&self.name, format!("cannot open {}: {e}", path.display()))
+                })?;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| {
+                FlowError::of(&self.name, format!("cannot read {}: {e}", path.display()))
+            })?;
+            let file_schema = builder.schema().clone();
+            let mut idx = Vec::new();
+            for c in &self.cols {
+                match file_schema.index_of(&c.name) {
+                    Ok(i) => idx.push(i),
+                    Err(_) => {
+                        let have: Vec<&str> = file_schema
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect();
+                        return Err(FlowError::of(
+                            &self.name,
+                            format!(
+                                "{} has no column \"{}\" (it has {})",
+                                path.display(),
+                                c.name,
+                                have.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+            let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(|e| {
+                FlowError::of(&self.name, format!("cannot read {}: {e}", path.display()))
+            })?;
+            for b in reader {
+                if stopping() {
+                    return Err(FlowError::Stopped);
+                }
+                let b = b.map_err(|e| {
+                    FlowError::of(&self.name, format!("cannot read {}: {e}", path.display()))
+                })?;
+                let mut arrays = Vec::with_capacity(idx.len());
+                for (c, i) in self.cols.iter().zip(&idx) {
+                    let want = schema
+                        .field_with_name(&c.name)
+                        .map(|f| f.data_type().clone())
+                        .map_err(|e| FlowError::of(&self.name, e))?;
+                    let a = b.column(*i);
+                    arrays.push(if a.data_type() == &want {
+                        a.clone()
+                    } else {
+                        cast(a, &want).map_err(|e| {
+                            FlowError::of(
+                                &self.name,
+                                format!(
+                                    "column \"{}\" of {} ({}) does not convert to {}: {e}",
+                                    c.name,
+                                    path.display(),
+                                    a.data_type(),
+                                    c.ty
+                                ),
+                            )
+                        })?
+                    });
+                }
+                let out = RecordBatch::try_new(schema.clone(), arrays)
+                    .map_err(|e| FlowError::of(&self.name, e))?;
+                emit.send(0, out)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_like_a_shell() {
+        assert!(wildcard("*.csv", "a.csv"));
+        assert!(!wildcard("*.csv", "a.csv.bak"));
+        assert!(wildcard("sales_??.csv", "sales_01.csv"));
+        assert!(!wildcard("sales_??.csv", "sales_1.csv"));
+        assert!(wildcard("*", ""));
+        assert!(wildcard("a*b*c", "axxbyyc"));
+    }
+
+    #[test]
+    fn error_rows_make_a_batch() {
+        let mut e = ErrRows::new(2);
+        e.push(
+            [Some("1".to_string()), None].into_iter(),
+            1,
+            "a".into(),
+            "bad".into(),
+        );
+        let mut cols = vec![
+            Col::new("a", DataType::WStr { len: None }),
+            Col::new("b", DataType::WStr { len: None }),
+        ];
+        cols.extend(error_cols());
+        let b = e.take("x", &schema_of(&cols)).unwrap();
+        assert_eq!(b.num_rows(), 1);
+        assert_eq!(b.num_columns(), 5);
+        assert_eq!(e.len(), 0);
+    }
+}
