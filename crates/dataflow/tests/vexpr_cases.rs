@@ -433,3 +433,45 @@ fn every_type_round_trips_through_its_array() {
         );
     }
 }
+
+#[test]
+fn a_full_batch_of_8192_rows() {
+    let vars = common::vars();
+    let cols = FlowColumns::new([
+        ("amount", DataType::R8),
+        ("region", DataType::WStr { len: Some(12) }),
+    ]);
+    let n = 8192;
+    let amounts: Vec<Value> = (0..n)
+        .map(|i| {
+            if i % 97 == 0 {
+                Value::Null(DataType::R8)
+            } else {
+                Value::R8(f64::from(i) * 0.5)
+            }
+        })
+        .collect();
+    let regions: Vec<Value> = (0..n)
+        .map(|i| Value::WStr(format!("  r{}é ", i % 50)))
+        .collect();
+    let batch = common::batch(&cols, &[amounts.clone(), regions.clone()]);
+    let e = VectorExpr::compile("amount * 1.2", &cols, &vars).expect("compiles");
+    let out = e.evaluate(&batch, &vars).expect("evaluates");
+    assert!(out.errors.is_empty());
+    assert_eq!(out.values.len(), n as usize);
+    for i in [0usize, 1, 97, 8191] {
+        let want = match &amounts[i] {
+            Value::R8(x) => Value::R8(x * 1.2),
+            other => other.clone(),
+        };
+        let got = value_at(out.values.as_ref(), e.result_type(), i).expect("reads");
+        assert_eq!(format!("{got}"), format!("{want}"), "row {i}");
+    }
+    let e = VectorExpr::compile("UPPER(TRIM(region))", &cols, &vars).expect("compiles");
+    let out = e.evaluate(&batch, &vars).expect("evaluates");
+    assert!(out.errors.is_empty());
+    assert_eq!(
+        value_at(out.values.as_ref(), e.result_type(), 49).expect("reads"),
+        Value::WStr("R49É".into())
+    );
+}
