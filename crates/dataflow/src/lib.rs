@@ -9,7 +9,9 @@
 //!    channels ([`runtime`]); the row-holding components (sort, aggregate,
 //!    union all, merge join) are DataFusion plans over those channels
 //!    ([`ops`]), under a memory pool that spills to disk.
-//! 3. Destinations commit together when every component has finished:
+//! 3. Derived columns and conditional splits evaluate SSIS expressions a
+//!    batch at a time ([`vexpr`]).
+//! 4. Destinations commit together when every component has finished:
 //!    database destinations in one transaction per connection (or the
 //!    container's transaction), files written aside and renamed into place.
 
@@ -21,6 +23,7 @@ pub mod sources;
 pub mod spec;
 pub mod transforms;
 pub mod types;
+pub mod vexpr;
 
 use checkflow_expr::DataType;
 use checkflow_model::{SourcePos, TaskDef};

@@ -169,6 +169,9 @@ pub enum ExprKind {
     Null(DataType),
     /// `@[Namespace::Name]` or `@Name`.
     Var(VarRef),
+    /// A data-flow column: `[Unit Price]` (`bracketed`) or a bare identifier `amount`.
+    /// Outside a data flow (a `Scope` without columns) it is an error when checked.
+    Column { name: String, bracketed: bool },
     /// `-x`, `!x`, `~x`.
     Unary(UnaryOp, Box<Expr>),
     /// `a op b`.
@@ -288,6 +291,11 @@ impl fmt::Display for Expr {
                 write_type_spec(f, ty)
             }
             ExprKind::Var(v) => write!(f, "@[{}]", v.qualified()),
+            ExprKind::Column {
+                name,
+                bracketed: false,
+            } => f.write_str(name),
+            ExprKind::Column { name, .. } => write!(f, "[{name}]"),
             ExprKind::Unary(op, e) => {
                 // Prefix forms (other unary operators, casts) follow directly: "--1" lexes as
                 // two minus signs, and no operator token starts with "!" followed by "(".

@@ -12,9 +12,10 @@ use crate::functions::{self, Func};
 use crate::lexer::{RealSuffix, Span};
 use crate::value::{Value, cast_allowed};
 
-/// A node of the typed tree: what to compute and the type it yields.
+/// A node of the typed tree: what to compute and the type it yields. Read-only outside
+/// this crate (through [`crate::Compiled::tree`]): evaluators walk it.
 #[derive(Clone, Debug)]
-pub(crate) struct TExpr {
+pub struct TExpr {
     pub kind: TKind,
     pub ty: DataType,
     pub span: Span,
@@ -23,9 +24,11 @@ pub(crate) struct TExpr {
 /// What a typed node computes. Operands of arithmetic keep their own types; the evaluator
 /// computes in the domain of the node's type.
 #[derive(Clone, Debug)]
-pub(crate) enum TKind {
+pub enum TKind {
     Const(Value),
     Var(u32),
+    /// A data-flow column, by the slot the `Scope` gave it.
+    Column(u32),
     /// A cast (explicit or implicit) of the operand to the node's type.
     Convert(Box<TExpr>),
     Neg(Box<TExpr>),
@@ -47,7 +50,7 @@ pub(crate) enum TKind {
 
 /// How two values are compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Domain {
+pub enum Domain {
     Int,
     Real,
     Decimal,
@@ -75,6 +78,8 @@ pub(crate) struct Checker<'a> {
     pub scope: &'a dyn Scope,
     /// Every variable read, in order of first use.
     pub vars: Vec<VarRef>,
+    /// Every column read (name, slot), in order of first use.
+    pub columns: Vec<(String, u32)>,
 }
 
 struct NoEnv;
@@ -242,7 +247,7 @@ impl<'a> Checker<'a> {
     pub(crate) fn fold(&self, e: TExpr) -> Result<TExpr, ExprError> {
         let all_const = |xs: &[&TExpr]| xs.iter().all(|x| matches!(x.kind, TKind::Const(_)));
         let foldable = match &e.kind {
-            TKind::Const(_) | TKind::Var(_) => false,
+            TKind::Const(_) | TKind::Var(_) | TKind::Column(_) => false,
             // A time-only value given a date takes today's date when it runs.
             TKind::Convert(a) if a.ty.is_time_only() && !e.ty.is_time_only() && e.ty.is_date() => {
                 false
@@ -286,6 +291,7 @@ impl<'a> Checker<'a> {
         let span = e.span;
         match &e.kind {
             ExprKind::Var(v) => self.variable(v, span),
+            ExprKind::Column { name, bracketed } => self.column(name, *bracketed, span),
             ExprKind::Unary(op, inner) => self.unary(*op, inner, span),
             ExprKind::Binary(op, l, r) => self.binary(*op, l, r, span),
             ExprKind::Cond(c, a, b) => self.cond(c, a, b, span),
@@ -516,6 +522,38 @@ impl<'a> Checker<'a> {
             self.vars.push(v.clone());
         }
         let t = Self::node(TKind::Var(info.slot), info.ty.clone(), span);
+        self.widen_string(t)
+    }
+
+    #[inline(never)]
+    fn column(&mut self, name: &str, bracketed: bool, span: Span) -> Result<TExpr, ExprError> {
+        let Some(info) = self.scope.column(name) else {
+            let message = if bracketed {
+                format!(
+                    "column reference [{name}] is not available here (expressions outside a data flow see only variables; write @[User::{name}] for a variable)"
+                )
+            } else {
+                format!(
+                    "unknown identifier \"{name}\": write a variable as @[User::{name}] (column references exist only in a data flow), or call a function with parentheses"
+                )
+            };
+            return Err(ExprError::Syntax {
+                message,
+                snippet: self.snippet(span),
+            });
+        };
+        if info.ty == DataType::Object {
+            return Err(self.type_error(
+                span,
+                format!(
+                    "column \"{name}\" has type DT_OBJECT, which cannot be used in an expression"
+                ),
+            ));
+        }
+        if !self.columns.iter().any(|(n, _)| n == name) {
+            self.columns.push((name.to_string(), info.slot));
+        }
+        let t = Self::node(TKind::Column(info.slot), info.ty, span);
         self.widen_string(t)
     }
 

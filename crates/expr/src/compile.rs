@@ -54,10 +54,29 @@ pub struct VarInfo {
     pub read_only: bool,
 }
 
-/// Resolves variable names at compile time (the engine implements it).
+/// What a data flow tells the compiler about one column of its rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnInfo {
+    /// Where `Env::column` finds the column's value at run time (in a data flow, the
+    /// column's index in the batch).
+    pub slot: u32,
+    /// The column's SSIS type.
+    pub ty: DataType,
+}
+
+/// Resolves variable names (and, in a data flow, column names) at compile time (the engine
+/// implements it).
 pub trait Scope {
     /// The variable's slot and type, or `None` when it does not exist.
     fn lookup(&self, var: &VarRef) -> Option<VarInfo>;
+
+    /// The column called `name` (`amount`, or `Unit Price` written `[Unit Price]`), or `None`
+    /// when there is no such column. Outside a data flow there are no columns: the default
+    /// refuses every name, and a column reference is then a syntax error.
+    fn column(&self, name: &str) -> Option<ColumnInfo> {
+        let _ = name;
+        None
+    }
 }
 
 /// A parsed and type-checked expression, ready to evaluate any number of times.
@@ -68,6 +87,7 @@ pub struct Compiled {
     result_type: DataType,
     assignment: Option<(u32, VarRef)>,
     variables: Arc<[VarRef]>,
+    columns: Arc<[(String, u32)]>,
 }
 
 /// Parses and type-checks `src`. `allow_assign` permits a top-level `@[User::X] = expr`.
@@ -77,6 +97,7 @@ pub fn compile(src: &str, scope: &dyn Scope, allow_assign: bool) -> Result<Compi
         src,
         scope,
         vars: Vec::new(),
+        columns: Vec::new(),
     };
     let (root, result_type, assignment) = match &ast.root.kind {
         ExprKind::Assign(var, value) => {
@@ -128,6 +149,7 @@ pub fn compile(src: &str, scope: &dyn Scope, allow_assign: bool) -> Result<Compi
         result_type,
         assignment,
         variables: ck.vars.into(),
+        columns: ck.columns.into(),
     })
 }
 
@@ -192,6 +214,17 @@ impl Compiled {
     /// Every variable the expression reads, in order of first use.
     pub fn variables(&self) -> Vec<VarRef> {
         self.variables.to_vec()
+    }
+
+    /// Every column the expression reads (name as written, slot), in order of first use.
+    pub fn columns(&self) -> &[(String, u32)] {
+        &self.columns
+    }
+
+    /// The typed tree, for evaluators other than [`Compiled::eval`] (the data flow's
+    /// vectorised one). For an assignment, the converted value.
+    pub fn tree(&self) -> &TExpr {
+        &self.root
     }
 
     /// Evaluates. For an assignment, returns the value to store, already converted to the

@@ -16,6 +16,13 @@ use crate::value::{MAX_STRING_CHARS, Num, Value, fit_decimal, int_to_type};
 pub trait Env {
     /// The current value of the variable in `slot`.
     fn value(&self, slot: u32) -> Value;
+
+    /// The current row's value of the column in `slot` (data flows only; the default, for
+    /// environments whose scope has no columns, is NULL).
+    fn column(&self, slot: u32) -> Value {
+        let _ = slot;
+        Value::Null(DataType::I4)
+    }
 }
 
 /// Evaluates a typed node. Each kind's work lives in its own function so that this
@@ -24,6 +31,7 @@ pub(crate) fn eval(e: &TExpr, env: &dyn Env) -> Result<Value, ExprError> {
     match &e.kind {
         TKind::Const(v) => Ok(v.clone()),
         TKind::Var(slot) => eval_var(*slot, &e.ty, env),
+        TKind::Column(slot) => coerce_input(env.column(*slot), &e.ty),
         TKind::Convert(a) => eval_convert(a, &e.ty, env),
         TKind::Neg(a) | TKind::Not(a) | TKind::BitNot(a) => eval_unary(e, a, env),
         TKind::Arith(op, a, b) => eval_arith(*op, a, b, &e.ty, env),
@@ -38,7 +46,12 @@ pub(crate) fn eval(e: &TExpr, env: &dyn Env) -> Result<Value, ExprError> {
 
 #[inline(never)]
 fn eval_var(slot: u32, ty: &DataType, env: &dyn Env) -> Result<Value, ExprError> {
-    let v = env.value(slot);
+    coerce_input(env.value(slot), ty)
+}
+
+/// A variable's or column's value as the type the checker gave it: NULLs take that type,
+/// a value of another kind is cast.
+pub(crate) fn coerce_input(v: Value, ty: &DataType) -> Result<Value, ExprError> {
     if v.has_kind_of(ty) {
         Ok(v)
     } else if let Value::Null(_) = v {
@@ -61,7 +74,7 @@ fn eval_unary(e: &TExpr, a: &TExpr, env: &dyn Env) -> Result<Value, ExprError> {
 }
 
 #[inline(never)]
-fn unary_value(kind: &TKind, v: Value, ty: &DataType) -> Result<Value, ExprError> {
+pub(crate) fn unary_value(kind: &TKind, v: Value, ty: &DataType) -> Result<Value, ExprError> {
     match kind {
         TKind::Neg(_) => negate(v, ty),
         TKind::Not(_) => Ok(match v {
@@ -103,7 +116,7 @@ fn eval_concat(a: &TExpr, b: &TExpr, ty: &DataType, env: &dyn Env) -> Result<Val
 }
 
 #[inline(never)]
-fn concat(x: Value, y: Value, ty: &DataType) -> Result<Value, ExprError> {
+pub(crate) fn concat(x: Value, y: Value, ty: &DataType) -> Result<Value, ExprError> {
     match (x, y) {
         (Value::WStr(mut s) | Value::Str(mut s), Value::WStr(t) | Value::Str(t)) => {
             if s.len() + t.len() > MAX_STRING_CHARS
@@ -130,10 +143,15 @@ fn eval_compare(
 ) -> Result<Value, ExprError> {
     let x = eval(a, env)?;
     let y = eval(b, env)?;
+    Ok(compare_values(op, domain, &x, &y))
+}
+
+/// `x op y` for a comparison: NULL when either side is NULL.
+pub(crate) fn compare_values(op: BinaryOp, domain: Domain, x: &Value, y: &Value) -> Value {
     if x.is_null() || y.is_null() {
-        return Ok(Value::Null(DataType::Bool));
+        return Value::Null(DataType::Bool);
     }
-    let ord = compare(domain, &x, &y);
+    let ord = compare(domain, x, y);
     let r = match op {
         BinaryOp::Eq => ord == Some(Ordering::Equal),
         BinaryOp::Ne => ord != Some(Ordering::Equal),
@@ -142,15 +160,21 @@ fn eval_compare(
         BinaryOp::Le => matches!(ord, Some(Ordering::Less | Ordering::Equal)),
         _ => matches!(ord, Some(Ordering::Greater | Ordering::Equal)),
     };
-    Ok(Value::Bool(r))
+    Value::Bool(r)
 }
 
 #[inline(never)]
 fn eval_logic(op: BinaryOp, a: &TExpr, b: &TExpr, env: &dyn Env) -> Result<Value, ExprError> {
     // Both operands are evaluated (SSIS gives no short-circuit guarantee); NULL follows
     // three-valued logic.
-    let x = eval(a, env)?.as_bool();
-    let y = eval(b, env)?.as_bool();
+    let x = eval(a, env)?;
+    let y = eval(b, env)?;
+    Ok(logic_values(op, &x, &y))
+}
+
+/// `x && y` / `x || y` with three-valued logic.
+pub(crate) fn logic_values(op: BinaryOp, x: &Value, y: &Value) -> Value {
+    let (x, y) = (x.as_bool(), y.as_bool());
     let r = match op {
         BinaryOp::And => match (x, y) {
             (Some(false), _) | (_, Some(false)) => Some(false),
@@ -163,7 +187,7 @@ fn eval_logic(op: BinaryOp, a: &TExpr, b: &TExpr, env: &dyn Env) -> Result<Value
             _ => None,
         },
     };
-    Ok(r.map_or(Value::Null(DataType::Bool), Value::Bool))
+    r.map_or(Value::Null(DataType::Bool), Value::Bool)
 }
 
 #[inline(never)]
@@ -176,6 +200,16 @@ fn eval_bitwise(
 ) -> Result<Value, ExprError> {
     let x = eval(a, env)?;
     let y = eval(b, env)?;
+    bitwise_values(op, &x, &y, ty)
+}
+
+/// `x & y`, `x | y`, `x ^ y` in the integer type `ty`.
+pub(crate) fn bitwise_values(
+    op: BinaryOp,
+    x: &Value,
+    y: &Value,
+    ty: &DataType,
+) -> Result<Value, ExprError> {
     match (x.as_num(), y.as_num()) {
         (Some(Num::Int(p)), Some(Num::Int(q))) => {
             let r = match op {
@@ -183,7 +217,7 @@ fn eval_bitwise(
                 BinaryOp::BitOr => p | q,
                 _ => p ^ q,
             };
-            int_to_type(r, ty).map_err(|_| overflow(op, &x, &y, ty))
+            int_to_type(r, ty).map_err(|_| overflow(op, x, y, ty))
         }
         _ => Ok(Value::Null(ty.clone())),
     }

@@ -584,7 +584,7 @@ pub(crate) fn eval_call(
 
 /// Applies a function to evaluated arguments.
 #[inline(never)]
-fn apply(func: Func, mut vals: Vec<Value>, ty: &DataType) -> Result<Value, ExprError> {
+pub(crate) fn apply(func: Func, mut vals: Vec<Value>, ty: &DataType) -> Result<Value, ExprError> {
     // NULL handling that differs from plain propagation.
     match func {
         Func::IsNull => return Ok(Value::Bool(vals[0].is_null())),

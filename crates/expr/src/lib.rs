@@ -24,13 +24,24 @@ pub mod eval;
 pub mod functions;
 pub mod lexer;
 pub mod parser;
+pub mod scalar;
 mod temporal;
 pub mod value;
 
 pub use ast::Ast;
-pub use compile::{Compiled, Scope, VarInfo, VarRef, compile};
+pub use compile::{ColumnInfo, Compiled, Scope, VarInfo, VarRef, compile};
 pub use datatype::DataType;
 pub use error::ExprError;
 pub use eval::Env;
 pub use parser::parse;
 pub use value::Value;
+
+/// The typed tree [`Compiled::tree`] gives: what each node computes and its type.
+pub mod typed {
+    pub use crate::check::{Domain, TExpr, TKind};
+}
+
+/// The crates whose types appear in [`Value`] (decimals and civil dates and times), so that
+/// users build and read values with the same versions.
+pub use jiff;
+pub use rust_decimal;

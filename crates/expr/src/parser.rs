@@ -302,17 +302,19 @@ impl Parser<'_> {
             Tok::Str(s) => leaf(ExprKind::Str(s)),
             Tok::Var(name) => leaf(ExprKind::Var(self.var_ref(&name, tok.span)?)),
             Tok::Ident(name) => self.ident(name, tok.span),
-            Tok::Bracketed(name) => Err(self.error_at(
-                tok.span,
-                &format!(
-                    "column reference [{name}] is not available here (expressions outside a data flow see only variables; write @[User::{name}] for a variable)"
-                ),
-            )),
+            // Whether a column exists is decided when the expression is checked.
+            Tok::Bracketed(name) => leaf(ExprKind::Column {
+                name,
+                bracketed: true,
+            }),
             Tok::Lineage(id) => Err(self.error_at(
                 tok.span,
                 &format!("lineage identifier #{id} is not available outside a data flow"),
             )),
-            Tok::Eof => Err(self.error_at(tok.span, "expected an operand, found the end of the expression")),
+            Tok::Eof => Err(self.error_at(
+                tok.span,
+                "expected an operand, found the end of the expression",
+            )),
             other => Err(self.error_at(
                 tok.span,
                 &format!("expected an operand, found {}", other.describe()),
@@ -365,11 +367,16 @@ impl Parser<'_> {
                 &format!("a data type must be written in parentheses as a cast, such as ({name})"),
             ));
         }
-        Err(self.error_at(
-            span,
-            &format!(
-                "unknown identifier \"{name}\": write a variable as @[User::{name}] (column references exist only in a data flow), or call a function with parentheses"
+        // A bare identifier is a column in a data flow; elsewhere checking refuses it.
+        Ok((
+            Expr::new(
+                ExprKind::Column {
+                    name,
+                    bracketed: false,
+                },
+                span,
             ),
+            1,
         ))
     }
 
