@@ -247,6 +247,12 @@ fn overflow(op: BinaryOp, x: &Value, y: &Value, ty: &DataType) -> ExprError {
     ))
 }
 
+/// A decimal zero has no sign (`-(0.00)` is `0.00`, as SSIS shows it and as
+/// an Arrow decimal stores it).
+fn unsigned_zero(d: rust_decimal::Decimal) -> rust_decimal::Decimal {
+    if d.is_zero() { d.abs() } else { d }
+}
+
 fn negate(v: Value, ty: &DataType) -> Result<Value, ExprError> {
     let over = || {
         ExprError::eval(format!(
@@ -266,12 +272,12 @@ fn negate(v: Value, ty: &DataType) -> Result<Value, ExprError> {
             precision,
             scale,
         } => Value::Numeric {
-            value: -*value,
+            value: unsigned_zero(-*value),
             precision: *precision,
             scale: *scale,
         },
         Value::Decimal { value, scale } => Value::Decimal {
-            value: -*value,
+            value: unsigned_zero(-*value),
             scale: *scale,
         },
         Value::Cy(x) => Value::Cy(x.checked_neg().ok_or_else(over)?),
