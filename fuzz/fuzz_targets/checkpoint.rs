@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use checkflow_journal::{Entry, Journal, Key, NewHeader, Outcome, VarValue, lock, read};
+use checkflow_journal::{Entry, Journal, Key, NewHeader, RecordedOutcome, StoredValue, lock, read};
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 
@@ -46,7 +46,7 @@ fn work_dir() -> &'static Path {
     })
 }
 
-fn vars(pairs: &[(&str, VarValue)]) -> BTreeMap<String, VarValue> {
+fn vars(pairs: &[(&str, StoredValue)]) -> BTreeMap<String, StoredValue> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_string(), v.clone()))
@@ -65,8 +65,8 @@ fn valid_checkpoint() -> &'static [u8] {
             package_name: "fuzz".into(),
             package_path: "/etl/fuzz.yaml".into(),
             config: vars(&[
-                ("User::Server", VarValue::plain(json!("db01"))),
-                ("User::Password", VarValue::sensitive(json!("hunter2"))),
+                ("User::Server", StoredValue::plain(json!("db01"))),
+                ("User::Password", StoredValue::sensitive(json!("hunter2"))),
             ]),
         };
         let guard = lock(&path).expect("lock the valid checkpoint");
@@ -78,26 +78,26 @@ fn valid_checkpoint() -> &'static [u8] {
             },
             Entry::Completed {
                 path: "Stage".into(),
-                outcome: Outcome::Success,
+                outcome: RecordedOutcome::Success,
                 fingerprint: "ab12".into(),
                 duration_ms: 1500,
                 vars: vars(&[
-                    ("User::N", VarValue::plain(json!(5))),
-                    ("User::Rows", VarValue::plain(json!([[1, "a"], [2, "b"]]))),
-                    ("User::Token", VarValue::sensitive(json!("s3cret"))),
+                    ("User::N", StoredValue::plain(json!(5))),
+                    ("User::Rows", StoredValue::plain(json!([[1, "a"], [2, "b"]]))),
+                    ("User::Token", StoredValue::sensitive(json!("s3cret"))),
                 ]),
             },
             Entry::Iteration {
                 loop_path: "Load/Each file".into(),
                 key: "/data/in/1.csv".into(),
-                vars: vars(&[("User::File", VarValue::plain(json!("/data/in/1.csv")))]),
+                vars: vars(&[("User::File", StoredValue::plain(json!("/data/in/1.csv")))]),
             },
             Entry::Vars {
-                vars: vars(&[("User::When", VarValue::plain(json!("2026-11-21 04:30:00")))]),
+                vars: vars(&[("User::When", StoredValue::plain(json!("2026-11-21 04:30:00")))]),
             },
             Entry::Completed {
                 path: "Load/Soft".into(),
-                outcome: Outcome::Failure,
+                outcome: RecordedOutcome::Failure,
                 fingerprint: "cd34".into(),
                 duration_ms: 7,
                 vars: BTreeMap::new(),

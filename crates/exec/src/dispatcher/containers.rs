@@ -69,9 +69,7 @@ impl Dispatcher<'_> {
 
     pub(super) fn container_error(&mut self, n: NodeId, code: i32, msg: String) {
         self.rt[n.index()].last_error = Some(msg.clone());
-        if let Some(e) = self.fire(HandlerEvent::OnError, n, code, &msg) {
-            self.errors.push(format!("{}: {e}", self.label(n)));
-        }
+        self.fire_noted(HandlerEvent::OnError, n, code, &msg);
         self.fail(n, &msg);
         self.agenda.push_back(Work::ChildDone(n));
     }
@@ -289,9 +287,7 @@ impl Dispatcher<'_> {
                 self.errors
                     .push(format!("{}: {msg}", self.plan.package.name));
                 self.rt[0].last_error = Some(msg.clone());
-                if let Some(e) = self.fire(HandlerEvent::OnError, c, codes::MAX_ERRORS, &msg) {
-                    self.errors.push(format!("{}: {e}", self.label(c)));
-                }
+                self.fire_noted(HandlerEvent::OnError, c, codes::MAX_ERRORS, &msg);
             }
             let mut o = if self.rt[0].halted || over_max || self.journal_error.is_some() {
                 Outcome::Failure
@@ -305,9 +301,7 @@ impl Dispatcher<'_> {
                         .clone()
                         .or_else(|| self.errors.first().cloned())
                         .unwrap_or_default();
-                    if let Some(e) = self.fire(HandlerEvent::OnTaskFailed, c, codes::FAILED, &msg) {
-                        self.errors.push(format!("{}: {e}", self.label(c)));
-                    }
+                    self.fire_noted(HandlerEvent::OnTaskFailed, c, codes::FAILED, &msg);
                 }
                 if let Some(e) = self.fire_post_execute(c, o) {
                     self.errors.push(format!("{}: {e}", self.label(c)));
@@ -326,17 +320,13 @@ impl Dispatcher<'_> {
             // ends as a container halted by a failure does (`fail` halts it).
             let msg = self.max_errors_message(c);
             self.rt[c.index()].last_error = Some(msg.clone());
-            if let Some(e) = self.fire(HandlerEvent::OnError, c, codes::MAX_ERRORS, &msg) {
-                self.errors.push(format!("{}: {e}", self.label(c)));
-            }
+            self.fire_noted(HandlerEvent::OnError, c, codes::MAX_ERRORS, &msg);
             self.fail(c, &msg);
         }
         if self.rt[c.index()].halted {
             if !self.cancelled {
                 let msg = self.rt[c.index()].last_error.clone().unwrap_or_default();
-                if let Some(e) = self.fire(HandlerEvent::OnTaskFailed, c, codes::FAILED, &msg) {
-                    self.errors.push(format!("{}: {e}", self.label(c)));
-                }
+                self.fire_noted(HandlerEvent::OnTaskFailed, c, codes::FAILED, &msg);
                 self.fire_post_execute(c, Outcome::Failure);
             }
             let _ = self.settle_tx(c, Outcome::Failure);

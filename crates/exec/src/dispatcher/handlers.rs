@@ -51,23 +51,27 @@ impl Dispatcher<'_> {
     }
 
     /// OnError, then OnTaskFailed, for an executable that fails with `msg`.
-    /// Its own handlers failing add errors to one it already has.
     pub(super) fn fire_failure(&mut self, n: NodeId, code: i32, msg: &str) {
-        for event in [HandlerEvent::OnError, HandlerEvent::OnTaskFailed] {
-            if let Some(e) = self.fire(event, n, code, msg) {
-                self.errors.push(format!("{}: {e}", self.label(n)));
-            }
+        self.fire_noted(HandlerEvent::OnError, n, code, msg);
+        self.fire_noted(HandlerEvent::OnTaskFailed, n, code, msg);
+    }
+
+    /// Fires `event` for `n`, which has failed already: its own handler
+    /// failing adds one more error to the one it has.
+    pub(super) fn fire_noted(&mut self, event: HandlerEvent, n: NodeId, code: i32, msg: &str) {
+        if let Some(e) = self.fire(event, n, code, msg) {
+            self.errors.push(format!("{}: {e}", self.label(n)));
         }
     }
 
     /// OnPostExecute for an executable ending with `outcome`: the error that
     /// fails it if its own handler failed (the failure events fire for it).
     pub(super) fn fire_post_execute(&mut self, n: NodeId, outcome: Outcome) -> Option<String> {
-        let e = self.fire(HandlerEvent::OnPostExecute, n, 0, "")?;
         if outcome == Outcome::Failure {
-            self.errors.push(format!("{}: {e}", self.label(n)));
+            self.fire_noted(HandlerEvent::OnPostExecute, n, 0, "");
             return None;
         }
+        let e = self.fire(HandlerEvent::OnPostExecute, n, 0, "")?;
         self.fire_failure(n, codes::HANDLER, &e);
         Some(e)
     }
