@@ -8,13 +8,13 @@ use crate::pg::{Db, databases};
 use crate::support::*;
 
 /// A package with the standard `id` and `name`; `body` starts on line 3.
-fn pkg(body: &str) -> String {
+pub(crate) fn pkg(body: &str) -> String {
     format!("id: {ID}\nname: flows\n{body}")
 }
 
 /// Fails if the binary panicked.
 #[track_caller]
-fn no_panic(out: Output) -> Output {
+pub(crate) fn no_panic(out: Output) -> Output {
     assert!(
         !out.all().contains("panicked"),
         "the binary panicked\n{out:?}"
@@ -25,14 +25,14 @@ fn no_panic(out: Output) -> Output {
 
 /// Runs a package that must succeed.
 #[track_caller]
-fn ok(sb: &Sandbox) -> Output {
+pub(crate) fn ok(sb: &Sandbox) -> Output {
     no_panic(sb.run().output()).exit(0)
 }
 
 /// `run` and `validate` reject the package with exit 5, naming
 /// `package.yaml:{at}` and every word; nothing ran.
 #[track_caller]
-fn rejected(body: &str, at: &str, words: &[&str]) {
+pub(crate) fn rejected(body: &str, at: &str, words: &[&str]) {
     let sb = Sandbox::with_package(&pkg(body));
     let loc = format!("package.yaml:{at}");
     let mut out = no_panic(sb.run().output()).exit(5).says(&loc);
@@ -48,7 +48,7 @@ fn rejected(body: &str, at: &str, words: &[&str]) {
     assert!(sb.ledger().is_empty(), "nothing may run: {:?}", sb.ledger());
 }
 
-const SALES: &str = "id,region,amount,sold_at\n\
+pub(crate) const SALES: &str = "id,region,amount,sold_at\n\
 1,north,10.50,2024-01-02 10:00:00\n\
 2,south,20.00,2024-01-03 11:00:00\n\
 3,north,5.25,2024-01-04 12:00:00\n\
@@ -61,13 +61,13 @@ const SALES_COLUMNS: &str = "columns:
         - { name: sold_at, type: DT_DBTIMESTAMP }";
 
 /// A one-flow package: `components` is the YAML list under `components:`.
-fn flow(components: &str) -> String {
+pub(crate) fn flow(components: &str) -> String {
     pkg(&format!(
         "tasks:\n  - name: Load\n    type: data_flow\n    components:\n{components}"
     ))
 }
 
-fn source(extra: &str) -> String {
+pub(crate) fn source(extra: &str) -> String {
     format!(
         "      - name: Sales\n        type: flat_file_source\n        file: in/sales.csv\n        {SALES_COLUMNS}\n{extra}"
     )
@@ -599,7 +599,7 @@ fn the_run_shows_rows_per_path() {
 
 const SRC: &str = "      - { name: S, type: flat_file_source, file: in.csv, columns: [a, { name: n, type: DT_I4 }] }\n";
 
-fn bad(rest: &str) -> String {
+pub(crate) fn bad(rest: &str) -> String {
     format!("tasks:\n  - name: Load\n    type: data_flow\n    components:\n{SRC}{rest}")
 }
 
@@ -613,15 +613,6 @@ fn bad_unknown_component_type() {
             "unknown component type \"sortt\"",
             "did you mean sort",
         ],
-    );
-}
-
-#[test]
-fn bad_not_yet_supported_type() {
-    rejected(
-        &bad("      - { name: X, type: derived_column, input: S }\n"),
-        "8:",
-        &["type derived_column is not yet supported"],
     );
 }
 

@@ -11,6 +11,7 @@ mod crash;
 mod crash_matrix;
 mod data_tasks;
 mod dataflow;
+mod dataflow_exprs;
 mod disk_errors;
 mod downloads;
 mod event_handlers;

@@ -2,13 +2,14 @@
 //! database destinations written from the task's own thread (which holds the
 //! connections, or the container's transaction), and the commit at the end.
 
+use crate::derive::{ConditionalSplit, DerivedColumn, VarSnapshot};
 use crate::runtime::{CHANNEL_BATCHES, Emit, FlowError, PathStat, Readers, Shared, run_transform};
 use crate::sinks::{CsvSink, ParquetSink, PendingFile, Recordset};
-use crate::sources::{FlatFileSource, ParquetSource, list_files};
+use crate::sources::{FlatFileSource, ParquetSource, SqlSource, list_files};
 use crate::spec::{Comp, FlowSpec, Kind, LookupRef, TableDest};
 use crate::transforms::{Audit, DataConversion, Lookup, Pass, error_schema};
 use crate::types::{Cols, schema_of, value_at};
-use checkflow_expr::{DataType, Value};
+use checkflow_expr::{DataType, Env, Value};
 use checkflow_plan::{LogLevel, RunCx, SystemVar, TaskError, VarValue};
 use checkflow_tasks::db::{self, Connection, Db, Kind as DbKind};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -237,6 +238,12 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
         scalar(sys(&*cx, SystemVar::StartTime)),
         scalar(sys(&*cx, SystemVar::MachineName)),
     ];
+    // The variables expressions and queries read, as the flow starts.
+    let vars = Arc::new(VarSnapshot {
+        values: (0..cx.vars().decls.len() as u32)
+            .map(|slot| cx.env().value(slot))
+            .collect(),
+    });
     // 4. The async runtime for DataFusion, if a component needs it.
     let needs_df = spec.comps.iter().any(|c| {
         matches!(
@@ -282,6 +289,7 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
             let rt = rt.as_ref();
             let session = session.clone();
             let audit_values = audit_values.clone();
+            let vars = vars.clone();
             let h = std::thread::Builder::new()
                 .name(format!("checkflow-df-{i}"))
                 .spawn_scoped(s, move || {
@@ -302,6 +310,7 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
                         session,
                         funnel,
                         audit_values,
+                        vars,
                     );
                     if let Err(FlowError::Failed(m)) = &r {
                         shared2.fail(Some(m.clone()));
@@ -529,6 +538,7 @@ fn run_component(
     session: Option<datafusion::prelude::SessionContext>,
     funnel: std::sync::mpsc::SyncSender<(usize, RecordBatch)>,
     audit_values: Vec<Value>,
+    vars: Arc<VarSnapshot>,
 ) -> Result<Done, FlowError> {
     let in_cols = |k: usize| -> Cols {
         let e = c.inputs[k];
@@ -595,6 +605,55 @@ fn run_component(
                 values,
                 cols,
                 schema: schema_of(&c.outputs[0].cols),
+            };
+            run_transform(&mut t, take_input(&mut inputs)?, emit)?;
+            Ok(Done::Nothing)
+        }
+        Kind::SqlSource {
+            conn,
+            query,
+            params,
+        } => {
+            let src = SqlSource {
+                name: c.name.clone(),
+                conn: conn.clone(),
+                query: query.clone(),
+                params: params.iter().map(|s| vars.value(*s)).collect(),
+                cols: c.outputs[0].cols.clone(),
+            };
+            src.run(emit, &stopping)?;
+            Ok(Done::Nothing)
+        }
+        Kind::DerivedColumn {
+            columns,
+            on_error,
+            on_truncation,
+        } => {
+            let input = in_cols(0);
+            let mut t = DerivedColumn {
+                name: c.name.clone(),
+                err_schema: error_schema(&input),
+                input,
+                columns: columns.clone(),
+                on_error: *on_error,
+                on_truncation: *on_truncation,
+                schema: schema_of(&c.outputs[0].cols),
+                vars,
+                rows: 0,
+            };
+            run_transform(&mut t, take_input(&mut inputs)?, emit)?;
+            Ok(Done::Nothing)
+        }
+        Kind::ConditionalSplit { cases, on_error } => {
+            let input = in_cols(0);
+            let mut t = ConditionalSplit {
+                name: c.name.clone(),
+                err_schema: error_schema(&input),
+                input,
+                cases: cases.clone(),
+                on_error: *on_error,
+                vars,
+                rows: 0,
             };
             run_transform(&mut t, take_input(&mut inputs)?, emit)?;
             Ok(Done::Nothing)

@@ -15,6 +15,7 @@
 //!    database destinations in one transaction per connection (or the
 //!    container's transaction), files written aside and renamed into place.
 
+mod derive;
 mod flow;
 pub mod ops;
 pub mod runtime;
@@ -45,6 +46,14 @@ impl spec::Report for Rep<'_, '_> {
 
     fn writable_var(&mut self, name: &str, pos: SourcePos) -> Option<(u32, DataType)> {
         self.cx.writable_var(name, pos)
+    }
+
+    fn readable_var(&mut self, name: &str, pos: SourcePos) -> Option<(u32, DataType)> {
+        self.cx.readable_var(name, pos)
+    }
+
+    fn variables(&self) -> &dyn checkflow_expr::Scope {
+        self.cx.vars()
     }
 
     fn db_connection(&mut self, name: &str, pos: SourcePos) -> Option<Connection> {

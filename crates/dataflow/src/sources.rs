@@ -263,11 +263,11 @@ impl FlatFileSource {
             .iter_mut()
             .zip(&self.cols)
             .map(|(v, c)| {
-                let a = to_array(v, &c.ty);
+                let a = to_array(v, &c.ty).map_err(|e| FlowError::of(&self.name, e));
                 v.clear();
                 a
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         let b = RecordBatch::try_new(schema.clone(), arrays)
             .map_err(|e| FlowError::of(&self.name, e))?;
         emit.send(0, b)
@@ -347,6 +347,132 @@ pub fn with_schema(
     b: RecordBatch,
 ) -> Result<RecordBatch, FlowError> {
     RecordBatch::try_new(schema.clone(), b.columns().to_vec()).map_err(|e| FlowError::of(comp, e))
+}
+
+/// A query source: the declared columns, found by name in the query's result
+/// (exact name first, else ignoring case), each value converted to its
+/// column's type. Rows stream from the database a batch at a time.
+pub struct SqlSource {
+    pub name: String,
+    pub conn: checkflow_tasks::db::Connection,
+    pub query: String,
+    pub params: Vec<Value>,
+    pub cols: Cols,
+}
+
+impl SqlSource {
+    pub fn run(&self, emit: &Emit, stopping: &dyn Fn() -> bool) -> Result<(), FlowError> {
+        let mut db = self
+            .conn
+            .open()
+            .map_err(|e| FlowError::of(&self.name, e.message))?;
+        let schema = schema_of(&self.cols);
+        let mut idx: Option<Vec<usize>> = None;
+        let mut values: Vec<Vec<Value>> = vec![Vec::with_capacity(BATCH_ROWS); self.cols.len()];
+        let mut row_no: u64 = 0;
+        let mut failure: Option<FlowError> = None;
+        let mut each =
+            |names: &[String],
+             row: Option<Vec<checkflow_tasks::db::Cell>>|
+             -> Result<bool, String> {
+                if stopping() {
+                    failure = Some(FlowError::Stopped);
+                    return Ok(false);
+                }
+                let idx = match &idx {
+                    Some(i) => i,
+                    None => {
+                        let mut found = Vec::new();
+                        for c in &self.cols {
+                            let i = names.iter().position(|n| *n == c.name).or_else(|| {
+                                names.iter().position(|n| n.eq_ignore_ascii_case(&c.name))
+                            });
+                            match i {
+                                Some(i) => found.push(i),
+                                None => {
+                                    failure = Some(FlowError::of(
+                                        &self.name,
+                                        format!(
+                                            "the query has no column \"{}\" (it has {})",
+                                            c.name,
+                                            names.join(", ")
+                                        ),
+                                    ));
+                                    return Ok(false);
+                                }
+                            }
+                        }
+                        idx.insert(found)
+                    }
+                };
+                let Some(row) = row else {
+                    return Ok(true);
+                };
+                row_no += 1;
+                for ((c, i), vals) in self.cols.iter().zip(idx.iter()).zip(values.iter_mut()) {
+                    let v = row[*i].to_value(&unbounded(&c.ty)).and_then(|v| {
+                        match too_long(&v, &c.ty) {
+                            None => Ok(v),
+                            Some(n) => Err(format!(
+                                "value \"{v}\" is longer than {n} characters ({})",
+                                c.ty
+                            )),
+                        }
+                    });
+                    match v {
+                        Ok(v) => vals.push(v),
+                        Err(e) => {
+                            failure = Some(FlowError::of(
+                                &self.name,
+                                format!("row {row_no}, column \"{}\": {e}", c.name),
+                            ));
+                            return Ok(false);
+                        }
+                    }
+                }
+                if values[0].len() >= BATCH_ROWS
+                    && let Err(e) = self.flush(&schema, &mut values, emit)
+                {
+                    failure = Some(e);
+                    return Ok(false);
+                }
+                Ok(true)
+            };
+        let r = db.query_each(&self.query, &self.params, &mut each);
+        if let Some(f) = failure {
+            return Err(f);
+        }
+        r.map_err(|e| {
+            FlowError::of(
+                &self.name,
+                format!("query failed on {}: {e}", self.conn.describe()),
+            )
+        })?;
+        self.flush(&schema, &mut values, emit)
+    }
+
+    fn flush(
+        &self,
+        schema: &SchemaRef,
+        values: &mut [Vec<Value>],
+        emit: &Emit,
+    ) -> Result<(), FlowError> {
+        if values.first().is_none_or(Vec::is_empty) {
+            return Ok(());
+        }
+        let arrays: Vec<ArrayRef> = values
+            .iter_mut()
+            .zip(&self.cols)
+            .map(|(v, c)| {
+                let a = to_array(v, &c.ty).map_err(|e| FlowError::of(&self.name, e));
+                v.clear();
+                a
+            })
+            .collect::<Result<_, _>>()?;
+        let b = RecordBatch::try_new(schema.clone(), arrays)
+            .map_err(|e| FlowError::of(&self.name, e))?;
+        emit.send(0, b)
+    }
 }
 
 /// A Parquet source: the declared columns, by name, cast to their types.

@@ -9,6 +9,9 @@ use checkflow_model::{Node, SourcePos, Spanned, pos_of};
 use checkflow_tasks::db::Connection;
 use std::collections::{BTreeMap, HashMap};
 
+mod exprs;
+pub use exprs::{Case, Derived, flow_columns};
+
 /// The extra columns of an error output (and of a lookup's `no_match`).
 pub const ERROR_CODE: &str = "ErrorCode";
 /// Which column the error is about.
@@ -111,6 +114,23 @@ pub enum Kind {
     },
     ParquetSource {
         files: Files,
+    },
+    SqlSource {
+        conn: Connection,
+        query: String,
+        /// Variable slots bound to the query's parameters, in order.
+        params: Vec<u32>,
+    },
+    DerivedColumn {
+        columns: Vec<Derived>,
+        on_error: OnError,
+        on_truncation: OnError,
+    },
+    ConditionalSplit {
+        /// In order: the first whose condition is TRUE takes the row; the
+        /// rest go to the default output (the one after the cases).
+        cases: Vec<Case>,
+        on_error: OnError,
     },
     DataConversion {
         /// (input column index, output column index, target type).
@@ -229,6 +249,12 @@ const TYPES: &[(&str, &[&str])] = &[
         ],
     ),
     ("parquet_source", &["file", "files", "columns"]),
+    (
+        "sql_source",
+        &["connection", "query", "table", "params", "columns"],
+    ),
+    ("derived_column", &["columns", "on_error", "on_truncation"]),
+    ("conditional_split", &["outputs", "default", "on_error"]),
     ("data_conversion", &["columns", "on_error", "on_truncation"]),
     (
         "lookup",
@@ -261,9 +287,6 @@ const TYPES: &[(&str, &[&str])] = &[
     ("recordset_destination", &["variable"]),
 ];
 
-/// Types of the table this build does not run yet.
-const NOT_YET: &[&str] = &["derived_column", "conditional_split", "sql_source"];
-
 /// Default `memory_limit`.
 pub const DEFAULT_MEMORY: usize = 512 << 20;
 
@@ -274,6 +297,10 @@ pub trait Report {
     fn writable_var(&mut self, name: &str, pos: SourcePos) -> Option<(u32, DataType)>;
     /// Resolves a connection of kind sqlite or postgres (reports it otherwise).
     fn db_connection(&mut self, name: &str, pos: SourcePos) -> Option<Connection>;
+    /// Resolves a variable the flow reads (reports it if unknown).
+    fn readable_var(&mut self, name: &str, pos: SourcePos) -> Option<(u32, DataType)>;
+    /// The package's variables, for compiling expressions.
+    fn variables(&self) -> &dyn checkflow_expr::Scope;
 }
 
 /// Reads a size: `512MiB`, `2GiB`, `100MB`, `65536`.
@@ -636,17 +663,6 @@ pub fn validate(
             continue;
         };
         let tpos = c.value.get("type").map_or(pos, pos_of);
-        if NOT_YET.contains(&type_name.as_str()) {
-            err(
-                rep,
-                &mut ok,
-                tpos,
-                format!(
-                    "component \"{name}\": type {type_name} is not yet supported by this build"
-                ),
-            );
-            continue;
-        }
         if !TYPES.iter().any(|(t, _)| *t == type_name) {
             let known: Vec<&str> = TYPES.iter().map(|(t, _)| *t).collect();
             let hint = checkflow_model::closest(&type_name, known.iter().copied())
@@ -1085,6 +1101,9 @@ fn build(
                 vec![out("output", cols, true)],
             ))
         }
+        "sql_source" => exprs::sql_source(f, rep),
+        "derived_column" => exprs::derived_column(f, &first, rep),
+        "conditional_split" => exprs::conditional_split(f, &first, rep),
         "data_conversion" => {
             let on_error = f.disposition("on_error");
             let on_truncation = f.disposition("on_truncation");
@@ -1788,6 +1807,20 @@ mod tests {
         }
         fn db_connection(&mut self, name: &str, pos: SourcePos) -> Option<Connection> {
             self.error_at(pos, format!("unknown connection \"{name}\""));
+            None
+        }
+        fn readable_var(&mut self, name: &str, pos: SourcePos) -> Option<(u32, DataType)> {
+            self.writable_var(name, pos)
+        }
+        fn variables(&self) -> &dyn checkflow_expr::Scope {
+            &NoVars
+        }
+    }
+
+    struct NoVars;
+
+    impl checkflow_expr::Scope for NoVars {
+        fn lookup(&self, _: &checkflow_expr::VarRef) -> Option<checkflow_expr::VarInfo> {
             None
         }
     }

@@ -39,7 +39,9 @@ impl Transform for Audit {
         let n = batch.num_rows();
         let mut arrays = batch.columns().to_vec();
         for (v, c) in self.values.iter().zip(&self.cols) {
-            arrays.push(to_array(&vec![v.clone(); n], &c.ty));
+            arrays.push(
+                to_array(&vec![v.clone(); n], &c.ty).map_err(|e| FlowError::of(&self.name, e))?,
+            );
         }
         let b = RecordBatch::try_new(self.schema.clone(), arrays)
             .map_err(|e| FlowError::of(&self.name, e))?;
@@ -49,7 +51,7 @@ impl Transform for Audit {
 
 /// The rows of `batch` where `mask` is true, with the error columns added
 /// (for an error or `no_match` output of a transform).
-fn error_batch(
+pub(crate) fn error_batch(
     comp: &str,
     batch: &RecordBatch,
     mask: &BooleanArray,
@@ -159,7 +161,8 @@ impl Transform for DataConversion {
         self.rows += n as u64;
         let mut arrays: Vec<ArrayRef> = batch.columns().to_vec();
         for (dst, vals) in new_cols {
-            let a = to_array(&vals, &self.output[dst].ty);
+            let a =
+                to_array(&vals, &self.output[dst].ty).map_err(|e| FlowError::of(&self.name, e))?;
             if dst < arrays.len() {
                 arrays[dst] = a;
             } else {
@@ -298,7 +301,7 @@ impl Transform for Lookup {
         self.rows += n as u64;
         let mut arrays = batch.columns().to_vec();
         for (vals, c) in added.iter().zip(&self.add) {
-            arrays.push(to_array(vals, &c.ty));
+            arrays.push(to_array(vals, &c.ty).map_err(|e| FlowError::of(&self.name, e))?);
         }
         let out = RecordBatch::try_new(self.schema.clone(), arrays)
             .map_err(|e| FlowError::of(&self.name, e))?;
@@ -346,6 +349,7 @@ pub fn batch_of(cols: &Cols, rows: &[Vec<Value>]) -> RecordBatch {
                 &rows.iter().map(|r| r[i].clone()).collect::<Vec<_>>(),
                 &c.ty,
             )
+            .expect("values of the column's type")
         })
         .collect();
     RecordBatch::try_new(schema_of(cols), arrays).expect("a batch of the schema")

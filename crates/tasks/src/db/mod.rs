@@ -245,6 +245,22 @@ impl Db {
         }
     }
 
+    /// Runs a query with positional parameters and hands each row to `each`
+    /// as it is read, with the column names: first once with `None` (the
+    /// columns alone, before any row), then once per row; `each` returns
+    /// false to stop.
+    pub fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(&[String], Option<Vec<Cell>>) -> Result<bool, String>,
+    ) -> Result<(), String> {
+        match self {
+            Db::Sqlite(c) => sqlite::query_each(c, sql, params, each),
+            Db::Pg(c, s) => pg::query_each(c, sql, params, each).map_err(|e| s.clean(&e)),
+        }
+    }
+
     /// A handle that interrupts the statement running on this connection.
     pub fn interrupter(&self) -> Interrupter {
         match self {

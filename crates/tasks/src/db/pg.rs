@@ -115,6 +115,20 @@ pub(super) fn statement(
         .iter()
         .map(|c| c.name().to_string())
         .collect();
+    check_columns(&stmt)?;
+    let found = c.query(&stmt, &refs).map_err(|e| message(&e))?;
+    let mut rows = Vec::with_capacity(found.len());
+    for r in &found {
+        rows.push(read_row(r)?);
+    }
+    Ok(Rows {
+        columns,
+        rows,
+        affected: 0,
+    })
+}
+
+fn check_columns(stmt: &postgres::Statement) -> Result<(), String> {
     for col in stmt.columns() {
         if !supported(col.type_()) && ![Type::BYTEA, Type::VOID].contains(col.type_()) {
             return Err(format!(
@@ -125,26 +139,60 @@ pub(super) fn statement(
             ));
         }
     }
-    let found = c.query(&stmt, &refs).map_err(|e| message(&e))?;
-    let mut rows = Vec::with_capacity(found.len());
-    for r in &found {
-        let mut row = Vec::with_capacity(columns.len());
-        for (i, col) in r.columns().iter().enumerate() {
-            row.push(read(r, i, col.type_()).map_err(|e| {
-                format!(
-                    "cannot read column \"{}\" ({}): {e}",
-                    col.name(),
-                    col.type_()
-                )
-            })?);
-        }
-        rows.push(row);
+    Ok(())
+}
+
+fn read_row(r: &postgres::Row) -> Result<Vec<Cell>, String> {
+    let mut row = Vec::with_capacity(r.columns().len());
+    for (i, col) in r.columns().iter().enumerate() {
+        row.push(read(r, i, col.type_()).map_err(|e| {
+            format!(
+                "cannot read column \"{}\" ({}): {e}",
+                col.name(),
+                col.type_()
+            )
+        })?);
     }
-    Ok(Rows {
-        columns,
-        rows,
-        affected: 0,
-    })
+    Ok(row)
+}
+
+/// Runs a query and hands `each` the columns (with `None`), then each row
+/// as the server sends it (never holding the whole result); `each` returns
+/// false to stop early.
+pub(super) fn query_each(
+    c: &mut Client,
+    sql: &str,
+    params: &[Value],
+    each: &mut dyn FnMut(&[String], Option<Vec<Cell>>) -> Result<bool, String>,
+) -> Result<(), String> {
+    use postgres::fallible_iterator::FallibleIterator;
+    let stmt = c.prepare(sql).map_err(|e| message(&e))?;
+    let n = stmt.params().len();
+    if n > params.len() {
+        return Err(format!(
+            "the query has {n} parameter(s), but `params` gives {}",
+            params.len()
+        ));
+    }
+    check_columns(&stmt)?;
+    let columns: Vec<String> = stmt
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    if !each(&columns, None)? {
+        return Ok(());
+    }
+    let bound: Vec<Param> = params.iter().take(n).cloned().map(Param).collect();
+    let mut it = c
+        .query_raw(&stmt, bound.iter().map(|p| p as &(dyn ToSql + Sync)))
+        .map_err(|e| message(&e))?;
+    while let Some(r) = it.next().map_err(|e| message(&e))? {
+        if !each(&columns, Some(read_row(&r)?))? {
+            break;
+        }
+    }
+    Ok(())
 }
 
 type BoxErr = Box<dyn StdError + Sync + Send>;

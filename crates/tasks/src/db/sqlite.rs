@@ -86,21 +86,60 @@ pub(super) fn statement(
         if !want_rows {
             continue;
         }
-        let mut row = Vec::with_capacity(width);
-        for i in 0..width {
-            row.push(match r.get_ref(i).map_err(|e| e.to_string())? {
-                ValueRef::Null => Cell::Null,
-                ValueRef::Integer(i) => Cell::Int(i),
-                ValueRef::Real(f) => Cell::Real(f),
-                ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
-                ValueRef::Blob(b) => Cell::Bytes(b.to_vec()),
-            });
-        }
-        rows.push(row);
+        rows.push(read_row(r, width)?);
     }
     Ok(Rows {
         columns,
         rows,
         affected: 0,
     })
+}
+
+fn read_row(r: &rusqlite::Row<'_>, width: usize) -> Result<Vec<Cell>, String> {
+    let mut row = Vec::with_capacity(width);
+    for i in 0..width {
+        row.push(match r.get_ref(i).map_err(|e| e.to_string())? {
+            ValueRef::Null => Cell::Null,
+            ValueRef::Integer(i) => Cell::Int(i),
+            ValueRef::Real(f) => Cell::Real(f),
+            ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Blob(b) => Cell::Bytes(b.to_vec()),
+        });
+    }
+    Ok(row)
+}
+
+/// Runs a query and hands `each` the columns (with `None`), then each row
+/// as it is read (never holding the whole result); `each` returns false to
+/// stop early.
+pub(super) fn query_each(
+    c: &Connection,
+    sql: &str,
+    params: &[Value],
+    each: &mut dyn FnMut(&[String], Option<Vec<Cell>>) -> Result<bool, String>,
+) -> Result<(), String> {
+    let mut stmt = c.prepare(sql).map_err(|e| e.to_string())?;
+    let n = stmt.parameter_count();
+    if n > params.len() {
+        return Err(format!(
+            "the query has {n} parameter(s), but `params` gives {}",
+            params.len()
+        ));
+    }
+    for (i, p) in params.iter().take(n).enumerate() {
+        stmt.raw_bind_parameter(i + 1, param(p))
+            .map_err(|e| e.to_string())?;
+    }
+    let columns: Vec<String> = stmt.column_names().map(String::from).collect();
+    let width = columns.len();
+    if !each(&columns, None)? {
+        return Ok(());
+    }
+    let mut q = stmt.raw_query();
+    while let Some(r) = q.next().map_err(|e| e.to_string())? {
+        if !each(&columns, Some(read_row(r, width)?))? {
+            break;
+        }
+    }
+    Ok(())
 }
