@@ -12,6 +12,7 @@ mod crash_matrix;
 mod data_tasks;
 mod dataflow;
 mod dataflow_exprs;
+mod dataflow_resume;
 mod disk_errors;
 mod downloads;
 mod event_handlers;

@@ -3,7 +3,10 @@
 //! connections, or the container's transaction), and the commit at the end.
 
 use crate::derive::{ConditionalSplit, DerivedColumn, VarSnapshot};
-use crate::runtime::{CHANNEL_BATCHES, Emit, FlowError, PathStat, Readers, Shared, run_transform};
+use crate::resume;
+use crate::runtime::{
+    CHANNEL_BATCHES, Cursor, Emit, FlowError, PathStat, Readers, Shared, run_transform,
+};
 use crate::sinks::{CsvSink, ParquetSink, PendingFile, Recordset};
 use crate::sources::{FlatFileSource, ParquetSource, SqlSource, list_files};
 use crate::spec::{Comp, FlowSpec, Kind, LookupRef, TableDest};
@@ -88,7 +91,13 @@ fn sql_type(ty: &DataType, k: DbKind) -> String {
 
 /// Prepares a destination's table in the open transaction: creates it if
 /// asked and missing, and empties it if asked.
-fn prepare_table(d: &TableDest, cols: &Cols, db: &mut Db, comp: &str) -> Result<(), TaskError> {
+fn prepare_table(
+    d: &TableDest,
+    cols: &Cols,
+    db: &mut Db,
+    comp: &str,
+    truncate: bool,
+) -> Result<(), TaskError> {
     let k = db.kind();
     let t = db::ident(&d.table);
     let fail = |what: &str, e: String| {
@@ -110,7 +119,7 @@ fn prepare_table(d: &TableDest, cols: &Cols, db: &mut Db, comp: &str) -> Result<
         ))
         .map_err(|e| fail("cannot create table", e))?;
     }
-    if d.truncate {
+    if truncate {
         let sql = match k {
             DbKind::Sqlite => format!("DELETE FROM {t}"),
             DbKind::Postgres => format!("TRUNCATE TABLE {t}"),
@@ -211,11 +220,48 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
             }
         }
     };
+    // A resumable flow: where its source starts, in the same transaction.
+    let mut cursor = Cursor::default();
+    let mut resume_key: Option<(String, String)> = None;
+    if let Some(every) = spec.resume {
+        match &mut dbs {
+            Dbs::Own(v) if v.len() == 1 => {
+                let exec = cx.execution();
+                let package_id = sys_text(&*cx, SystemVar::PackageId);
+                let key = serde_json::json!([package_id, exec.path, exec.iterations]).to_string();
+                let execution = exec.id();
+                match resume::start(&mut v[0], &key, &execution) {
+                    Ok((skip, done)) => {
+                        if done {
+                            cx.log(LogLevel::Info, &format!("already loaded: this run of the task committed all {skip} source row(s) before it was interrupted; loading only rows added since"));
+                        } else if skip > 0 {
+                            cx.log(LogLevel::Info, &format!("resuming: {skip} source row(s) were committed before; skipping them"));
+                        }
+                        cursor = Cursor {
+                            skip,
+                            every: Some(every),
+                            read: 0,
+                        };
+                        resume_key = Some((key, execution));
+                    }
+                    Err(e) => {
+                        rollback(&mut dbs);
+                        return Err(TaskError::new(format!("{} on {}", e, conns[0].describe())));
+                    }
+                }
+            }
+            _ => cx.log(
+                LogLevel::Info,
+                "the flow joins the container's transaction: it commits once, with the container (resume is off)",
+            ),
+        }
+    }
     for (i, c) in spec.comps.iter().enumerate() {
         if let Kind::TableDestination(d) = &c.kind {
             let cols = &spec.comps[c.inputs[0].from].outputs[c.inputs[0].output].cols;
+            let truncate = d.truncate && cursor.skip == 0;
             if let Err(e) = dbs.with(&*cx, &conns, conn_of[&i], |db| {
-                prepare_table(d, cols, db, &c.name)
+                prepare_table(d, cols, db, &c.name, truncate)
             }) {
                 rollback(&mut dbs);
                 return Err(e);
@@ -311,6 +357,7 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
                         funnel,
                         audit_values,
                         vars,
+                        cursor,
                     );
                     if let Err(FlowError::Failed(m)) = &r {
                         shared2.fail(Some(m.clone()));
@@ -328,12 +375,14 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
         }
         drop(funnel_tx);
         let mut last_report = Instant::now();
+        // A resumable flow's source waits at each step's end: look often.
+        let tick = Duration::from_millis(if resume_key.is_some() { 5 } else { 100 });
         loop {
             if token.is_cancelled() {
                 shared.fail(Some("the data flow was cancelled".into()));
                 break;
             }
-            match funnel_rx.recv_timeout(Duration::from_millis(100)) {
+            match funnel_rx.recv_timeout(tick) {
                 Ok((i, batch)) => {
                     let c = &spec.comps[i];
                     let Kind::TableDestination(d) = &c.kind else {
@@ -347,11 +396,16 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
                     match r {
                         Ok(()) => {
                             *written.entry(i).or_default() += batch.num_rows() as u64;
+                            shared.handled();
                         }
                         Err(e) => {
                             shared.fail(Some(e.message));
                             break;
                         }
+                    }
+                    if let Err(e) = commit_ready_step(&shared, &mut dbs, &resume_key, &conns) {
+                        shared.fail(Some(e));
+                        break;
                     }
                     if last_report.elapsed() >= Duration::from_secs(1) {
                         last_report = Instant::now();
@@ -360,6 +414,10 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     if shared.stopping() && handles.iter().all(|h| h.is_finished()) {
+                        break;
+                    }
+                    if let Err(e) = commit_ready_step(&shared, &mut dbs, &resume_key, &conns) {
+                        shared.fail(Some(e));
                         break;
                     }
                 }
@@ -420,6 +478,15 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
         return Err(TaskError::new(msg));
     }
     // 7. Commit: every database, then every file.
+    if let (Dbs::Own(v), Some((key, execution))) = (&mut dbs, &resume_key)
+        && let Err(e) = resume::save(&mut v[0], key, shared.end(), Some(execution))
+    {
+        rollback(&mut dbs);
+        for f in files {
+            f.discard();
+        }
+        return Err(TaskError::new(format!("{e} on {}", conns[0].describe())));
+    }
     if let Dbs::Own(v) = &mut dbs {
         if checkflow_plan::failpoint("dataflow-before-commit") {
             rollback(&mut dbs);
@@ -495,6 +562,31 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
     Ok(())
 }
 
+/// Commits a resumable flow's step once its source waits at the step's end
+/// and every batch it sent is written; then lets the source go on.
+fn commit_ready_step(
+    shared: &Shared,
+    dbs: &mut Dbs,
+    resume_key: &Option<(String, String)>,
+    conns: &[Connection],
+) -> Result<(), String> {
+    let (Some((key, _)), Dbs::Own(v)) = (resume_key, dbs) else {
+        return Ok(());
+    };
+    let Some(position) = shared.segment_ready() else {
+        return Ok(());
+    };
+    resume::commit_step(&mut v[0], key, position)
+        .map_err(|e| format!("{e} on {}", conns[0].describe()))?;
+    shared.release();
+    Ok(())
+}
+
+/// The text of a system variable.
+fn sys_text(cx: &dyn RunCx, v: SystemVar) -> String {
+    cx.get(cx.vars().system_slot(v)).to_string()
+}
+
 /// Writes one batch into a destination's table.
 fn write_table(
     c: &Comp,
@@ -539,6 +631,7 @@ fn run_component(
     funnel: std::sync::mpsc::SyncSender<(usize, RecordBatch)>,
     audit_values: Vec<Value>,
     vars: Arc<VarSnapshot>,
+    mut cursor: Cursor,
 ) -> Result<Done, FlowError> {
     let in_cols = |k: usize| -> Cols {
         let e = c.inputs[k];
@@ -571,7 +664,7 @@ fn run_component(
                 on_error: *on_error,
                 cols: c.outputs[0].cols.clone(),
             };
-            src.run(emit, &stopping)?;
+            src.run(emit, &stopping, &mut cursor)?;
             Ok(Done::Nothing)
         }
         Kind::ParquetSource { files } => {
@@ -581,7 +674,7 @@ fn run_component(
                 files,
                 cols: c.outputs[0].cols.clone(),
             };
-            src.run(emit, &stopping)?;
+            src.run(emit, &stopping, &mut cursor)?;
             Ok(Done::Nothing)
         }
         Kind::Multicast | Kind::RowCount { .. } => {
@@ -621,7 +714,7 @@ fn run_component(
                 params: params.iter().map(|s| vars.value(*s)).collect(),
                 cols: c.outputs[0].cols.clone(),
             };
-            src.run(emit, &stopping)?;
+            src.run(emit, &stopping, &mut cursor)?;
             Ok(Done::Nothing)
         }
         Kind::DerivedColumn {

@@ -17,6 +17,7 @@
 
 mod derive;
 mod flow;
+pub mod resume;
 pub mod ops;
 pub mod runtime;
 pub mod sinks;
@@ -86,28 +87,35 @@ impl TaskType for DataFlowType {
         let spec = spec::validate(components, fd.memory_limit.as_ref(), &mut Rep { cx });
         let resume = def.data().resume.unwrap_or(false);
         let mut ok = true;
-        if let Some(c) = &fd.commit_rows
-            && !resume
-        {
-            cx.error_at(
-                checkflow_model::pos_of(c),
-                "`commit_rows` needs `resume: true`",
-            );
-            ok = false;
-        }
-        if resume {
-            ok = false;
-            match spec.as_ref().and_then(|s| s.comps.iter().find(|c| c.kind.blocking())) {
-                Some(c) => cx.error(format!(
-                    "`resume: true` cannot be used with component \"{}\" (a {}): it needs all rows before it sends one, so a restart could not continue from a committed position",
-                    c.name, c.type_name
-                )),
-                None => cx.error(
-                    "`resume: true` is not yet supported by this build's data flow (a failed flow reruns whole)",
-                ),
+        let mut every = None;
+        if let Some(c) = &fd.commit_rows {
+            if !resume {
+                cx.error_at(
+                    checkflow_model::pos_of(c),
+                    "`commit_rows` needs `resume: true`",
+                );
+                ok = false;
+            } else if c.value == 0 {
+                cx.error_at(
+                    checkflow_model::pos_of(c),
+                    "`commit_rows` must be 1 or more",
+                );
+                ok = false;
             }
         }
-        let spec = spec?;
+        if resume {
+            every = Some(
+                fd.commit_rows
+                    .as_ref()
+                    .map_or(resume::DEFAULT_COMMIT_ROWS, |c| c.value),
+            );
+            if let Some(Err(why)) = spec.as_ref().map(resume::check) {
+                cx.error(why);
+                ok = false;
+            }
+        }
+        let mut spec = spec?;
+        spec.resume = every;
         ok.then(|| {
             Arc::new(DataFlowAction {
                 spec: Arc::new(spec),

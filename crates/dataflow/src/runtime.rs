@@ -5,8 +5,9 @@
 //! its source. Rows are counted per path.
 
 use datafusion::arrow::record_batch::RecordBatch;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 use tokio::sync::mpsc::{Receiver, Sender};
 
 /// Batches a channel holds before its sender waits.
@@ -40,11 +41,23 @@ pub struct PathStat {
     pub rows: AtomicU64,
 }
 
-/// What every component shares: the stop flag and the first failure.
+/// What every component shares: the stop flag and the first failure, and
+/// for a resumable flow the count of batches in flight and the barrier where
+/// the source waits while a segment commits.
 #[derive(Default)]
 pub struct Shared {
     stop: AtomicBool,
     first: Mutex<Option<String>>,
+    /// Batches sent and not yet fully handled by their reader: a transform
+    /// counts a batch handled once it has sent what it made of it, a table
+    /// destination once the batch is written. Exact for the components a
+    /// resumable flow may hold (see `crate::resume`).
+    inflight: AtomicI64,
+    /// The source position of a segment that waits to commit.
+    pending: Mutex<Option<u64>>,
+    released: Condvar,
+    /// Where the source ended (records read, those skipped included).
+    end: AtomicU64,
 }
 
 impl Shared {
@@ -67,6 +80,85 @@ impl Shared {
     /// The first failure, if any.
     pub fn failure(&self) -> Option<String> {
         self.first.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// A batch was handled by its reader.
+    pub fn handled(&self) {
+        self.inflight.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The source ends a segment at `position` and waits until it commits
+    /// (or the flow stops).
+    pub fn segment_end(&self, position: u64) -> Result<(), FlowError> {
+        let Ok(mut p) = self.pending.lock() else {
+            return Err(FlowError::Stopped);
+        };
+        *p = Some(position);
+        while p.is_some() {
+            if self.stopping() {
+                return Err(FlowError::Stopped);
+            }
+            p = match self.released.wait_timeout(p, Duration::from_millis(50)) {
+                Ok((g, _)) => g,
+                Err(_) => return Err(FlowError::Stopped),
+            };
+        }
+        Ok(())
+    }
+
+    /// The position of a segment ready to commit: its source waits at the
+    /// barrier and every batch it sent is written.
+    pub fn segment_ready(&self) -> Option<u64> {
+        let p = *self.pending.lock().ok()?;
+        (p.is_some() && self.inflight.load(Ordering::SeqCst) == 0)
+            .then_some(p)
+            .flatten()
+    }
+
+    /// Lets the source go on after its segment committed.
+    pub fn release(&self) {
+        if let Ok(mut p) = self.pending.lock() {
+            *p = None;
+        }
+        self.released.notify_all();
+    }
+
+    /// Notes where the source ended.
+    pub fn set_end(&self, position: u64) {
+        self.end.store(position, Ordering::SeqCst);
+    }
+
+    /// Where the source ended.
+    pub fn end(&self) -> u64 {
+        self.end.load(Ordering::SeqCst)
+    }
+}
+
+/// A source's place in its rows, for a resumable flow: the records it skips
+/// (committed by an earlier run) and where its segments end. Without
+/// `resume` it skips nothing and has no segments.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cursor {
+    /// Records committed before: read and dropped.
+    pub skip: u64,
+    /// Records a segment holds (`commit_rows`), if the flow is resumable.
+    pub every: Option<u64>,
+    /// Records read so far, the skipped ones included.
+    pub read: u64,
+}
+
+impl Cursor {
+    /// Counts one record; false if it was committed before (drop it).
+    pub fn take(&mut self) -> bool {
+        self.read += 1;
+        self.read > self.skip
+    }
+
+    /// Whether the record just taken ends a segment: the source then sends
+    /// what it holds and calls [`Shared::segment_end`] with [`Cursor::read`].
+    pub fn segment_full(&self) -> bool {
+        self.every
+            .is_some_and(|n| self.read > self.skip && (self.read - self.skip).is_multiple_of(n))
     }
 }
 
@@ -93,6 +185,11 @@ impl Emit {
         }
     }
 
+    /// What the components share.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// Whether output `out` has any reader.
     pub fn has_readers(&self, out: usize) -> bool {
         self.ports.get(out).is_some_and(|p| !p.senders.is_empty())
@@ -113,8 +210,11 @@ impl Emit {
         for (tx, stat) in &port.senders {
             stat.rows
                 .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-            tx.blocking_send(batch.clone())
-                .map_err(|_| FlowError::Stopped)?;
+            self.shared.inflight.fetch_add(1, Ordering::SeqCst);
+            if tx.blocking_send(batch.clone()).is_err() {
+                self.shared.handled();
+                return Err(FlowError::Stopped);
+            }
         }
         Ok(())
     }
@@ -133,9 +233,11 @@ impl Emit {
         for (tx, stat) in &port.senders {
             stat.rows
                 .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-            tx.send(batch.clone())
-                .await
-                .map_err(|_| FlowError::Stopped)?;
+            self.shared.inflight.fetch_add(1, Ordering::SeqCst);
+            if tx.send(batch.clone()).await.is_err() {
+                self.shared.handled();
+                return Err(FlowError::Stopped);
+            }
         }
         Ok(())
     }
@@ -162,6 +264,7 @@ pub fn run_transform(
 ) -> Result<(), FlowError> {
     while let Some(b) = rx.blocking_recv() {
         t.process(b, emit)?;
+        emit.shared.handled();
     }
     if emit.shared.stopping() {
         return Err(FlowError::Stopped);

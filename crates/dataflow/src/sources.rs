@@ -1,7 +1,7 @@
 //! Sources: a flat file (or a folder of them) read with SSIS's conversions
 //! and error dispositions, and Parquet files.
 
-use crate::runtime::{BATCH_ROWS, Emit, FlowError};
+use crate::runtime::{BATCH_ROWS, Cursor, Emit, FlowError};
 use crate::spec::{CsvFormat, Files, OnError, error_cols};
 use crate::types::{Col, Cols, schema_of, to_array, too_long, unbounded};
 use checkflow_expr::{DataType, Value};
@@ -100,8 +100,14 @@ fn shorten(s: &str) -> String {
 }
 
 impl FlatFileSource {
-    /// Reads every file, sending batches to output 0 (rows) and 1 (errors).
-    pub fn run(&self, emit: &Emit, stopping: &dyn Fn() -> bool) -> Result<(), FlowError> {
+    /// Reads every file, sending batches to output 0 (rows) and 1 (errors),
+    /// from the cursor's position on.
+    pub fn run(
+        &self,
+        emit: &Emit,
+        stopping: &dyn Fn() -> bool,
+        cursor: &mut Cursor,
+    ) -> Result<(), FlowError> {
         let schema = schema_of(&self.cols);
         let width = self.cols.len();
         let mut values: Vec<Vec<Value>> =
@@ -146,6 +152,9 @@ impl FlatFileSource {
                 row_no += 1;
                 if row_no.is_multiple_of(1024) && stopping() {
                     return Err(FlowError::Stopped);
+                }
+                if !cursor.take() {
+                    continue;
                 }
                 let line = rec.position().map_or(0, |p| p.line());
                 row.clear();
@@ -241,12 +250,20 @@ impl FlatFileSource {
                         }
                     },
                 }
+                if cursor.segment_full() {
+                    self.flush(&schema, &mut values, emit)?;
+                    if !errs.is_empty() {
+                        emit.send(1, errs.take(&self.name, &err_schema)?)?;
+                    }
+                    emit.shared().segment_end(cursor.read)?;
+                }
             }
         }
         self.flush(&schema, &mut values, emit)?;
         if !errs.is_empty() {
             emit.send(1, errs.take(&self.name, &err_schema)?)?;
         }
+        emit.shared().set_end(cursor.read);
         Ok(())
     }
 
@@ -361,7 +378,12 @@ pub struct SqlSource {
 }
 
 impl SqlSource {
-    pub fn run(&self, emit: &Emit, stopping: &dyn Fn() -> bool) -> Result<(), FlowError> {
+    pub fn run(
+        &self,
+        emit: &Emit,
+        stopping: &dyn Fn() -> bool,
+        cursor: &mut Cursor,
+    ) -> Result<(), FlowError> {
         let mut db = self
             .conn
             .open()
@@ -409,6 +431,9 @@ impl SqlSource {
                     return Ok(true);
                 };
                 row_no += 1;
+                if !cursor.take() {
+                    return Ok(true);
+                }
                 for ((c, i), vals) in self.cols.iter().zip(idx.iter()).zip(values.iter_mut()) {
                     let v = row[*i].to_value(&unbounded(&c.ty)).and_then(|v| {
                         match too_long(&v, &c.ty) {
@@ -430,11 +455,18 @@ impl SqlSource {
                         }
                     }
                 }
-                if values[0].len() >= BATCH_ROWS
-                    && let Err(e) = self.flush(&schema, &mut values, emit)
-                {
-                    failure = Some(e);
-                    return Ok(false);
+                if values[0].len() >= BATCH_ROWS || cursor.segment_full() {
+                    let r = self.flush(&schema, &mut values, emit).and_then(|()| {
+                        if cursor.segment_full() {
+                            emit.shared().segment_end(cursor.read)
+                        } else {
+                            Ok(())
+                        }
+                    });
+                    if let Err(e) = r {
+                        failure = Some(e);
+                        return Ok(false);
+                    }
                 }
                 Ok(true)
             };
@@ -448,7 +480,9 @@ impl SqlSource {
                 format!("query failed on {}: {e}", self.conn.describe()),
             )
         })?;
-        self.flush(&schema, &mut values, emit)
+        self.flush(&schema, &mut values, emit)?;
+        emit.shared().set_end(cursor.read);
+        Ok(())
     }
 
     fn flush(
@@ -483,7 +517,12 @@ pub struct ParquetSource {
 }
 
 impl ParquetSource {
-    pub fn run(&self, emit: &Emit, stopping: &dyn Fn() -> bool) -> Result<(), FlowError> {
+    pub fn run(
+        &self,
+        emit: &Emit,
+        stopping: &dyn Fn() -> bool,
+        cursor: &mut Cursor,
+    ) -> Result<(), FlowError> {
         use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         let schema = schema_of(&self.cols);
         for path in &self.files {
@@ -553,11 +592,38 @@ impl ParquetSource {
                 }
                 let out = RecordBatch::try_new(schema.clone(), arrays)
                     .map_err(|e| FlowError::of(&self.name, e))?;
-                emit.send(0, out)?;
+                send_from(&out, cursor, emit)?;
             }
         }
+        emit.shared().set_end(cursor.read);
         Ok(())
     }
+}
+
+/// Sends the rows of `b` after the cursor's skipped records, cut where its
+/// segments end (each end waits for its commit).
+fn send_from(b: &RecordBatch, cursor: &mut Cursor, emit: &Emit) -> Result<(), FlowError> {
+    let n = b.num_rows() as u64;
+    let mut off = 0;
+    while off < n {
+        if cursor.read < cursor.skip {
+            let k = (cursor.skip - cursor.read).min(n - off);
+            cursor.read += k;
+            off += k;
+            continue;
+        }
+        let mut len = n - off;
+        if let Some(every) = cursor.every {
+            len = len.min(every - (cursor.read - cursor.skip) % every);
+        }
+        emit.send(0, b.slice(off as usize, len as usize))?;
+        cursor.read += len;
+        off += len;
+        if cursor.segment_full() {
+            emit.shared().segment_end(cursor.read)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

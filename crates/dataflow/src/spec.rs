@@ -229,6 +229,8 @@ pub struct FlowSpec {
     pub order: Vec<usize>,
     /// Bytes the row-holding operators may hold before spilling.
     pub memory_limit: usize,
+    /// With `resume: true`: the source records each committed step holds.
+    pub resume: Option<u64>,
 }
 
 /// The component types, and the fields each takes besides `name`, `type`
@@ -990,6 +992,7 @@ pub fn validate(
         comps,
         order,
         memory_limit: memory,
+        resume: None,
     })
 }
 
