@@ -218,14 +218,19 @@ fn bad_resume_with_a_file_destination() {
     rejected(
         &resumable("      - { name: Out, type: flat_file_destination, input: S, file: o.csv }\n"),
         "7:",
-        &["`resume: true` cannot be used with component \"Out\" (a flat_file_destination)", "a file cannot be committed"],
+        &[
+            "`resume: true` cannot be used with component \"Out\" (a flat_file_destination)",
+            "a file cannot be committed",
+        ],
     );
 }
 
 #[test]
 fn bad_resume_with_two_connections() {
     rejected(
-        &resumable("      - { name: M, type: multicast, input: S }\n      - { name: A, type: table_destination, input: M, connection: dw, table: a }\n      - { name: B, type: table_destination, input: M, connection: other, table: b }\n"),
+        &resumable(
+            "      - { name: M, type: multicast, input: S }\n      - { name: A, type: table_destination, input: M, connection: dw, table: a }\n      - { name: B, type: table_destination, input: M, connection: other, table: b }\n",
+        ),
         "7:",
         &["component \"B\"", "must all use one connection"],
     );
@@ -234,7 +239,9 @@ fn bad_resume_with_two_connections() {
 #[test]
 fn bad_resume_with_two_sources() {
     rejected(
-        &resumable("      - { name: T, type: flat_file_source, file: t.csv, columns: [a] }\n      - { name: A, type: table_destination, input: S, connection: dw, table: a }\n      - { name: B, type: table_destination, input: T, connection: dw, table: b }\n"),
+        &resumable(
+            "      - { name: T, type: flat_file_source, file: t.csv, columns: [a] }\n      - { name: A, type: table_destination, input: S, connection: dw, table: a }\n      - { name: B, type: table_destination, input: T, connection: dw, table: b }\n",
+        ),
         "7:",
         &["`resume: true` needs exactly one source (the flow has 2)"],
     );
@@ -245,18 +252,25 @@ fn bad_resume_with_a_row_count() {
     rejected(
         &format!(
             "variables:\n  N: {{ type: int32, value: 0 }}\n{}",
-            resumable("      - { name: C, type: row_count, input: S, variable: User::N }\n      - { name: A, type: table_destination, input: C, connection: dw, table: a }\n")
+            resumable(
+                "      - { name: C, type: row_count, input: S, variable: User::N }\n      - { name: A, type: table_destination, input: C, connection: dw, table: a }\n"
+            )
         ),
         "9:",
-        &["component \"C\" (a row_count)", "sets a variable at the end"],
+        &[
+            "component \"C\" (a row_count)",
+            "sets a variable at the end",
+        ],
     );
 }
 
 #[test]
 fn bad_commit_rows_zero() {
     rejected(
-        &resumable("      - { name: A, type: table_destination, input: S, connection: dw, table: a }\n")
-            .replace("resume: true\n", "resume: true\n    commit_rows: 0\n"),
+        &resumable(
+            "      - { name: A, type: table_destination, input: S, connection: dw, table: a }\n",
+        )
+        .replace("resume: true\n", "resume: true\n    commit_rows: 0\n"),
         "10:",
         &["`commit_rows` must be 1 or more"],
     );

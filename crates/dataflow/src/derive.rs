@@ -120,8 +120,7 @@ impl DerivedColumn {
         bad: &mut Vec<Option<Bad>>,
         n: usize,
         row: usize,
-        disp: OnError,
-        code: i32,
+        (disp, code): (OnError, i32),
         col: &str,
         desc: String,
     ) -> Result<(), FlowError> {
@@ -161,8 +160,7 @@ impl Transform for DerivedColumn {
                     &mut bad,
                     n,
                     e.row,
-                    self.on_error,
-                    CODE_CONVERSION,
+                    (self.on_error, CODE_CONVERSION),
                     &d.name,
                     format!("{}{shown}", e.error),
                 )?;
@@ -182,8 +180,7 @@ impl Transform for DerivedColumn {
                         &mut bad,
                         n,
                         r,
-                        self.on_truncation,
-                        CODE_TRUNCATION,
+                        (self.on_truncation, CODE_TRUNCATION),
                         &d.name,
                         format!("value \"{v}\" is longer than {max} characters"),
                     )?;

@@ -17,8 +17,8 @@
 
 mod derive;
 mod flow;
-pub mod resume;
 pub mod ops;
+pub mod resume;
 pub mod runtime;
 pub mod sinks;
 pub mod sources;

@@ -19,7 +19,7 @@
 //! # Rules the evaluator keeps (the same as `Compiled::eval`, row by row)
 //!
 //! - Every row's value, or error, is what `Compiled::eval` gives for that row's values:
-//!   the property test in `tests/vexpr_props.rs` checks it for random batches and
+//!   the property test in `tests/props.rs` checks it for random batches and
 //!   expressions.
 //! - A row whose evaluation fails (overflow, a zero divisor, a bad cast or argument) is
 //!   reported with its index and the message `Compiled::eval` would give, and is NULL in
@@ -76,6 +76,8 @@
 
 mod convert;
 mod eval;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::sync::Arc;

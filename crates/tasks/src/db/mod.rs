@@ -26,6 +26,10 @@ mod tests;
 mod tx;
 
 pub use cell::{Cell, Rows};
+
+/// What [`Db::query_each`] hands each row to: the column names, and the row
+/// (`None` once, before any row); it returns false to stop.
+pub type EachRow<'a> = dyn FnMut(&[String], Option<Vec<Cell>>) -> Result<bool, String> + 'a;
 pub(crate) use pg::{io_message as pg_io_message, message as pg_message};
 pub(crate) use split::split_statements;
 pub(crate) use tx::{PostgresProbe, SqliteProbe};
@@ -253,7 +257,7 @@ impl Db {
         &mut self,
         sql: &str,
         params: &[Value],
-        each: &mut dyn FnMut(&[String], Option<Vec<Cell>>) -> Result<bool, String>,
+        each: &mut EachRow<'_>,
     ) -> Result<(), String> {
         match self {
             Db::Sqlite(c) => sqlite::query_each(c, sql, params, each),

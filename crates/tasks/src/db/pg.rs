@@ -2,6 +2,7 @@
 //! statement with `$1` parameters converted to the types the server expects,
 //! reading rows as [`Cell`]s, and readable error messages.
 
+use super::EachRow;
 use super::{Cell, Rows};
 use checkflow_expr::{DataType, Value};
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
@@ -163,7 +164,7 @@ pub(super) fn query_each(
     c: &mut Client,
     sql: &str,
     params: &[Value],
-    each: &mut dyn FnMut(&[String], Option<Vec<Cell>>) -> Result<bool, String>,
+    each: &mut EachRow<'_>,
 ) -> Result<(), String> {
     use postgres::fallible_iterator::FallibleIterator;
     let stmt = c.prepare(sql).map_err(|e| message(&e))?;

@@ -1,6 +1,7 @@
 //! SQLite through rusqlite: opening a file, running one statement with `?`
 //! parameters, and reading its rows as [`Cell`]s.
 
+use super::EachRow;
 use super::{Cell, Rows, SQLITE_BUSY_WAIT};
 use checkflow_expr::Value;
 use rusqlite::types::{Value as SqlValue, ValueRef};
@@ -116,7 +117,7 @@ pub(super) fn query_each(
     c: &Connection,
     sql: &str,
     params: &[Value],
-    each: &mut dyn FnMut(&[String], Option<Vec<Cell>>) -> Result<bool, String>,
+    each: &mut EachRow<'_>,
 ) -> Result<(), String> {
     let mut stmt = c.prepare(sql).map_err(|e| e.to_string())?;
     let n = stmt.parameter_count();

@@ -1,9 +1,7 @@
 //! Fixed cases of the vectorised evaluator: each checks the expected values and errors
 //! row by row, and that they are what `Compiled::eval` gives for the same row.
 
-mod common;
-
-use checkflow_dataflow::vexpr::{FlowColumns, VectorExpr, arrow_type, value_at};
+use crate::vexpr::{FlowColumns, VectorExpr, arrow_type, value_at};
 use checkflow_expr::jiff::civil::{date, datetime};
 use checkflow_expr::{DataType, Value};
 use datafusion::arrow::datatypes::{DataType as Arrow, TimeUnit};
@@ -64,17 +62,17 @@ fn rows() -> Vec<Vec<Value>> {
 fn run(src: &str) -> Vec<String> {
     let cols = flow();
     let values = rows();
-    let pairs = common::both_ways(src, &cols, &values).unwrap_or_else(|e| panic!("{src}: {e}"));
+    let pairs = super::both_ways(src, &cols, &values).unwrap_or_else(|e| panic!("{src}: {e}"));
     for (i, (got, want)) in pairs.iter().enumerate() {
         assert_eq!(got, want, "{src}, row {i}");
     }
-    let vars = common::vars();
+    let vars = super::vars();
     let expr = VectorExpr::compile(src, &cols, &vars).expect("compiles");
     let out = expr
-        .evaluate(&common::batch(&cols, &values), &vars)
+        .evaluate(&super::batch(&cols, &values), &vars)
         .expect("evaluates");
     (0..values[0].len())
-        .map(|i| match common::vector_row(&expr, &out, i) {
+        .map(|i| match super::vector_row(&expr, &out, i) {
             Ok(Value::Null(_)) => "NULL".to_string(),
             Ok(v) => v.to_string(),
             Err(e) => format!("error: {e}"),
@@ -319,7 +317,7 @@ fn variables_are_broadcast() {
 
 #[test]
 fn column_names_resolve_and_unknown_ones_are_errors() {
-    let vars = common::vars();
+    let vars = super::vars();
     let cols = flow();
     assert!(VectorExpr::compile("[Unit Price] + AMOUNT", &cols, &vars).is_ok());
     let e = VectorExpr::compile("nosuch + 1", &cols, &vars).expect_err("unknown");
@@ -338,11 +336,11 @@ fn column_names_resolve_and_unknown_ones_are_errors() {
 
 #[test]
 fn a_batch_with_other_columns_is_refused() {
-    let vars = common::vars();
+    let vars = super::vars();
     let cols = flow();
     let expr = VectorExpr::compile("amount + 1", &cols, &vars).expect("compiles");
     let other = FlowColumns::new([("amount", DataType::I8)]);
-    let batch = common::batch(&other, &[vec![Value::I8(1)]]);
+    let batch = super::batch(&other, &[vec![Value::I8(1)]]);
     let e = expr.evaluate(&batch, &vars).expect_err("schema");
     assert!(e.to_string().contains("amount"), "{e}");
 }
@@ -375,7 +373,7 @@ fn arrow_types_of_ssis_types() {
 
 #[test]
 fn every_type_round_trips_through_its_array() {
-    use checkflow_dataflow::vexpr::array_of;
+    use crate::vexpr::array_of;
     use checkflow_expr::rust_decimal::Decimal;
     let samples = vec![
         Value::Bool(true),
@@ -436,7 +434,7 @@ fn every_type_round_trips_through_its_array() {
 
 #[test]
 fn a_full_batch_of_8192_rows() {
-    let vars = common::vars();
+    let vars = super::vars();
     let cols = FlowColumns::new([
         ("amount", DataType::R8),
         ("region", DataType::WStr { len: Some(12) }),
@@ -454,7 +452,7 @@ fn a_full_batch_of_8192_rows() {
     let regions: Vec<Value> = (0..n)
         .map(|i| Value::WStr(format!("  r{}é ", i % 50)))
         .collect();
-    let batch = common::batch(&cols, &[amounts.clone(), regions.clone()]);
+    let batch = super::batch(&cols, &[amounts.clone(), regions.clone()]);
     let e = VectorExpr::compile("amount * 1.2", &cols, &vars).expect("compiles");
     let out = e.evaluate(&batch, &vars).expect("evaluates");
     assert!(out.errors.is_empty());

@@ -3,9 +3,12 @@
 
 #![allow(dead_code)]
 
+mod cases;
+mod props;
+
 use std::collections::HashMap;
 
-use checkflow_dataflow::vexpr::{BatchResult, FlowColumns, VectorExpr, array_of, value_at};
+use crate::vexpr::{BatchResult, FlowColumns, VectorExpr, array_of, value_at};
 use checkflow_expr::{DataType, Env, ExprError, Scope, Value, VarInfo, VarRef};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;

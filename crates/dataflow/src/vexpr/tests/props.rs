@@ -3,11 +3,9 @@
 //! error — equals `Compiled::eval` with that row's values bound (what `checkflow eval`
 //! gives).
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use checkflow_dataflow::vexpr::FlowColumns;
+use crate::vexpr::FlowColumns;
 use checkflow_expr::jiff::civil::date;
 use checkflow_expr::rust_decimal::Decimal;
 use checkflow_expr::{DataType, Value};
@@ -452,15 +450,29 @@ fn vectorised_equals_row_at_a_time() {
     let cases = std::env::var("VEXPR_CASES")
         .ok()
         .and_then(|c| c.parse().ok())
-        .unwrap_or(512);
-    let mut runner = TestRunner::new(ProptestConfig {
-        cases,
-        max_global_rejects: 1_000_000,
-        max_shrink_iters: 32,
-        max_shrink_time: 60_000,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    });
+        .unwrap_or(128);
+    // A fixed seed, so that a run is repeatable; VEXPR_SEED explores others.
+    let seed: u64 = std::env::var("VEXPR_SEED")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0x5eed_0017);
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let rng = proptest::test_runner::TestRng::from_seed(
+        proptest::test_runner::RngAlgorithm::ChaCha,
+        &bytes,
+    );
+    let mut runner = TestRunner::new_with_rng(
+        ProptestConfig {
+            cases,
+            max_global_rejects: 1_000_000,
+            max_shrink_iters: 32,
+            max_shrink_time: 60_000,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        },
+        rng,
+    );
     let strategy = (1usize..24)
         .prop_flat_map(batch_values)
         .prop_flat_map(|v| (Just(v), expression()));
@@ -470,7 +482,7 @@ fn vectorised_equals_row_at_a_time() {
     let row_errors = AtomicUsize::new(0);
     let result = runner.run(&strategy, |(values, src)| {
         let cols = columns();
-        let Ok(rows) = common::both_ways(&src, &cols, &values) else {
+        let Ok(rows) = super::both_ways(&src, &cols, &values) else {
             // A random expression that does not type-check (or fails when folded).
             rejected.fetch_add(1, Ordering::Relaxed);
             return Err(TestCaseError::reject("does not compile"));
@@ -487,11 +499,11 @@ fn vectorised_equals_row_at_a_time() {
         Ok(())
     });
     eprintln!(
-        "vexpr property test: {} expressions compared over {} rows ({} rows with an error), {} generated expressions did not compile",
+        "vexpr property test (seed {seed}): {} expressions compared over {} rows ({} rows with an error), {} generated expressions did not compile",
         compiled.load(Ordering::Relaxed),
         rows_seen.load(Ordering::Relaxed),
         row_errors.load(Ordering::Relaxed),
-        rejected.load(Ordering::Relaxed)
+        rejected.load(Ordering::Relaxed),
     );
     if let Err(e) = result {
         panic!("{e}");
