@@ -7,7 +7,8 @@
 #
 # An example whose folder holds a serve.sh (warehouse: its source files over
 # HTTP on 127.0.0.1) runs through it: `serve.sh checkflow run ...` serves the
-# files while the run lasts. That needs python3.
+# files while the run lasts. That needs python3. One whose folder holds a fix.sh
+# (aggregates: a bad row in the staged file) runs it between the two runs.
 #
 # Uses $CHECKFLOW if set, else `checkflow` on PATH, else builds it as scripts/quickstart.sh does.
 set -euo pipefail
@@ -44,6 +45,8 @@ if $run; then
     [ -x "$(dirname "$pkg")/serve.sh" ] && serve=("$(dirname "$pkg")/serve.sh")
     rm -rf "$work"
     check "run $pkg (fails by design)" 1 ${serve[@]+"${serve[@]}"} "$bin" run "$pkg"
+    # An example whose failure is bad data has a fix.sh that corrects it.
+    [ -x "$(dirname "$pkg")/fix.sh" ] && "$(dirname "$pkg")/fix.sh"
     check "second run $pkg (succeeds)" 0 ${serve[@]+"${serve[@]}"} "$bin" run "$pkg"
     rm -rf "$work"
   done

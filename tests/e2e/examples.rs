@@ -347,3 +347,40 @@ fn the_readme_annotated_package_runs_as_described() {
         .says("the number of errors raised (1) reached the maximum allowed (1)");
     assert_eq!(status_of(&out.summary(), "Alert"), "succeeded");
 }
+
+/// `examples/aggregates`: one Data Flow task per aggregate. Sale 23's
+/// quantity of 0 fails the average; the other two flows finish and keep
+/// their rows, the failed one leaves none; after `fix.sh` the rerun runs the
+/// average alone and restores the rest.
+#[test]
+fn aggregates_example_recomputes_only_the_failed_aggregate() {
+    let sb = Sandbox::new();
+    copy_example(&example_dir("aggregates"), sb.path());
+    let q = |sql: &str| sql_rows(&sb, "{ kind: sqlite, path: work/dw.db }", &[], sql);
+    let first = sb.run().output().exit(1);
+    first
+        .says("component \"Unit Price\": row 23, column \"unit_price\": division by zero")
+        .says("quantity = 0");
+    assert_eq!(q("SELECT COUNT(*) FROM revenue_by_region")[0][0], 4);
+    assert_eq!(q("SELECT SUM(sales) FROM sales_per_day")[0][0], 40);
+    // The failed flow committed nothing (its table may exist, empty).
+    let left = q("SELECT COUNT(*) FROM sqlite_master WHERE name = 'unit_price_by_product'");
+    if left[0][0] == 1 {
+        assert_eq!(q("SELECT COUNT(*) FROM unit_price_by_product")[0][0], 0);
+    }
+    let fix = std::process::Command::new(sb.path().join("fix.sh"))
+        .status()
+        .expect("run fix.sh");
+    assert!(fix.success());
+    let second = sb.run().args(["--log", "json"]).output().exit(0);
+    let summary = second.summary();
+    for restored in ["Stage", "Revenue by Region", "Sales per Day"] {
+        assert_eq!(status_of(&summary, restored), "restored", "{restored}");
+    }
+    assert_eq!(status_of(&summary, "Average Unit Price"), "succeeded");
+    let prices = q("SELECT product, avg_unit_price FROM unit_price_by_product ORDER BY product");
+    assert_eq!(prices.len(), 5, "{prices:?}");
+    assert_eq!(prices[2][0], "juice", "{prices:?}");
+    assert_eq!(q("SELECT SUM(sales) FROM sales_per_day")[0][0], 40);
+    assert!(!sb.exists("work/aggregates.ckpt"), "deleted on success");
+}
