@@ -173,6 +173,9 @@ pub struct Console<'p> {
     format: LogFormat,
     out: std::io::BufWriter<std::io::Stdout>,
     last_progress: HashMap<NodeId, Instant>,
+    /// When each task first reported progress, and how much it had done then
+    /// (for the rate shown beside its progress).
+    progress_since: HashMap<NodeId, (Instant, u64)>,
     /// The timestamp of the JSON line being written (one buffer for all).
     ts: String,
 }
@@ -184,6 +187,7 @@ impl<'p> Console<'p> {
             format,
             out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
             last_progress: HashMap::new(),
+            progress_since: HashMap::new(),
             ts: String::new(),
         }
     }
@@ -391,11 +395,23 @@ impl Reporter for Console<'_> {
                     return;
                 }
                 self.last_progress.insert(*node, now);
+                let (t0, d0) = *self.progress_since.entry(*node).or_insert((now, *done));
+                let secs = now.duration_since(t0).as_secs_f64();
+                let rate = if secs >= 0.5 && *done > d0 {
+                    format!(", {:.0} {unit}/s", (*done - d0) as f64 / secs)
+                } else {
+                    String::new()
+                };
                 match total {
                     Some(tot) if *tot > 0 => format!(
-                        "{t} progress {} {done}/{tot} {unit} ({:.0}%)",
+                        "{t} progress {} {done}/{tot} {unit} ({:.0}%{rate})",
                         self.path(*node),
                         *done as f64 * 100.0 / *tot as f64
+                    ),
+                    _ if !rate.is_empty() => format!(
+                        "{t} progress {} {done} {unit} ({})",
+                        self.path(*node),
+                        &rate[2..]
                     ),
                     _ => format!("{t} progress {} {done} {unit}", self.path(*node)),
                 }

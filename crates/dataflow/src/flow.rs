@@ -151,6 +151,7 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
         .collect();
     let mut inputs: Vec<Vec<Receiver<RecordBatch>>> = (0..n).map(|_| Vec::new()).collect();
     let mut stats = Vec::new();
+    let mut read_paths = Vec::new();
     for (i, c) in spec.comps.iter().enumerate() {
         for e in &c.inputs {
             let (tx, rx) = channel(CHANNEL_BATCHES);
@@ -165,6 +166,15 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
                 to: c.name.clone(),
                 rows: Default::default(),
             });
+            // The rows the sources read: the first reader of each of a
+            // source's outputs (its rows and its error rows).
+            if from.inputs.is_empty()
+                && !read_paths
+                    .iter()
+                    .any(|(f, o, _): &(usize, usize, Arc<PathStat>)| *f == e.from && *o == e.output)
+            {
+                read_paths.push((e.from, e.output, stat.clone()));
+            }
             stats.push(stat.clone());
             ports[e.from][e.output].push((tx, stat));
             inputs[i].push(rx);
@@ -378,6 +388,10 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
         // A resumable flow's source waits at each step's end: look often.
         let tick = Duration::from_millis(if resume_key.is_some() { 5 } else { 100 });
         loop {
+            if last_report.elapsed() >= Duration::from_secs(1) {
+                last_report = Instant::now();
+                cx.progress(rows_read(&read_paths), None, "rows");
+            }
             if token.is_cancelled() {
                 shared.fail(Some("the data flow was cancelled".into()));
                 break;
@@ -406,10 +420,6 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
                     if let Err(e) = commit_ready_step(&shared, &mut dbs, &resume_key, &conns) {
                         shared.fail(Some(e));
                         break;
-                    }
-                    if last_report.elapsed() >= Duration::from_secs(1) {
-                        last_report = Instant::now();
-                        cx.progress(written.values().sum(), None, "rows");
                     }
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
@@ -555,7 +565,7 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
             ),
         );
     }
-    let total: u64 = written.values().sum();
+    let total = rows_read(&read_paths);
     cx.progress(total, Some(total), "rows");
     let secs = started.elapsed().as_secs_f64();
     cx.log(LogLevel::Info, &format!("data flow finished in {secs:.3}s"));
@@ -580,6 +590,14 @@ fn commit_ready_step(
         .map_err(|e| format!("{e} on {}", conns[0].describe()))?;
     shared.release();
     Ok(())
+}
+
+/// The rows the flow's sources have sent so far.
+fn rows_read(paths: &[(usize, usize, Arc<PathStat>)]) -> u64 {
+    paths
+        .iter()
+        .map(|(_, _, p)| p.rows.load(Ordering::Relaxed))
+        .sum()
 }
 
 /// The text of a system variable.
