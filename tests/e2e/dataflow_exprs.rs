@@ -424,3 +424,55 @@ fn bad_sql_source_query_and_table() {
         &["give `query` or `table`, not both"],
     );
 }
+
+#[test]
+fn bad_merge_join_of_two_branches_of_one_source() {
+    rejected(
+        &bad(
+            "      - { name: M, type: multicast, input: S }\n      - { name: J, type: merge_join, left: S, right: M, on: { a: a, n: n } }\n      - { name: Out, type: flat_file_destination, input: J, file: o.csv }\n",
+        ),
+        "9:",
+        &[
+            "component \"J\": both its inputs come from \"S\"",
+            "would wait on each other",
+        ],
+    );
+}
+
+#[test]
+fn bad_lookup_whose_reference_is_its_own_source() {
+    rejected(
+        &bad(
+            "      - { name: L, type: lookup, input: S, input_ref: S, on: { a: a }, add: [{ name: n2, type: DT_I4 }] }\n      - { name: Out, type: flat_file_destination, input: L, file: o.csv }\n",
+        ),
+        "8:",
+        &["component \"L\": both its inputs come from \"S\""],
+    );
+}
+
+/// Inside a transacted container, a lookup reads its reference rows through
+/// the container's transaction: it sees the dimension rows an earlier task
+/// of the container inserted and has not committed yet.
+#[test]
+fn a_lookup_in_a_transaction_sees_the_rows_the_transaction_wrote() {
+    for db in databases("df_lookup_in_tx") {
+        let yaml = pkg(&format!(
+            "connections:\n  dw: {}\ntasks:\n  - name: Make\n    type: sql\n    connection: dw\n    sql: \"DROP TABLE IF EXISTS dim; DROP TABLE IF EXISTS facts; CREATE TABLE dim (code VARCHAR(10), region_id INTEGER)\"\n  - name: Load\n    type: sequence\n    transaction: required\n    after: [Make]\n    tasks:\n      - {{ name: Dim, type: sql, connection: dw, sql: \"INSERT INTO dim VALUES ('north', 1), ('south', 2), ('east', 3)\" }}\n      - name: Facts\n        type: data_flow\n        after: [Dim]\n        components:\n{}      - {{ name: Region, type: lookup, input: Sales, connection: dw, table: dim, on: {{ region: code }}, add: [{{ name: region_id, type: DT_I4 }}] }}\n      - {{ name: Save, type: table_destination, input: Region, connection: dw, table: facts, create: if_missing }}\n",
+            db.conn,
+            source("")
+                .replace("      - name: Sales", "          - name: Sales")
+                .replace("\n        ", "\n            ")
+                .replace("\n      - {", "\n          - {")
+        ));
+        let yaml = yaml
+            .replace("      - {{ name: Region", "          - { name: Region")
+            .replace("\n      - { name: Region", "\n          - { name: Region")
+            .replace("\n      - { name: Save", "\n          - { name: Save");
+        let sb = Sandbox::with_package(&yaml);
+        sb.write("in/sales.csv", SALES);
+        no_panic(db.run(&sb, "package.yaml").output()).exit(0);
+        let rows = db.rows(&sb, "SELECT id, region_id FROM facts ORDER BY id");
+        assert_eq!(rows.len(), 4, "{} {rows:?}", db.kind);
+        assert_eq!(rows[3][1].as_i64(), Some(3), "{} {rows:?}", db.kind);
+    }
+}

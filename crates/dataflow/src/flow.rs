@@ -129,6 +129,18 @@ fn prepare_table(
     Ok(())
 }
 
+/// What a component's thread gets besides its channels.
+struct Extras {
+    /// The audit columns' values.
+    audit_values: Vec<Value>,
+    /// The variables, as the flow started.
+    vars: Arc<VarSnapshot>,
+    /// A source's position (a resumable flow's).
+    cursor: Cursor,
+    /// A lookup's reference rows, read before the flow started.
+    reference: Option<db::Rows>,
+}
+
 /// Everything one component's thread needs.
 struct Job {
     index: usize,
@@ -278,6 +290,35 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
             }
         }
     }
+    // Lookups' reference rows, read on this thread: inside a transacted
+    // container through its transaction, so they see what it wrote.
+    let mut references: HashMap<usize, db::Rows> = HashMap::new();
+    for (i, c) in spec.comps.iter().enumerate() {
+        if let Kind::Lookup {
+            source: LookupRef::Query(conn, sql),
+            ..
+        } = &c.kind
+        {
+            let rows = db::with_db(&*cx, conn, |d, _| {
+                d.statement(sql, &[], true).map_err(|e| {
+                    TaskError::new(format!(
+                        "component \"{}\": the reference query failed on {}: {e}",
+                        c.name,
+                        conn.describe()
+                    ))
+                })
+            });
+            match rows {
+                Ok(r) => {
+                    references.insert(i, r);
+                }
+                Err(e) => {
+                    rollback(&mut dbs);
+                    return Err(e);
+                }
+            }
+        }
+    }
     // 3. Values the audit columns carry.
     let sys = |cx: &dyn RunCx, v: SystemVar| cx.get(cx.vars().system_slot(v));
     let scalar = |v: VarValue| match v {
@@ -345,6 +386,7 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
             let rt = rt.as_ref();
             let session = session.clone();
             let audit_values = audit_values.clone();
+            let reference = references.remove(&i);
             let vars = vars.clone();
             let h = std::thread::Builder::new()
                 .name(format!("checkflow-df-{i}"))
@@ -365,9 +407,12 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
                         rt,
                         session,
                         funnel,
-                        audit_values,
-                        vars,
-                        cursor,
+                        Extras {
+                            audit_values,
+                            vars,
+                            cursor,
+                            reference,
+                        },
                     );
                     if let Err(FlowError::Failed(m)) = &r {
                         shared2.fail(Some(m.clone()));
@@ -647,10 +692,14 @@ fn run_component(
     rt: Option<&tokio::runtime::Runtime>,
     session: Option<datafusion::prelude::SessionContext>,
     funnel: std::sync::mpsc::SyncSender<(usize, RecordBatch)>,
-    audit_values: Vec<Value>,
-    vars: Arc<VarSnapshot>,
-    mut cursor: Cursor,
+    extras: Extras,
 ) -> Result<Done, FlowError> {
+    let Extras {
+        audit_values,
+        vars,
+        mut cursor,
+        reference,
+    } = extras;
     let in_cols = |k: usize| -> Cols {
         let e = c.inputs[k];
         spec.comps[e.from].outputs[e.output].cols.clone()
@@ -809,7 +858,7 @@ fn run_component(
                 rows: 0,
             };
             let main = take_input(&mut inputs)?;
-            load_reference(c, spec, source, &mut t, inputs, &stopping)?;
+            load_reference(c, spec, source, reference, &mut t, inputs, &stopping)?;
             run_transform(&mut t, main, emit)?;
             Ok(Done::Nothing)
         }
@@ -906,19 +955,15 @@ fn load_reference(
     c: &Comp,
     spec: &FlowSpec,
     source: &LookupRef,
+    reference: Option<db::Rows>,
     t: &mut Lookup,
     mut inputs: Vec<Receiver<RecordBatch>>,
     stopping: &dyn Fn() -> bool,
 ) -> Result<(), FlowError> {
     match source {
-        LookupRef::Query(conn, sql) => {
-            let mut db = conn.open().map_err(|e| FlowError::of(&c.name, e.message))?;
-            let rows = db.statement(sql, &[], true).map_err(|e| {
-                FlowError::of(
-                    &c.name,
-                    format!("the reference query failed on {}: {e}", conn.describe()),
-                )
-            })?;
+        LookupRef::Query(..) => {
+            let rows = reference
+                .ok_or_else(|| FlowError::of(&c.name, "its reference rows were not read"))?;
             let find = |name: &str| -> Result<usize, FlowError> {
                 rows.columns.iter().position(|c| c == name).ok_or_else(|| {
                     FlowError::of(

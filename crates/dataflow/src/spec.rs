@@ -988,6 +988,49 @@ pub fn validate(
             }
         }
     }
+    // 6. A merge join reads all of its left input before its right one, and
+    // a lookup all of its reference rows before its main input: if both come
+    // from one upstream component, that component would wait for the
+    // second input to be read while the first is still being read.
+    let mut upstream: Vec<Vec<bool>> = vec![vec![false; n]; n];
+    for &i in &order {
+        upstream[i][i] = true;
+        for e in &comps[i].inputs {
+            let from = upstream[e.from].clone();
+            for (k, f) in from.into_iter().enumerate() {
+                upstream[i][k] |= f;
+            }
+        }
+    }
+    for (i, c) in comps.iter().enumerate() {
+        let reads_in_turn = matches!(
+            c.kind,
+            Kind::MergeJoin { .. }
+                | Kind::Lookup {
+                    source: LookupRef::Input,
+                    ..
+                }
+        );
+        let (Some(a), Some(b)) = (c.inputs.first(), c.inputs.last()) else {
+            continue;
+        };
+        if !reads_in_turn || c.inputs.len() < 2 {
+            continue;
+        }
+        if let Some(&common) = order
+            .iter()
+            .find(|&&k| upstream[a.from][k] && upstream[b.from][k])
+        {
+            ok = false;
+            rep.error_at(
+                raws[i].pos,
+                format!(
+                    "component \"{}\": both its inputs come from \"{}\"; a {} reads all of one input before the other, so the two would wait on each other (read the second input with a source of its own, on the same file or table)",
+                    c.name, comps[common].name, c.type_name
+                ),
+            );
+        }
+    }
     ok.then_some(FlowSpec {
         comps,
         order,
