@@ -2,6 +2,8 @@
 //! and error dispositions, and Parquet files.
 
 use crate::runtime::{BATCH_ROWS, Cursor, Emit, FlowError};
+use crate::text::Fast;
+use crate::vexpr::ValueBuilder;
 use crate::spec::{CsvFormat, Files, OnError, error_cols};
 use crate::types::{Col, Cols, schema_of, to_array, too_long, unbounded};
 use checkflow_expr::{DataType, Value};
@@ -110,8 +112,10 @@ impl FlatFileSource {
     ) -> Result<(), FlowError> {
         let schema = schema_of(&self.cols);
         let width = self.cols.len();
-        let mut values: Vec<Vec<Value>> =
-            (0..width).map(|_| Vec::with_capacity(BATCH_ROWS)).collect();
+        let mut rows = Builders::new(&self.cols);
+        // Each column's type without its length: a too-long value is read
+        // whole, then reported.
+        let parse_tys: Vec<DataType> = self.cols.iter().map(|c| unbounded(&c.ty)).collect();
         let mut errs = ErrRows::new(width);
         let mut err_cols: Cols = self
             .cols
@@ -121,7 +125,7 @@ impl FlatFileSource {
         err_cols.extend(error_cols());
         let err_schema = schema_of(&err_cols);
         let mut row_no: u64 = 0;
-        let mut row: Vec<Value> = Vec::with_capacity(width);
+        let mut row: Vec<Cell> = Vec::with_capacity(width);
         for path in &self.files {
             let f =
                 checkflow_files::open_read(path, checkflow_files::Links::Follow).map_err(|e| {
@@ -168,60 +172,64 @@ impl FlatFileSource {
                 } else {
                     for (i, c) in self.cols.iter().enumerate() {
                         let text = &rec[i];
-                        let v = if self.null.as_deref() == Some(text)
+                        if self.null.as_deref() == Some(text)
                             || (text.is_empty() && !c.ty.is_string())
                         {
-                            Value::Null(c.ty.clone())
-                        } else {
-                            match Value::parse_as(text, &unbounded(&c.ty)) {
-                                Ok(v) => match too_long(&v, &c.ty) {
-                                    None => v,
-                                    Some(n) => {
-                                        if self.on_error == OnError::Ignore {
-                                            Value::Null(c.ty.clone())
-                                        } else {
-                                            err = Some(RowError {
-                                                column: Some(i),
-                                                code: CODE_TRUNCATION,
-                                                desc: format!(
-                                                    "value \"{}\" is longer than {n} characters ({})",
-                                                    shorten(text),
-                                                    c.ty
-                                                ),
-                                            });
-                                            break;
-                                        }
-                                    }
-                                },
-                                Err(e) => {
+                            row.push(Cell::Null);
+                            continue;
+                        }
+                        if let Some(f) = crate::text::parse(text, &c.ty)
+                            && !(f == Fast::Text && text_too_long(text, &c.ty))
+                        {
+                            row.push(Cell::Fast(f));
+                            continue;
+                        }
+                        let v = match Value::parse_as(text, &parse_tys[i]) {
+                            Ok(v) => match too_long(&v, &c.ty) {
+                                None => v,
+                                Some(n) => {
                                     if self.on_error == OnError::Ignore {
                                         Value::Null(c.ty.clone())
                                     } else {
                                         err = Some(RowError {
                                             column: Some(i),
-                                            code: CODE_CONVERSION,
+                                            code: CODE_TRUNCATION,
                                             desc: format!(
-                                                "cannot convert \"{}\" to {}: {}",
+                                                "value \"{}\" is longer than {n} characters ({})",
                                                 shorten(text),
-                                                c.ty,
-                                                reason(&e)
+                                                c.ty
                                             ),
                                         });
                                         break;
                                     }
                                 }
+                            },
+                            Err(e) => {
+                                if self.on_error == OnError::Ignore {
+                                    Value::Null(c.ty.clone())
+                                } else {
+                                    err = Some(RowError {
+                                        column: Some(i),
+                                        code: CODE_CONVERSION,
+                                        desc: format!(
+                                            "cannot convert \"{}\" to {}: {}",
+                                            shorten(text),
+                                            c.ty,
+                                            reason(&e)
+                                        ),
+                                    });
+                                    break;
+                                }
                             }
                         };
-                        row.push(v);
+                        row.push(Cell::Slow(v));
                     }
                 }
                 match err {
                     None => {
-                        for (col, v) in values.iter_mut().zip(row.drain(..)) {
-                            col.push(v);
-                        }
-                        if values[0].len() >= BATCH_ROWS {
-                            self.flush(&schema, &mut values, emit)?;
+                        rows.push(&row, &rec).map_err(|e| FlowError::of(&self.name, e))?;
+                        if rows.len >= BATCH_ROWS {
+                            self.send_rows(&schema, &mut rows, emit)?;
                         }
                     }
                     Some(e) => match self.on_error {
@@ -251,7 +259,7 @@ impl FlatFileSource {
                     },
                 }
                 if cursor.segment_full() {
-                    self.flush(&schema, &mut values, emit)?;
+                    self.send_rows(&schema, &mut rows, emit)?;
                     if !errs.is_empty() {
                         emit.send(1, errs.take(&self.name, &err_schema)?)?;
                     }
@@ -259,7 +267,7 @@ impl FlatFileSource {
                 }
             }
         }
-        self.flush(&schema, &mut values, emit)?;
+        self.send_rows(&schema, &mut rows, emit)?;
         if !errs.is_empty() {
             emit.send(1, errs.take(&self.name, &err_schema)?)?;
         }
@@ -267,27 +275,76 @@ impl FlatFileSource {
         Ok(())
     }
 
-    fn flush(
+    fn send_rows(
         &self,
         schema: &SchemaRef,
-        values: &mut [Vec<Value>],
+        rows: &mut Builders,
         emit: &Emit,
     ) -> Result<(), FlowError> {
-        if values.first().is_none_or(Vec::is_empty) {
+        if rows.len == 0 {
             return Ok(());
         }
-        let arrays: Vec<ArrayRef> = values
-            .iter_mut()
-            .zip(&self.cols)
-            .map(|(v, c)| {
-                let a = to_array(v, &c.ty).map_err(|e| FlowError::of(&self.name, e));
-                v.clear();
-                a
-            })
-            .collect::<Result<_, _>>()?;
-        let b = RecordBatch::try_new(schema.clone(), arrays)
+        let b = RecordBatch::try_new(schema.clone(), rows.take())
             .map_err(|e| FlowError::of(&self.name, e))?;
         emit.send(0, b)
+    }
+}
+
+/// One field of a line, parsed: NULL, on the fast path, or as a value.
+enum Cell {
+    Null,
+    Fast(Fast),
+    Slow(Value),
+}
+
+/// Whether a text is longer than its column's declared length.
+fn text_too_long(t: &str, ty: &DataType) -> bool {
+    match ty {
+        DataType::WStr { len: Some(n) } | DataType::Str { len: Some(n), .. } => {
+            t.len() > *n as usize && t.chars().count() > *n as usize
+        }
+        _ => false,
+    }
+}
+
+/// The columns of the batch being built.
+struct Builders {
+    tys: Vec<DataType>,
+    cols: Vec<ValueBuilder>,
+    len: usize,
+}
+
+impl Builders {
+    fn new(cols: &Cols) -> Builders {
+        let tys: Vec<DataType> = cols.iter().map(|c| c.ty.clone()).collect();
+        Builders {
+            cols: tys.iter().map(|t| ValueBuilder::new(t, BATCH_ROWS)).collect(),
+            tys,
+            len: 0,
+        }
+    }
+
+    /// Appends one line's fields (`rec` holds their text).
+    fn push(&mut self, row: &[Cell], rec: &csv::StringRecord) -> Result<(), String> {
+        for (i, (b, cell)) in self.cols.iter_mut().zip(row).enumerate() {
+            match cell {
+                Cell::Null => b.push_null(),
+                Cell::Fast(f) => b.push_fast(*f, &rec[i]).map_err(|e| e.to_string())?,
+                Cell::Slow(v) => b.push(v).map_err(|e| e.to_string())?,
+            }
+        }
+        self.len += 1;
+        Ok(())
+    }
+
+    /// The arrays built so far; the builders start over.
+    fn take(&mut self) -> Vec<ArrayRef> {
+        self.len = 0;
+        self.cols
+            .iter_mut()
+            .zip(&self.tys)
+            .map(|(b, t)| std::mem::replace(b, ValueBuilder::new(t, BATCH_ROWS)).finish())
+            .collect()
     }
 }
 

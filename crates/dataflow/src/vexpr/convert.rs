@@ -457,6 +457,39 @@ impl ValueBuilder {
         }
     }
 
+    /// Appends a field read on the flat file's fast path (`crate::text`):
+    /// `text` is the field, for [`crate::text::Fast::Text`].
+    pub fn push_fast(&mut self, v: crate::text::Fast, text: &str) -> Result<(), VexprError> {
+        use crate::text::Fast;
+        let range = || VexprError::Internal(format!("{text:?} is out of the range of {}", self.ty));
+        match (&mut self.inner, v) {
+            (Inner::Str(b), Fast::Text) => b.append_value(text),
+            (Inner::I1(b), Fast::Int(n)) => b.append_value(i8::try_from(n).map_err(|_| range())?),
+            (Inner::I2(b), Fast::Int(n)) => b.append_value(i16::try_from(n).map_err(|_| range())?),
+            (Inner::I4(b), Fast::Int(n)) => b.append_value(i32::try_from(n).map_err(|_| range())?),
+            (Inner::I8(b), Fast::Int(n)) => b.append_value(n),
+            (Inner::UI1(b), Fast::Int(n)) => b.append_value(u8::try_from(n).map_err(|_| range())?),
+            (Inner::UI2(b), Fast::Int(n)) => {
+                b.append_value(u16::try_from(n).map_err(|_| range())?)
+            }
+            (Inner::UI4(b), Fast::Int(n)) => {
+                b.append_value(u32::try_from(n).map_err(|_| range())?)
+            }
+            (Inner::UI8(b), Fast::UInt(n)) => b.append_value(n),
+            (Inner::R8(b), Fast::Real(x)) => b.append_value(x),
+            (Inner::Dec(b, _), Fast::Dec(m)) => b.append_value(m),
+            (Inner::Ms(b), Fast::Ms(ms)) => b.append_value(ms),
+            (Inner::Date(b), Fast::Days(d)) => b.append_value(d),
+            _ => {
+                return Err(VexprError::Internal(format!(
+                    "a fast-path value {v:?} for a column of {}",
+                    self.ty
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Appends a value of the builder's type (a NULL of any type appends a NULL).
     pub fn push(&mut self, v: &Value) -> Result<(), VexprError> {
         if v.is_null() {
