@@ -476,3 +476,14 @@ fn a_lookup_in_a_transaction_sees_the_rows_the_transaction_wrote() {
         assert_eq!(rows[3][1].as_i64(), Some(3), "{} {rows:?}", db.kind);
     }
 }
+
+#[test]
+fn bad_conditional_split_default_named_error() {
+    rejected(
+        &bad(
+            "      - { name: C, type: conditional_split, input: S, default: error, outputs: [{ name: Big, expr: \"n > 2\" }] }\n      - { name: Out, type: flat_file_destination, input: C.Big, file: o.csv }\n",
+        ),
+        "8:",
+        &["`default: error` names the error output"],
+    );
+}

@@ -384,3 +384,40 @@ fn aggregates_example_recomputes_only_the_failed_aggregate() {
     assert_eq!(q("SELECT SUM(sales) FROM sales_per_day")[0][0], 40);
     assert!(!sb.exists("work/aggregates.ckpt"), "deleted on success");
 }
+
+/// The README's data flow, as printed there, runs on a small sales file:
+/// the totals are loaded, the small sales counted, the line that does not
+/// parse and the region without a key kept in files.
+#[test]
+fn the_readme_data_flow_runs_as_described() {
+    let readme = fs::read_to_string("README.md").expect("read README.md");
+    let at = readme
+        .find("\n## Data flow\n")
+        .expect("the README's data flow");
+    let start = readme[at..].find("```yaml\n").expect("its YAML block") + at + "```yaml\n".len();
+    let end = readme[start..].find("```").expect("the block's end") + start;
+    let yaml = format!(
+        "id: 3f1a2b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b\nname: readme_flow\n{}",
+        &readme[start..end]
+    );
+    let sb = Sandbox::with_package(&yaml);
+    sb.write(
+        "data/sales.csv",
+        "id,region,amount,sold_at\n1, north ,10.50,2024-01-02 10:00:00\n2,south,20.00,2024-01-03 11:00:00\n3,north,5.25,2024-01-04 12:00:00\n4,east,7.00,2024-01-05 13:00:00\n5,west,oops,2024-01-06 14:00:00\n",
+    );
+    sb.cmd(["validate", "package.yaml"]).output().exit(0);
+    let out = sb.run().output().exit(0);
+    out.says("path \"Split.Small\" -> \"Count Small\": 1 row(s)");
+    let totals = sql_rows(
+        &sb,
+        "{ kind: sqlite, path: work/dw.db }",
+        &[],
+        "SELECT region_id, year, sales FROM sales_totals ORDER BY region_id",
+    );
+    assert_eq!(totals.len(), 2, "{totals:?}");
+    assert_eq!(totals[0][2], 1, "{totals:?}");
+    let rejects = sb.read("work/rejects.csv");
+    assert!(rejects.contains("5,west,oops,"), "{rejects}");
+    let unknown = sb.read("work/unknown_regions.csv");
+    assert!(unknown.contains("4,EAST,"), "{unknown}");
+}

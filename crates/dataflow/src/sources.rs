@@ -2,10 +2,10 @@
 //! and error dispositions, and Parquet files.
 
 use crate::runtime::{BATCH_ROWS, Cursor, Emit, FlowError};
-use crate::text::Fast;
-use crate::vexpr::ValueBuilder;
 use crate::spec::{CsvFormat, Files, OnError, error_cols};
+use crate::text::Fast;
 use crate::types::{Col, Cols, schema_of, to_array, too_long, unbounded};
+use crate::vexpr::ValueBuilder;
 use checkflow_expr::{DataType, Value};
 use datafusion::arrow::array::{ArrayRef, Int32Array, StringArray};
 use datafusion::arrow::compute::cast;
@@ -227,7 +227,8 @@ impl FlatFileSource {
                 }
                 match err {
                     None => {
-                        rows.push(&row, &rec).map_err(|e| FlowError::of(&self.name, e))?;
+                        rows.push(&row, &rec)
+                            .map_err(|e| FlowError::of(&self.name, e))?;
                         if rows.len >= BATCH_ROWS {
                             self.send_rows(&schema, &mut rows, emit)?;
                         }
@@ -318,7 +319,10 @@ impl Builders {
     fn new(cols: &Cols) -> Builders {
         let tys: Vec<DataType> = cols.iter().map(|c| c.ty.clone()).collect();
         Builders {
-            cols: tys.iter().map(|t| ValueBuilder::new(t, BATCH_ROWS)).collect(),
+            cols: tys
+                .iter()
+                .map(|t| ValueBuilder::new(t, BATCH_ROWS))
+                .collect(),
             tys,
             len: 0,
         }

@@ -276,6 +276,13 @@ pub(super) fn conditional_split(
         .str("default")
         .map(|(d, _)| d)
         .unwrap_or_else(|| "default".to_string());
+    if default == "error" {
+        let p = f.get("default").map_or(f.pos, pos_of);
+        f.err(
+            p,
+            "`default: error` names the error output; give the default output another name",
+        );
+    }
     let Some(items) = f.list("outputs") else {
         if f.get("outputs").is_none() {
             let p = f.pos;

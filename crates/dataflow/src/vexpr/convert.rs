@@ -469,12 +469,8 @@ impl ValueBuilder {
             (Inner::I4(b), Fast::Int(n)) => b.append_value(i32::try_from(n).map_err(|_| range())?),
             (Inner::I8(b), Fast::Int(n)) => b.append_value(n),
             (Inner::UI1(b), Fast::Int(n)) => b.append_value(u8::try_from(n).map_err(|_| range())?),
-            (Inner::UI2(b), Fast::Int(n)) => {
-                b.append_value(u16::try_from(n).map_err(|_| range())?)
-            }
-            (Inner::UI4(b), Fast::Int(n)) => {
-                b.append_value(u32::try_from(n).map_err(|_| range())?)
-            }
+            (Inner::UI2(b), Fast::Int(n)) => b.append_value(u16::try_from(n).map_err(|_| range())?),
+            (Inner::UI4(b), Fast::Int(n)) => b.append_value(u32::try_from(n).map_err(|_| range())?),
             (Inner::UI8(b), Fast::UInt(n)) => b.append_value(n),
             (Inner::R8(b), Fast::Real(x)) => b.append_value(x),
             (Inner::Dec(b, _), Fast::Dec(m)) => b.append_value(m),
