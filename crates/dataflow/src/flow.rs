@@ -659,6 +659,9 @@ fn write_table(
     b: &RecordBatch,
     base: u64,
 ) -> Result<(), TaskError> {
+    if let Db::Sqlite(conn) = db {
+        return sqlite_insert(conn, c, d, cols, b, base);
+    }
     let names: Vec<String> = d.mapping.iter().map(|(_, n)| n.clone()).collect();
     let rows: Vec<Vec<Value>> = (0..b.num_rows())
         .map(|r| {
@@ -679,6 +682,86 @@ fn write_table(
             d.conn.describe()
         ))
     })
+}
+
+/// One column of a batch as the SQLite writer binds it.
+enum Bind<'a> {
+    I64(&'a datafusion::arrow::array::Int64Array),
+    I32(&'a datafusion::arrow::array::Int32Array),
+    F64(&'a datafusion::arrow::array::Float64Array),
+    Text(&'a datafusion::arrow::array::StringArray),
+    /// Any other type: as the `sql` task binds its value.
+    Value(&'a dyn datafusion::arrow::array::Array, &'a DataType),
+}
+
+/// Inserts a batch into a SQLite table with one prepared statement, binding
+/// whole numbers, reals and text straight from the arrays (the other types
+/// as the `sql` task binds a value of them).
+fn sqlite_insert(
+    conn: &rusqlite::Connection,
+    c: &Comp,
+    d: &TableDest,
+    cols: &Cols,
+    b: &RecordBatch,
+    base: u64,
+) -> Result<(), TaskError> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::{Float64Type, Int32Type, Int64Type};
+    let fail = |row: Option<usize>, e: rusqlite::Error| {
+        let at = row
+            .map(|r| format!(" at row {}", base + r as u64 + 1))
+            .unwrap_or_default();
+        TaskError::new(format!(
+            "component \"{}\": cannot insert into {}{at} on {}: {e}",
+            c.name,
+            d.table,
+            d.conn.describe()
+        ))
+    };
+    let names = d
+        .mapping
+        .iter()
+        .map(|(_, n)| db::ident(n))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let marks = vec!["?"; d.mapping.len()].join(", ");
+    let sql = format!(
+        "INSERT INTO {} ({names}) VALUES ({marks})",
+        db::ident(&d.table)
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(|e| fail(None, e))?;
+    let binds: Vec<Bind<'_>> = d
+        .mapping
+        .iter()
+        .map(|(i, _)| {
+            let a = b.column(*i).as_ref();
+            match &cols[*i].ty {
+                DataType::I8 => Bind::I64(a.as_primitive::<Int64Type>()),
+                DataType::I4 => Bind::I32(a.as_primitive::<Int32Type>()),
+                DataType::R8 => Bind::F64(a.as_primitive::<Float64Type>()),
+                DataType::WStr { .. } | DataType::Str { .. } => Bind::Text(a.as_string::<i32>()),
+                ty => Bind::Value(a, ty),
+            }
+        })
+        .collect();
+    for r in 0..b.num_rows() {
+        for (k, bind) in binds.iter().enumerate() {
+            let at = k + 1;
+            let res = match bind {
+                Bind::I64(a) if a.is_valid(r) => stmt.raw_bind_parameter(at, a.value(r)),
+                Bind::I32(a) if a.is_valid(r) => stmt.raw_bind_parameter(at, a.value(r)),
+                Bind::F64(a) if a.is_valid(r) => stmt.raw_bind_parameter(at, a.value(r)),
+                Bind::Text(a) if a.is_valid(r) => stmt.raw_bind_parameter(at, a.value(r)),
+                Bind::Value(a, ty) if a.is_valid(r) => {
+                    stmt.raw_bind_parameter(at, db::sqlite_param(&value_at(*a, r, ty)))
+                }
+                _ => stmt.raw_bind_parameter(at, rusqlite::types::Null),
+            };
+            res.map_err(|e| fail(Some(r), e))?;
+        }
+        stmt.raw_execute().map_err(|e| fail(Some(r), e))?;
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

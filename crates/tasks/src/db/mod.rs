@@ -26,6 +26,7 @@ mod tests;
 mod tx;
 
 pub use cell::{Cell, Rows};
+pub use sqlite::param as sqlite_param;
 
 /// What [`Db::query_each`] hands each row to: the column names, and the row
 /// (`None` once, before any row); it returns false to stop.

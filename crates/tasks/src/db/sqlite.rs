@@ -31,7 +31,9 @@ pub(super) fn open(path: &Path, create: bool) -> Result<Connection, String> {
 
 /// A variable's value as an SQLite value: booleans are 0 / 1, decimals and
 /// dates are text (`2026-11-21 04:30:00`), as SQLite stores them.
-pub(super) fn param(v: &Value) -> SqlValue {
+/// How a value is bound to a SQLite parameter (also by the data flow's
+/// table destination, for the types it does not bind from its arrays).
+pub fn param(v: &Value) -> SqlValue {
     match v {
         Value::Null(_) => SqlValue::Null,
         Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
