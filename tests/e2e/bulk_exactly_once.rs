@@ -122,6 +122,41 @@ fn a_resumable_bulk_insert_killed_after_its_last_commit_does_not_load_the_file_t
     }
 }
 
+/// The first run was killed right after it created the checkpoint, which
+/// holds its header only. The restart loads the file, writing the
+/// checkpoint's first run record, and is killed after the load's last commit:
+/// the next restart is the same execution of the load (the checkpoint's
+/// identity is that first run record in both), finds its done row and loads
+/// nothing. Before, the restart named the file by its creation and the next
+/// one by the run record: another execution, which loaded the file again.
+#[test]
+fn a_load_by_the_first_restart_of_a_checkpoint_without_a_run_record_is_not_loaded_twice() {
+    for db in databases("bulk_header_only_checkpoint") {
+        let sb = sales_package(&db, RESUMABLE);
+        sb.touch("fixed");
+        let created = db
+            .run(&sb, "package.yaml")
+            .env("CHECKFLOW_TEST_FAILPOINT", "checkpoint-after-create=kill")
+            .output();
+        assert_eq!(created.code, None, "{}: killed\n{created:?}", db.kind);
+        assert_eq!(sb.show("run.ckpt")["runs"], 0, "{}: no run record", db.kind);
+        let loaded = db
+            .run(&sb, "package.yaml")
+            .env("CHECKFLOW_TEST_FAILPOINT", "bulk-after-last-commit=kill")
+            .output();
+        assert_eq!(loaded.code, None, "{}: killed\n{loaded:?}", db.kind);
+        assert_eq!(count(&sb, &db), (100, 100), "{}: loaded", db.kind);
+        let finished = db.run(&sb, "package.yaml").output().exit(0);
+        assert_eq!(
+            count(&sb, &db),
+            (100, 100),
+            "{}: every row once\n{finished:?}",
+            db.kind
+        );
+        finished.says("already loaded");
+    }
+}
+
 #[test]
 fn a_resumable_bulk_insert_stopped_at_any_batch_commit_loads_every_row_once() {
     for point in [

@@ -382,3 +382,90 @@ tasks:
         assert!(child_checkpoints(&sb).is_empty(), "{action}");
     }
 }
+
+/// A parent killed (or refused a write) right after it created its
+/// checkpoint leaves the file with its header only, no run record. The
+/// restart writes the file's first run record, runs the child and is killed
+/// after the child succeeded, before it records the task. The next restart
+/// must give the child the key the first restart gave it: it finds the
+/// child's finished checkpoint and repeats nothing. Before, the first restart
+/// named the parent's checkpoint by its creation and every later run by the
+/// first run record, which the first restart itself had written: the child
+/// got another key, its finished file was removed as stale, and its
+/// transaction committed a second time (the soak test's row `d` twice).
+#[test]
+fn a_child_of_the_first_restart_of_a_checkpoint_without_a_run_record_repeats_nothing() {
+    for action in ["kill", "error"] {
+        let sb = Sandbox::with_package(&format!(
+            r#"
+id: {ID}
+name: parent
+checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
+tasks:
+  - {{ name: Child, type: package, path: child.yaml, fail_package_on_failure: true }}
+  - {{ name: After, type: process, command: "echo After >> ledger.txt", after: [Child] }}
+"#
+        ));
+        sb.write(
+            "child.yaml",
+            &format!(
+                r#"
+id: {CHILD_ID}
+name: child
+checkpoint: {{ file: child.ckpt, usage: if_exists, save: true }}
+connections:
+  dw: {{ kind: sqlite, path: dw.db }}
+tasks:
+  - {{ name: Create, type: sql, connection: dw, sql: "CREATE TABLE IF NOT EXISTS d (x INTEGER)" }}
+  - {{ name: C1, type: process, command: "echo C1 >> ledger.txt", after: [Create] }}
+  - name: Load
+    type: sequence
+    transaction: required
+    fail_package_on_failure: true
+    after: [C1]
+    tasks:
+      - {{ name: InsD, type: sql, connection: dw, sql: "INSERT INTO d VALUES (1)" }}
+"#
+            ),
+        );
+        let point = format!("checkpoint-after-create={action}");
+        let out = sb.run().env("CHECKFLOW_TEST_FAILPOINT", &point).output();
+        assert_ne!(out.code, Some(0), "{point}: stopped\n{out:?}");
+        assert!(sb.exists("parent.ckpt"), "{point}: the file was created");
+        let show = sb.show("parent.ckpt");
+        assert_eq!(show["runs"], 0, "{point}: no run record\n{show}");
+        assert!(sb.take_ledger().is_empty(), "{point}: nothing ran");
+
+        let out = sb
+            .run()
+            .env("CHECKFLOW_TEST_FAILPOINT", "child-after-exit=kill")
+            .output();
+        assert_eq!(out.code, None, "{point}: killed after the child\n{out:?}");
+        assert_eq!(sb.take_ledger(), names(&["C1"]), "{point}");
+        assert_eq!(
+            child_checkpoints(&sb).len(),
+            1,
+            "{point}: the child kept it"
+        );
+
+        let again = sb.run().output().exit(0);
+        let d = sql_rows(
+            &sb,
+            "{ kind: sqlite, path: dw.db }",
+            &[],
+            "SELECT COUNT(*) FROM d",
+        );
+        assert_eq!(d[0][0].as_i64(), Some(1), "{point}: row d once\n{again:?}");
+        assert_eq!(
+            sb.take_ledger(),
+            names(&["After"]),
+            "{point}: the child repeats nothing\n{again:?}"
+        );
+        assert!(
+            child_checkpoints(&sb).is_empty(),
+            "{point}: {:?}",
+            child_checkpoints(&sb)
+        );
+        again.says("[child] restored Load");
+    }
+}

@@ -134,6 +134,10 @@ fn every_commit_crash_point_under_kill_and_term_leaves_each_row_and_variable_exa
                 hit += 1;
             }
         }
+        // Between the checkpoint's creation and its first run record.
+        let fp = format!("checkpoint-after-create={action}");
+        assert!(case(&fp).is_some(), "{fp} was never reached");
+        hit += 1;
         // Every task start: a crash while each task runs.
         let mut n = 1;
         while case(&format!("task-start@{n}={action}")).is_some() {
@@ -143,6 +147,8 @@ fn every_commit_crash_point_under_kill_and_term_leaves_each_row_and_variable_exa
         assert!(n > 10, "{action}: only {n} task starts");
     }
     // A failed checkpoint write at each write of the run.
+    assert!(case("checkpoint-after-create=error").is_some());
+    hit += 1;
     let mut n = 1;
     while case(&format!("checkpoint-write@{n}=error")).is_some() {
         n += 1;

@@ -180,8 +180,9 @@ pub(crate) fn open(
     check_rerun(plan, &opts.rerun)?;
     let mut res;
     if let Some(st) = &state {
-        let r =
-            super::restore::restore(plan, opts, st, &path, &given, run_id, start_time, warnings)?;
+        let r = super::restore::restore(
+            plan, opts, st, &path, &given, save, run_id, start_time, warnings,
+        )?;
         config = r.config;
         initial = r.initial;
         committed_tx = r.committed_tx;

@@ -235,7 +235,21 @@ pub(crate) fn start_journal(
                     })
                     .collect(),
             };
-            create(path, header, key.as_ref(), lock).map_err(|e| Fail::chain(exit::FAILURE, &e))?
+            let j = create(path, header, key.as_ref(), lock)
+                .map_err(|e| Fail::chain(exit::FAILURE, &e))?;
+            // The file exists and holds no run record yet: a crash or a
+            // failed write here leaves a checkpoint with its header only
+            // (docs/design/commit-protocols.md §3, "Which execution").
+            if checkflow_plan::failpoint("checkpoint-after-create") {
+                return Err(Fail::new(
+                    exit::FAILURE,
+                    format!(
+                        "failed to write checkpoint {}: simulated write failure (CHECKFLOW_TEST_FAILPOINT)",
+                        path.display()
+                    ),
+                ));
+            }
+            j
         }
     };
     let mut j = j;

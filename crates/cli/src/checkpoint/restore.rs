@@ -26,7 +26,8 @@ pub(crate) struct Restart {
 }
 
 /// Turns the checkpoint read, `st` (of the file at `path`), into the run's
-/// starting point; `given` is the configuration given now.
+/// starting point; `given` is the configuration given now, `saves` whether
+/// this run appends to the file (its run record first, before anything runs).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn restore(
     plan: &Plan,
@@ -34,6 +35,7 @@ pub(crate) fn restore(
     st: &journal::ResumeState,
     path: &Option<PathBuf>,
     given: &BTreeMap<String, ConfigValue>,
+    saves: bool,
     run_id: &str,
     start_time: jiff::civil::DateTime,
     warnings: &mut Vec<String>,
@@ -193,14 +195,7 @@ pub(crate) fn restore(
             .collect(),
         iterations: st.iterations.clone(),
         record_counts: st.record_counts.clone(),
-        // The run that created the file; a file without a run record
-        // (none was written before a crash) is named by its creation.
-        checkpoint_id: Some(
-            st.run_history
-                .first()
-                .map(|r| r.run_id.clone())
-                .unwrap_or_else(|| format!("{} {}", st.header.created_at, p.display())),
-        ),
+        checkpoint_id: Some(checkpoint_identity(st, p, saves, run_id)),
     };
     // A commit found made brings the variables its completion would
     // have recorded; its intent is the last record the run wrote (nothing
@@ -238,6 +233,35 @@ pub(crate) fn restore(
         committed_tx,
         resume: res,
     })
+}
+
+/// The checkpoint's identity, which every execution of a task on it carries
+/// (`checkflow_plan::Execution`): the id of the file's first run record. It
+/// must be the same in every run that restarts the file, since a task that
+/// ran and was not recorded runs again as the same execution only if it is.
+///
+/// A file without a run record holds its header only: the run that created
+/// it stopped (a crash, a failed write) before its first record, so nothing
+/// ran on it. A run that saves writes its own run record there before
+/// anything runs, and that record is the file's first from then on: it takes
+/// its own id, the one every later restart reads. Naming the file by its
+/// creation instead, as before, gave the tasks of that run another identity
+/// than every later restart gives them: a child package it ran got another
+/// key, so the next restart removed the child's finished checkpoint as stale
+/// and ran the child again whole (docs/design/commit-protocols.md §4). A run
+/// that does not save writes no record and names the file by its creation,
+/// as every such run does.
+fn checkpoint_identity(
+    st: &journal::ResumeState,
+    p: &std::path::Path,
+    saves: bool,
+    run_id: &str,
+) -> String {
+    match st.run_history.first() {
+        Some(first) => first.run_id.clone(),
+        None if saves => run_id.to_string(),
+        None => format!("{} {}", st.header.created_at, p.display()),
+    }
 }
 
 /// For each transacted executable whose intent to commit was recorded but not
