@@ -936,6 +936,7 @@ fn run_component(
                 input,
                 add: add.clone(),
                 map: HashMap::new(),
+                frozen: None,
                 no_match: *no_match,
                 schema: schema_of(&c.outputs[0].cols),
                 rows: 0,

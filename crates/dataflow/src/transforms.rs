@@ -7,8 +7,11 @@ use crate::sources::{CODE_CONVERSION, CODE_NO_MATCH, CODE_TRUNCATION};
 use crate::spec::{OnError, error_cols};
 use crate::types::{Cols, schema_of, to_array, too_long, unbounded, value_at};
 use checkflow_expr::{DataType, Value};
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Int32Array, StringArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int32Array, StringArray, UInt32Array,
+};
 use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use std::collections::HashMap;
@@ -234,6 +237,18 @@ pub struct Lookup {
     pub schema: SchemaRef,
     pub err_schema: SchemaRef,
     pub rows: u64,
+    /// The reference as arrays, built from `map` before the first batch.
+    pub frozen: Option<Frozen>,
+}
+
+/// A lookup's reference rows, ready for batches: key text -> row, and the
+/// added columns as arrays that each batch takes its matches from.
+pub struct Frozen {
+    /// Keyed by the one key column's text (a lookup on one text column).
+    single: HashMap<String, u32>,
+    /// Keyed by every key column's text.
+    multi: HashMap<Vec<String>, u32>,
+    arrays: Vec<ArrayRef>,
 }
 
 impl Lookup {
@@ -247,29 +262,83 @@ impl Lookup {
     }
 }
 
+impl Lookup {
+    /// Turns the reference rows into a [`Frozen`] index and arrays.
+    fn freeze(&mut self) -> Result<Frozen, FlowError> {
+        let map = std::mem::take(&mut self.map);
+        let text_key = self.keys.len() == 1 && self.input[self.keys[0]].ty.is_string();
+        let mut single = HashMap::new();
+        let mut multi = HashMap::new();
+        let mut cols: Vec<Vec<Value>> = vec![Vec::with_capacity(map.len()); self.add.len()];
+        for (i, (key, vals)) in map.into_iter().enumerate() {
+            for (c, v) in cols.iter_mut().zip(vals) {
+                c.push(v);
+            }
+            let i = u32::try_from(i)
+                .map_err(|_| FlowError::of(&self.name, "more than 4 billion reference rows"))?;
+            if text_key {
+                single.insert(key.into_iter().next().unwrap_or_default(), i);
+            } else {
+                multi.insert(key, i);
+            }
+        }
+        let arrays = cols
+            .iter()
+            .zip(&self.add)
+            .map(|(v, c)| to_array(v, &c.ty).map_err(|e| FlowError::of(&self.name, e)))
+            .collect::<Result<_, _>>()?;
+        Ok(Frozen {
+            single,
+            multi,
+            arrays,
+        })
+    }
+}
+
 impl Transform for Lookup {
     fn process(&mut self, batch: RecordBatch, emit: &Emit) -> Result<(), FlowError> {
+        if self.frozen.is_none() {
+            self.frozen = Some(self.freeze()?);
+        }
+        let Some(frozen) = self.frozen.as_ref() else {
+            return Err(FlowError::of(
+                &self.name,
+                "the reference rows are not ready",
+            ));
+        };
         let n = batch.num_rows();
-        let mut added: Vec<Vec<Value>> = vec![Vec::with_capacity(n); self.add.len()];
-        let mut matched = Vec::with_capacity(n);
-        let mut key = Vec::with_capacity(self.keys.len());
-        for r in 0..n {
-            key.clear();
-            let mut null = false;
-            for &k in &self.keys {
-                match key_text(&value_at(batch.column(k).as_ref(), r, &self.input[k].ty)) {
-                    Some(t) => key.push(t),
-                    None => null = true,
-                }
+        let mut found: Vec<Option<u32>> = Vec::with_capacity(n);
+        if self.keys.len() == 1 && self.input[self.keys[0]].ty.is_string() {
+            let col = batch.column(self.keys[0]).as_string::<i32>();
+            for r in 0..n {
+                found.push(if col.is_valid(r) {
+                    frozen.single.get(col.value(r)).copied()
+                } else {
+                    None
+                });
             }
-            let hit = if null { None } else { self.map.get(&key) };
-            match hit {
-                Some(vals) => {
-                    for (a, v) in added.iter_mut().zip(vals) {
-                        a.push(v.clone());
+        } else {
+            let mut key = Vec::with_capacity(self.keys.len());
+            for r in 0..n {
+                key.clear();
+                let mut null = false;
+                for &k in &self.keys {
+                    match key_text(&value_at(batch.column(k).as_ref(), r, &self.input[k].ty)) {
+                        Some(t) => key.push(t),
+                        None => null = true,
                     }
-                    matched.push(true);
                 }
+                found.push(if null {
+                    None
+                } else {
+                    frozen.multi.get(&key).copied()
+                });
+            }
+        }
+        let mut matched = Vec::with_capacity(n);
+        for (r, hit) in found.iter().enumerate() {
+            match hit {
+                Some(_) => matched.push(true),
                 None => {
                     if self.no_match == OnError::Fail {
                         let shown: Vec<String> = self
@@ -290,9 +359,6 @@ impl Transform for Lookup {
                             ),
                         ));
                     }
-                    for (a, c) in added.iter_mut().zip(&self.add) {
-                        a.push(Value::Null(c.ty.clone()));
-                    }
                     matched.push(false);
                 }
             }
@@ -300,8 +366,9 @@ impl Transform for Lookup {
         let first = self.rows;
         self.rows += n as u64;
         let mut arrays = batch.columns().to_vec();
-        for (vals, c) in added.iter().zip(&self.add) {
-            arrays.push(to_array(vals, &c.ty).map_err(|e| FlowError::of(&self.name, e))?);
+        let idx = UInt32Array::from(found);
+        for a in &frozen.arrays {
+            arrays.push(take(a.as_ref(), &idx, None).map_err(|e| FlowError::of(&self.name, e))?);
         }
         let out = RecordBatch::try_new(self.schema.clone(), arrays)
             .map_err(|e| FlowError::of(&self.name, e))?;
