@@ -9,12 +9,13 @@ use crate::runtime::{
 };
 use crate::sinks::{CsvSink, ParquetSink, PendingFile, Recordset};
 use crate::sources::{FlatFileSource, ParquetSource, SqlSource, list_files};
-use crate::spec::{Comp, FlowSpec, Kind, LookupRef, TableDest};
+use crate::spec::{Comp, FlowSpec, Kind, LookupRef};
+use crate::tables::{pg_copy, prepare_table, write_table};
 use crate::transforms::{Audit, DataConversion, Lookup, Pass, error_schema};
 use crate::types::{Cols, schema_of, value_at};
 use checkflow_expr::{DataType, Env, Value};
 use checkflow_plan::{LogLevel, RunCx, SystemVar, TaskError, VarValue};
-use checkflow_tasks::db::{self, Connection, Db, Kind as DbKind};
+use checkflow_tasks::db::{self, Connection, Db};
 use datafusion::arrow::record_batch::RecordBatch;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -52,81 +53,6 @@ impl Dbs {
             Dbs::Joined => db::with_db(cx, &conns[i], |d, _| f(d)),
         }
     }
-}
-
-/// The SQL type a column gets in a table the flow creates.
-fn sql_type(ty: &DataType, k: DbKind) -> String {
-    let pg = k == DbKind::Postgres;
-    match ty {
-        DataType::Bool => if pg { "boolean" } else { "INTEGER" }.into(),
-        DataType::I1 | DataType::I2 | DataType::UI1 => {
-            if pg { "smallint" } else { "INTEGER" }.into()
-        }
-        DataType::I4 | DataType::UI2 => if pg { "integer" } else { "INTEGER" }.into(),
-        DataType::I8 | DataType::UI4 => if pg { "bigint" } else { "INTEGER" }.into(),
-        DataType::UI8 => if pg { "numeric(20,0)" } else { "INTEGER" }.into(),
-        DataType::R4 => if pg { "real" } else { "REAL" }.into(),
-        DataType::R8 => if pg { "double precision" } else { "REAL" }.into(),
-        DataType::Numeric { precision, scale } if pg => format!("numeric({precision},{scale})"),
-        DataType::Decimal { scale } if pg => format!("numeric(29,{scale})"),
-        DataType::Cy if pg => "numeric(19,4)".into(),
-        DataType::Numeric { .. } | DataType::Decimal { .. } | DataType::Cy => "NUMERIC".into(),
-        DataType::WStr { len: Some(n) } | DataType::Str { len: Some(n), .. } if pg => {
-            format!("varchar({n})")
-        }
-        DataType::DbTimestamp
-        | DataType::Date
-        | DataType::DbTimestamp2 { .. }
-        | DataType::FileTime
-            if pg =>
-        {
-            "timestamp".into()
-        }
-        DataType::DbDate if pg => "date".into(),
-        DataType::DbTime | DataType::DbTime2 { .. } if pg => "time".into(),
-        DataType::Bytes { .. } | DataType::Image => if pg { "bytea" } else { "BLOB" }.into(),
-        _ => if pg { "text" } else { "TEXT" }.into(),
-    }
-}
-
-/// Prepares a destination's table in the open transaction: creates it if
-/// asked and missing, and empties it if asked.
-fn prepare_table(
-    d: &TableDest,
-    cols: &Cols,
-    db: &mut Db,
-    comp: &str,
-    truncate: bool,
-) -> Result<(), TaskError> {
-    let k = db.kind();
-    let t = db::ident(&d.table);
-    let fail = |what: &str, e: String| {
-        TaskError::new(format!(
-            "component \"{comp}\": {what} {} on {}: {e}",
-            d.table,
-            d.conn.describe()
-        ))
-    };
-    if d.create {
-        let defs: Vec<String> = d
-            .mapping
-            .iter()
-            .map(|(i, name)| format!("{} {}", db::ident(name), sql_type(&cols[*i].ty, k)))
-            .collect();
-        db.batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {t} ({})",
-            defs.join(", ")
-        ))
-        .map_err(|e| fail("cannot create table", e))?;
-    }
-    if truncate {
-        let sql = match k {
-            DbKind::Sqlite => format!("DELETE FROM {t}"),
-            DbKind::Postgres => format!("TRUNCATE TABLE {t}"),
-        };
-        db.batch(&sql).map_err(|e| fail("cannot empty", e))?;
-    }
-    Ok(())
 }
 
 /// What a component's thread gets besides its channels.
@@ -432,6 +358,8 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
         let mut last_report = Instant::now();
         // A resumable flow's source waits at each step's end: look often.
         let tick = Duration::from_millis(if resume_key.is_some() { 5 } else { 100 });
+        // A message a PostgreSQL COPY read ahead and left for this loop.
+        let mut stash: Option<(usize, RecordBatch)> = None;
         loop {
             if last_report.elapsed() >= Duration::from_secs(1) {
                 last_report = Instant::now();
@@ -441,7 +369,11 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
                 shared.fail(Some("the data flow was cancelled".into()));
                 break;
             }
-            match funnel_rx.recv_timeout(tick) {
+            let msg = match stash.take() {
+                Some(m) => Ok(m),
+                None => funnel_rx.recv_timeout(tick),
+            };
+            match msg {
                 Ok((i, batch)) => {
                     let c = &spec.comps[i];
                     let Kind::TableDestination(d) = &c.kind else {
@@ -449,13 +381,66 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
                     };
                     let in_cols = &spec.comps[c.inputs[0].from].outputs[c.inputs[0].output].cols;
                     let base = *written.get(&i).unwrap_or(&0);
-                    let r = dbs.with(&*cx, &conns, conn_of[&i], |db| {
-                        write_table(c, d, in_cols, db, &batch, base)
-                    });
-                    match r {
-                        Ok(()) => {
-                            *written.entry(i).or_default() += batch.num_rows() as u64;
+                    let r = if d.conn.sqlite_path().is_none() {
+                        // PostgreSQL: one COPY for this batch and the ones
+                        // for the same table that follow it. A batch counts
+                        // as handled once the next is asked for (it is on
+                        // its way to the server); a step of a resumable flow
+                        // ends the COPY, so the step can commit.
+                        let cxr: &dyn RunCx = &*cx;
+                        let mut owed = 1;
+                        let mut last = Instant::now();
+                        let mut next = || -> Option<RecordBatch> {
+                            for _ in 0..owed {
+                                shared.handled();
+                            }
+                            owed = 0;
+                            loop {
+                                if token.is_cancelled()
+                                    || shared.stopping()
+                                    || shared.segment_ready().is_some()
+                                {
+                                    return None;
+                                }
+                                if last.elapsed() >= Duration::from_secs(1) {
+                                    last = Instant::now();
+                                    cxr.progress(rows_read(&read_paths), None, "rows");
+                                }
+                                match funnel_rx.recv_timeout(tick) {
+                                    Ok((j, nb)) if j == i => {
+                                        owed = 1;
+                                        return Some(nb);
+                                    }
+                                    Ok(other) => {
+                                        stash = Some(other);
+                                        return None;
+                                    }
+                                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                                        return None;
+                                    }
+                                }
+                            }
+                        };
+                        let r = dbs.with(cxr, &conns, conn_of[&i], |db| {
+                            pg_copy(db, c, d, in_cols, &batch, base, &mut next)
+                        });
+                        for _ in 0..owed {
                             shared.handled();
+                        }
+                        r.map(|more| more + batch.num_rows() as u64)
+                    } else {
+                        dbs.with(&*cx, &conns, conn_of[&i], |db| {
+                            write_table(c, d, in_cols, db, &batch, base)
+                        })
+                        .map(|()| {
+                            shared.handled();
+                            batch.num_rows() as u64
+                        })
+                    };
+                    match r {
+                        Ok(rows) => {
+                            *written.entry(i).or_default() += rows;
                         }
                         Err(e) => {
                             shared.fail(Some(e.message));
@@ -648,120 +633,6 @@ fn rows_read(paths: &[(usize, usize, Arc<PathStat>)]) -> u64 {
 /// The text of a system variable.
 fn sys_text(cx: &dyn RunCx, v: SystemVar) -> String {
     cx.get(cx.vars().system_slot(v)).to_string()
-}
-
-/// Writes one batch into a destination's table.
-fn write_table(
-    c: &Comp,
-    d: &TableDest,
-    cols: &Cols,
-    db: &mut Db,
-    b: &RecordBatch,
-    base: u64,
-) -> Result<(), TaskError> {
-    if let Db::Sqlite(conn) = db {
-        return sqlite_insert(conn, c, d, cols, b, base);
-    }
-    let names: Vec<String> = d.mapping.iter().map(|(_, n)| n.clone()).collect();
-    let rows: Vec<Vec<Value>> = (0..b.num_rows())
-        .map(|r| {
-            d.mapping
-                .iter()
-                .map(|(i, _)| value_at(b.column(*i).as_ref(), r, &cols[*i].ty))
-                .collect()
-        })
-        .collect();
-    db::insert_rows(db, &d.table, &names, &rows).map_err(|(row, e)| {
-        let at = row
-            .map(|r| format!(" at row {}", base + r as u64 + 1))
-            .unwrap_or_default();
-        TaskError::new(format!(
-            "component \"{}\": cannot insert into {}{at} on {}: {e}",
-            c.name,
-            d.table,
-            d.conn.describe()
-        ))
-    })
-}
-
-/// One column of a batch as the SQLite writer binds it.
-enum Bind<'a> {
-    I64(&'a datafusion::arrow::array::Int64Array),
-    I32(&'a datafusion::arrow::array::Int32Array),
-    F64(&'a datafusion::arrow::array::Float64Array),
-    Text(&'a datafusion::arrow::array::StringArray),
-    /// Any other type: as the `sql` task binds its value.
-    Value(&'a dyn datafusion::arrow::array::Array, &'a DataType),
-}
-
-/// Inserts a batch into a SQLite table with one prepared statement, binding
-/// whole numbers, reals and text straight from the arrays (the other types
-/// as the `sql` task binds a value of them).
-fn sqlite_insert(
-    conn: &rusqlite::Connection,
-    c: &Comp,
-    d: &TableDest,
-    cols: &Cols,
-    b: &RecordBatch,
-    base: u64,
-) -> Result<(), TaskError> {
-    use datafusion::arrow::array::{Array, AsArray};
-    use datafusion::arrow::datatypes::{Float64Type, Int32Type, Int64Type};
-    let fail = |row: Option<usize>, e: rusqlite::Error| {
-        let at = row
-            .map(|r| format!(" at row {}", base + r as u64 + 1))
-            .unwrap_or_default();
-        TaskError::new(format!(
-            "component \"{}\": cannot insert into {}{at} on {}: {e}",
-            c.name,
-            d.table,
-            d.conn.describe()
-        ))
-    };
-    let names = d
-        .mapping
-        .iter()
-        .map(|(_, n)| db::ident(n))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let marks = vec!["?"; d.mapping.len()].join(", ");
-    let sql = format!(
-        "INSERT INTO {} ({names}) VALUES ({marks})",
-        db::ident(&d.table)
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(|e| fail(None, e))?;
-    let binds: Vec<Bind<'_>> = d
-        .mapping
-        .iter()
-        .map(|(i, _)| {
-            let a = b.column(*i).as_ref();
-            match &cols[*i].ty {
-                DataType::I8 => Bind::I64(a.as_primitive::<Int64Type>()),
-                DataType::I4 => Bind::I32(a.as_primitive::<Int32Type>()),
-                DataType::R8 => Bind::F64(a.as_primitive::<Float64Type>()),
-                DataType::WStr { .. } | DataType::Str { .. } => Bind::Text(a.as_string::<i32>()),
-                ty => Bind::Value(a, ty),
-            }
-        })
-        .collect();
-    for r in 0..b.num_rows() {
-        for (k, bind) in binds.iter().enumerate() {
-            let at = k + 1;
-            let res = match bind {
-                Bind::I64(a) if a.is_valid(r) => stmt.raw_bind_parameter(at, a.value(r)),
-                Bind::I32(a) if a.is_valid(r) => stmt.raw_bind_parameter(at, a.value(r)),
-                Bind::F64(a) if a.is_valid(r) => stmt.raw_bind_parameter(at, a.value(r)),
-                Bind::Text(a) if a.is_valid(r) => stmt.raw_bind_parameter(at, a.value(r)),
-                Bind::Value(a, ty) if a.is_valid(r) => {
-                    stmt.raw_bind_parameter(at, db::sqlite_param(&value_at(*a, r, ty)))
-                }
-                _ => stmt.raw_bind_parameter(at, rusqlite::types::Null),
-            };
-            res.map_err(|e| fail(Some(r), e))?;
-        }
-        stmt.raw_execute().map_err(|e| fail(Some(r), e))?;
-    }
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -23,6 +23,7 @@ pub mod runtime;
 pub mod sinks;
 pub mod sources;
 pub mod spec;
+mod tables;
 pub mod text;
 pub mod transforms;
 pub mod types;

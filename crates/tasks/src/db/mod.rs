@@ -646,6 +646,49 @@ pub fn insert_rows(
     }
 }
 
+/// Sends rows already encoded as CSV (`bulk::encode_csv_row`'s form: every
+/// text quoted, NULL an empty field) into `table` (`columns` in their order)
+/// with one PostgreSQL `COPY ... FROM STDIN (FORMAT csv)` in the open
+/// transaction, streaming: `first` is sent, then `more` fills the buffer it
+/// is given with the next rows and returns false when there are no more; the
+/// server stores each part while the next is made. On failure, the error
+/// names the (0-based) row of the COPY, if known.
+pub fn copy_csv_stream(
+    db: &mut Db,
+    table: &str,
+    columns: &[String],
+    first: &[u8],
+    more: &mut dyn FnMut(&mut Vec<u8>) -> bool,
+) -> Result<(), (Option<usize>, String)> {
+    let Db::Pg(client, scrub) = db else {
+        return Err((None, "COPY needs a PostgreSQL connection".into()));
+    };
+    let cols = columns
+        .iter()
+        .map(|c| ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("COPY {} ({cols}) FROM STDIN (FORMAT csv)", ident(table));
+    let mut w = client
+        .copy_in(&sql)
+        .map_err(|e| (None, scrub.clean(&pg::message(&e))))?;
+    let io = |e: std::io::Error| (None, scrub.clean(&pg::io_message(&e)));
+    std::io::Write::write_all(&mut w, first).map_err(io)?;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if !more(&mut buf) {
+            break;
+        }
+        std::io::Write::write_all(&mut w, &buf).map_err(io)?;
+    }
+    w.finish().map_err(|e| {
+        let m = scrub.clean(&pg::message(&e));
+        (copy_row(&m), m)
+    })?;
+    Ok(())
+}
+
 /// The 0-based row of a server's `COPY t, line N` context.
 fn copy_row(msg: &str) -> Option<usize> {
     let i = msg.find("COPY ")?;
