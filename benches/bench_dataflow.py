@@ -302,16 +302,24 @@ def bench_sqlite(a, sales, results):
         file: {sales}
         header: true
 {SALES_COLUMNS}
-      - {{ name: Save, type: table_destination, input: Sales, connection: dw, table: narrow, create: if_missing, truncate: true, columns: {{ id: id, customer: customer }} }}
+      - {{ name: Save, type: table_destination, input: Sales, connection: dw, table: narrow, create: if_missing, truncate: true, columns: {{ id: id, region: null, amount: null, sold_at: null, customer: customer }} }}
 """
     pkg = package(a.work, "sqlite", body)
+    con = sqlite3.connect(os.path.join(a.work, "dw.db"))
+    con.execute("DROP TABLE IF EXISTS narrow")
+    con.commit()
+    con.close()
     walls = []
     for _ in range(a.reps):
         wall, _, _, _ = timed([a.binary, "run", pkg])
         walls.append(wall)
     con = sqlite3.connect(os.path.join(a.work, "dw.db"))
+    # Start from a table of the two columns, even if an older run made it wider.
     count = con.execute("SELECT count(*) FROM narrow").fetchone()[0]
+    width = len(con.execute("SELECT * FROM narrow LIMIT 0").description)
     con.close()
+    if width != 2:
+        raise SystemExit(f"narrow has {width} columns, not 2")
     if count != a.rows:
         raise SystemExit(f"narrow holds {count} rows, not {a.rows}")
     rate = a.rows / median(walls)

@@ -151,6 +151,12 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
         let mut v = Vec::new();
         for c in &conns {
             let mut d = c.open()?;
+            if d.kind() == db::Kind::Sqlite {
+                // The flow's transaction may hold many pages: a larger page
+                // cache on this connection (not a setting of the database)
+                // spares SQLite from writing them out before the commit.
+                let _ = d.batch("PRAGMA cache_size = -131072");
+            }
             d.begin().map_err(|e| {
                 TaskError::new(format!(
                     "cannot begin a transaction on {}: {e}",
