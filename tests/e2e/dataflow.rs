@@ -592,7 +592,26 @@ fn the_run_shows_rows_per_path() {
     sb.write("in/sales.csv", SALES);
     no_panic(sb.cmd(["run", "package.yaml", "--log", "json"]).output())
         .exit(0)
-        .says("path \\\"Sales\\\" -> \\\"Out\\\": 4 row(s)");
+        .says("path \\\"Sales\\\" -> \\\"Out\\\": 4 row(s)")
+        .says("\"event\":\"metrics\"");
+    // The summary shows the figures under the task; the report holds them.
+    let out = no_panic(
+        sb.cmd(["run", "package.yaml", "--report", "report.json"])
+            .output(),
+    )
+    .exit(0);
+    out.says("4 row(s) read")
+        .says("rows: Sales -> Out 4")
+        .says("time: Sales ");
+    let report: serde_json::Value =
+        serde_json::from_str(&sb.read("report.json")).expect("the report is JSON");
+    let m = &report["executables"][0]["metrics"];
+    assert_eq!(m["rows_read"], 4, "{m}");
+    assert_eq!(m["paths"][0]["from"], "Sales", "{m}");
+    assert_eq!(m["paths"][0]["to"], "Out", "{m}");
+    assert_eq!(m["paths"][0]["rows"], 4, "{m}");
+    assert_eq!(m["components"][1]["component"], "Out", "{m}");
+    assert!(m["components"][1]["seconds"].is_number(), "{m}");
 }
 
 // ---- bad flows: exit 5, the line, the component and the column ----

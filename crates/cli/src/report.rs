@@ -158,6 +158,8 @@ struct JsonEvent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     unit: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    metrics: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     elapsed_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     delay_ms: Option<u64>,
@@ -309,6 +311,11 @@ impl Reporter for Console<'_> {
                     j.total = *total;
                     j.unit = Some(unit);
                 }
+                Event::Metrics { node, metrics } => {
+                    j.event = "metrics";
+                    j.path = path(node);
+                    j.metrics = Some(metrics);
+                }
                 Event::Running { node, elapsed } => {
                     j.event = "running";
                     j.path = path(node);
@@ -416,6 +423,8 @@ impl Reporter for Console<'_> {
                     _ => format!("{t} progress {} {done} {unit}", self.path(*node)),
                 }
             }
+            // Shown under the task in the summary.
+            Event::Metrics { .. } => return,
             Event::Running { node, elapsed } => format!(
                 "{t} running  {} ({} so far)",
                 self.path(*node),
@@ -513,6 +522,10 @@ struct SummaryExec<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     ended: Option<checkflow_exec::Tally>,
     error: &'a Option<String>,
+    /// Figures the task reported about its work (a data flow's rows per
+    /// path and time per component).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics: &'a Option<serde_json::Value>,
 }
 
 /// " (2 succeeded, 1 failed)" for an executable that ended more than once.
@@ -552,6 +565,7 @@ impl serde::Serialize for SummaryExecs<'_> {
                 runs: x.runs,
                 ended: Some(x.ended).filter(|t| t.total() > 1),
                 error: &x.error,
+                metrics: &x.metrics,
             }
         }))
     }
@@ -662,6 +676,17 @@ pub fn print_summary(
             s.status.as_str(),
             n.path
         );
+        // A task's figures, as it wrote them for people (`summary`).
+        if let Some(text) = s
+            .metrics
+            .as_ref()
+            .and_then(|m| m.get("summary"))
+            .and_then(|t| t.as_str())
+        {
+            for line in text.lines() {
+                let _ = writeln!(out, "  {:<10} {line}", "");
+            }
+        }
     }
     let c = counts(&r.summary);
     let parts: Vec<String> = [

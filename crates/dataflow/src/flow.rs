@@ -591,12 +591,12 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
         );
     }
     times.sort_by_key(|(i, _)| *i);
-    for (i, t) in times {
+    for (i, t) in &times {
         cx.log(
             LogLevel::Info,
             &format!(
                 "component \"{}\": {:.3}s",
-                spec.comps[i].name,
+                spec.comps[*i].name,
                 t.as_secs_f64()
             ),
         );
@@ -605,6 +605,45 @@ pub fn run(spec: &FlowSpec, cx: &mut dyn RunCx) -> Result<(), TaskError> {
     cx.progress(total, Some(total), "rows");
     let secs = started.elapsed().as_secs_f64();
     cx.log(LogLevel::Info, &format!("data flow finished in {secs:.3}s"));
+    // The same figures for the run's summary, its report and its JSON log.
+    let path_rows: Vec<(String, u64)> = stats
+        .iter()
+        .map(|s| {
+            (
+                format!("{} -> {}", s.from, s.to),
+                s.rows.load(Ordering::Relaxed),
+            )
+        })
+        .collect();
+    let rate = if secs > 0.0 { total as f64 / secs } else { 0.0 };
+    let summary = format!(
+        "{total} row(s) read, {rate:.0} rows/s\nrows: {}\ntime: {}",
+        path_rows
+            .iter()
+            .map(|(p, n)| format!("{p} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        times
+            .iter()
+            .map(|(i, t)| format!("{} {:.3}s", spec.comps[*i].name, t.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    cx.metrics(serde_json::json!({
+        "rows_read": total,
+        "seconds": secs,
+        "rows_per_second": rate.round(),
+        "paths": stats.iter().map(|s| serde_json::json!({
+            "from": s.from,
+            "to": s.to,
+            "rows": s.rows.load(Ordering::Relaxed),
+        })).collect::<Vec<_>>(),
+        "components": times.iter().map(|(i, t)| serde_json::json!({
+            "component": spec.comps[*i].name,
+            "seconds": t.as_secs_f64(),
+        })).collect::<Vec<_>>(),
+        "summary": summary,
+    }));
     Ok(())
 }
 

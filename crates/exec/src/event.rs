@@ -103,6 +103,11 @@ pub enum Event {
         total: Option<u64>,
         unit: String,
     },
+    /// Figures a task reported about its work (`RunCx::metrics`).
+    Metrics {
+        node: NodeId,
+        metrics: serde_json::Value,
+    },
     /// A task is still running (every 10 seconds after its first 10).
     Running { node: NodeId, elapsed: Duration },
     /// A failed attempt will be retried.
@@ -263,6 +268,9 @@ pub struct NodeSummary {
     pub ended: Tally,
     /// Its last error.
     pub error: Option<String>,
+    /// The figures it reported about its work (a data flow's rows per path
+    /// and time per component), if any.
+    pub metrics: Option<serde_json::Value>,
 }
 
 /// How many times an executable ended with each result in one run.

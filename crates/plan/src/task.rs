@@ -123,6 +123,10 @@ pub trait RunCx: Send {
     fn log(&self, level: LogLevel, line: &str);
     /// Reports progress of a long task.
     fn progress(&self, done: u64, total: Option<u64>, unit: &str);
+    /// Figures about the task's work, shown in the run's summary, its
+    /// `--report` and its JSON log (a data flow: rows per path, time per
+    /// component). The last report of a run wins. Outside a run, dropped.
+    fn metrics(&self, _metrics: serde_json::Value) {}
     /// The cancellation token (timeout, Ctrl-C, package failure).
     fn cancel_token(&self) -> &CancelToken;
     /// The package folder.

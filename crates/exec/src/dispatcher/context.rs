@@ -88,6 +88,13 @@ impl RunCx for ThreadCx {
         });
     }
 
+    fn metrics(&self, metrics: serde_json::Value) {
+        let _ = self.tx.send(Msg::Metrics {
+            node: self.node,
+            metrics,
+        });
+    }
+
     fn cancel_token(&self) -> &CancelToken {
         &self.cancel
     }

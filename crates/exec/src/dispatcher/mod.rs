@@ -161,6 +161,8 @@ struct Rt {
     /// An event handler attached to this executable failed while it ran
     /// (on a warning it logged): its result is a failure.
     handler_error: Option<String>,
+    /// The figures it reported last (`RunCx::metrics`).
+    metrics: Option<serde_json::Value>,
 }
 
 enum Work {
@@ -192,6 +194,10 @@ enum Msg {
         done: u64,
         total: Option<u64>,
         unit: String,
+    },
+    Metrics {
+        node: NodeId,
+        metrics: serde_json::Value,
     },
 }
 
@@ -323,6 +329,13 @@ impl Dispatcher<'_> {
                 total,
                 unit,
             }),
+            Msg::Metrics { node, metrics } => {
+                self.reporter.event(&Event::Metrics {
+                    node,
+                    metrics: metrics.clone(),
+                });
+                self.rt[node.index()].metrics = Some(metrics);
+            }
         }
     }
 
@@ -442,6 +455,7 @@ impl Dispatcher<'_> {
                     runs: rt.runs,
                     ended: rt.ended,
                     error: rt.last_error.clone(),
+                    metrics: rt.metrics.clone(),
                 }
             })
             .collect();
