@@ -16,7 +16,7 @@ build_checkflow() {
     echo "== building checkflow (release) in $CARGO_TARGET_DIR: only what changed"
   else
     echo "== building checkflow (release) in $CARGO_TARGET_DIR: a first build takes about"
-    echo "   10 minutes and 1 GB of disk on a busy 2-core machine (cargo shows its progress)"
+    echo "   15 minutes on a 2-core machine, more while other builds run (cargo shows its progress)"
   fi
   cargo build --release --bin checkflow
   bin="$CARGO_TARGET_DIR/release/checkflow"
