@@ -28,6 +28,7 @@ mod restart;
 mod restart_options;
 mod runtime;
 mod soak;
+mod store;
 mod support;
 mod symlinks;
 /// The loopback HTTP and FTP servers of the download tests, shared by

@@ -72,6 +72,22 @@ pub enum Cmd {
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
+    /// Queue a run of a package in a shared store, for `checkflow worker` to run.
+    Submit(SubmitArgs),
+    /// Run queued runs from a shared store, and take over runs whose worker died.
+    Worker(WorkerArgs),
+    /// List the runs queued in a shared store: state, attempts, worker, times, last error.
+    Runs {
+        /// The store (postgres://user@host:port/db).
+        #[arg(long, value_name = "URL")]
+        store: String,
+        /// Only this queue.
+        #[arg(long, value_name = "Q")]
+        queue: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Evaluate one SSIS expression and print its value and type.
     Eval {
         /// The expression, e.g. '(DT_WSTR, 10) 42 + "x"' (it may start with '-').
@@ -90,8 +106,11 @@ pub enum Cmd {
 pub enum CheckpointCmd {
     /// Show a checkpoint: package id, completed executables, variables (sensitive ones masked), configuration.
     Show {
-        /// The checkpoint file.
+        /// The checkpoint file (with --checkpoint-store: the checkpoint's key).
         file: PathBuf,
+        /// Read the checkpoint from this shared store; FILE is then its key.
+        #[arg(long, value_name = "URL")]
+        checkpoint_store: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -150,8 +169,21 @@ pub struct RunOpts {
     #[arg(long, value_enum)]
     pub restart: Option<Restart>,
     /// The checkpoint file (relative to the current folder).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "checkpoint_store")]
     pub checkpoint_file: Option<PathBuf>,
+    /// Keep the checkpoint in a shared store, a PostgreSQL database
+    /// (postgres://user@host:port/db), instead of a file: runs on other
+    /// machines can then restart it. The package's `checkpoint.key` names it.
+    #[arg(long, value_name = "URL")]
+    pub checkpoint_store: Option<String>,
+    /// The checkpoint's name in the store (default: the package's
+    /// `checkpoint.key`, else its id).
+    #[arg(long, value_name = "KEY")]
+    pub checkpoint_key: Option<String>,
+    /// If another run holds the checkpoint's lease in the store, wait for it
+    /// to expire, then take the run over from its records.
+    #[arg(long)]
+    pub takeover: bool,
     /// Run this executable again even though it is recorded, and everything after it. Repeatable.
     #[arg(long, value_name = "PATH")]
     pub rerun: Vec<String>,
@@ -207,4 +239,49 @@ fn at_least_one(s: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(e) => Err(format!("expected a whole number: {e}")),
     }
+}
+
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub run: RunOpts,
+    /// The store that holds the queue and the run's checkpoint.
+    #[arg(long, value_name = "URL")]
+    pub store: String,
+    /// The queue (workers take runs from the queues they are given).
+    #[arg(long, value_name = "Q", default_value = "default")]
+    pub queue: String,
+}
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// The store that holds the queue and the runs' checkpoints.
+    #[arg(long, value_name = "URL")]
+    pub store: String,
+    /// The queue to take runs from.
+    #[arg(long, value_name = "Q", default_value = "default")]
+    pub queue: String,
+    /// How many runs at a time.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = at_least_one)]
+    pub concurrency: usize,
+    /// Stop once every run in the queue has finished (succeeded or failed).
+    #[arg(long)]
+    pub exit_when_done: bool,
+    /// How long this worker's claim on a run lasts without renewal: after
+    /// that (and once the run's own lease has expired), another worker takes
+    /// the run over. At least 1s.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = lease_duration)]
+    pub lease: std::time::Duration,
+    /// Log format of the worker's own lines (each run's lines are passed on as it writes them).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log: LogFormat,
+}
+
+/// `--lease`: a duration of at least one second (`15s`, `2s`, `1m`).
+fn lease_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = checkflow_plan::parse_duration(s)?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err(format!("{s} is shorter than the minimum of 1s"));
+    }
+    Ok(d)
 }

@@ -47,7 +47,14 @@ pub fn main() -> i32 {
         Cmd::Run(a) => ops::run::run(a),
         Cmd::Validate { package } => ops::validate::validate(package),
         Cmd::Plan { run, json } => ops::plan::plan(run, *json),
-        Cmd::Checkpoint(CheckpointCmd::Show { file, json }) => ops::show::show(file, *json),
+        Cmd::Checkpoint(CheckpointCmd::Show {
+            file,
+            checkpoint_store,
+            json,
+        }) => ops::show::show(file, checkpoint_store.as_deref(), *json),
+        Cmd::Submit(a) => ops::queue::submit(a),
+        Cmd::Worker(a) => ops::worker::worker(a),
+        Cmd::Runs { store, queue, json } => ops::queue::runs(store, queue.as_deref(), *json),
         Cmd::Graph { package, format } => ops::graph::graph(package, *format),
         Cmd::Eval { expr, set, json } => ops::eval::eval(expr, set, *json),
     };

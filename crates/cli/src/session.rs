@@ -124,6 +124,10 @@ pub struct Session {
     pub warnings: Vec<String>,
     pub key: Option<journal::Key>,
     pub lock: Option<journal::Lock>,
+    /// The store's lease, when the checkpoint lives in a store.
+    pub lease: Option<checkflow_store::Lease>,
+    /// The frames a restart read from the store.
+    pub stored: Option<checkflow_store::Stored>,
     pub run_id: String,
     /// Transacted executables whose commit happened before the last run
     /// stopped, though no completion was recorded (record them now): their
@@ -195,6 +199,8 @@ pub fn open(opts: &RunOpts, for_run: bool) -> Result<Session, Fail> {
         warnings,
         key: o.key,
         lock: o.lock,
+        lease: o.lease,
+        stored: o.stored,
         run_id,
         committed_tx: o.committed_tx,
     })

@@ -186,6 +186,14 @@ pub enum Record {
 pub trait Recorder {
     /// Writes a batch; returns only when it is durable. An error stops the run.
     fn record(&mut self, batch: Vec<Record>) -> Result<(), RecordError>;
+
+    /// Whether the run may go on writing and starting work: `Err` when it
+    /// lost what makes it the checkpoint's only writer (a shared store's
+    /// lease). Asked before every start and at every turn of the
+    /// dispatcher's loop; an error stops the run as a failed write does.
+    fn hold(&mut self) -> Result<(), RecordError> {
+        Ok(())
+    }
 }
 
 /// Why a batch of records could not be made durable: the run stops, and

@@ -133,7 +133,7 @@ fn renamed_if_ours(file: &File, tmp: &Path, path: &Path) -> io::Result<()> {
 }
 
 /// This machine's name, or "unknown".
-pub(crate) fn hostname() -> String {
+pub fn hostname() -> String {
     #[cfg(unix)]
     {
         let mut buf = [0u8; 256];

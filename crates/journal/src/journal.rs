@@ -133,8 +133,26 @@ impl Journal {
         Journal::resume_on(path, state, key, Box::new(storage))
     }
 
-    /// `append_to` on any storage: checks the key and the length, cuts the torn tail.
-    pub(crate) fn resume_on(
+    /// A new checkpoint on a storage of the caller's (a shared store):
+    /// `install` receives the header frame and must put it in place of
+    /// whatever the checkpoint held, atomically and durably, and return the
+    /// storage the records are then appended to. `name` names the
+    /// checkpoint in errors. The caller holds the checkpoint (a lock or a
+    /// lease of its own).
+    pub fn create_on(
+        name: &Path,
+        header: NewHeader,
+        key: Option<&Key>,
+        install: impl FnOnce(&[u8]) -> Result<Box<dyn Storage>, JournalError>,
+    ) -> Result<Journal, JournalError> {
+        let (bytes, sealer) = header_frame(name, &header, key)?;
+        let storage = install(&bytes)?;
+        Ok(Journal::from_parts(name, storage, sealer, version_byte()))
+    }
+
+    /// `append_to` on any storage, holding the checkpoint `state` was read
+    /// from: checks the key and the length, cuts the torn tail.
+    pub fn resume_on(
         path: &Path,
         state: &ResumeState,
         key: Option<&Key>,
@@ -256,8 +274,9 @@ impl Journal {
     /// The package succeeded: remove the file and make the removal durable.
     pub fn delete(self) -> Result<(), JournalError> {
         let Journal { path, storage, .. } = self;
-        drop(storage);
-        remove_file_durably(&path)
+        storage
+            .remove(&path)
+            .map_err(|e| JournalError::io("delete checkpoint", &path, e))
     }
 }
 

@@ -10,6 +10,9 @@
 //!    it before returning (`frame.rs`, `record.rs`); sensitive values are
 //!    sealed or omitted (`seal.rs`).
 //! 5. `Journal::delete` removes the file when the package succeeds.
+//! 6. `Storage` is where the frames go: a file (`storage.rs`), or a shared
+//!    store's table (`Journal::create_on`, `Journal::resume_on`, and
+//!    `read_bytes` over the frames read back).
 //!
 //! `testing` puts a simulated disk that crashes at the Nth write or sync under
 //! a journal, for crash tests here and in other crates.
@@ -42,6 +45,7 @@ mod tests;
 
 pub use entry::{Entry, NewHeader, RecordedOutcome, StoredValue};
 pub use error::JournalError;
+pub use fsutil::hostname;
 pub use journal::{Journal, delete};
 pub use lock::{Lock, lock};
 pub use reader::{is_checkpoint, read, read_bytes};
@@ -49,6 +53,7 @@ pub use seal::{KEY_ENV, Key};
 pub use state::{
     CompletedEntry, HeaderInfo, Restored, ResumeState, RunInfo, TxIntent, is_at_or_below,
 };
+pub use storage::Storage;
 
 /// The format this build writes, and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;

@@ -1,14 +1,21 @@
-//! `Storage`: the few operations the journal performs on its open file, so
-//! tests can put a disk that "crashes" underneath (`crash.rs`).
+//! `Storage`: the few operations the journal performs on where its frames
+//! live: a file here (`FileStorage`), a table in a shared database for the
+//! store (the `checkflow-store` crate), or a disk that "crashes" in tests
+//! (`crash.rs`). The frames, their checks and the reader are the same for all.
 
 use std::fs::File;
 use std::io;
+use std::path::Path;
 
 /// Where a journal's bytes go. Writes are appends at the end of the frames.
-pub(crate) trait Storage: Send {
-    /// Appends `buf` at the end of the frames.
+///
+/// The journal calls `write_all` with exactly one whole frame, then `sync`:
+/// a storage that writes records transactionally may keep the frame until
+/// `sync` and write it there, all or nothing.
+pub trait Storage: Send {
+    /// Appends `buf` (one whole frame) at the end of the frames.
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
-    /// Makes every byte written so far durable (`fdatasync`).
+    /// Makes every byte written so far durable (`fdatasync`, or a commit).
     fn sync(&mut self) -> io::Result<()>;
     /// Cuts the file to `len` bytes and makes the new length durable.
     fn truncate(&mut self, len: u64) -> io::Result<()>;
@@ -17,6 +24,9 @@ pub(crate) trait Storage: Send {
     /// The frames end at `len` and every byte after it is zero (the reader
     /// checked): the next append goes there, over the zeros.
     fn continue_at(&mut self, len: u64);
+    /// The package succeeded: removes every frame, durably. `name` is the
+    /// checkpoint's name (a file's path).
+    fn remove(self: Box<Self>, name: &Path) -> io::Result<()>;
 }
 
 /// The smallest and largest run of zeros written ahead of the frames.
@@ -118,5 +128,11 @@ impl Storage for FileStorage {
 
     fn continue_at(&mut self, len: u64) {
         self.end = len;
+    }
+
+    fn remove(self: Box<Self>, name: &Path) -> io::Result<()> {
+        drop(self);
+        std::fs::remove_file(name)?;
+        crate::fsutil::sync_dir(&crate::fsutil::parent_dir(name))
     }
 }

@@ -332,6 +332,14 @@ impl Storage for CrashStorage {
         d.data.truncate(len);
         d.synced = d.synced.min(len);
     }
+
+    fn remove(self: Box<Self>, _name: &Path) -> io::Result<()> {
+        let mut d = self.disk();
+        CrashStorage::begin(&mut d).map_err(|_| d.failure())?;
+        d.data.clear();
+        d.synced = 0;
+        Ok(())
+    }
 }
 
 /// `Journal::create` over `storage` instead of a file: the header frame is

@@ -41,6 +41,9 @@ pub struct PackageDef {
     /// Connections by name.
     #[serde(default)]
     pub connections: BTreeMap<String, Spanned<ConnectionDef>>,
+    /// How a worker restarts a run that failed with a restart point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<Spanned<RestartDef>>,
     /// The package's executables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<Spanned<Box<TaskDef>>>,
@@ -104,6 +107,36 @@ pub struct CheckpointDef {
     /// SaveCheckpoints.
     #[serde(default)]
     pub save: Option<bool>,
+    /// A `postgres` connection whose database is a shared checkpoint store
+    /// (instead of `file` / `file_expr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<Spanned<String>>,
+    /// The checkpoint's name in the store (default: the package id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Spanned<String>>,
+    /// An expression giving the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_expr: Option<Spanned<String>>,
+    /// How long a run holds the store's lease on the key without renewing it
+    /// (e.g. `15s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Spanned<String>>,
+}
+
+/// `restart:` on the package: how a worker restarts a run that failed with a
+/// restart point.
+#[derive(Debug, Deserialize, Serialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RestartDef {
+    /// How many times the run is queued again at most.
+    #[serde(default)]
+    pub attempts: Option<Spanned<i64>>,
+    /// How long after the failure (e.g. `1m`).
+    #[serde(default)]
+    pub delay: Option<Spanned<String>>,
+    /// The delay is multiplied by this for every restart before.
+    #[serde(default)]
+    pub backoff: Option<Spanned<f64>>,
 }
 
 /// CheckpointUsage.

@@ -79,6 +79,7 @@ pub fn validate_with(
     v.declare_variables();
     v.check_connections();
     let checkpoint = v.checkpoint_settings();
+    let restart = v.restart_settings();
     // Nodes are large: growing the vector by doubling would copy them all again.
     let count = 1 + count_defs(&pkg.def.tasks);
     v.nodes.reserve_exact(count);
@@ -101,6 +102,7 @@ pub fn validate_with(
             dir: pkg.dir.clone(),
             checkpoint,
             max_concurrent,
+            restart,
         },
         vars: v.vars,
         nodes: v.nodes,
@@ -422,6 +424,9 @@ impl<'a> Validator<'a> {
                 file: None,
                 usage: Default::default(),
                 save: false,
+                store: None,
+                key: None,
+                lease: None,
             };
         };
         let cp = &c.value;
@@ -464,14 +469,140 @@ impl<'a> Validator<'a> {
         let save = cp.save.unwrap_or(false);
         if cp.file.is_none()
             && cp.file_expr.is_none()
+            && cp.store.is_none()
             && (save || usage != checkflow_model::Usage::Never)
         {
             self.err(
                 pos_of(c),
-                "checkpoint: `save` or `usage` needs `file` or `file_expr`",
+                "checkpoint: `save` or `usage` needs `file`, `file_expr` or `store`",
             );
         }
-        CheckpointSettings { file, usage, save }
+        let store = cp.store.as_ref().map(|st| {
+            if let Some(f) = cp.file.as_ref().or(cp.file_expr.as_ref()) {
+                self.err(
+                    pos_of(f),
+                    "checkpoint: give `store` or `file` / `file_expr`, not both (a checkpoint lives in one place)",
+                );
+            }
+            match self.def.connections.get(&st.value) {
+                None => self.err(
+                    pos_of(st),
+                    format!(
+                        "checkpoint store: no connection named \"{}\" (expected the name of a postgres connection under `connections:`)",
+                        st.value
+                    ),
+                ),
+                Some(conn) if conn.value.kind.value != "postgres" => self.err(
+                    pos_of(st),
+                    format!(
+                        "checkpoint store: connection \"{}\" is {}, but a shared store is a postgres database",
+                        st.value, conn.value.kind.value
+                    ),
+                ),
+                Some(_) => {}
+            }
+            st.value.clone()
+        });
+        let key = match (&cp.key, &cp.key_expr) {
+            (Some(_), Some(e)) => {
+                self.err(pos_of(e), "checkpoint: give `key` or `key_expr`, not both");
+                None
+            }
+            (Some(k), None) => {
+                if k.value.trim().is_empty() {
+                    self.err(
+                        pos_of(k),
+                        "checkpoint key: empty (leave it out to use the package id)",
+                    );
+                }
+                Some(CheckpointFile::Literal(k.value.clone()))
+            }
+            (None, Some(e)) => {
+                let comp = self.compile_at(e, false, "checkpoint key_expr");
+                if let Some(c) = &comp
+                    && !matches!(
+                        c.result_type(),
+                        DataType::WStr { .. } | DataType::Str { .. }
+                    )
+                {
+                    self.err(
+                        pos_of(e),
+                        format!(
+                            "checkpoint key_expr must give a string, it gives {}",
+                            c.result_type().ssis_name()
+                        ),
+                    );
+                }
+                comp.map(CheckpointFile::Expr)
+            }
+            (None, None) => None,
+        };
+        let lease = cp.lease.as_ref().and_then(|l| match parse_duration(&l.value) {
+            Ok(d) if d < Duration::from_secs(1) => {
+                self.err(
+                    pos_of(l),
+                    format!(
+                        "checkpoint lease: {} is shorter than the minimum of 1s (the holder renews it every third of the lease, which must leave time for a round trip to the database)",
+                        l.value
+                    ),
+                );
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.err(pos_of(l), format!("checkpoint lease: {e}"));
+                None
+            }
+        });
+        CheckpointSettings {
+            file,
+            usage,
+            save,
+            store,
+            key,
+            lease,
+        }
+    }
+
+    fn restart_settings(&mut self) -> RestartSettings {
+        let Some(r) = &self.def.restart else {
+            return RestartSettings::default();
+        };
+        let r = &r.value;
+        let attempts = match &r.attempts {
+            Some(a) if !(0..=1000).contains(&a.value) => {
+                self.err(
+                    pos_of(a),
+                    format!("restart attempts: {} is not between 0 and 1000", a.value),
+                );
+                0
+            }
+            Some(a) => a.value as u32,
+            None => 1,
+        };
+        let delay = match &r.delay {
+            Some(d) => match parse_duration(&d.value) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.err(pos_of(d), format!("restart delay: {e}"));
+                    Duration::ZERO
+                }
+            },
+            None => Duration::ZERO,
+        };
+        let backoff = match &r.backoff {
+            Some(b) if !(b.value >= 1.0 && b.value <= 100.0) => {
+                self.err(pos_of(b), format!("restart backoff: {} is not between 1 and 100 (the delay is multiplied by it for every restart)", b.value));
+                1.0
+            }
+            Some(b) => b.value,
+            None => 1.0,
+        };
+        RestartSettings {
+            attempts,
+            delay,
+            backoff,
+        }
     }
 
     fn build_root(&mut self) {

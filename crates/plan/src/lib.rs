@@ -29,7 +29,7 @@ pub use failpoint::failpoint;
 pub use fingerprint::FingerprintsAhead;
 pub use node::{
     CheckpointFile, CheckpointSettings, Constraint, Enumerator, HandlerEvent, Handlers, LoopExprs,
-    Node, NodeId, NodeKind, PackageInfo,
+    Node, NodeId, NodeKind, PackageInfo, RestartSettings,
 };
 pub use procs::{ProcessScope, TAG_ENV};
 pub use task::{

@@ -36,6 +36,23 @@ pub struct CheckpointSettings {
     pub usage: Usage,
     /// SaveCheckpoints.
     pub save: bool,
+    /// The `postgres` connection whose database is the shared store.
+    pub store: Option<String>,
+    /// The checkpoint's name in a store (default: the package id).
+    pub key: Option<CheckpointFile>,
+    /// How long a run holds the store's lease without renewing it.
+    pub lease: Option<Duration>,
+}
+
+/// `restart:`: how a worker restarts a run that failed with a restart point.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RestartSettings {
+    /// How many times the run is queued again at most (0: never).
+    pub attempts: u32,
+    /// After how long.
+    pub delay: Duration,
+    /// The delay is multiplied by this for every restart before.
+    pub backoff: f64,
 }
 
 /// Package-level facts.
@@ -53,6 +70,8 @@ pub struct PackageInfo {
     pub checkpoint: CheckpointSettings,
     /// MaxConcurrentExecutables.
     pub max_concurrent: usize,
+    /// How a worker restarts a run that failed with a restart point.
+    pub restart: RestartSettings,
 }
 
 /// An incoming precedence constraint.

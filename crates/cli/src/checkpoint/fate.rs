@@ -25,6 +25,7 @@ pub(crate) fn settle(
     state: &Option<journal::ResumeState>,
     checkpoint: &CheckpointPlan,
     lock: &Option<journal::Lock>,
+    lease: &Option<checkflow_store::Lease>,
     finished_child: bool,
 ) -> Fate {
     // The rules: docs/semantics.md §5.4.
@@ -45,6 +46,7 @@ pub(crate) fn settle(
     // goes unless it is kept. A restart that did not write (`save: false`)
     // leaves the file it read as it was, except that a success deletes it,
     // as any success does (a failure keeps it: its restart points still hold).
+    let shown = checkpoint.shown().unwrap_or_default();
     let removed = match (journal, &state, &checkpoint.path, &lock) {
         (Some(j), ..) if keep => {
             kept = true;
@@ -72,6 +74,21 @@ pub(crate) fn settle(
             kept = true;
             None
         }
+        (None, Some(_), None, None) => match lease {
+            Some(l) if result.outcome == PackageOutcome::Success => Some((
+                l.remove().map_err(|e| journal::JournalError::Io {
+                    action: "delete checkpoint",
+                    path: shown.clone().into(),
+                    source: std::io::Error::other(e.to_string()),
+                }),
+                shown.clone().into(),
+            )),
+            Some(_) => {
+                kept = true;
+                None
+            }
+            None => None,
+        },
         _ => None,
     };
     match removed {
@@ -89,7 +106,8 @@ pub(crate) fn settle(
         }
         Some((Err(e), path)) => {
             warning = Some(crate::session::failed_to(&e));
-            kept = path.exists();
+            // A store's rows stay when their removal failed.
+            kept = checkpoint.store.is_some() || path.exists();
         }
         None => {}
     }

@@ -11,6 +11,8 @@
 //! 3. [`fate`]: when the run ends, the file is kept or deleted, and the line
 //!    that says which and why.
 //!
+//! [`store`]: the same checkpoint kept in a shared store under a lease.
+//!
 //! A child package run by a parent's task keeps a checkpoint of its own per
 //! task, iteration and parent execution ([`child`]).
 
@@ -20,6 +22,7 @@ pub(crate) mod open;
 pub(crate) mod prefetch;
 pub(crate) mod record;
 pub(crate) mod restore;
+pub(crate) mod store;
 
 use checkflow_model::Usage;
 use std::path::PathBuf;
@@ -27,7 +30,21 @@ use std::path::PathBuf;
 /// The effective checkpoint settings.
 #[derive(Clone, Debug)]
 pub struct CheckpointPlan {
+    /// The checkpoint file (`None` when it lives in a store).
     pub path: Option<PathBuf>,
     pub usage: Usage,
     pub save: bool,
+    /// The store and key, when the checkpoint lives in a shared store.
+    pub store: Option<store::StoreTarget>,
+}
+
+impl CheckpointPlan {
+    /// The checkpoint as messages name it: the file's path, or the key and
+    /// the store.
+    pub fn shown(&self) -> Option<String> {
+        match &self.store {
+            Some(t) => Some(t.shown()),
+            None => self.path.as_ref().map(|p| p.display().to_string()),
+        }
+    }
 }

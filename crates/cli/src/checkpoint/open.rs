@@ -5,6 +5,7 @@
 use super::CheckpointPlan;
 use super::child::{child_checkpoint_path, remove_stale_child_checkpoints};
 use super::prefetch::Prefetch;
+use super::store::{self as cstore, StoreTarget};
 use crate::args::RunOpts;
 use crate::config::{ConfigValue, effective_settings};
 use crate::exit;
@@ -28,6 +29,10 @@ pub(crate) struct Opened {
     pub initial: Vec<VarValue>,
     pub key: Option<journal::Key>,
     pub lock: Option<journal::Lock>,
+    /// The store's lease on the key, for a run whose checkpoint is in a store.
+    pub lease: Option<checkflow_store::Lease>,
+    /// The frames read from the store (a restart continues after them).
+    pub stored: Option<checkflow_store::Stored>,
     /// Transacted executables whose commit happened before the last run
     /// stopped, though no completion was recorded (record them now): their
     /// paths, and the variables their intent carried (now in `initial`).
@@ -42,7 +47,7 @@ pub(crate) fn open(
     plan: &Plan,
     opts: &RunOpts,
     given: BTreeMap<String, ConfigValue>,
-    mut initial: Vec<VarValue>,
+    initial: Vec<VarValue>,
     run_id: &str,
     start_time: jiff::civil::DateTime,
     mut prefetch: Option<Prefetch>,
@@ -87,7 +92,10 @@ pub(crate) fn open(
         (Some(key), Some(p)) => Some(child_checkpoint_path(&p, key)),
         (_, p) => p,
     };
-    if path.is_none() && (save || usage != Usage::Never) {
+    // A store replaces the file (the command line's store, the package's file too).
+    let store = cstore::target(plan, opts, &initial, start_time)?;
+    let path = if store.is_some() { None } else { path };
+    if path.is_none() && store.is_none() && (save || usage != Usage::Never) {
         return Err(Fail::new(
             exit::FAILURE,
             "checkpoints are on, but no checkpoint file is set (checkpoint.file in the package, or --checkpoint-file)",
@@ -97,6 +105,7 @@ pub(crate) fn open(
         path: path.clone(),
         usage,
         save,
+        store,
     };
     let key = journal::Key::from_env();
     if save && key.is_none() {
@@ -116,6 +125,23 @@ pub(crate) fn open(
         }
     }
 
+    if let Some(target) = &checkpoint.store {
+        let (state, lease, stored) = read_store(
+            target,
+            plan,
+            usage,
+            save,
+            run_id,
+            opts,
+            for_run,
+            key.as_ref(),
+        )?;
+        crate::timing::phase("settings, lease and read", t);
+        return finish(
+            plan, opts, checkpoint, state, given, initial, run_id, start_time, warnings, key, None,
+            lease, stored,
+        );
+    }
     // Anything at the name counts, a link included (even one to nothing):
     // reading it then refuses it and says why, rather than starting over.
     let exists = path
@@ -175,13 +201,100 @@ pub(crate) fn open(
         }
     };
 
+    finish(
+        plan, opts, checkpoint, state, given, initial, run_id, start_time, warnings, key, lock,
+        None, None,
+    )
+}
+
+/// What reading a store gives: the state, the lease (for a run), the frames.
+type StoreRead = (
+    Option<journal::ResumeState>,
+    Option<checkflow_store::Lease>,
+    Option<checkflow_store::Stored>,
+);
+
+/// Reads a checkpoint kept in a store: under the key's lease for a run that
+/// reads or writes it, else (`plan`) without one.
+#[allow(clippy::too_many_arguments)]
+fn read_store(
+    t: &StoreTarget,
+    plan: &Plan,
+    usage: Usage,
+    save: bool,
+    run_id: &str,
+    opts: &RunOpts,
+    for_run: bool,
+    key: Option<&journal::Key>,
+) -> Result<StoreRead, Fail> {
+    let mut lease = None;
+    let stored = if for_run && (save || usage != Usage::Never) {
+        let mut l = cstore::take_lease(t, plan, run_id, opts.takeover)?;
+        let s = if usage == Usage::Never {
+            None
+        } else {
+            l.read().map_err(|e| Fail::chain(exit::FAILURE, &e))?
+        };
+        lease = Some(l);
+        s
+    } else if usage != Usage::Never {
+        let mut s = cstore::connect(t)?;
+        checkflow_store::read(&mut s, &t.key).map_err(|e| Fail::chain(exit::FAILURE, &e))?
+    } else {
+        None
+    };
+    let state = match (usage, &stored) {
+        (Usage::Never, _) | (Usage::IfExists, None) => None,
+        (Usage::Always, None) => {
+            return Err(Fail::new(
+                exit::FAILURE,
+                format!(
+                    "checkpoint {} does not exist, and CheckpointUsage is always (use --restart if_possible to start without one)",
+                    t.shown()
+                ),
+            ));
+        }
+        (_, Some(s)) => Some(
+            journal::read_bytes(std::path::Path::new(&t.shown()), &s.bytes, key)
+                .map_err(|e| Fail::chain(exit::FAILURE, &e))?,
+        ),
+    };
+    Ok((state, lease, stored))
+}
+
+/// What every checkpoint, in a file or a store, does once read: the
+/// package id check and the restore, or a start from the beginning.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    plan: &Plan,
+    opts: &RunOpts,
+    checkpoint: CheckpointPlan,
+    state: Option<journal::ResumeState>,
+    given: BTreeMap<String, ConfigValue>,
+    mut initial: Vec<VarValue>,
+    run_id: &str,
+    start_time: jiff::civil::DateTime,
+    warnings: &mut Vec<String>,
+    key: Option<journal::Key>,
+    lock: Option<journal::Lock>,
+    lease: Option<checkflow_store::Lease>,
+    stored: Option<checkflow_store::Stored>,
+) -> Result<Opened, Fail> {
     let mut config = given.clone();
     let mut committed_tx = Vec::new();
     check_rerun(plan, &opts.rerun)?;
     let mut res;
     if let Some(st) = &state {
         let r = super::restore::restore(
-            plan, opts, st, &path, &given, save, run_id, start_time, warnings,
+            plan,
+            opts,
+            st,
+            &checkpoint.shown().unwrap_or_default(),
+            &given,
+            checkpoint.save,
+            run_id,
+            start_time,
+            warnings,
         )?;
         config = r.config;
         initial = r.initial;
@@ -193,10 +306,17 @@ pub(crate) fn open(
     }
     res.owner = serde_json::json!([
         plan.package.id.to_lowercase(),
-        checkpoint.path.as_ref().map(|p| std::path::absolute(p)
-            .unwrap_or_else(|_| p.clone())
-            .display()
-            .to_string())
+        match &checkpoint.store {
+            Some(t) => Some(format!(
+                "store {} {}",
+                checkflow_store::redact(&t.url),
+                t.key
+            )),
+            None => checkpoint.path.as_ref().map(|p| std::path::absolute(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string()),
+        }
     ])
     .to_string();
     if let Some(key) = &opts.child_of {
@@ -213,6 +333,8 @@ pub(crate) fn open(
         initial,
         key,
         lock,
+        lease,
+        stored,
         committed_tx,
     })
 }

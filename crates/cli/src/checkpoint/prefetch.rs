@@ -39,6 +39,10 @@ impl Prefetch {
     ) -> Option<Prefetch> {
         // The settings as validation will make them (same defaults).
         let c = def.checkpoint.as_ref();
+        // A checkpoint in a store is read under its lease, not ahead.
+        if opts.checkpoint_store.is_some() || c.is_some_and(|c| c.value.store.is_some()) {
+            return None;
+        }
         let usage = c.and_then(|c| c.value.usage).unwrap_or_default();
         if effective_settings(usage, false, opts).0 == Usage::Never {
             return None;

@@ -16,6 +16,9 @@ use std::collections::BTreeMap;
 pub(crate) struct JournalRecorder<'p> {
     pub(crate) journal: journal::Journal,
     pub(crate) plan: &'p Plan,
+    /// The store's lease, for a checkpoint kept in a store: the run goes on
+    /// only while it holds it.
+    pub(crate) lease: Option<checkflow_store::LeaseGuard>,
 }
 
 fn var_map(plan: &Plan, vars: Vec<(u32, VarValue)>) -> BTreeMap<String, journal::StoredValue> {
@@ -112,6 +115,15 @@ impl Recorder for JournalRecorder<'_> {
         discard_files(discard);
         Ok(())
     }
+
+    fn hold(&mut self) -> Result<(), RecordError> {
+        match &self.lease {
+            Some(l) => l
+                .check()
+                .map_err(|e| RecordError::caused_by(crate::session::failed_to(&e), e)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The recorder of a run without a checkpoint: nothing is written, and the
@@ -151,6 +163,35 @@ pub(crate) type CreateJournal<'a> = &'a dyn Fn(
     &journal::Lock,
 ) -> Result<journal::Journal, journal::JournalError>;
 
+/// Where a run that saves writes its checkpoint, and what makes it the
+/// only writer: a file under its lock, or a store's key under its lease
+/// (with the frames a restart read).
+pub(crate) enum At<'a> {
+    File(&'a journal::Lock),
+    Store(&'a checkflow_store::Lease, &'a checkflow_store::Stored),
+}
+
+impl<'a> At<'a> {
+    /// The place of a session's checkpoint; `None` when the run does not save.
+    pub(crate) fn of(
+        lock: &'a Option<journal::Lock>,
+        lease: &'a Option<checkflow_store::Lease>,
+        stored: &'a Option<checkflow_store::Stored>,
+    ) -> Option<At<'a>> {
+        static EMPTY: std::sync::OnceLock<checkflow_store::Stored> = std::sync::OnceLock::new();
+        match (lease, lock) {
+            (Some(l), _) => Some(At::Store(
+                l,
+                stored
+                    .as_ref()
+                    .unwrap_or_else(|| EMPTY.get_or_init(Default::default)),
+            )),
+            (None, Some(k)) => Some(At::File(k)),
+            (None, None) => None,
+        }
+    }
+}
+
 /// The journal a run writes, if it saves checkpoints: the file a restart
 /// read, opened for appending (first the commits its probes found made, and
 /// what `--rerun` forgets), or a new one made with `create`; then the run's
@@ -161,7 +202,7 @@ pub(crate) fn start_journal(
     checkpoint: &CheckpointPlan,
     state: &Option<journal::ResumeState>,
     key: &Option<journal::Key>,
-    lock: &Option<journal::Lock>,
+    at: Option<At<'_>>,
     committed_tx: &[(String, Vec<u32>)],
     resume: &Resume,
     config: &BTreeMap<String, ConfigValue>,
@@ -172,12 +213,27 @@ pub(crate) fn start_journal(
     if !checkpoint.save {
         return Ok(None);
     }
-    let path = checkpoint.path.as_ref().expect("save implies a path");
-    let lock = lock.as_ref().expect("save implies the lock");
+    let at = at.expect("a run that saves holds its checkpoint's lock or lease");
+    let shown = checkpoint.shown().unwrap_or_default();
+    let name = std::path::Path::new(&shown);
     let j = match &state {
         Some(st) => {
-            let mut j = journal::Journal::append_to(path, st, key.as_ref(), lock)
-                .map_err(|e| Fail::chain(exit::FAILURE, &e))?;
+            let mut j = match at {
+                At::File(lock) => {
+                    let path = checkpoint
+                        .path
+                        .as_ref()
+                        .expect("a file checkpoint has a path");
+                    journal::Journal::append_to(path, st, key.as_ref(), lock)
+                }
+                At::Store(lease, stored) => journal::Journal::resume_on(
+                    name,
+                    st,
+                    key.as_ref(),
+                    Box::new(lease.resume(stored)),
+                ),
+            }
+            .map_err(|e| Fail::chain(exit::FAILURE, &e))?;
             // Commits found by the restart's probes: record them as completed.
             // With the variables their intents carried, as restored.
             let done: Vec<journal::Entry> = committed_tx
@@ -235,8 +291,28 @@ pub(crate) fn start_journal(
                     })
                     .collect(),
             };
-            let j = create(path, header, key.as_ref(), lock)
-                .map_err(|e| Fail::chain(exit::FAILURE, &e))?;
+            let j = match at {
+                At::File(lock) => {
+                    let path = checkpoint
+                        .path
+                        .as_ref()
+                        .expect("a file checkpoint has a path");
+                    create(path, header, key.as_ref(), lock)
+                }
+                At::Store(lease, _) => {
+                    journal::Journal::create_on(name, header, key.as_ref(), |bytes| {
+                        lease
+                            .create(bytes)
+                            .map(|f| Box::new(f) as Box<dyn journal::Storage>)
+                            .map_err(|e| journal::JournalError::Io {
+                                action: "create checkpoint",
+                                path: name.to_path_buf(),
+                                source: std::io::Error::other(e.to_string()),
+                            })
+                    })
+                }
+            }
+            .map_err(|e| Fail::chain(exit::FAILURE, &e))?;
             // The file exists and holds no run record yet: a crash or a
             // failed write here leaves a checkpoint with its header only
             // (docs/design/commit-protocols.md §3, "Which execution").
@@ -244,8 +320,7 @@ pub(crate) fn start_journal(
                 return Err(Fail::new(
                     exit::FAILURE,
                     format!(
-                        "failed to write checkpoint {}: simulated write failure (CHECKFLOW_TEST_FAILPOINT)",
-                        path.display()
+                        "failed to write checkpoint {shown}: simulated write failure (CHECKFLOW_TEST_FAILPOINT)"
                     ),
                 ));
             }

@@ -10,7 +10,6 @@ use checkflow_exec::{ChangedPolicy, Outcome, Recorded, Resume, resume};
 use checkflow_journal as journal;
 use checkflow_plan::{Plan, VarValue};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 /// What a restart starts with.
 pub(crate) struct Restart {
@@ -25,7 +24,7 @@ pub(crate) struct Restart {
     pub resume: Resume,
 }
 
-/// Turns the checkpoint read, `st` (of the file at `path`), into the run's
+/// Turns the checkpoint read, `st` (named `name` in messages), into the run's
 /// starting point; `given` is the configuration given now, `saves` whether
 /// this run appends to the file (its run record first, before anything runs).
 #[allow(clippy::too_many_arguments)]
@@ -33,7 +32,7 @@ pub(crate) fn restore(
     plan: &Plan,
     opts: &RunOpts,
     st: &journal::ResumeState,
-    path: &Option<PathBuf>,
+    name: &str,
     given: &BTreeMap<String, ConfigValue>,
     saves: bool,
     run_id: &str,
@@ -44,13 +43,12 @@ pub(crate) fn restore(
     let mut initial;
     let mut committed_tx = Vec::new();
     let t = crate::timing::start();
-    let p = path.as_ref().expect("state implies a path");
     if st.header.package_id.to_lowercase() != plan.package.id.to_lowercase() {
         return Err(Fail::new(
             exit::FAILURE,
             format!(
                 "checkpoint {} belongs to package id {}, but {} has id {}; nothing ran and the file is untouched (delete it, or use --restart deny, to start over)",
-                p.display(),
+                name,
                 st.header.package_id,
                 plan.package.file.display(),
                 plan.package.id
@@ -60,7 +58,7 @@ pub(crate) fn restore(
     if st.torn_tail_bytes > 0 {
         warnings.push(format!(
             "checkpoint {}: dropped a record torn by a crash at its end ({} bytes); restarting from the records before it",
-            p.display(),
+            name,
             st.torn_tail_bytes
         ));
     }
@@ -87,7 +85,7 @@ pub(crate) fn restore(
                         exit::FAILURE,
                         format!(
                             "checkpoint {} holds sensitive configuration {name} that cannot be read ({}); give it again (--set {name}=VALUE, --config, or its environment variable) or set CHECKFLOW_KEY",
-                            p.display(),
+                            name,
                             sealed_why(v, st)
                         ),
                     ));
@@ -128,7 +126,7 @@ pub(crate) fn restore(
                 exit::FAILURE,
                 format!(
                     "resume child checkpoint {}: it was started with other bound values: {}; nothing ran and the file is untouched (delete it to start the child over)",
-                    p.display(),
+                    name,
                     differ.join(", ")
                 ),
             ));
@@ -170,7 +168,7 @@ pub(crate) fn restore(
                     exit::FAILURE,
                     format!(
                         "checkpoint {} holds sensitive variable {name}, which a task changed and which cannot be read ({}); set CHECKFLOW_KEY to the key the checkpoint was written with, or start over with --restart deny",
-                        p.display(),
+                        name,
                         sealed_why(v, st)
                     ),
                 ));
@@ -195,7 +193,7 @@ pub(crate) fn restore(
             .collect(),
         iterations: st.iterations.clone(),
         record_counts: st.record_counts.clone(),
-        checkpoint_id: Some(checkpoint_identity(st, p, saves, run_id)),
+        checkpoint_id: Some(checkpoint_identity(st, name, saves, run_id)),
     };
     // A commit found made brings the variables its completion would
     // have recorded; its intent is the last record the run wrote (nothing
@@ -251,16 +249,11 @@ pub(crate) fn restore(
 /// and ran the child again whole (docs/design/commit-protocols.md §4). A run
 /// that does not save writes no record and names the file by its creation,
 /// as every such run does.
-fn checkpoint_identity(
-    st: &journal::ResumeState,
-    p: &std::path::Path,
-    saves: bool,
-    run_id: &str,
-) -> String {
+fn checkpoint_identity(st: &journal::ResumeState, name: &str, saves: bool, run_id: &str) -> String {
     match st.run_history.first() {
         Some(first) => first.run_id.clone(),
         None if saves => run_id.to_string(),
-        None => format!("{} {}", st.header.created_at, p.display()),
+        None => format!("{} {name}", st.header.created_at),
     }
 }
 

@@ -16,9 +16,11 @@ pub mod eval;
 pub mod graph;
 pub mod new;
 pub mod plan;
+pub mod queue;
 pub mod run;
 pub mod show;
 pub mod validate;
+pub mod worker;
 
 use crate::exit;
 use crate::session::Fail;

@@ -50,7 +50,9 @@ pub fn plan(opts: &RunOpts, as_json: bool) -> Result<i32, Fail> {
             "package": plan.package.name,
             "package_id": plan.package.id,
             "checkpoint": {"file": ck.path.as_ref().map(|p| p.display().to_string()), "usage": usage, "save": ck.save,
-                           "exists": ck.path.as_ref().is_some_and(|p| p.exists()), "restart": s.state.is_some()},
+                           "store": ck.store.as_ref().map(|t| json!({"url": checkflow_store::redact(&t.url), "key": t.key})),
+                           "exists": ck.path.as_ref().is_some_and(|p| p.exists()) || (ck.store.is_some() && s.state.is_some()),
+                           "restart": s.state.is_some()},
             "warnings": s.warnings,
             "executables": execs,
             "handlers": handlers(plan)
@@ -66,14 +68,13 @@ pub fn plan(opts: &RunOpts, as_json: bool) -> Result<i32, Fail> {
         emit(&o)?;
         return Ok(exit::SUCCESS);
     }
-    match (&ck.path, &s.state) {
+    match (ck.shown(), &s.state) {
         (Some(p), Some(_)) => {
-            outln!(o, "restart from checkpoint {} (usage {usage})", p.display())
+            outln!(o, "restart from checkpoint {p} (usage {usage})")
         }
         (Some(p), None) => outln!(
             o,
-            "run from the beginning (checkpoint {}: usage {usage}, save {})",
-            p.display(),
+            "run from the beginning (checkpoint {p}: usage {usage}, save {})",
             ck.save
         ),
         (None, _) => outln!(o, "run from the beginning (no checkpoint)"),

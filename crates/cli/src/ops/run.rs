@@ -48,6 +48,8 @@ pub(crate) fn run_with(args: &RunArgs, create: record::CreateJournal<'_>) -> Res
         warnings,
         key,
         lock,
+        lease,
+        stored,
         run_id,
         committed_tx,
     } = s;
@@ -55,14 +57,14 @@ pub(crate) fn run_with(args: &RunArgs, create: record::CreateJournal<'_>) -> Res
     for w in &warnings {
         console.note("warning", w);
     }
-    let ckpt_display = checkpoint.path.as_ref().map(|p| p.display().to_string());
+    let ckpt_display = checkpoint.shown();
 
     let mut journal = record::start_journal(
         &plan,
         &checkpoint,
         &state,
         &key,
-        &lock,
+        record::At::of(&lock, &lease, &stored),
         &committed_tx,
         &resume,
         &config,
@@ -93,6 +95,7 @@ pub(crate) fn run_with(args: &RunArgs, create: record::CreateJournal<'_>) -> Res
             let mut rec = record::JournalRecorder {
                 journal: j,
                 plan: &plan,
+                lease: lease.as_ref().map(|l| l.guard()),
             };
             let r = checkflow_exec::run(&plan, opts, &mut rec, &mut console);
             journal = Some(rec.journal);
@@ -114,12 +117,26 @@ pub(crate) fn run_with(args: &RunArgs, create: record::CreateJournal<'_>) -> Res
         &state,
         &checkpoint,
         &lock,
+        &lease,
         args.run.keep_finished,
     );
     if let Some(w) = warning {
         console.note("warning", &w);
     }
     drop(lock);
+    if let Some(mut l) = lease {
+        // A run fenced off by another holder says who took the key over.
+        if let Some(why) = l.why_lost() {
+            console.note(
+                "error",
+                &format!(
+                    "lost the lease on checkpoint {}: {why}; this run wrote no record and started no task since",
+                    checkpoint.shown().unwrap_or_default()
+                ),
+            );
+        }
+        l.release();
+    }
     let code = match result.outcome {
         PackageOutcome::Success => exit::SUCCESS,
         PackageOutcome::Failure => exit::FAILURE,

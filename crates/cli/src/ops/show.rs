@@ -15,17 +15,38 @@ fn shown(v: &journal::Restored) -> serde_json::Value {
     }
 }
 
-pub fn show(path: &Path, as_json: bool) -> Result<i32, Fail> {
-    // Exit 4 is for package files (as dtexec's); a missing checkpoint is an
-    // ordinary failure. A link to nothing is not "missing": reading it says so.
-    if std::fs::symlink_metadata(path).is_err() {
-        return Err(Fail::new(
-            exit::FAILURE,
-            format!("no checkpoint at {}", path.display()),
-        ));
-    }
-    // Read without the key: sensitive values stay sealed, so they show masked.
-    let st = journal::read(path, None).map_err(|e| Fail::chain(exit::FAILURE, &e))?;
+/// Reads a checkpoint kept in a store under `key` (no lease: reading
+/// changes nothing), without the key: sensitive values show masked.
+fn read_stored(url: &str, key: &str) -> Result<journal::ResumeState, Fail> {
+    let t = crate::checkpoint::store::StoreTarget {
+        url: url.to_string(),
+        key: key.to_string(),
+        lease: checkflow_store::DEFAULT_LEASE,
+    };
+    let mut s = crate::checkpoint::store::connect(&t)?;
+    let stored = checkflow_store::read(&mut s, key)
+        .map_err(|e| Fail::chain(exit::FAILURE, &e))?
+        .ok_or_else(|| Fail::new(exit::FAILURE, format!("no checkpoint {}", t.shown())))?;
+    journal::read_bytes(Path::new(&t.shown()), &stored.bytes, None)
+        .map_err(|e| Fail::chain(exit::FAILURE, &e))
+}
+
+pub fn show(path: &Path, store: Option<&str>, as_json: bool) -> Result<i32, Fail> {
+    let st = match store {
+        Some(url) => read_stored(url, &path.to_string_lossy())?,
+        None => {
+            // Exit 4 is for package files (as dtexec's); a missing checkpoint is an
+            // ordinary failure. A link to nothing is not "missing": reading it says so.
+            if std::fs::symlink_metadata(path).is_err() {
+                return Err(Fail::new(
+                    exit::FAILURE,
+                    format!("no checkpoint at {}", path.display()),
+                ));
+            }
+            // Read without the key: sensitive values stay sealed, so they show masked.
+            journal::read(path, None).map_err(|e| Fail::chain(exit::FAILURE, &e))?
+        }
+    };
     let written = st
         .last_written_at
         .clone()

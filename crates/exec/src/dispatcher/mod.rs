@@ -416,8 +416,8 @@ impl Dispatcher<'_> {
                 }
                 State::Waiting if rt.retry_at.is_some_and(|d| d <= now) => {
                     rt.retry_at = None;
-                    if self.stopping {
-                        let err = rt.last_error.clone().unwrap_or_default();
+                    let err = rt.last_error.clone().unwrap_or_default();
+                    if self.stopping || !self.flush() {
                         self.busy.remove(&n);
                         self.finish_task(n, Err(err), Duration::ZERO);
                     } else {

@@ -1,0 +1,131 @@
+//! A checkpoint kept in a shared store (a PostgreSQL database) instead of a
+//! file: where it is (the store's URL and the key), and opening it for a
+//! run under a lease or for reading only.
+//!
+//! The store holds the same frames a file would, so everything after the
+//! read — the package id check, the restore, the records — is the file's
+//! code. What differs: the lease replaces the file lock, and every write is
+//! fenced by it (docs/design/store.md).
+
+use crate::args::RunOpts;
+use crate::exit;
+use crate::session::Fail;
+use checkflow_exec::{TaskEnv, VarStore};
+use checkflow_plan::{CheckpointFile, Plan, VarValue};
+use checkflow_store as store;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where a checkpoint lives in a store.
+#[derive(Clone, Debug)]
+pub struct StoreTarget {
+    pub url: String,
+    pub key: String,
+    pub lease: Duration,
+}
+
+impl StoreTarget {
+    /// The checkpoint as messages name it: `KEY in store URL` (no password).
+    pub fn shown(&self) -> String {
+        format!("{} in store {}", self.key, store::redact(&self.url))
+    }
+}
+
+/// The store the run's checkpoint lives in, if any: `--checkpoint-store`,
+/// else the package's `checkpoint.store` connection.
+pub(crate) fn target(
+    plan: &Plan,
+    opts: &RunOpts,
+    initial: &[VarValue],
+    start_time: jiff::civil::DateTime,
+) -> Result<Option<StoreTarget>, Fail> {
+    let settings = &plan.package.checkpoint;
+    let url = match (&opts.checkpoint_store, &settings.store) {
+        (Some(u), _) => u.clone(),
+        (None, Some(name)) => {
+            let def = plan.connections.get(name).ok_or_else(|| {
+                Fail::new(
+                    exit::FAILURE,
+                    format!("checkpoint store: no connection named \"{name}\""),
+                )
+            })?;
+            checkflow_tasks::db::Connection::from_def(name, def, &plan.package.dir)
+                .and_then(|c| c.pg_url().map_err(|e| e.message))
+                .map_err(|e| Fail::new(exit::FAILURE, format!("checkpoint store: {e}")))?
+        }
+        (None, None) => return Ok(None),
+    };
+    let key = match (&opts.checkpoint_key, &settings.key) {
+        (Some(k), _) => k.clone(),
+        (None, Some(CheckpointFile::Literal(k))) => k.clone(),
+        (None, Some(CheckpointFile::Expr(e))) => {
+            let vars = VarStore::new(Arc::new(plan.vars.clone()), initial.to_vec());
+            let env = TaskEnv {
+                store: &vars,
+                task_name: &plan.package.name,
+                start: start_time,
+                error: None,
+                unit: Plan::ROOT,
+            };
+            let v = e.eval(&env).map_err(|err| {
+                Fail::new(exit::FAILURE, format!("checkpoint key_expr failed: {err}"))
+            })?;
+            v.to_string()
+        }
+        (None, None) => plan.package.id.to_lowercase(),
+    };
+    if key.trim().is_empty() {
+        return Err(Fail::new(
+            exit::FAILURE,
+            "checkpoint key: empty (give a key, or leave it out to use the package id)",
+        ));
+    }
+    // A child package run by a parent's task keeps a checkpoint of its own
+    // per task, iteration and parent execution (docs/design/commit-protocols.md §4).
+    let key = match &opts.child_of {
+        Some(child) => format!("{key}/child/{child}"),
+        None => key,
+    };
+    Ok(Some(StoreTarget {
+        url,
+        key,
+        lease: settings.lease.unwrap_or(store::DEFAULT_LEASE),
+    }))
+}
+
+/// Connects to the store (a clear error, exit 1, when it cannot).
+pub(crate) fn connect(t: &StoreTarget) -> Result<store::Store, Fail> {
+    store::Store::open(&t.url).map_err(|e| Fail::chain(exit::FAILURE, &e))
+}
+
+/// Takes the lease on the target's key for a run: fails at once naming
+/// the holder, or with `--takeover` waits for its lease to expire.
+pub(crate) fn take_lease(
+    t: &StoreTarget,
+    plan: &Plan,
+    run_id: &str,
+    takeover: bool,
+) -> Result<store::Lease, Fail> {
+    let s = connect(t)?;
+    let spec = store::LeaseSpec {
+        key: t.key.clone(),
+        package_id: plan.package.id.clone(),
+        run_id: run_id.to_string(),
+        duration: t.lease,
+    };
+    store::Lease::acquire(s, spec, takeover, |h| {
+        eprintln!(
+            "checkflow: checkpoint {} is held by {h}; waiting for that lease to expire (--takeover)",
+            t.shown()
+        );
+    })
+    .map_err(|e| {
+        let mut f = Fail::chain(exit::FAILURE, &e);
+        if matches!(e, store::StoreError::Held { .. }) {
+            f.message.push_str(
+                "; nothing ran (wait for it to finish, or use --takeover to take the run over once its lease expires)",
+            );
+        }
+        f
+    })
+}

@@ -1,0 +1,237 @@
+//! The store against the real PostgreSQL test cluster (`CHECKFLOW_TEST_PG_URL`;
+//! unset: each test says so and passes, as the database tests of other crates).
+
+use super::*;
+use checkflow_journal::{Entry, Journal, NewHeader, RecordedOutcome};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// An error and its sources, as the command line prints them.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn db(test: &str) -> Option<String> {
+    checkflow_testkit::pg::fresh_db(test)
+}
+
+fn spec(key: &str, lease_ms: u64) -> LeaseSpec {
+    LeaseSpec {
+        key: key.into(),
+        package_id: "pkg-1".into(),
+        run_id: format!("run-{lease_ms}"),
+        duration: Duration::from_millis(lease_ms),
+    }
+}
+
+fn header() -> NewHeader {
+    NewHeader {
+        package_id: "pkg-1".into(),
+        package_name: "p".into(),
+        package_path: "p.yaml".into(),
+        config: BTreeMap::new(),
+    }
+}
+
+fn done(path: &str) -> Entry {
+    Entry::Completed {
+        path: path.into(),
+        outcome: RecordedOutcome::Success,
+        fingerprint: "f".into(),
+        duration_ms: 1,
+        vars: BTreeMap::new(),
+    }
+}
+
+/// A journal created under `lease`, as `checkflow run` makes one.
+fn create(lease: &Lease) -> Journal {
+    Journal::create_on(Path::new("k"), header(), None, |bytes| {
+        lease
+            .create(bytes)
+            .map(|f| Box::new(f) as Box<dyn checkflow_journal::Storage>)
+            .map_err(|e| checkflow_journal::JournalError::Io {
+                action: "create checkpoint",
+                path: "k".into(),
+                source: std::io::Error::other(e.to_string()),
+            })
+    })
+    .expect("create")
+}
+
+fn completed(url: &str, key: &str) -> Vec<String> {
+    let mut s = Store::open(url).expect("open");
+    match read(&mut s, key).expect("read") {
+        None => Vec::new(),
+        Some(st) => {
+            checkflow_journal::read_bytes(Path::new(key), &st.bytes, None)
+                .expect("the frames read back as a checkpoint")
+                .completed_order
+        }
+    }
+}
+
+#[test]
+fn records_written_under_a_lease_read_back_as_a_checkpoint_and_resume() {
+    let Some(url) = db("store_roundtrip") else {
+        return;
+    };
+    let lease = Lease::acquire(Store::open(&url).unwrap(), spec("k", 5000), false, |_| {}).unwrap();
+    assert_eq!(lease.epoch(), 1);
+    let mut j = create(&lease);
+    j.append(done("A")).unwrap();
+    j.append_all(vec![done("B"), done("C")]).unwrap();
+    assert_eq!(completed(&url, "k"), ["A", "B", "C"]);
+    lease.release();
+
+    // The next holder continues after the records, with a new epoch.
+    let mut lease =
+        Lease::acquire(Store::open(&url).unwrap(), spec("k", 5000), false, |_| {}).unwrap();
+    assert_eq!(lease.epoch(), 2);
+    let stored = lease.read().unwrap().expect("stored");
+    let st = checkflow_journal::read_bytes(Path::new("k"), &stored.bytes, None).unwrap();
+    let mut j =
+        Journal::resume_on(Path::new("k"), &st, None, Box::new(lease.resume(&stored))).unwrap();
+    j.append(done("D")).unwrap();
+    assert_eq!(completed(&url, "k"), ["A", "B", "C", "D"]);
+    // Success removes every frame.
+    j.delete().unwrap();
+    assert!(completed(&url, "k").is_empty());
+    lease.release();
+}
+
+#[test]
+fn a_held_key_is_refused_naming_the_holder_and_a_takeover_waits_for_expiry() {
+    let Some(url) = db("store_held") else { return };
+    let first = Lease::acquire(Store::open(&url).unwrap(), spec("k", 1500), false, |_| {}).unwrap();
+    let e = Lease::acquire(Store::open(&url).unwrap(), spec("k", 1500), false, |_| {})
+        .err()
+        .expect("held");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("another run holds it") && msg.contains("run-1500") && msg.contains("epoch 1"),
+        "{msg}"
+    );
+    // The holder stops renewing (as if its machine died): the lease lapses.
+    let mut first = first;
+    first.stop_renewing();
+    let t = std::time::Instant::now();
+    let mut told = None;
+    let second = Lease::acquire(Store::open(&url).unwrap(), spec("k", 1500), true, |h| {
+        told = Some(h.to_string())
+    })
+    .unwrap();
+    assert!(told.expect("told whom it waits for").contains("run-1500"));
+    assert_eq!(second.epoch(), 2);
+    assert!(
+        t.elapsed() < Duration::from_millis(3000),
+        "{:?}",
+        t.elapsed()
+    );
+    // The first holder's hold ran out on its own clock, and its writes are fenced.
+    assert!(first.check().is_err());
+    second.release();
+}
+
+#[test]
+fn a_holder_that_lost_its_lease_writes_nothing() {
+    let Some(url) = db("store_fenced") else {
+        return;
+    };
+    let mut old =
+        Lease::acquire(Store::open(&url).unwrap(), spec("k", 1000), false, |_| {}).unwrap();
+    let mut j = create(&old);
+    j.append(done("A")).unwrap();
+    // Paused longer than its lease: another run takes the key over...
+    old.stop_renewing();
+    std::thread::sleep(Duration::from_millis(1100));
+    let new = Lease::acquire(Store::open(&url).unwrap(), spec("k", 1000), true, |_| {}).unwrap();
+    // ...and the old holder's next write is refused, its journal stops.
+    let e = chain(&j.append(done("B")).expect_err("fenced"));
+    assert!(e.contains("lost its lease"), "{e}");
+    assert!(j.append(done("C")).is_err());
+    let why = old.why_lost().expect("lost");
+    assert!(why.contains("epoch 2"), "{why}");
+    assert_eq!(completed(&url, "k"), ["A"]);
+    new.release();
+}
+
+#[test]
+fn the_fence_refuses_a_write_even_when_the_local_clock_still_says_held() {
+    // A holder whose own clock has not noticed (the renewal thread was
+    // slow) still cannot write: the epoch is checked in the transaction.
+    let Some(url) = db("store_fence_db") else {
+        return;
+    };
+    let old = Lease::acquire(Store::open(&url).unwrap(), spec("k", 60_000), false, |_| {}).unwrap();
+    let mut j = create(&old);
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.execute(
+        "UPDATE checkflow_lease SET epoch = epoch + 1, run_id = 'intruder'",
+        &[],
+    )
+    .unwrap();
+    let e = chain(&j.append(done("A")).expect_err("fenced"));
+    assert!(e.contains("intruder"), "{e}");
+    assert!(completed(&url, "k").is_empty());
+}
+
+#[test]
+fn a_write_sent_again_after_its_commit_landed_is_not_stored_twice() {
+    let Some(url) = db("store_idem") else { return };
+    let lease = Lease::acquire(Store::open(&url).unwrap(), spec("k", 5000), false, |_| {}).unwrap();
+    let mut f = lease.create(b"HEADER").unwrap();
+    use checkflow_journal::Storage;
+    f.write_all(b"ONE").unwrap();
+    f.sync().unwrap();
+    // The same frame at the same position again, as a retry after a lost
+    // answer sends it: accepted, and one row.
+    f.write_fenced(1, std::sync::Arc::new(b"ONE".to_vec()), false)
+        .unwrap();
+    let e = f
+        .write_fenced(1, std::sync::Arc::new(b"TWO".to_vec()), false)
+        .expect_err("differs");
+    assert!(matches!(e, StoreError::Conflict { seq: 1, .. }), "{e}");
+    let mut s = Store::open(&url).unwrap();
+    assert_eq!(read(&mut s, "k").unwrap().unwrap().bytes, b"HEADERONE");
+}
+
+#[test]
+fn bad_stores_fail_with_clear_errors() {
+    let e = Store::open("not a url at all =").expect_err("bad url");
+    assert!(
+        e.to_string().contains("not a PostgreSQL connection string"),
+        "{e}"
+    );
+    // Nothing listens on port 1 of the loopback.
+    let e = Store::open("postgres://nobody:secret@127.0.0.1:1/x?connect_timeout=2")
+        .expect_err("unreachable");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("127.0.0.1:1") && !msg.contains("secret"),
+        "{msg}"
+    );
+    let Some(url) = db("store_newer") else { return };
+    Store::open(&url).unwrap();
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.execute("UPDATE checkflow_store_version SET version = 99", &[])
+        .unwrap();
+    let e = Store::open(&url).expect_err("newer");
+    assert!(e.to_string().contains("version 99"), "{e}");
+}
+
+#[test]
+fn redact_hides_passwords() {
+    assert_eq!(redact("postgres://u:pw@h:1/d"), "postgres://u:***@h:1/d");
+    assert_eq!(redact("postgres://u@h/d"), "postgres://u@h/d");
+    assert_eq!(
+        redact("host=h password=pw user=u"),
+        "host=h password=*** user=u"
+    );
+}
