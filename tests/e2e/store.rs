@@ -855,3 +855,121 @@ tasks:
         "the resumed run restarted from its checkpoint: {ledger:?}"
     );
 }
+
+/// Crash point `store-append-lost-answer`: a record's commit landed but its
+/// answer was lost, and the same write is sent again: it is stored once,
+/// and the checkpoint reads back whole.
+#[test]
+fn a_record_sent_again_after_a_lost_answer_is_stored_once() {
+    let Some(url) = store("store_lost_answer") else {
+        return;
+    };
+    let sb = Sandbox::with_package(&row_of_five("k", "5s", "0", true));
+    sb.run()
+        .env("CHECKFLOW_STATE_URL", &url)
+        .env(
+            "CHECKFLOW_TEST_FAILPOINT",
+            "store-append-lost-answer@2=error",
+        )
+        .output()
+        .exit(1);
+    let doc = show(&sb, &url, "k").exit(0).json();
+    assert_eq!(
+        completed_of(&doc),
+        vec![
+            ("A".into(), "success".into()),
+            ("B".into(), "success".into())
+        ]
+    );
+    sb.take_ledger();
+    sb.touch("fixed");
+    sb.run().env("CHECKFLOW_STATE_URL", &url).output().exit(0);
+    assert_eq!(sb.take_ledger(), names(&["C", "D", "E"]));
+}
+
+/// Crash point `worker-after-run`: the run ended (and recorded its end with
+/// its checkpoint's fate), then its worker died: no worker runs it again.
+#[test]
+fn a_worker_killed_after_its_run_ended_leaves_nothing_to_repeat() {
+    let Some(url) = store("store_after_run") else {
+        return;
+    };
+    let sb = Sandbox::with_package(&numbered("1s"));
+    sb.cmd([
+        "submit",
+        "package.yaml",
+        "--store",
+        &url,
+        "--set",
+        "User::N=1",
+    ])
+    .output()
+    .exit(0);
+    let out = sb
+        .cmd(["worker", "--store", &url, "--lease", "1s"])
+        .env("CHECKFLOW_TEST_FAILPOINT", "worker-after-run")
+        .output();
+    assert_eq!(out.code, None, "killed at the crash point: {}", out.all());
+    assert_eq!(runs_json(&sb, &url)[0]["state"], "succeeded");
+    sb.cmd([
+        "worker",
+        "--store",
+        &url,
+        "--lease",
+        "1s",
+        "--exit-when-done",
+    ])
+    .output()
+    .exit(0);
+    assert_eq!(sb.ledger(), names(&["1"]));
+}
+
+/// Crash point `worker-after-claim`: a worker died holding a claim it had
+/// not started: another worker takes the run over once the claim lapses.
+#[test]
+fn a_worker_killed_after_its_claim_leaves_the_run_to_another() {
+    let Some(url) = store("store_after_claim") else {
+        return;
+    };
+    let sb = Sandbox::with_package(&numbered("1s"));
+    sb.cmd([
+        "submit",
+        "package.yaml",
+        "--store",
+        &url,
+        "--set",
+        "User::N=1",
+    ])
+    .output()
+    .exit(0);
+    let out = sb
+        .cmd(["worker", "--store", &url, "--lease", "1s"])
+        .env("CHECKFLOW_TEST_FAILPOINT", "worker-after-claim")
+        .output();
+    assert_eq!(out.code, None, "killed at the crash point: {}", out.all());
+    let r = &runs_json(&sb, &url)[0];
+    assert_eq!(
+        (r["state"].as_str(), r["attempts"].as_i64()),
+        (Some("running"), Some(1)),
+        "{r}"
+    );
+    assert!(sb.ledger().is_empty());
+    sb.cmd([
+        "worker",
+        "--store",
+        &url,
+        "--lease",
+        "1s",
+        "--exit-when-done",
+    ])
+    .output()
+    .exit(0)
+    .says("taking over");
+    assert_eq!(sb.ledger(), names(&["1"]));
+    let r = &runs_json(&sb, &url)[0];
+    assert_eq!(
+        (r["state"].as_str(), r["attempts"].as_i64()),
+        (Some("succeeded"), Some(1)),
+        "{r}"
+    );
+}

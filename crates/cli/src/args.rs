@@ -199,6 +199,11 @@ pub struct RunOpts {
     /// values is refused (docs/design/commit-protocols.md, section 4).
     #[arg(long, hide = true, value_name = "KEY", value_parser = child_key)]
     pub child_of: Option<String>,
+    /// Set by `checkflow worker`: the queued run this is. The run records
+    /// its own end in the queue, in the transaction that settles its
+    /// checkpoint (docs/design/store.md §6).
+    #[arg(long, hide = true, value_name = "ID", requires = "checkpoint_store")]
+    pub queue_run: Option<i64>,
     /// Set by a parent's `package` task whose own record covers it: a child
     /// that succeeds keeps its finished checkpoint, and the parent removes it
     /// once that record is durable (docs/design/commit-protocols.md, section 4).

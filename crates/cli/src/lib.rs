@@ -29,6 +29,7 @@ pub fn registry() -> checkflow_plan::Registry {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     timing::init();
+    checkflow_store::set_failpoint(checkflow_plan::failpoint);
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -119,7 +119,13 @@ impl PgFrames {
                 // An append is one statement (one round trip, one commit):
                 // the fence and the insert together.
                 let append = c.prep(APPEND_SQL)?;
-                let n = c.execute(&append, &[&key, &epoch, &secs, &seq, &bytes.as_slice()])?;
+                let mut n = c.execute(&append, &[&key, &epoch, &secs, &seq, &bytes.as_slice()])?;
+                // The tests' crash point: the commit landed and its answer
+                // was lost (the connection dropped right after it), so the
+                // same write is sent again, as `retry` sends it.
+                if n == 1 && crate::failpoint("store-append-lost-answer") {
+                    n = c.execute(&append, &[&key, &epoch, &secs, &seq, &bytes.as_slice()])?;
+                }
                 if n == 1 {
                     return Ok(Wrote::Done);
                 }

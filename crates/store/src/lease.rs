@@ -315,6 +315,49 @@ impl Lease {
         PgFrames::resume(self.frames_conn(), self.shared.clone(), &Stored::default()).remove_all()
     }
 
+    /// A run of the queue (`id`) ended: records its end and, when
+    /// `delete_frames`, removes its checkpoint, in one transaction fenced by
+    /// the lease — so a worker that dies now cannot make another run it
+    /// again, and a run that lost its lease records nothing.
+    pub fn end_run(
+        &mut self,
+        id: i64,
+        end: crate::RunEnd,
+        delete_frames: bool,
+    ) -> Result<Option<crate::RunState>, StoreError> {
+        let deadline = self.shared.check()?;
+        let (key, epoch, secs) = (
+            self.shared.key.clone(),
+            self.shared.epoch,
+            self.shared.secs(),
+        );
+        let r = self.store.conn.retry(deadline, move |c| {
+            let mut tx = c.transaction()?;
+            if tx.execute(RENEW_SQL, &[&key, &epoch, &secs])? != 1 {
+                return Ok(None);
+            }
+            if delete_frames {
+                tx.execute("DELETE FROM checkflow_frame WHERE key = $1", &[&key])?;
+            }
+            let state = crate::queue::write_end(&mut tx, id, None, &end)?;
+            tx.commit()?;
+            Ok(Some(state.ok()))
+        });
+        match r {
+            Ok(Some(state)) => Ok(state),
+            Ok(None) => {
+                let why = "another run took the key over".to_string();
+                self.shared.lose(why.clone());
+                Err(self.shared.lost(why))
+            }
+            Err(e) => Err(StoreError::call(
+                "record the run's end",
+                &self.shared.url,
+                e,
+            )),
+        }
+    }
+
     fn frames_conn(&self) -> Conn {
         Conn::new(&self.store_url).expect("the URL parsed when the store was opened")
     }

@@ -24,9 +24,22 @@ mod schema;
 pub use error::StoreError;
 pub use frames::{Stored, read};
 pub use lease::{Holder, Lease, LeaseGuard, LeaseSpec};
-pub use queue::{Claimed, NewRun, RestartPolicy, RunRow, RunState, Worker};
+pub use queue::{Claimed, Ended, NewRun, RestartPolicy, RunEnd, RunRow, RunState, Worker};
 
 use std::time::{Duration, Instant};
+
+/// The tests' crash points (`CHECKFLOW_TEST_FAILPOINT`): the command line
+/// installs its failpoint function here; without one, none fires.
+static FAILPOINT: std::sync::OnceLock<fn(&str) -> bool> = std::sync::OnceLock::new();
+
+/// Installs the function that says whether a named crash point fires.
+pub fn set_failpoint(f: fn(&str) -> bool) {
+    let _ = FAILPOINT.set(f);
+}
+
+pub(crate) fn failpoint(name: &str) -> bool {
+    FAILPOINT.get().is_some_and(|f| f(name))
+}
 
 /// The shortest lease: renewing a third of it must fit in a database round
 /// trip with room to spare.

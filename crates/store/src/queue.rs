@@ -101,6 +101,103 @@ pub struct RunRow {
     pub last_error: Option<String>,
 }
 
+/// How a run ended, as the run itself or its worker records it.
+#[derive(Clone, Debug, Default)]
+pub struct RunEnd {
+    /// The run's exit code (`None`: killed by a signal).
+    pub exit_code: Option<i32>,
+    /// It failed and kept its checkpoint (a restart point).
+    pub restart_point: bool,
+    /// It was stopped (cancelled, or killed by a signal): back to the queue
+    /// as it was, this try not counted, to resume from its checkpoint.
+    pub hand_back: bool,
+    /// The error it ended with.
+    pub error: Option<String>,
+}
+
+/// At most this many tries in a row may end by a signal before the run
+/// is failed instead of handed back again.
+const MAX_INTERRUPTIONS: i32 = 3;
+
+/// Writes the end of run `id` if it is still `running` (and, when
+/// `worker` is given, claimed by that worker); returns the state written,
+/// or the state it already had (`Err`).
+pub(crate) fn write_end(
+    tx: &mut postgres::Transaction<'_>,
+    id: i64,
+    worker: Option<&str>,
+    end: &RunEnd,
+) -> Result<Result<RunState, Option<RunState>>, postgres::Error> {
+    let Some(row) = tx.query_opt(
+        "SELECT state, worker, attempts, max_attempts, delay_ms, backoff, interruptions \
+         FROM checkflow_run WHERE id = $1 FOR UPDATE",
+        &[&id],
+    )?
+    else {
+        return Ok(Err(None));
+    };
+    let state = RunState::parse(row.get(0));
+    let owner: Option<String> = row.get(1);
+    if state != RunState::Running || worker.is_some_and(|w| owner.as_deref() != Some(w)) {
+        return Ok(Err(Some(state)));
+    }
+    let (attempts, max, delay_ms, backoff, interruptions): (i32, i32, i64, f64, i32) =
+        (row.get(2), row.get(3), row.get(4), row.get(5), row.get(6));
+    let signalled = end.hand_back && end.exit_code.is_none();
+    let (state, delay) = if end.hand_back && !(signalled && interruptions >= MAX_INTERRUPTIONS) {
+        (RunState::Queued, 0.0)
+    } else if end.exit_code == Some(0) {
+        (RunState::Succeeded, 0.0)
+    } else if end.restart_point && attempts <= max {
+        let d = delay_ms as f64 * backoff.powi(attempts - 1) / 1000.0;
+        (RunState::Retrying, d)
+    } else {
+        (RunState::Failed, 0.0)
+    };
+    let error = if signalled && state == RunState::Failed {
+        Some(format!(
+            "killed by a signal {} times in a row",
+            interruptions + 1
+        ))
+    } else {
+        end.error.clone()
+    };
+    let finished = matches!(state, RunState::Succeeded | RunState::Failed);
+    let handed = state == RunState::Queued;
+    tx.execute(
+        "UPDATE checkflow_run SET state = $2, exit_code = $3, \
+           last_error = coalesce($4, last_error), worker = CASE WHEN $5 THEN worker END, \
+           attempts = attempts - CASE WHEN $6 THEN 1 ELSE 0 END, \
+           interruptions = CASE WHEN $7 THEN interruptions + 1 ELSE 0 END, \
+           not_before = now() + make_interval(secs => $8), \
+           claimed_until = NULL, \
+           finished_at = CASE WHEN $5 THEN now() END \
+         WHERE id = $1",
+        &[
+            &id,
+            &state.as_str(),
+            &end.exit_code,
+            &error,
+            &finished,
+            &handed,
+            &signalled,
+            &delay,
+        ],
+    )?;
+    Ok(Ok(state))
+}
+
+/// What became of a run's end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// This call wrote it.
+    Wrote(RunState),
+    /// The run had already recorded it (the run writes its own end).
+    Already(RunState),
+    /// The run is not this worker's any more.
+    NotMine,
+}
+
 /// A run a worker claimed.
 #[derive(Clone, Debug)]
 pub struct Claimed {
@@ -329,64 +426,20 @@ impl Worker {
         })
     }
 
-    /// The run ended: `succeeded`, `failed`, or — failed with a restart
-    /// point and attempts left — `retrying` after the policy's delay.
-    /// `hand_back`: the worker is stopping; the run goes back to the queue
-    /// as it was (this try does not count). Written only while this
-    /// worker's claim holds; returns the state written, if any.
-    pub fn finish(
-        &mut self,
-        id: i64,
-        exit_code: Option<i32>,
-        restart_point: bool,
-        hand_back: bool,
-        error: Option<String>,
-    ) -> Result<Option<RunState>, StoreError> {
+    /// The run's child ended and did not record its end itself (it was
+    /// killed, or could not reach the store): records it, if this worker's
+    /// claim still holds.
+    pub fn finish(&mut self, id: i64, end: RunEnd) -> Result<Ended, StoreError> {
         let name = self.name.clone();
-        let state = self.store.call("record the run's end", move |c| {
+        self.store.call("record the run's end", move |c| {
             let mut tx = c.transaction()?;
-            let Some(row) = tx.query_opt(
-                "SELECT attempts, max_attempts, delay_ms, backoff FROM checkflow_run \
-                 WHERE id = $1 AND worker = $2 AND state = 'running' FOR UPDATE",
-                &[&id, &name],
-            )?
-            else {
-                return Ok(None);
-            };
-            let (attempts, max, delay_ms, backoff): (i32, i32, i64, f64) =
-                (row.get(0), row.get(1), row.get(2), row.get(3));
-            let (state, delay) = if hand_back {
-                (RunState::Queued, 0.0)
-            } else if exit_code == Some(0) {
-                (RunState::Succeeded, 0.0)
-            } else if restart_point && attempts <= max {
-                let d = delay_ms as f64 * backoff.powi(attempts - 1) / 1000.0;
-                (RunState::Retrying, d)
-            } else {
-                (RunState::Failed, 0.0)
-            };
-            let finished = matches!(state, RunState::Succeeded | RunState::Failed);
-            tx.execute(
-                "UPDATE checkflow_run SET state = $2, exit_code = $3, \
-                   last_error = coalesce($4, last_error), worker = CASE WHEN $5 THEN worker END, \
-                   attempts = attempts - CASE WHEN $6 THEN 1 ELSE 0 END, \
-                   not_before = now() + make_interval(secs => $7), \
-                   claimed_until = NULL, \
-                   finished_at = CASE WHEN $5 THEN now() END \
-                 WHERE id = $1",
-                &[
-                    &id,
-                    &state.as_str(),
-                    &exit_code,
-                    &error,
-                    &finished,
-                    &hand_back,
-                    &delay,
-                ],
-            )?;
+            let r = write_end(&mut tx, id, Some(&name), &end)?;
             tx.commit()?;
-            Ok(Some(state))
-        })?;
-        Ok(state)
+            Ok(match r {
+                Ok(s) => Ended::Wrote(s),
+                Err(Some(s)) if s != RunState::Running => Ended::Already(s),
+                Err(_) => Ended::NotMine,
+            })
+        })
     }
 }

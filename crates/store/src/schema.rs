@@ -48,7 +48,8 @@ CREATE TABLE checkflow_run (
     started_at    timestamptz,
     finished_at   timestamptz,
     exit_code     integer,
-    last_error    text
+    last_error    text,
+    interruptions integer NOT NULL DEFAULT 0
 );
 CREATE INDEX checkflow_run_ready ON checkflow_run (queue, state, not_before);
 ";

@@ -19,13 +19,15 @@ pub(crate) struct Fate {
 /// wrote, or the file a restart read (`state`) under `lock`.
 /// `finished_child` keeps a child package's finished checkpoint for its
 /// parent to remove.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn settle(
     result: &RunResult,
     journal: Option<journal::Journal>,
     state: &Option<journal::ResumeState>,
     checkpoint: &CheckpointPlan,
     lock: &Option<journal::Lock>,
-    lease: &Option<checkflow_store::Lease>,
+    lease: &mut Option<checkflow_store::Lease>,
+    queue_run: Option<i64>,
     finished_child: bool,
 ) -> Fate {
     // The rules: docs/semantics.md §5.4.
@@ -42,6 +44,18 @@ pub(crate) fn settle(
         PackageOutcome::Cancelled => true,
         PackageOutcome::Failure => result.restart_point || result.journal_error.is_some(),
     };
+    // A run of the queue records its end with its checkpoint's fate, in one
+    // transaction (docs/design/store.md §6).
+    if let (Some(l), Some(id)) = (lease.as_mut(), queue_run) {
+        return settle_queued(
+            result,
+            journal.is_some() || state.is_some(),
+            keep,
+            l,
+            id,
+            checkpoint,
+        );
+    }
     // What was removed, and how the removal went. The journal this run wrote
     // goes unless it is kept. A restart that did not write (`save: false`)
     // leaves the file it read as it was, except that a success deletes it,
@@ -115,5 +129,57 @@ pub(crate) fn settle(
         kept,
         note,
         warning,
+    }
+}
+
+/// The fate of a queued run's checkpoint, and the run's end in the queue,
+/// written together.
+fn settle_queued(
+    result: &RunResult,
+    exists: bool,
+    keep: bool,
+    lease: &mut checkflow_store::Lease,
+    id: i64,
+    checkpoint: &CheckpointPlan,
+) -> Fate {
+    let shown = checkpoint.shown().unwrap_or_default();
+    let end = checkflow_store::RunEnd {
+        exit_code: Some(match result.outcome {
+            PackageOutcome::Success => crate::exit::SUCCESS,
+            PackageOutcome::Failure => crate::exit::FAILURE,
+            PackageOutcome::Cancelled => crate::exit::CANCELLED,
+        }),
+        restart_point: keep && result.outcome == PackageOutcome::Failure,
+        hand_back: result.outcome == PackageOutcome::Cancelled,
+        error: result
+            .journal_error
+            .clone()
+            .or_else(|| result.errors.first().cloned()),
+    };
+    let delete = exists && !keep;
+    match lease.end_run(id, end, delete) {
+        Ok(state) => {
+            let run = match state {
+                Some(s) => format!("run {id} recorded as {}", s.as_str()),
+                None => format!("run {id} was no longer running in the queue"),
+            };
+            let note = if delete {
+                format!("checkpoint {shown} deleted; {run}")
+            } else if exists {
+                format!("checkpoint kept: {shown}; {run}")
+            } else {
+                run
+            };
+            Fate {
+                kept: exists && !delete,
+                note,
+                warning: None,
+            }
+        }
+        Err(e) => Fate {
+            kept: exists,
+            note: String::new(),
+            warning: Some(crate::session::failed_to(&e)),
+        },
     }
 }

@@ -59,6 +59,7 @@ pub(crate) fn run_with(args: &RunArgs, create: record::CreateJournal<'_>) -> Res
     }
     let ckpt_display = checkpoint.shown();
 
+    let mut lease = lease;
     let mut journal = record::start_journal(
         &plan,
         &checkpoint,
@@ -117,7 +118,8 @@ pub(crate) fn run_with(args: &RunArgs, create: record::CreateJournal<'_>) -> Res
         &state,
         &checkpoint,
         &lock,
-        &lease,
+        &mut lease,
+        args.run.queue_run,
         args.run.keep_finished,
     );
     if let Some(w) = warning {

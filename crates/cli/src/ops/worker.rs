@@ -91,7 +91,7 @@ pub fn worker(a: &WorkerArgs) -> Result<i32, Fail> {
     let mut running: Vec<Running> = Vec::new();
     let mut beat = Instant::now();
     loop {
-        reap(&mut w, &mut running, &log, false)?;
+        reap(&mut w, &mut running, &log)?;
         if stop.load(Ordering::SeqCst) {
             log.line(
                 "stopping",
@@ -105,7 +105,7 @@ pub fn worker(a: &WorkerArgs) -> Result<i32, Fail> {
                 signal(&r.child, libc::SIGTERM);
             }
             while !running.is_empty() {
-                reap(&mut w, &mut running, &log, true)?;
+                reap(&mut w, &mut running, &log)?;
                 std::thread::sleep(POLL);
             }
             return Ok(exit::SUCCESS);
@@ -131,7 +131,13 @@ pub fn worker(a: &WorkerArgs) -> Result<i32, Fail> {
         }
         while running.len() < a.concurrency && !stop.load(Ordering::SeqCst) {
             let c = match w.claim() {
-                Ok(Some(c)) => c,
+                Ok(Some(c)) => {
+                    if checkflow_plan::failpoint("worker-after-claim") {
+                        // The tests' crash point: claimed, nothing started.
+                        break;
+                    }
+                    c
+                }
                 Ok(None) => break,
                 Err(e) => {
                     log.line("warning", None, &crate::session::failed_to(&e));
@@ -142,7 +148,12 @@ pub fn worker(a: &WorkerArgs) -> Result<i32, Fail> {
                 Ok(r) => running.push(r),
                 Err(msg) => {
                     log.line("failed", Some(c.id), &msg);
-                    let _ = w.finish(c.id, None, false, false, Some(msg));
+                    let end = store::RunEnd {
+                        exit_code: None,
+                        error: Some(msg),
+                        ..Default::default()
+                    };
+                    let _ = w.finish(c.id, end);
                 }
             }
         }
@@ -206,6 +217,7 @@ fn start(
             &c.key,
             "--takeover",
         ])
+        .args(["--queue-run", &c.id.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if c.config.is_some() {
@@ -276,14 +288,8 @@ fn forward(
     })
 }
 
-/// Records the end of every run whose child exited (all of them when
-/// `wait`, the worker stopping).
-fn reap(
-    w: &mut store::Worker,
-    running: &mut Vec<Running>,
-    log: &Log,
-    stopping: bool,
-) -> Result<(), Fail> {
+/// Records the end of every run whose child exited.
+fn reap(w: &mut store::Worker, running: &mut Vec<Running>, log: &Log) -> Result<(), Fail> {
     let mut i = 0;
     while i < running.len() {
         let status = match running[i].child.try_wait() {
@@ -312,16 +318,27 @@ fn reap(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        // Cancelled (the worker stopping, or a signal to the run): its
-        // checkpoint stays, and the run goes back to the queue as it was.
-        let hand_back = code == Some(exit::CANCELLED) || (stopping && code.is_none());
-        let restart_point =
-            code != Some(exit::SUCCESS) && !hand_back && w.has_checkpoint(&r.key).unwrap_or(false);
-        match w.finish(r.id, code, restart_point, hand_back, error.clone()) {
-            Ok(Some(state)) => {
+        // The run records its own end; this is for a run that could not:
+        // killed by a signal (it resumes from its checkpoint: back to the
+        // queue), or stopped before it reached the store.
+        let end = store::RunEnd {
+            exit_code: code,
+            restart_point: code != Some(exit::SUCCESS) && w.has_checkpoint(&r.key).unwrap_or(false),
+            hand_back: code.is_none() || code == Some(exit::CANCELLED),
+            error: error.clone(),
+        };
+        if checkflow_plan::failpoint("worker-after-run") {
+            // The tests' crash point: the run ended, and this worker dies
+            // before it looks at the queue.
+            return Ok(());
+        }
+        match w.finish(r.id, end) {
+            Ok(store::Ended::Wrote(state) | store::Ended::Already(state)) => {
                 let how = match (state, code) {
                     (store::RunState::Succeeded, _) => "succeeded".to_string(),
-                    (store::RunState::Queued, _) => "stopped; back in the queue, its checkpoint kept".to_string(),
+                    (store::RunState::Queued, _) => {
+                        "stopped; back in the queue, its checkpoint kept".to_string()
+                    }
                     (store::RunState::Retrying, c) => format!(
                         "failed (exit {}) with a restart point; queued again per its restart policy",
                         c.map_or("by a signal".into(), |c| c.to_string())
@@ -334,7 +351,7 @@ fn reap(
                 };
                 log.line(state.as_str(), Some(r.id), &how);
             }
-            Ok(None) => log.line(
+            Ok(store::Ended::NotMine) => log.line(
                 "lost",
                 Some(r.id),
                 "its claim is no longer this worker's; its end is recorded by the worker that has it",
