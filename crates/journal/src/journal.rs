@@ -8,7 +8,7 @@ use crate::FORMAT_VERSION;
 use crate::entry::{Entry, NewHeader};
 use crate::error::JournalError;
 use crate::frame;
-use crate::fsutil::{self, parent_dir};
+use crate::fsutil;
 use crate::lock::Lock;
 use crate::record::{HeaderRecord, Payload, Sealer};
 use crate::seal::{FileKey, Key, hex, random_salt};
@@ -284,11 +284,6 @@ impl Journal {
 /// makes the removal durable: for a run that restarted from the file without
 /// writing to it (`save: false`) and succeeded.
 pub fn delete(path: &Path, _held: &Lock) -> Result<(), JournalError> {
-    remove_file_durably(path)
-}
-
-fn remove_file_durably(path: &Path) -> Result<(), JournalError> {
-    std::fs::remove_file(path).map_err(|e| JournalError::io("delete checkpoint", path, e))?;
-    fsutil::sync_dir(&parent_dir(path))
-        .map_err(|e| JournalError::io("sync the directory of checkpoint", path, e))
+    crate::storage::remove_file_durably(path)
+        .map_err(|e| JournalError::io("delete checkpoint", path, e))
 }

@@ -132,7 +132,12 @@ impl Storage for FileStorage {
 
     fn remove(self: Box<Self>, name: &Path) -> io::Result<()> {
         drop(self);
-        std::fs::remove_file(name)?;
-        crate::fsutil::sync_dir(&crate::fsutil::parent_dir(name))
+        remove_file_durably(name)
     }
+}
+
+/// Removes the file and makes the removal durable (the folder synced).
+pub(crate) fn remove_file_durably(name: &Path) -> io::Result<()> {
+    std::fs::remove_file(name)?;
+    crate::fsutil::sync_dir(&crate::fsutil::parent_dir(name))
 }

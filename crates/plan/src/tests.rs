@@ -182,7 +182,44 @@ fn checkpoint_settings_are_checked() {
     let e = errors("checkpoint: {file: a, file_expr: '\"b\"'}\n");
     assert!(e.contains("not both"), "{e}");
     let e = errors("checkpoint: {save: true}\n");
-    assert!(e.contains("needs `file` or `file_expr`"), "{e}");
+    assert!(e.contains("needs `file`, `file_expr` or `store`"), "{e}");
+    // A shared store: a postgres connection, one place, a lease of 1s or more.
+    let pg = "connections: { s: { kind: postgres, url: \"postgres://x@h/d\" }, l: { kind: sqlite, path: a.db } }\n";
+    let e = errors(&format!(
+        "{pg}checkpoint: {{store: s, file: a, lease: 900ms, key: k, key_expr: '\"k\"'}}\n"
+    ));
+    assert!(
+        e.contains("give `store` or `file` / `file_expr`, not both"),
+        "{e}"
+    );
+    assert!(e.contains("900ms is shorter than the minimum of 1s"), "{e}");
+    assert!(e.contains("give `key` or `key_expr`, not both"), "{e}");
+    let e = errors(&format!(
+        "{pg}checkpoint: {{store: l, save: true, key_expr: '1 + 1'}}\n"
+    ));
+    assert!(e.contains("a shared store is a postgres database"), "{e}");
+    assert!(
+        e.contains("key_expr must give a string, it gives DT_I4"),
+        "{e}"
+    );
+    let plan = check(&format!("{pg}checkpoint: {{store: s, key: nightly, lease: 2s, usage: if_exists, save: true}}\nrestart: {{attempts: 3, delay: 1m, backoff: 2}}\n")).expect("valid");
+    assert_eq!(plan.package.checkpoint.store.as_deref(), Some("s"));
+    assert_eq!(
+        plan.package.checkpoint.lease,
+        Some(std::time::Duration::from_secs(2))
+    );
+    assert_eq!(plan.package.restart.attempts, 3);
+    assert_eq!(
+        plan.package.restart.delay,
+        std::time::Duration::from_secs(60)
+    );
+    let e = errors("restart: {attempts: -1, delay: soon, backoff: 0.5}\n");
+    assert!(
+        e.contains("restart attempts: -1")
+            && e.contains("restart delay")
+            && e.contains("restart backoff: 0.5"),
+        "{e}"
+    );
     let plan = check("variables: { D: {type: string, value: st} }\ncheckpoint: {file_expr: '@[User::D] + \"/x.ckpt\"', usage: if_exists, save: true}\n").expect("valid");
     assert!(matches!(
         plan.package.checkpoint.file,
