@@ -199,11 +199,14 @@ pub struct RunOpts {
     /// values is refused (docs/design/commit-protocols.md, section 4).
     #[arg(long, hide = true, value_name = "KEY", value_parser = child_key)]
     pub child_of: Option<String>,
-    /// Set by `checkflow worker`: the queued run this is. The run records
-    /// its own end in the queue, in the transaction that settles its
-    /// checkpoint (docs/design/store.md §6).
-    #[arg(long, hide = true, value_name = "ID", requires = "checkpoint_store")]
-    pub queue_run: Option<i64>,
+    /// Set by `checkflow worker`: the queued run this is, and its claim
+    /// (`ID:TOKEN`). The run goes ahead only while that claim is the run's
+    /// current one, and records its own end in the queue in the transaction
+    /// that settles its checkpoint (docs/design/store.md §6). The store's
+    /// URL comes in `CHECKFLOW_WORKER_STORE` (not on the command line, where
+    /// other users could read a password).
+    #[arg(long, hide = true, value_name = "ID:TOKEN", value_parser = claim)]
+    pub queue_run: Option<checkflow_store::Claim>,
     /// Set by a parent's `package` task whose own record covers it: a child
     /// that succeeds keeps its finished checkpoint, and the parent removes it
     /// once that record is durable (docs/design/commit-protocols.md, section 4).
@@ -289,4 +292,9 @@ fn lease_duration(s: &str) -> Result<std::time::Duration, String> {
         return Err(format!("{s} is shorter than the minimum of 1s"));
     }
     Ok(d)
+}
+
+/// `--queue-run`: `ID:TOKEN`.
+fn claim(s: &str) -> Result<checkflow_store::Claim, String> {
+    checkflow_store::Claim::parse(s).ok_or_else(|| "expected ID:TOKEN".to_string())
 }

@@ -120,6 +120,17 @@ impl Conn {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.application_name("checkflow");
+        // A client that stops in the middle of a transaction (paused, cut
+        // off) must not hold the lease row's lock for long: the server ends
+        // such a session after 5 s, and gives up on a lock after 5 s, and
+        // keepalives find a dead peer.
+        let opts = config.get_options().unwrap_or("").to_string();
+        config.options(
+            format!("{opts} -c idle_in_transaction_session_timeout=5000 -c lock_timeout=5000")
+                .trim(),
+        );
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(10));
         Ok(Conn {
             config,
             thread: None,
@@ -183,7 +194,12 @@ impl Conn {
     {
         let mut pause = Duration::from_millis(50);
         loop {
-            match self.call(deadline, f.clone()) {
+            // One attempt waits at most half of what is left (and at least
+            // a second): a silent connection is given up while a new one
+            // can still make it.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let attempt = deadline.min(Instant::now() + (left / 2).max(Duration::from_secs(1)));
+            match self.call(attempt, f.clone()) {
                 Err(e) if e.is_transient() && Instant::now() + pause < deadline => {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(500));

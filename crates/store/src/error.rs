@@ -35,7 +35,7 @@ pub enum StoreError {
     Held { key: String, holder: String },
 
     /// This run no longer holds the key's lease: it writes nothing more.
-    #[error("write checkpoint {key}: this run lost its lease ({why})")]
+    #[error("hold checkpoint {key}: this run lost its lease ({why})")]
     Lost { key: String, why: String },
 
     /// A run of the same checkpoint key is queued or running.

@@ -69,6 +69,10 @@ pub struct PgFrames {
 
 enum Wrote {
     Done,
+    /// Already there from an earlier try of this write (whose answer was
+    /// lost): done, but this try's fence may not have passed, so it renews
+    /// nothing.
+    Found,
     Fenced,
     Differs,
 }
@@ -113,7 +117,7 @@ impl PgFrames {
     ) -> Result<(), StoreError> {
         let deadline = self.lease.check()?;
         let (key, epoch, secs) = (self.lease.key.clone(), self.lease.epoch, self.lease.secs());
-        let sent = Instant::now();
+        let sent = crate::lease::boot_now();
         let r = self.conn.retry(deadline, move |c| {
             if !replace {
                 // An append is one statement (one round trip, one commit):
@@ -137,7 +141,7 @@ impl PgFrames {
                 )?;
                 let now_epoch: Option<i64> = row.get(1);
                 return Ok(match row.get::<_, Option<&[u8]>>(0) {
-                    Some(b) if b == bytes.as_slice() => Wrote::Done,
+                    Some(b) if b == bytes.as_slice() => Wrote::Found,
                     _ if now_epoch != Some(epoch) => Wrote::Fenced,
                     Some(_) => Wrote::Differs,
                     None => Wrote::Fenced,
@@ -161,7 +165,7 @@ impl PgFrames {
     fn settle(
         &mut self,
         r: Result<Wrote, CallError>,
-        sent: Instant,
+        sent: std::time::Duration,
         seq: i64,
     ) -> Result<(), StoreError> {
         match r {
@@ -169,6 +173,7 @@ impl PgFrames {
                 self.lease.renewed(sent);
                 Ok(())
             }
+            Ok(Wrote::Found) => Ok(()),
             Ok(Wrote::Fenced) => {
                 let why = self.fenced_why();
                 self.lease.lose(why.clone());
@@ -207,7 +212,7 @@ impl PgFrames {
     fn delete_from(&mut self, from_seq: i64) -> Result<(), StoreError> {
         let deadline = self.lease.check()?;
         let (key, epoch, secs) = (self.lease.key.clone(), self.lease.epoch, self.lease.secs());
-        let sent = Instant::now();
+        let sent = crate::lease::boot_now();
         let r = self.conn.retry(deadline, move |c| {
             let mut tx = c.transaction()?;
             if tx.execute(RENEW_SQL, &[&key, &epoch, &secs])? != 1 {

@@ -80,31 +80,61 @@ pub(crate) struct Shared {
 }
 
 struct Hold {
-    valid_until: Instant,
+    /// On the boot clock ([`boot_now`]).
+    valid_until: Duration,
     lost: Option<String>,
 }
 
+/// The time since boot, counting time suspended: a holder whose machine
+/// or VM was suspended sees that time pass (the monotonic clock of `Instant`
+/// stops during a suspend).
+pub(crate) fn boot_now() -> Duration {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec, which `ts` is.
+        if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } == 0 {
+            return Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+        }
+    }
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
+}
+
+/// How much of the lease a holder uses: it stops a tenth of the lease
+/// before the database's expiry could pass, for clocks that run at slightly
+/// different rates.
+fn usable(lease: Duration) -> Duration {
+    lease - lease / 10
+}
+
 impl Shared {
-    /// Until when this run may act as the holder, or why it may not.
+    /// Until when this run may act as the holder (as a deadline for a
+    /// call), or why it may not.
     pub(crate) fn check(&self) -> Result<Instant, StoreError> {
         let h = self.hold.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(why) = &h.lost {
             return Err(self.lost(why.clone()));
         }
-        if Instant::now() >= h.valid_until {
+        let now = boot_now();
+        if now >= h.valid_until {
             return Err(self.lost(format!(
                 "no renewal reached the store within the lease of {}",
                 secs(self.duration)
             )));
         }
-        Ok(h.valid_until)
+        Ok(Instant::now() + (h.valid_until - now))
     }
 
-    /// The store accepted a renewal (or a write, which renews) sent at `sent`.
-    pub(crate) fn renewed(&self, sent: Instant) {
+    /// The store accepted a renewal (or a write, which renews) sent at
+    /// `sent` (on the boot clock).
+    pub(crate) fn renewed(&self, sent: Duration) {
         let mut h = self.hold.lock().unwrap_or_else(|e| e.into_inner());
         if h.lost.is_none() {
-            h.valid_until = h.valid_until.max(sent + self.duration);
+            h.valid_until = h.valid_until.max(sent + usable(self.duration));
         }
     }
 
@@ -190,13 +220,20 @@ impl Lease {
         mut store: Store,
         spec: LeaseSpec,
         takeover: bool,
+        stop: Option<&std::sync::atomic::AtomicBool>,
         mut waiting: impl FnMut(&Holder),
     ) -> Result<Lease, StoreError> {
         let host = checkflow_journal::hostname();
         let pid = std::process::id() as i32;
         let mut told = false;
         loop {
-            let sent = Instant::now();
+            if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {
+                return Err(StoreError::Held {
+                    key: spec.key,
+                    holder: "interrupted while waiting for the lease to expire".into(),
+                });
+            }
+            let sent = boot_now();
             let (key, pkg, run, host2) = (
                 spec.key.clone(),
                 spec.package_id.clone(),
@@ -226,6 +263,10 @@ impl Lease {
                 Ok(epoch) => return Ok(Lease::start(store, spec, epoch, sent)),
                 // Released or expired between the two statements: try again.
                 Err(None) => continue,
+                // Taken by this very call, whose first answer was lost.
+                Err(Some(h)) if h.run_id == spec.run_id && h.pid == pid && !h.released => {
+                    return Ok(Lease::start(store, spec, h.epoch, sent));
+                }
                 Err(Some(holder)) if !takeover => {
                     return Err(StoreError::Held {
                         key: spec.key,
@@ -244,14 +285,14 @@ impl Lease {
         }
     }
 
-    fn start(store: Store, spec: LeaseSpec, epoch: i64, sent: Instant) -> Lease {
+    fn start(store: Store, spec: LeaseSpec, epoch: i64, sent: Duration) -> Lease {
         let shared = Arc::new(Shared {
             key: spec.key,
             url: store.shown.clone(),
             epoch,
             duration: spec.duration,
             hold: Mutex::new(Hold {
-                valid_until: sent + spec.duration,
+                valid_until: sent + usable(spec.duration),
                 lost: None,
             }),
             stop: Mutex::new(false),
@@ -321,7 +362,7 @@ impl Lease {
     /// again, and a run that lost its lease records nothing.
     pub fn end_run(
         &mut self,
-        id: i64,
+        claim: crate::Claim,
         end: crate::RunEnd,
         delete_frames: bool,
     ) -> Result<Option<crate::RunState>, StoreError> {
@@ -336,17 +377,19 @@ impl Lease {
             if tx.execute(RENEW_SQL, &[&key, &epoch, &secs])? != 1 {
                 return Ok(None);
             }
-            if delete_frames {
+            // Only the run of the current claim ends it: a run whose claim
+            // was taken over leaves the row, and the frames, to the new one.
+            let state = crate::queue::write_end(&mut tx, claim, None, &end)?;
+            if delete_frames && state.is_ok() {
                 tx.execute("DELETE FROM checkflow_frame WHERE key = $1", &[&key])?;
             }
-            let state = crate::queue::write_end(&mut tx, id, None, &end)?;
             tx.commit()?;
             Ok(Some(state.ok()))
         });
         match r {
             Ok(Some(state)) => Ok(state),
             Ok(None) => {
-                let why = "another run took the key over".to_string();
+                let why = "its lease expired or another run took the key over".to_string();
                 self.shared.lose(why.clone());
                 Err(self.shared.lost(why))
             }
@@ -356,6 +399,18 @@ impl Lease {
                 e,
             )),
         }
+    }
+
+    /// Whether `claim` is still the queue's current claim of its run
+    /// (checked once the lease is taken, before anything runs).
+    pub fn claim_is_current(&mut self, claim: crate::Claim) -> Result<bool, StoreError> {
+        self.store.call("read the run", move |c| {
+            Ok(c.query_opt(
+                "SELECT 1 FROM checkflow_run WHERE id = $1 AND token = $2 AND state = 'running'",
+                &[&claim.id, &claim.token],
+            )?
+            .is_some())
+        })
     }
 
     fn frames_conn(&self) -> Conn {
@@ -437,9 +492,13 @@ fn renew_loop(s: &Shared, mut conn: Conn) {
         let Ok(valid_until) = s.check() else {
             return;
         };
-        let sent = Instant::now();
+        let sent = boot_now();
         let (key, epoch, secs) = (s.key.clone(), s.epoch, s.secs());
-        let r = conn.call(valid_until, move |c| {
+        // One attempt waits at most a third of the lease: a connection that
+        // went silent is given up early enough to try a new one.
+        let attempt =
+            valid_until.min(Instant::now() + (s.duration / 3).max(Duration::from_millis(500)));
+        let r = conn.call(attempt, move |c| {
             let renew = c.prep(RENEW_SQL)?;
             c.execute(&renew, &[&key, &epoch, &secs])
         });
@@ -460,7 +519,9 @@ fn renew_loop(s: &Shared, mut conn: Conn) {
                 return;
             }
             Err(e) if e.is_transient() => {
-                if Instant::now() >= valid_until {
+                // Writes renew the lease too: only the hold as it is now says
+                // whether it ran out.
+                if s.check().is_err() {
                     s.lose(format!(
                         "the store could not be reached to renew it within the lease ({e})"
                     ));

@@ -24,7 +24,7 @@ mod schema;
 pub use error::StoreError;
 pub use frames::{Stored, read};
 pub use lease::{Holder, Lease, LeaseGuard, LeaseSpec};
-pub use queue::{Claimed, Ended, NewRun, RestartPolicy, RunEnd, RunRow, RunState, Worker};
+pub use queue::{Claim, Claimed, Ended, NewRun, RestartPolicy, RunEnd, RunRow, RunState, Worker};
 
 use std::time::{Duration, Instant};
 
@@ -119,27 +119,65 @@ impl Store {
 }
 
 /// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`; a
-/// `password=...` setting likewise.
+/// `password=...` setting (in the query string, or as `key=value`) likewise.
 pub fn redact(url: &str) -> String {
-    if let Some(rest) = url
-        .strip_prefix("postgres://")
-        .or_else(|| url.strip_prefix("postgresql://"))
+    let lower = url.to_ascii_lowercase();
+    if let Some(scheme_len) = ["postgres://", "postgresql://"]
+        .iter()
+        .find(|p| lower.starts_with(**p))
+        .map(|p| p.len())
     {
-        let scheme = &url[..url.len() - rest.len()];
-        if let Some((auth, host)) = rest.split_once('@')
-            && let Some((user, _)) = auth.split_once(':')
-        {
-            return format!("{scheme}{user}:***@{host}");
-        }
-        return url.to_string();
+        let (scheme, rest) = url.split_at(scheme_len);
+        let (main, query) = match rest.split_once('?') {
+            Some((m, q)) => (m, Some(q)),
+            None => (rest, None),
+        };
+        // The password may hold an '@': the host comes after the last one.
+        let main = match main.rsplit_once('@') {
+            Some((auth, host)) => match auth.split_once(':') {
+                Some((user, _)) => format!("{user}:***@{host}"),
+                None => format!("{auth}@{host}"),
+            },
+            None => main.to_string(),
+        };
+        let query = query.map(|q| {
+            q.split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => kv.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("&")
+        });
+        return match query {
+            Some(q) => format!("{scheme}{main}?{q}"),
+            None => format!("{scheme}{main}"),
+        };
     }
-    url.split_whitespace()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-            _ => kv.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    // key=value settings: a password's value ends at the next space, or at
+    // its closing quote.
+    let mut out = String::new();
+    let mut rest = url;
+    while let Some(i) = rest.to_ascii_lowercase().find("password") {
+        let after = &rest[i + "password".len()..];
+        let trimmed = after.trim_start();
+        let Some(value) = trimmed.strip_prefix('=') else {
+            out.push_str(&rest[..i + "password".len()]);
+            rest = after;
+            continue;
+        };
+        let value = value.trim_start();
+        let end = if let Some(q) = value.strip_prefix('\'') {
+            q.find('\'').map_or(value.len(), |e| e + 2)
+        } else {
+            value.find(char::is_whitespace).unwrap_or(value.len())
+        };
+        out.push_str(&rest[..i]);
+        out.push_str("password=***");
+        rest = &value[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]

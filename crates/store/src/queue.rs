@@ -101,6 +101,32 @@ pub struct RunRow {
     pub last_error: Option<String>,
 }
 
+/// One claim of a run: its id, and the token the claim got (every claim of
+/// a run gets a new one). Only the current claim's run and worker may end
+/// the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub id: i64,
+    pub token: i64,
+}
+
+impl Claim {
+    /// `ID:TOKEN`, as the worker hands it to the run.
+    pub fn parse(s: &str) -> Option<Claim> {
+        let (a, b) = s.split_once(':')?;
+        Some(Claim {
+            id: a.parse().ok()?,
+            token: b.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.id, self.token)
+    }
+}
+
 /// How a run ended, as the run itself or its worker records it.
 #[derive(Clone, Debug, Default)]
 pub struct RunEnd {
@@ -124,12 +150,13 @@ const MAX_INTERRUPTIONS: i32 = 3;
 /// or the state it already had (`Err`).
 pub(crate) fn write_end(
     tx: &mut postgres::Transaction<'_>,
-    id: i64,
+    claim: Claim,
     worker: Option<&str>,
     end: &RunEnd,
 ) -> Result<Result<RunState, Option<RunState>>, postgres::Error> {
+    let id = claim.id;
     let Some(row) = tx.query_opt(
-        "SELECT state, worker, attempts, max_attempts, delay_ms, backoff, interruptions \
+        "SELECT state, worker, attempts, max_attempts, delay_ms, backoff, interruptions, token \
          FROM checkflow_run WHERE id = $1 FOR UPDATE",
         &[&id],
     )?
@@ -138,13 +165,19 @@ pub(crate) fn write_end(
     };
     let state = RunState::parse(row.get(0));
     let owner: Option<String> = row.get(1);
-    if state != RunState::Running || worker.is_some_and(|w| owner.as_deref() != Some(w)) {
+    let token: i64 = row.get(7);
+    if state != RunState::Running
+        || token != claim.token
+        || worker.is_some_and(|w| owner.as_deref() != Some(w))
+    {
         return Ok(Err(Some(state)));
     }
     let (attempts, max, delay_ms, backoff, interruptions): (i32, i32, i64, f64, i32) =
         (row.get(2), row.get(3), row.get(4), row.get(5), row.get(6));
     let signalled = end.hand_back && end.exit_code.is_none();
-    let (state, delay) = if end.hand_back && !(signalled && interruptions >= MAX_INTERRUPTIONS) {
+    let (state, delay) = if signalled && interruptions >= MAX_INTERRUPTIONS {
+        (RunState::Failed, 0.0)
+    } else if end.hand_back {
         (RunState::Queued, 0.0)
     } else if end.exit_code == Some(0) {
         (RunState::Succeeded, 0.0)
@@ -202,6 +235,8 @@ pub enum Ended {
 #[derive(Clone, Debug)]
 pub struct Claimed {
     pub id: i64,
+    /// This claim's token (see [`Claim`]).
+    pub token: i64,
     pub package_path: String,
     pub package_hash: String,
     pub key: String,
@@ -337,10 +372,11 @@ impl Worker {
                  UPDATE checkflow_run r SET state = 'running', worker = $2, \
                    claimed_until = now() + make_interval(secs => $3), \
                    attempts = r.attempts + CASE WHEN pick.was = 'running' THEN 0 ELSE 1 END, \
+                   token = r.token + 1, \
                    started_at = coalesce(r.started_at, now()) \
                  FROM pick WHERE r.id = pick.id \
                  RETURNING r.id, r.package_path, r.package_hash, r.key, r.args::text, \
-                   pick.was, r.attempts",
+                   pick.was, r.attempts, r.token",
                 &[&queue, &name, &secs],
             )
         })?;
@@ -364,28 +400,44 @@ impl Worker {
                 config: v["config"].as_str().map(str::to_string),
                 takeover: r.get::<_, &str>(5) == "running",
                 attempts: r.get(6),
+                token: r.get(7),
             }
         }))
     }
 
-    /// Keeps this worker's claims on `ids` alive; returns the ids whose
-    /// claim is no longer this worker's.
-    pub fn heartbeat(&mut self, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
-        if ids.is_empty() {
+    /// Keeps this worker's `claims` alive; returns those another claim has
+    /// replaced (the run is another worker's now). A run that ended is not
+    /// among them.
+    pub fn heartbeat(&mut self, claims: &[Claim]) -> Result<Vec<Claim>, StoreError> {
+        if claims.is_empty() {
             return Ok(Vec::new());
         }
-        let (name, secs, ids2) = (self.name.clone(), self.claim.as_secs_f64(), ids.to_vec());
-        let kept: Vec<i64> = self.store.call("renew the claims", move |c| {
+        let ids: Vec<i64> = claims.iter().map(|c| c.id).collect();
+        let tokens: Vec<i64> = claims.iter().map(|c| c.token).collect();
+        let secs = self.claim.as_secs_f64();
+        let now: Vec<(i64, i64)> = self.store.call("renew the claims", move |c| {
+            c.execute(
+                "UPDATE checkflow_run r SET claimed_until = now() + make_interval(secs => $1) \
+                 FROM unnest($2::bigint[], $3::bigint[]) AS mine(id, token) \
+                 WHERE r.id = mine.id AND r.token = mine.token AND r.state = 'running'",
+                &[&secs, &ids, &tokens],
+            )?;
             Ok(c.query(
-                "UPDATE checkflow_run SET claimed_until = now() + make_interval(secs => $2) \
-                 WHERE worker = $1 AND state = 'running' AND id = ANY($3) RETURNING id",
-                &[&name, &secs, &ids2],
+                "SELECT id, token FROM checkflow_run WHERE id = ANY($1)",
+                &[&ids],
             )?
             .iter()
-            .map(|r| r.get(0))
+            .map(|r| (r.get(0), r.get(1)))
             .collect())
         })?;
-        Ok(ids.iter().copied().filter(|i| !kept.contains(i)).collect())
+        Ok(claims
+            .iter()
+            .copied()
+            .filter(|c| {
+                now.iter()
+                    .any(|&(id, token)| id == c.id && token != c.token)
+            })
+            .collect())
     }
 
     /// Whether every run of the queue has finished (succeeded or failed).
@@ -429,11 +481,11 @@ impl Worker {
     /// The run's child ended and did not record its end itself (it was
     /// killed, or could not reach the store): records it, if this worker's
     /// claim still holds.
-    pub fn finish(&mut self, id: i64, end: RunEnd) -> Result<Ended, StoreError> {
+    pub fn finish(&mut self, claim: Claim, end: RunEnd) -> Result<Ended, StoreError> {
         let name = self.name.clone();
         self.store.call("record the run's end", move |c| {
             let mut tx = c.transaction()?;
-            let r = write_end(&mut tx, id, Some(&name), &end)?;
+            let r = write_end(&mut tx, claim, Some(&name), &end)?;
             tx.commit()?;
             Ok(match r {
                 Ok(s) => Ended::Wrote(s),

@@ -49,13 +49,25 @@ CREATE TABLE checkflow_run (
     finished_at   timestamptz,
     exit_code     integer,
     last_error    text,
-    interruptions integer NOT NULL DEFAULT 0
+    interruptions integer NOT NULL DEFAULT 0,
+    token         bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX checkflow_run_ready ON checkflow_run (queue, state, not_before);
 ";
 
 pub(crate) fn migrate(store: &mut Store) -> Result<(), StoreError> {
     let found = store.call_once("connect and create the tables", |c| {
+        // Made already (the usual case): no lock, so one stuck client cannot
+        // hold up every run that opens the store.
+        if c.query_one(
+            "SELECT to_regclass('checkflow_store_version') IS NOT NULL",
+            &[],
+        )?
+        .get::<_, bool>(0)
+            && let Some(r) = c.query_opt("SELECT version FROM checkflow_store_version", &[])?
+        {
+            return Ok(r.get::<_, i32>(0));
+        }
         let mut tx = c.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock(7418221300001)", &[])?;
         tx.batch_execute(

@@ -22,11 +22,14 @@ fn db(test: &str) -> Option<String> {
     checkflow_testkit::pg::fresh_db(test)
 }
 
+/// A lease for a run of its own (each call a new run id, as each run has).
 fn spec(key: &str, lease_ms: u64) -> LeaseSpec {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     LeaseSpec {
         key: key.into(),
         package_id: "pkg-1".into(),
-        run_id: format!("run-{lease_ms}"),
+        run_id: format!("run-{lease_ms}-{n}"),
         duration: Duration::from_millis(lease_ms),
     }
 }
@@ -82,7 +85,14 @@ fn records_written_under_a_lease_read_back_as_a_checkpoint_and_resume() {
     let Some(url) = db("store_roundtrip") else {
         return;
     };
-    let lease = Lease::acquire(Store::open(&url).unwrap(), spec("k", 5000), false, |_| {}).unwrap();
+    let lease = Lease::acquire(
+        Store::open(&url).unwrap(),
+        spec("k", 5000),
+        false,
+        None,
+        |_| {},
+    )
+    .unwrap();
     assert_eq!(lease.epoch(), 1);
     let mut j = create(&lease);
     j.append(done("A")).unwrap();
@@ -91,8 +101,14 @@ fn records_written_under_a_lease_read_back_as_a_checkpoint_and_resume() {
     lease.release();
 
     // The next holder continues after the records, with a new epoch.
-    let mut lease =
-        Lease::acquire(Store::open(&url).unwrap(), spec("k", 5000), false, |_| {}).unwrap();
+    let mut lease = Lease::acquire(
+        Store::open(&url).unwrap(),
+        spec("k", 5000),
+        false,
+        None,
+        |_| {},
+    )
+    .unwrap();
     assert_eq!(lease.epoch(), 2);
     let stored = lease.read().unwrap().expect("stored");
     let st = checkflow_journal::read_bytes(Path::new("k"), &stored.bytes, None).unwrap();
@@ -109,10 +125,23 @@ fn records_written_under_a_lease_read_back_as_a_checkpoint_and_resume() {
 #[test]
 fn a_held_key_is_refused_naming_the_holder_and_a_takeover_waits_for_expiry() {
     let Some(url) = db("store_held") else { return };
-    let first = Lease::acquire(Store::open(&url).unwrap(), spec("k", 1500), false, |_| {}).unwrap();
-    let e = Lease::acquire(Store::open(&url).unwrap(), spec("k", 1500), false, |_| {})
-        .err()
-        .expect("held");
+    let first = Lease::acquire(
+        Store::open(&url).unwrap(),
+        spec("k", 1500),
+        false,
+        None,
+        |_| {},
+    )
+    .unwrap();
+    let e = Lease::acquire(
+        Store::open(&url).unwrap(),
+        spec("k", 1500),
+        false,
+        None,
+        |_| {},
+    )
+    .err()
+    .expect("held");
     let msg = e.to_string();
     assert!(
         msg.contains("another run holds it") && msg.contains("run-1500") && msg.contains("epoch 1"),
@@ -123,9 +152,13 @@ fn a_held_key_is_refused_naming_the_holder_and_a_takeover_waits_for_expiry() {
     first.stop_renewing();
     let t = std::time::Instant::now();
     let mut told = None;
-    let second = Lease::acquire(Store::open(&url).unwrap(), spec("k", 1500), true, |h| {
-        told = Some(h.to_string())
-    })
+    let second = Lease::acquire(
+        Store::open(&url).unwrap(),
+        spec("k", 1500),
+        true,
+        None,
+        |h| told = Some(h.to_string()),
+    )
     .unwrap();
     assert!(told.expect("told whom it waits for").contains("run-1500"));
     assert_eq!(second.epoch(), 2);
@@ -144,14 +177,27 @@ fn a_holder_that_lost_its_lease_writes_nothing() {
     let Some(url) = db("store_fenced") else {
         return;
     };
-    let mut old =
-        Lease::acquire(Store::open(&url).unwrap(), spec("k", 1000), false, |_| {}).unwrap();
+    let mut old = Lease::acquire(
+        Store::open(&url).unwrap(),
+        spec("k", 1000),
+        false,
+        None,
+        |_| {},
+    )
+    .unwrap();
     let mut j = create(&old);
     j.append(done("A")).unwrap();
     // Paused longer than its lease: another run takes the key over...
     old.stop_renewing();
     std::thread::sleep(Duration::from_millis(1100));
-    let new = Lease::acquire(Store::open(&url).unwrap(), spec("k", 1000), true, |_| {}).unwrap();
+    let new = Lease::acquire(
+        Store::open(&url).unwrap(),
+        spec("k", 1000),
+        true,
+        None,
+        |_| {},
+    )
+    .unwrap();
     // ...and the old holder's next write is refused, its journal stops.
     let e = chain(&j.append(done("B")).expect_err("fenced"));
     assert!(e.contains("lost its lease"), "{e}");
@@ -169,7 +215,14 @@ fn the_fence_refuses_a_write_even_when_the_local_clock_still_says_held() {
     let Some(url) = db("store_fence_db") else {
         return;
     };
-    let old = Lease::acquire(Store::open(&url).unwrap(), spec("k", 60_000), false, |_| {}).unwrap();
+    let old = Lease::acquire(
+        Store::open(&url).unwrap(),
+        spec("k", 60_000),
+        false,
+        None,
+        |_| {},
+    )
+    .unwrap();
     let mut j = create(&old);
     let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     c.execute(
@@ -185,7 +238,14 @@ fn the_fence_refuses_a_write_even_when_the_local_clock_still_says_held() {
 #[test]
 fn a_write_sent_again_after_its_commit_landed_is_not_stored_twice() {
     let Some(url) = db("store_idem") else { return };
-    let lease = Lease::acquire(Store::open(&url).unwrap(), spec("k", 5000), false, |_| {}).unwrap();
+    let lease = Lease::acquire(
+        Store::open(&url).unwrap(),
+        spec("k", 5000),
+        false,
+        None,
+        |_| {},
+    )
+    .unwrap();
     let mut f = lease.create(b"HEADER").unwrap();
     use checkflow_journal::Storage;
     f.write_all(b"ONE").unwrap();
@@ -234,4 +294,75 @@ fn redact_hides_passwords() {
         redact("host=h password=pw user=u"),
         "host=h password=*** user=u"
     );
+}
+
+#[test]
+fn only_the_current_claim_of_a_run_may_end_it() {
+    let Some(url) = db("store_claims") else {
+        return;
+    };
+    let mut s = Store::open(&url).unwrap();
+    let run = NewRun {
+        queue: "q".into(),
+        package_path: "/p.yaml".into(),
+        package_hash: "h".into(),
+        package_id: "pkg-1".into(),
+        key: "k".into(),
+        args: Vec::new(),
+        config: None,
+        restart: RestartPolicy::default(),
+    };
+    let id = s.submit(&run).unwrap();
+    let mut a = Worker::new(Store::open(&url).unwrap(), "q", Duration::from_secs(30));
+    let first = a.claim().unwrap().expect("claimed");
+    assert_eq!((first.id, first.token, first.takeover), (id, 1, false));
+    // Worker a stops renewing its claim; no run holds the key's lease: b
+    // takes the run over with a new token.
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.execute(
+        "UPDATE checkflow_run SET claimed_until = now() - interval '1 s'",
+        &[],
+    )
+    .unwrap();
+    let mut b = Worker::new(Store::open(&url).unwrap(), "q", Duration::from_secs(30));
+    let second = b.claim().unwrap().expect("taken over");
+    assert_eq!(
+        (second.token, second.takeover, second.attempts),
+        (2, true, 1)
+    );
+    // a's run, still alive, finishes under its old claim: it ends nothing
+    // and deletes no frame; a's worker cannot end it either.
+    let mut lease = Lease::acquire(
+        Store::open(&url).unwrap(),
+        spec("k", 5000),
+        false,
+        None,
+        |_| {},
+    )
+    .unwrap();
+    let mut j = create(&lease);
+    j.append(done("A")).unwrap();
+    let old = Claim { id, token: 1 };
+    assert!(!lease.claim_is_current(old).unwrap());
+    let end = RunEnd {
+        exit_code: Some(0),
+        ..Default::default()
+    };
+    assert_eq!(lease.end_run(old, end.clone(), true).unwrap(), None);
+    assert_eq!(
+        completed(&url, "k"),
+        ["A"],
+        "the frames stay for the current claim's run"
+    );
+    assert_eq!(a.finish(old, end.clone()).unwrap(), Ended::NotMine);
+    // The current claim's run ends it, and its checkpoint with it.
+    let new = Claim { id, token: 2 };
+    assert_eq!(
+        lease.end_run(new, end, true).unwrap(),
+        Some(RunState::Succeeded)
+    );
+    assert!(completed(&url, "k").is_empty());
+    // Its heartbeat does not take a run that ended for lost.
+    assert!(b.heartbeat(&[new]).unwrap().is_empty());
+    assert_eq!(a.heartbeat(&[old]).unwrap(), vec![old]);
 }

@@ -27,7 +27,7 @@ pub(crate) fn settle(
     checkpoint: &CheckpointPlan,
     lock: &Option<journal::Lock>,
     lease: &mut Option<checkflow_store::Lease>,
-    queue_run: Option<i64>,
+    queue_run: Option<checkflow_store::Claim>,
     finished_child: bool,
 ) -> Fate {
     // The rules: docs/semantics.md §5.4.
@@ -139,9 +139,10 @@ fn settle_queued(
     exists: bool,
     keep: bool,
     lease: &mut checkflow_store::Lease,
-    id: i64,
+    claim: checkflow_store::Claim,
     checkpoint: &CheckpointPlan,
 ) -> Fate {
+    let id = claim.id;
     let shown = checkpoint.shown().unwrap_or_default();
     let end = checkflow_store::RunEnd {
         exit_code: Some(match result.outcome {
@@ -157,13 +158,15 @@ fn settle_queued(
             .or_else(|| result.errors.first().cloned()),
     };
     let delete = exists && !keep;
-    match lease.end_run(id, end, delete) {
+    match lease.end_run(claim, end, delete) {
         Ok(state) => {
             let run = match state {
                 Some(s) => format!("run {id} recorded as {}", s.as_str()),
-                None => format!("run {id} was no longer running in the queue"),
+                None => format!(
+                    "run {id} is another claim's now: its end and checkpoint are left to that run"
+                ),
             };
-            let note = if delete {
+            let note = if delete && state.is_some() {
                 format!("checkpoint {shown} deleted; {run}")
             } else if exists {
                 format!("checkpoint kept: {shown}; {run}")
@@ -171,7 +174,7 @@ fn settle_queued(
                 run
             };
             Fate {
-                kept: exists && !delete,
+                kept: exists && !(delete && state.is_some()),
                 note,
                 warning: None,
             }

@@ -229,7 +229,7 @@ fn read_store(
 ) -> Result<StoreRead, Fail> {
     let mut lease = None;
     let stored = if for_run && (save || usage != Usage::Never) {
-        let mut l = cstore::take_lease(t, plan, run_id, opts.takeover)?;
+        let mut l = cstore::take_lease(t, plan, run_id, opts.takeover, opts.queue_run)?;
         let s = if usage == Usage::Never {
             None
         } else {

@@ -117,19 +117,18 @@ impl Recorder for JournalRecorder<'_> {
     }
 
     fn hold(&mut self) -> Result<(), RecordError> {
-        match &self.lease {
-            Some(l) => l
-                .check()
-                .map_err(|e| RecordError::caused_by(crate::session::failed_to(&e), e)),
-            None => Ok(()),
-        }
+        hold(&self.lease)
     }
 }
 
 /// The recorder of a run without a checkpoint: nothing is written, and the
 /// files tasks asked to remove once recorded go at once (no restart can
 /// need them).
-pub(crate) struct NoJournal;
+pub(crate) struct NoJournal {
+    /// A restart from a store that does not save still holds its lease,
+    /// and goes on only while it does.
+    pub(crate) lease: Option<checkflow_store::LeaseGuard>,
+}
 
 impl Recorder for NoJournal {
     fn record(&mut self, batch: Vec<Record>) -> Result<(), RecordError> {
@@ -139,6 +138,20 @@ impl Recorder for NoJournal {
             }
         }
         Ok(())
+    }
+
+    fn hold(&mut self) -> Result<(), RecordError> {
+        hold(&self.lease)
+    }
+}
+
+/// `Ok` while the run holds its store's lease (or has none to hold).
+fn hold(lease: &Option<checkflow_store::LeaseGuard>) -> Result<(), RecordError> {
+    match lease {
+        Some(l) => l
+            .check()
+            .map_err(|e| RecordError::caused_by(crate::session::failed_to(&e), e)),
+        None => Ok(()),
     }
 }
 

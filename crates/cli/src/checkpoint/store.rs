@@ -16,6 +16,9 @@ use checkflow_store as store;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The variable a worker hands its store's URL to a run in.
+pub(crate) const WORKER_STORE_ENV: &str = "CHECKFLOW_WORKER_STORE";
+
 /// Where a checkpoint lives in a store.
 #[derive(Clone, Debug)]
 pub struct StoreTarget {
@@ -40,7 +43,14 @@ pub(crate) fn target(
     start_time: jiff::civil::DateTime,
 ) -> Result<Option<StoreTarget>, Fail> {
     let settings = &plan.package.checkpoint;
-    let url = match (&opts.checkpoint_store, &settings.store) {
+    // A worker's run gets the store in the environment (see `--queue-run`).
+    let worker_store = opts
+        .queue_run
+        .and_then(|_| std::env::var(WORKER_STORE_ENV).ok());
+    let url = match (
+        opts.checkpoint_store.as_ref().or(worker_store.as_ref()),
+        &settings.store,
+    ) {
         (Some(u), _) => u.clone(),
         (None, Some(name)) => {
             let def = plan.connections.get(name).ok_or_else(|| {
@@ -105,6 +115,7 @@ pub(crate) fn take_lease(
     plan: &Plan,
     run_id: &str,
     takeover: bool,
+    queue_run: Option<store::Claim>,
 ) -> Result<store::Lease, Fail> {
     let s = connect(t)?;
     let spec = store::LeaseSpec {
@@ -113,7 +124,8 @@ pub(crate) fn take_lease(
         run_id: run_id.to_string(),
         duration: t.lease,
     };
-    store::Lease::acquire(s, spec, takeover, |h| {
+    let stop = crate::ops::run::interrupt_flag();
+    let mut lease = store::Lease::acquire(s, spec, takeover, Some(&stop), |h| {
         eprintln!(
             "checkflow: checkpoint {} is held by {h}; waiting for that lease to expire (--takeover)",
             t.shown()
@@ -127,5 +139,23 @@ pub(crate) fn take_lease(
             );
         }
         f
-    })
+    })?;
+    // A worker's run goes ahead only under the run's current claim: one
+    // whose claim another worker took over (while this one waited for the
+    // lease) leaves the run to that worker's.
+    if let Some(claim) = queue_run
+        && !lease
+            .claim_is_current(claim)
+            .map_err(|e| Fail::chain(exit::FAILURE, &e))?
+    {
+        lease.release();
+        return Err(Fail::new(
+            exit::FAILURE,
+            format!(
+                "run {} of the queue was claimed again by another worker; this copy stops before running anything",
+                claim.id
+            ),
+        ));
+    }
+    Ok(lease)
 }

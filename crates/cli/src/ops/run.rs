@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 static INTERRUPT: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
-fn interrupt_flag() -> Arc<AtomicBool> {
+pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
     INTERRUPT
         .get_or_init(|| {
             let flag = Arc::new(AtomicBool::new(false));
@@ -86,9 +86,19 @@ pub(crate) fn run_with(args: &RunArgs, create: record::CreateJournal<'_>) -> Res
         tx_prefix: run_id.clone(),
         // Only the run that holds a checkpoint's lock may take a process
         // carrying its tag for a leftover of another run.
-        processes: lock
-            .as_ref()
-            .map(|l| Arc::new(checkflow_plan::ProcessScope::new(l.checkpoint(), &run_id))),
+        processes: match (&lock, &lease) {
+            (Some(l), _) => Some(Arc::new(checkflow_plan::ProcessScope::new(
+                l.checkpoint(),
+                &run_id,
+            ))),
+            (None, Some(_)) => ckpt_display.as_ref().map(|name| {
+                Arc::new(checkflow_plan::ProcessScope::new(
+                    std::path::Path::new(name),
+                    &run_id,
+                ))
+            }),
+            (None, None) => None,
+        },
     };
     let t = crate::timing::start();
     let result = match journal {
@@ -102,7 +112,13 @@ pub(crate) fn run_with(args: &RunArgs, create: record::CreateJournal<'_>) -> Res
             journal = Some(rec.journal);
             r
         }
-        None => checkflow_exec::run(&plan, opts, &mut record::NoJournal, &mut console),
+        None => {
+            // A restart that does not save still holds the store's lease.
+            let mut rec = record::NoJournal {
+                lease: lease.as_ref().map(|l| l.guard()),
+            };
+            checkflow_exec::run(&plan, opts, &mut rec, &mut console)
+        }
     };
 
     crate::timing::phase("run", t);

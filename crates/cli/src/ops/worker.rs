@@ -27,6 +27,7 @@ const POLL: Duration = Duration::from_millis(200);
 
 struct Running {
     id: i64,
+    claim: store::Claim,
     key: String,
     child: Child,
     /// The last error line the run printed.
@@ -112,13 +113,14 @@ pub fn worker(a: &WorkerArgs) -> Result<i32, Fail> {
         }
         if beat.elapsed() >= a.lease / 3 {
             beat = Instant::now();
-            let ids: Vec<i64> = running.iter().map(|r| r.id).collect();
-            match w.heartbeat(&ids) {
+            let claims: Vec<store::Claim> = running.iter().map(|r| r.claim).collect();
+            match w.heartbeat(&claims) {
                 Ok(lost) => {
-                    for id in lost {
+                    for claim in lost {
                         // This worker's claim lapsed (it was paused) and the
                         // run is another's now: its child must not go on.
-                        if let Some(i) = running.iter().position(|r| r.id == id) {
+                        let id = claim.id;
+                        if let Some(i) = running.iter().position(|r| r.claim == claim) {
                             let mut r = running.remove(i);
                             log.line("lost", Some(id), "this worker's claim lapsed and another took the run; stopping its copy here");
                             let _ = r.child.kill();
@@ -153,7 +155,13 @@ pub fn worker(a: &WorkerArgs) -> Result<i32, Fail> {
                         error: Some(msg),
                         ..Default::default()
                     };
-                    let _ = w.finish(c.id, end);
+                    let _ = w.finish(
+                        store::Claim {
+                            id: c.id,
+                            token: c.token,
+                        },
+                        end,
+                    );
                 }
             }
         }
@@ -210,14 +218,11 @@ fn start(
     cmd.arg("run")
         .arg(&c.package_path)
         .args(&c.args)
-        .args([
-            "--checkpoint-store",
-            url,
-            "--checkpoint-key",
-            &c.key,
-            "--takeover",
-        ])
-        .args(["--queue-run", &c.id.to_string()])
+        .args(["--checkpoint-key", &c.key, "--takeover"])
+        .args(["--queue-run", &format!("{}:{}", c.id, c.token)])
+        // The URL, password and all, goes in the environment, not on a
+        // command line other users of the machine can read.
+        .env(crate::checkpoint::store::WORKER_STORE_ENV, url)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if c.config.is_some() {
@@ -259,6 +264,7 @@ fn start(
     }
     Ok(Running {
         id,
+        claim: store::Claim { id, token: c.token },
         key: c.key.clone(),
         child,
         last_error,
@@ -321,10 +327,18 @@ fn reap(w: &mut store::Worker, running: &mut Vec<Running>, log: &Log) -> Result<
         // The run records its own end; this is for a run that could not:
         // killed by a signal (it resumes from its checkpoint: back to the
         // queue), or stopped before it reached the store.
+        // Whether its checkpoint is there; unknown (the store did not
+        // answer) counts as there: the run then resumes rather than ends.
+        let kept = w.has_checkpoint(&r.key).unwrap_or(true);
         let end = store::RunEnd {
             exit_code: code,
-            restart_point: code != Some(exit::SUCCESS) && w.has_checkpoint(&r.key).unwrap_or(false),
-            hand_back: code.is_none() || code == Some(exit::CANCELLED),
+            restart_point: code != Some(exit::SUCCESS) && kept,
+            // A run that says it succeeded but left its checkpoint did not
+            // record its end (the store failed it): back to the queue, where
+            // the next try restores everything and runs nothing.
+            hand_back: code.is_none()
+                || code == Some(exit::CANCELLED)
+                || (code == Some(exit::SUCCESS) && kept),
             error: error.clone(),
         };
         if checkflow_plan::failpoint("worker-after-run") {
@@ -332,7 +346,7 @@ fn reap(w: &mut store::Worker, running: &mut Vec<Running>, log: &Log) -> Result<
             // before it looks at the queue.
             return Ok(());
         }
-        match w.finish(r.id, end) {
+        match w.finish(r.claim, end) {
             Ok(store::Ended::Wrote(state) | store::Ended::Already(state)) => {
                 let how = match (state, code) {
                     (store::RunState::Succeeded, _) => "succeeded".to_string(),

@@ -17,7 +17,9 @@ impl Dispatcher<'_> {
         code: i32,
         description: &str,
     ) -> Option<String> {
-        if self.cancelled || !self.any_handlers {
+        // A run whose journal failed (or that lost its store's lease) starts
+        // nothing more, handlers included.
+        if self.cancelled || !self.any_handlers || self.journal_error.is_some() {
             return None;
         }
         let plan = self.plan;

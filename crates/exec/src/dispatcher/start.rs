@@ -72,8 +72,9 @@ impl Dispatcher<'_> {
             self.finish_task(n, Err(e), Duration::ZERO);
             return;
         }
-        if self.stopping || self.halted_above(n) {
-            // A handler above failed and stopped what it holds.
+        if self.stopping || self.halted_above(n) || !self.flush() {
+            // A handler above failed and stopped what it holds; or, while
+            // the handler ran, the journal failed or the lease was lost.
             return;
         }
         match &node.kind {
