@@ -470,11 +470,13 @@ impl<'a> Validator<'a> {
         if cp.file.is_none()
             && cp.file_expr.is_none()
             && cp.store.is_none()
+            && cp.key.is_none()
+            && cp.key_expr.is_none()
             && (save || usage != checkflow_model::Usage::Never)
         {
             self.err(
                 pos_of(c),
-                "checkpoint: `save` or `usage` needs `file`, `file_expr` or `store`",
+                "checkpoint: `save` or `usage` needs `file`, `file_expr` or `store` (or a `key`, for a store given with --checkpoint-store)",
             );
         }
         let store = cp.store.as_ref().map(|st| {

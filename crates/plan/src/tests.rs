@@ -183,6 +183,8 @@ fn checkpoint_settings_are_checked() {
     assert!(e.contains("not both"), "{e}");
     let e = errors("checkpoint: {save: true}\n");
     assert!(e.contains("needs `file`, `file_expr` or `store`"), "{e}");
+    // A key alone: the store comes from the command line.
+    check("checkpoint: {key: nightly, save: true, usage: if_exists}\n").expect("valid");
     // A shared store: a postgres connection, one place, a lease of 1s or more.
     let pg = "connections: { s: { kind: postgres, url: \"postgres://x@h/d\" }, l: { kind: sqlite, path: a.db } }\n";
     let e = errors(&format!(
