@@ -91,28 +91,29 @@ struct Cleanup<'a>(&'a Sandbox);
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
-        let Ok(dir) = self.0.path().canonicalize() else {
-            return;
-        };
-        let Ok(procs) = std::fs::read_dir("/proc") else {
-            return;
-        };
-        for entry in procs.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            if std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == dir) {
-                // SAFETY: kill(2) has no memory-safety preconditions.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
+        for pid in working_in(self.0) {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
             }
         }
     }
+}
+
+/// Every live process working in the sandbox folder.
+fn working_in(sb: &Sandbox) -> Vec<i32> {
+    let Ok(dir) = sb.path().canonicalize() else {
+        return Vec::new();
+    };
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == dir))
+        .filter(|pid| alive(*pid as u32))
+        .collect()
 }
 
 /// Starts a run in `hold NAME` mode, waits until `Load`'s copy has started
@@ -231,6 +232,20 @@ fn a_run_stopped_right_after_starting_the_process_leaves_nothing_for_the_rerun_t
             )
             .output();
         assert_eq!(out.code, code, "{action}: {out:?}");
+        if action == "kill" {
+            // The killed run's command may not have read `mode` yet (the run
+            // died right after starting it): let it reach its hold before the
+            // rerun's mode is written, or that copy would run the check itself.
+            // (It may also be gone already: then there is nothing to wait for.)
+            let t = Instant::now();
+            while !sb.exists("a.started") && !working_in(&sb).is_empty() {
+                assert!(
+                    t.elapsed() < Duration::from_secs(30),
+                    "the killed copy neither held nor ended"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         sb.write("mode", "check a");
         sb.run().output().exit(0);
         assert_eq!(sb.read("a.check"), "checked\n", "{action}");

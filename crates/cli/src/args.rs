@@ -25,13 +25,16 @@ Examples:
   checkflow plan nightly.yaml                 # what a rerun would restore and run
   checkflow checkpoint show state/nightly.ckpt --json
   checkflow eval '\"file_\" + (DT_WSTR, 4) YEAR(GETDATE()) + \".csv\"'
+  checkflow run nightly.yaml --checkpoint-store postgres://etl@db/state --takeover
+  checkflow submit nightly.yaml --store postgres://etl@db/state   # queue it for the workers
+  checkflow worker --store postgres://etl@db/state --concurrency 4
 
 Exit codes (as dtexec): 0 success, 1 package failed, 3 cancelled,
 4 package file not found, 5 package not valid, 6 bad command line
 (also `checkflow` with no command, which prints this help).
 
 Environment:
-  CHECKFLOW_KEY        secret that seals sensitive values in checkpoints
+  CHECKFLOW_KEY        secret that seals sensitive values in checkpoints (files and stores)
   CHECKFLOW_CACHE_DIR  where parsed packages of 64 KiB and more are kept, so an
                        unchanged one is not parsed again (default
                        ~/.cache/checkflow/packages; `off` turns it off)";
