@@ -271,7 +271,7 @@ tasks:
     type: process
     command: "true"
     expressions:
-      command: '"echo " + (DT_WSTR, 10) @[User::N] + " >> ledger.txt"'
+      command: '"echo " + (DT_WSTR, 10) @[User::N] + " >> ledger.txt; echo ${{CHECKFLOW_WORKER_STORE:-none}} >> env.txt"'
 "#
     )
 }
@@ -336,6 +336,11 @@ fn twenty_one_runs_over_three_workers_each_run_exactly_once() {
         .collect();
     got.sort();
     assert_eq!(got, (1..=21).collect::<Vec<_>>());
+    // The store's URL reached each run, and none of their tasks.
+    assert_eq!(
+        sb.read("env.txt").lines().collect::<Vec<_>>(),
+        vec!["none"; 21]
+    );
     let runs = runs_json(&sb, &url);
     assert_eq!(runs.len(), 21);
     assert!(

@@ -28,6 +28,7 @@ pub fn registry() -> checkflow_plan::Registry {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
+    checkpoint::store::take_worker_store();
     timing::init();
     checkflow_store::set_failpoint(checkflow_plan::failpoint);
     let cli = match Cli::try_parse() {

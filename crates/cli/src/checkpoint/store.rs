@@ -19,6 +19,23 @@ use std::time::Duration;
 /// The variable a worker hands its store's URL to a run in.
 pub(crate) const WORKER_STORE_ENV: &str = "CHECKFLOW_WORKER_STORE";
 
+/// The URL a worker handed this run, taken out of the environment at start
+/// ([`take_worker_store`]) so that the run's tasks, which inherit its
+/// environment, never see it (it may hold a password).
+static WORKER_STORE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Takes `CHECKFLOW_WORKER_STORE` out of the environment. Called first thing
+/// in `main`, before any thread starts.
+pub(crate) fn take_worker_store() {
+    let url = std::env::var(WORKER_STORE_ENV).ok();
+    if url.is_some() {
+        // SAFETY: called at the start of `main`, while the process has one
+        // thread: nothing reads the environment concurrently.
+        unsafe { std::env::remove_var(WORKER_STORE_ENV) };
+    }
+    let _ = WORKER_STORE.set(url);
+}
+
 /// Where a checkpoint lives in a store.
 #[derive(Clone, Debug)]
 pub struct StoreTarget {
@@ -46,7 +63,7 @@ pub(crate) fn target(
     // A worker's run gets the store in the environment (see `--queue-run`).
     let worker_store = opts
         .queue_run
-        .and_then(|_| std::env::var(WORKER_STORE_ENV).ok());
+        .and_then(|_| WORKER_STORE.get().cloned().flatten());
     let url = match (
         opts.checkpoint_store.as_ref().or(worker_store.as_ref()),
         &settings.store,
