@@ -1,19 +1,20 @@
-//! `Conn`: one connection to the store, on a thread of its own, so that every
-//! call has a deadline.
+//! `Conn`: one connection to the store, whose every call has a deadline.
 //!
 //! A database cut off by a network partition does not answer, and a socket
-//! that the kernel still acknowledges never times out: a call made straight
-//! from the run could wait forever, long after the lease it relies on ran
-//! out. Here the caller waits at most until its deadline; a call still
-//! running then is abandoned with its connection (the thread ends when the
-//! call returns, or with the process), and the next call opens a new one.
+//! that the kernel still acknowledges never times out: a call that simply
+//! waited could wait forever, long after the lease it relies on ran out.
+//! So each call runs the asynchronous client on a small runtime of the
+//! calling thread, under a timeout at its deadline: past it, the call is
+//! given up with its connection (the next call opens a new one). No other
+//! thread is involved, so a call costs one round trip and nothing more.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::str::FromStr;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use postgres::{Client, Config, NoTls, Statement};
-use std::collections::HashMap;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, NoTls, Row, Statement, ToStatement};
 
 /// How long opening a connection may take when the URL does not say.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,9 +23,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub(crate) enum CallError {
     /// The database (or the connection) answered with an error.
-    Pg(postgres::Error),
+    Pg(tokio_postgres::Error),
     /// No answer before the deadline.
     TimedOut,
+}
+
+impl From<tokio_postgres::Error> for CallError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        CallError::Pg(e)
+    }
 }
 
 impl CallError {
@@ -47,6 +54,14 @@ impl CallError {
             },
         }
     }
+
+    /// The connection cannot be used again.
+    fn breaks_connection(&self) -> bool {
+        match self {
+            CallError::TimedOut => true,
+            CallError::Pg(e) => e.is_closed() || e.as_db_error().is_none(),
+        }
+    }
 }
 
 impl std::fmt::Display for CallError {
@@ -60,7 +75,7 @@ impl std::fmt::Display for CallError {
 
 /// A PostgreSQL error as one line: the server's message where there is
 /// one, else the client's with its cause.
-pub(crate) fn pg_message(e: &postgres::Error) -> String {
+pub(crate) fn pg_message(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         return db.message().to_string();
     }
@@ -70,44 +85,124 @@ pub(crate) fn pg_message(e: &postgres::Error) -> String {
     }
 }
 
-/// An open connection and the statements prepared on it: the writes of a
-/// run are prepared once, so each is one round trip.
-pub(crate) struct Session {
+/// An open connection: the client, the task that drives its socket, and
+/// the statements prepared on it.
+struct Live {
     client: Client,
+    driver: tokio::task::JoinHandle<()>,
     prepared: HashMap<&'static str, Statement>,
 }
 
-impl Session {
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Waits for `fut` on `rt` until `deadline`.
+fn wait<T>(
+    rt: &tokio::runtime::Runtime,
+    deadline: Instant,
+    fut: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, CallError> {
+    let at = tokio::time::Instant::from_std(deadline);
+    // The timer is made inside the runtime (it needs its clock).
+    match rt.block_on(async move { tokio::time::timeout_at(at, fut).await }) {
+        Ok(r) => r.map_err(CallError::Pg),
+        Err(_) => Err(CallError::TimedOut),
+    }
+}
+
+/// One call's view of the connection: each statement waits at most until
+/// the call's deadline.
+pub(crate) struct Session<'a> {
+    live: &'a mut Live,
+    rt: &'a tokio::runtime::Runtime,
+    deadline: Instant,
+    /// A transaction was begun and not yet committed.
+    in_tx: bool,
+}
+
+type Params<'p> = [&'p (dyn ToSql + Sync)];
+
+impl Session<'_> {
     /// `sql` prepared on this connection (once).
-    pub(crate) fn prep(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
-        if let Some(s) = self.prepared.get(sql) {
+    pub(crate) fn prep(&mut self, sql: &'static str) -> Result<Statement, CallError> {
+        if let Some(s) = self.live.prepared.get(sql) {
             return Ok(s.clone());
         }
-        let s = self.client.prepare(sql)?;
-        self.prepared.insert(sql, s.clone());
+        let s = wait(self.rt, self.deadline, self.live.client.prepare(sql))?;
+        self.live.prepared.insert(sql, s.clone());
         Ok(s)
     }
-}
 
-impl std::ops::Deref for Session {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        &self.client
+    pub(crate) fn execute<T>(&mut self, sql: &T, params: &Params<'_>) -> Result<u64, CallError>
+    where
+        T: ?Sized + ToStatement,
+    {
+        wait(
+            self.rt,
+            self.deadline,
+            self.live.client.execute(sql, params),
+        )
+    }
+
+    pub(crate) fn query<T>(&mut self, sql: &T, params: &Params<'_>) -> Result<Vec<Row>, CallError>
+    where
+        T: ?Sized + ToStatement,
+    {
+        wait(self.rt, self.deadline, self.live.client.query(sql, params))
+    }
+
+    pub(crate) fn query_one<T>(&mut self, sql: &T, params: &Params<'_>) -> Result<Row, CallError>
+    where
+        T: ?Sized + ToStatement,
+    {
+        wait(
+            self.rt,
+            self.deadline,
+            self.live.client.query_one(sql, params),
+        )
+    }
+
+    pub(crate) fn query_opt<T>(
+        &mut self,
+        sql: &T,
+        params: &Params<'_>,
+    ) -> Result<Option<Row>, CallError>
+    where
+        T: ?Sized + ToStatement,
+    {
+        wait(
+            self.rt,
+            self.deadline,
+            self.live.client.query_opt(sql, params),
+        )
+    }
+
+    pub(crate) fn batch_execute(&mut self, sql: &str) -> Result<(), CallError> {
+        wait(self.rt, self.deadline, self.live.client.batch_execute(sql))
+    }
+
+    /// Begins a transaction; the call's end rolls back one not committed.
+    pub(crate) fn begin(&mut self) -> Result<(), CallError> {
+        self.batch_execute("BEGIN")?;
+        self.in_tx = true;
+        Ok(())
+    }
+
+    pub(crate) fn commit(&mut self) -> Result<(), CallError> {
+        self.batch_execute("COMMIT")?;
+        self.in_tx = false;
+        Ok(())
     }
 }
-
-impl std::ops::DerefMut for Session {
-    fn deref_mut(&mut self) -> &mut Client {
-        &mut self.client
-    }
-}
-
-type Job = Box<dyn FnOnce(&mut Option<Session>) + Send>;
 
 /// A connection to the store, opened on first use and again after a failure.
 pub(crate) struct Conn {
     config: Config,
-    thread: Option<mpsc::Sender<Job>>,
+    rt: tokio::runtime::Runtime,
+    live: Option<Live>,
 }
 
 impl Conn {
@@ -131,57 +226,52 @@ impl Conn {
         );
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(10));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the client's runtime: {e}"))?;
         Ok(Conn {
             config,
-            thread: None,
+            rt,
+            live: None,
         })
     }
 
-    /// Runs `f` on the connection and waits for its result until `deadline`.
+    /// Runs `f` on the connection; every statement it sends waits at most
+    /// until `deadline`.
     pub(crate) fn call<R, F>(&mut self, deadline: Instant, f: F) -> Result<R, CallError>
     where
-        R: Send + 'static,
-        F: FnOnce(&mut Session) -> Result<R, postgres::Error> + Send + 'static,
+        F: FnOnce(&mut Session) -> Result<R, CallError>,
     {
-        let (reply, answer) = mpsc::sync_channel(1);
-        let config = self.config.clone();
-        let job: Job = Box::new(move |client: &mut Option<Session>| {
-            let r = match client {
-                Some(c) => f(c),
-                None => match config.connect(NoTls) {
-                    Ok(c) => f(client.insert(Session {
-                        client: c,
-                        prepared: HashMap::new(),
-                    })),
-                    Err(e) => Err(e),
-                },
-            };
-            if let Err(e) = &r
-                && (e.is_closed() || e.as_db_error().is_none())
-            {
-                *client = None;
-            }
-            let _ = reply.send(r);
-        });
-        let sent = match &self.thread {
-            Some(t) => t.send(job).map_err(|e| e.0),
-            None => Err(job),
+        if self.live.is_none() {
+            let (client, connection) = wait(&self.rt, deadline, self.config.connect(NoTls))?;
+            let driver = self.rt.spawn(async move {
+                let _ = connection.await;
+            });
+            self.live = Some(Live {
+                client,
+                driver,
+                prepared: HashMap::new(),
+            });
+        }
+        let live = self.live.as_mut().expect("connected above");
+        let mut s = Session {
+            live,
+            rt: &self.rt,
+            deadline,
+            in_tx: false,
         };
-        if let Err(job) = sent {
-            let t = spawn();
-            // A new thread has not dropped its receiver.
-            let _ = t.send(job);
-            self.thread = Some(t);
+        let r = f(&mut s);
+        let mut broken = r.as_ref().err().is_some_and(CallError::breaks_connection);
+        if s.in_tx && !broken {
+            // Left in a transaction (an early return): roll it back, briefly.
+            s.deadline = Instant::now() + Duration::from_secs(2);
+            broken = s.batch_execute("ROLLBACK").is_err();
         }
-        let wait = deadline.saturating_duration_since(Instant::now());
-        match answer.recv_timeout(wait) {
-            Ok(r) => r.map_err(CallError::Pg),
-            Err(_) => {
-                // Abandon the call and its connection.
-                self.thread = None;
-                Err(CallError::TimedOut)
-            }
+        if broken {
+            self.live = None;
         }
+        r
     }
 
     /// `call`, again on a new connection after a transient failure, until
@@ -189,8 +279,7 @@ impl Conn {
     /// (every write of the store is: it checks what is there first).
     pub(crate) fn retry<R, F>(&mut self, deadline: Instant, f: F) -> Result<R, CallError>
     where
-        R: Send + 'static,
-        F: Fn(&mut Session) -> Result<R, postgres::Error> + Send + Sync + Clone + 'static,
+        F: Fn(&mut Session) -> Result<R, CallError>,
     {
         let mut pause = Duration::from_millis(50);
         loop {
@@ -199,7 +288,7 @@ impl Conn {
             // can still make it.
             let left = deadline.saturating_duration_since(Instant::now());
             let attempt = deadline.min(Instant::now() + (left / 2).max(Duration::from_secs(1)));
-            match self.call(attempt, f.clone()) {
+            match self.call(attempt, &f) {
                 Err(e) if e.is_transient() && Instant::now() + pause < deadline => {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(500));
@@ -208,19 +297,4 @@ impl Conn {
             }
         }
     }
-}
-
-fn spawn() -> mpsc::Sender<Job> {
-    let (tx, rx) = mpsc::channel::<Job>();
-    // A thread that cannot start leaves the channel closed: the call waits
-    // until its deadline and fails as a store that does not answer.
-    let _ = std::thread::Builder::new()
-        .name("checkflow-store".into())
-        .spawn(move || {
-            let mut client = None;
-            while let Ok(job) = rx.recv() {
-                job(&mut client);
-            }
-        });
-    tx
 }

@@ -147,16 +147,16 @@ impl PgFrames {
                     None => Wrote::Fenced,
                 });
             }
-            let mut tx = c.transaction()?;
-            if tx.execute(RENEW_SQL, &[&key, &epoch, &secs])? != 1 {
+            c.begin()?;
+            if c.execute(RENEW_SQL, &[&key, &epoch, &secs])? != 1 {
                 return Ok(Wrote::Fenced);
             }
-            tx.execute("DELETE FROM checkflow_frame WHERE key = $1", &[&key])?;
-            tx.execute(
+            c.execute("DELETE FROM checkflow_frame WHERE key = $1", &[&key])?;
+            c.execute(
                 "INSERT INTO checkflow_frame (key, seq, bytes) VALUES ($1, $2, $3)",
                 &[&key, &seq, &bytes.as_slice()],
             )?;
-            tx.commit()?;
+            c.commit()?;
             Ok(Wrote::Done)
         });
         self.settle(r, sent, seq)
@@ -214,15 +214,15 @@ impl PgFrames {
         let (key, epoch, secs) = (self.lease.key.clone(), self.lease.epoch, self.lease.secs());
         let sent = crate::lease::boot_now();
         let r = self.conn.retry(deadline, move |c| {
-            let mut tx = c.transaction()?;
-            if tx.execute(RENEW_SQL, &[&key, &epoch, &secs])? != 1 {
+            c.begin()?;
+            if c.execute(RENEW_SQL, &[&key, &epoch, &secs])? != 1 {
                 return Ok(Wrote::Fenced);
             }
-            tx.execute(
+            c.execute(
                 "DELETE FROM checkflow_frame WHERE key = $1 AND seq >= $2",
                 &[&key, &from_seq],
             )?;
-            tx.commit()?;
+            c.commit()?;
             Ok(Wrote::Done)
         });
         self.settle(r, sent, from_seq)

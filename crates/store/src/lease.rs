@@ -192,9 +192,9 @@ const HOLDER_SQL: &str = "SELECT host, pid, run_id, epoch, \
      FROM checkflow_lease WHERE key = $1";
 
 pub(crate) fn holder_of(
-    c: &mut postgres::Client,
+    c: &mut crate::conn::Session,
     key: &str,
-) -> Result<Option<Holder>, postgres::Error> {
+) -> Result<Option<Holder>, crate::conn::CallError> {
     Ok(c.query_opt(HOLDER_SQL, &[&key])?.map(|r| Holder {
         host: r.get(0),
         pid: r.get(1),
@@ -373,17 +373,17 @@ impl Lease {
             self.shared.secs(),
         );
         let r = self.store.conn.retry(deadline, move |c| {
-            let mut tx = c.transaction()?;
-            if tx.execute(RENEW_SQL, &[&key, &epoch, &secs])? != 1 {
+            c.begin()?;
+            if c.execute(RENEW_SQL, &[&key, &epoch, &secs])? != 1 {
                 return Ok(None);
             }
             // Only the run of the current claim ends it: a run whose claim
             // was taken over leaves the row, and the frames, to the new one.
-            let state = crate::queue::write_end(&mut tx, claim, None, &end)?;
+            let state = crate::queue::write_end(c, claim, None, &end)?;
             if delete_frames && state.is_ok() {
-                tx.execute("DELETE FROM checkflow_frame WHERE key = $1", &[&key])?;
+                c.execute("DELETE FROM checkflow_frame WHERE key = $1", &[&key])?;
             }
-            tx.commit()?;
+            c.commit()?;
             Ok(Some(state.ok()))
         });
         match r {

@@ -96,8 +96,7 @@ impl Store {
     /// now fails the command at once, with the reason).
     pub(crate) fn call_once<R, F>(&mut self, action: &'static str, f: F) -> Result<R, StoreError>
     where
-        R: Send + 'static,
-        F: FnOnce(&mut conn::Session) -> Result<R, postgres::Error> + Send + 'static,
+        F: FnOnce(&mut conn::Session) -> Result<R, crate::conn::CallError>,
     {
         let deadline = Instant::now() + CALL_TIMEOUT;
         self.conn
@@ -108,8 +107,7 @@ impl Store {
     /// A one-off call, retried over transient failures for `CALL_TIMEOUT`.
     pub(crate) fn call<R, F>(&mut self, action: &'static str, f: F) -> Result<R, StoreError>
     where
-        R: Send + 'static,
-        F: Fn(&mut conn::Session) -> Result<R, postgres::Error> + Send + Sync + Clone + 'static,
+        F: Fn(&mut conn::Session) -> Result<R, crate::conn::CallError>,
     {
         let deadline = Instant::now() + CALL_TIMEOUT;
         self.conn

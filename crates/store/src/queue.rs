@@ -149,13 +149,13 @@ const MAX_INTERRUPTIONS: i32 = 3;
 /// `worker` is given, claimed by that worker); returns the state written,
 /// or the state it already had (`Err`).
 pub(crate) fn write_end(
-    tx: &mut postgres::Transaction<'_>,
+    c: &mut crate::conn::Session,
     claim: Claim,
     worker: Option<&str>,
     end: &RunEnd,
-) -> Result<Result<RunState, Option<RunState>>, postgres::Error> {
+) -> Result<Result<RunState, Option<RunState>>, crate::conn::CallError> {
     let id = claim.id;
-    let Some(row) = tx.query_opt(
+    let Some(row) = c.query_opt(
         "SELECT state, worker, attempts, max_attempts, delay_ms, backoff, interruptions, token \
          FROM checkflow_run WHERE id = $1 FOR UPDATE",
         &[&id],
@@ -197,7 +197,7 @@ pub(crate) fn write_end(
     };
     let finished = matches!(state, RunState::Succeeded | RunState::Failed);
     let handed = state == RunState::Queued;
-    tx.execute(
+    c.execute(
         "UPDATE checkflow_run SET state = $2, exit_code = $3, \
            last_error = coalesce($4, last_error), worker = CASE WHEN $5 THEN worker END, \
            attempts = attempts - CASE WHEN $6 THEN 1 ELSE 0 END, \
@@ -260,18 +260,18 @@ impl Store {
         let r = run.clone();
         let args = serde_json::json!({"args": r.args, "config": r.config}).to_string();
         let busy = self.call("queue the run", move |c| {
-            let mut tx = c.transaction()?;
+            c.begin()?;
             // One live run per checkpoint key: two would restore each
             // other's records (give each its own key, e.g. with key_expr).
-            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&r.key])?;
-            if let Some(row) = tx.query_opt(
+            c.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&r.key])?;
+            if let Some(row) = c.query_opt(
                 "SELECT id FROM checkflow_run WHERE key = $1 \
                  AND state NOT IN ('succeeded', 'failed') LIMIT 1",
                 &[&r.key],
             )? {
                 return Ok(Err(row.get::<_, i64>(0)));
             }
-            let row = tx.query_one(
+            let row = c.query_one(
                 "INSERT INTO checkflow_run (queue, package_path, package_hash, package_id, key, \
                    args, state, max_attempts, delay_ms, backoff) \
                  VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, 'queued', $7, $8, $9) RETURNING id",
@@ -287,7 +287,7 @@ impl Store {
                     &r.restart.backoff,
                 ],
             )?;
-            tx.commit()?;
+            c.commit()?;
             Ok(Ok(row.get(0)))
         })?;
         busy.map_err(|id| StoreError::KeyBusy {
@@ -484,9 +484,9 @@ impl Worker {
     pub fn finish(&mut self, claim: Claim, end: RunEnd) -> Result<Ended, StoreError> {
         let name = self.name.clone();
         self.store.call("record the run's end", move |c| {
-            let mut tx = c.transaction()?;
-            let r = write_end(&mut tx, claim, Some(&name), &end)?;
-            tx.commit()?;
+            c.begin()?;
+            let r = write_end(c, claim, Some(&name), &end)?;
+            c.commit()?;
             Ok(match r {
                 Ok(s) => Ended::Wrote(s),
                 Err(Some(s)) if s != RunState::Running => Ended::Already(s),

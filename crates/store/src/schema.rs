@@ -68,24 +68,24 @@ pub(crate) fn migrate(store: &mut Store) -> Result<(), StoreError> {
         {
             return Ok(r.get::<_, i32>(0));
         }
-        let mut tx = c.transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock(7418221300001)", &[])?;
-        tx.batch_execute(
+        c.begin()?;
+        c.execute("SELECT pg_advisory_xact_lock(7418221300001)", &[])?;
+        c.batch_execute(
             "CREATE TABLE IF NOT EXISTS checkflow_store_version (version integer NOT NULL)",
         )?;
-        let row = tx.query_opt("SELECT version FROM checkflow_store_version", &[])?;
+        let row = c.query_opt("SELECT version FROM checkflow_store_version", &[])?;
         let found = match row {
             Some(r) => r.get::<_, i32>(0),
             None => {
-                tx.batch_execute(CREATE)?;
-                tx.execute(
+                c.batch_execute(CREATE)?;
+                c.execute(
                     "INSERT INTO checkflow_store_version (version) VALUES ($1)",
                     &[&VERSION],
                 )?;
                 VERSION
             }
         };
-        tx.commit()?;
+        c.commit()?;
         Ok(found)
     })?;
     if found > VERSION {
