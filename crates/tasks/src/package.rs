@@ -503,9 +503,15 @@ impl ChildLog {
                     })
                     .unwrap_or_default();
                 let kept = ev["checkpoint"]["kept"] == Json::Bool(true);
+                // Only a file is removed by the parent once its task is
+                // recorded; a checkpoint the child keeps in a store stays
+                // there (a later execution of the task uses another key).
+                let in_store = ev["checkpoint"]["store"].is_object();
                 let note = match ev["checkpoint"]["file"].as_str() {
                     Some(f) if kept => {
-                        self.kept = Some(f.to_string());
+                        if !in_store {
+                            self.kept = Some(f.to_string());
+                        }
                         format!(" (checkpoint kept: {f})")
                     }
                     _ => String::new(),

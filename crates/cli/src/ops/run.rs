@@ -160,7 +160,8 @@ pub(crate) fn run_with(args: &RunArgs, create: record::CreateJournal<'_>) -> Res
         PackageOutcome::Failure => exit::FAILURE,
         PackageOutcome::Cancelled => exit::CANCELLED,
     };
-    let ck = json!({"file": ckpt_display, "kept": kept, "restarted": state.is_some()});
+    let ck = json!({"file": ckpt_display, "kept": kept, "restarted": state.is_some(),
+                    "store": checkpoint.store.as_ref().map(|t| json!({"key": t.key}))});
     print_summary(&plan, &result, args.log, code, &ck, &note);
     if let Some(rp) = &args.report {
         let v = summary_json(&plan, &result, code, &ck);
