@@ -34,6 +34,17 @@ tasks:
     )
 }
 
+/// `checkflow submit package.yaml --store URL ARGS...`.
+fn submit(sb: &Sandbox, url: &str, args: &[&str]) -> Cmd {
+    sb.cmd(["submit", "package.yaml", "--store", url])
+        .args(args)
+}
+
+/// `checkflow worker --store URL ARGS...`.
+fn worker(sb: &Sandbox, url: &str, args: &[&str]) -> Cmd {
+    sb.cmd(["worker", "--store", url]).args(args)
+}
+
 fn show(sb: &Sandbox, url: &str, key: &str) -> Output {
     sb.cmd([
         "checkpoint",
@@ -293,36 +304,23 @@ fn twenty_one_runs_over_three_workers_each_run_exactly_once() {
     };
     let sb = Sandbox::with_package(&numbered("2s"));
     for n in 1..=21 {
-        sb.cmd(["submit", "package.yaml", "--store", &url])
-            .args(["--set", &format!("User::N={n}")])
+        submit(&sb, &url, &["--set", &format!("User::N={n}")])
             .output()
             .exit(0)
             .says(&format!("checkpoint key n-{n}"));
     }
     // The same key again while its run is queued: refused.
-    sb.cmd([
-        "submit",
-        "package.yaml",
-        "--store",
-        &url,
-        "--set",
-        "User::N=1",
-    ])
-    .output()
-    .exit(1)
-    .says("still queued or running");
+    submit(&sb, &url, &["--set", "User::N=1"])
+        .output()
+        .exit(1)
+        .says("still queued or running");
     let workers: Vec<Running> = (0..3)
         .map(|_| {
-            sb.cmd([
-                "worker",
-                "--store",
+            worker(
+                &sb,
                 &url,
-                "--concurrency",
-                "2",
-                "--exit-when-done",
-                "--lease",
-                "2s",
-            ])
+                &["--concurrency", "2", "--exit-when-done", "--lease", "2s"],
+            )
             .spawn()
         })
         .collect();
@@ -368,12 +366,11 @@ fn a_killed_workers_run_is_taken_over_by_another_and_finishes() {
         return;
     };
     let sb = Sandbox::with_package(&row_of_five("five", "1s", "0.4", false));
-    sb.cmd(["submit", "package.yaml", "--store", &url])
+    submit(&sb, &url, &[])
         .env("CHECKFLOW_STATE_URL", &url)
         .output()
         .exit(0);
-    let w1 = sb
-        .cmd(["worker", "--store", &url, "--lease", "1s"])
+    let w1 = worker(&sb, &url, &["--lease", "1s"])
         .env("CHECKFLOW_STATE_URL", &url)
         .spawn();
     wait_ledger(&sb, 2, Duration::from_secs(30));
@@ -381,15 +378,7 @@ fn a_killed_workers_run_is_taken_over_by_another_and_finishes() {
     let _ = w1.finish();
     let at_kill = sb.ledger().len();
     let t = Instant::now();
-    let w2 = sb
-        .cmd([
-            "worker",
-            "--store",
-            &url,
-            "--lease",
-            "1s",
-            "--exit-when-done",
-        ])
+    let w2 = worker(&sb, &url, &["--lease", "1s", "--exit-when-done"])
         .env("CHECKFLOW_STATE_URL", &url)
         .spawn()
         .finish()
@@ -430,30 +419,12 @@ tasks:
     ));
     let runs = 8;
     for n in 1..=runs {
-        sb.cmd([
-            "submit",
-            "package.yaml",
-            "--store",
-            &url,
-            "--set",
-            &format!("User::N={n}"),
-        ])
-        .output()
-        .exit(0);
+        submit(&sb, &url, &["--set", &format!("User::N={n}")])
+            .output()
+            .exit(0);
     }
-    let worker = || {
-        sb.cmd([
-            "worker",
-            "--store",
-            &url,
-            "--lease",
-            "1s",
-            "--concurrency",
-            "2",
-        ])
-        .spawn()
-    };
-    let mut ws = vec![worker(), worker()];
+    let start = || worker(&sb, &url, &["--lease", "1s", "--concurrency", "2"]).spawn();
+    let mut ws = vec![start(), start()];
     let mut rng = Rng(0x5eed_1234);
     let mut kills = 0;
     let t = Instant::now();
@@ -467,19 +438,10 @@ tasks:
         signal(ws[i].pid(), libc::SIGKILL);
         let _ = ws.remove(i).finish();
         kills += 1;
-        ws.push(worker());
+        ws.push(start());
     }
     // Let the rest finish, then stop the workers.
-    let done = sb
-        .cmd([
-            "worker",
-            "--store",
-            &url,
-            "--lease",
-            "1s",
-            "--exit-when-done",
-        ])
-        .spawn();
+    let done = worker(&sb, &url, &["--lease", "1s", "--exit-when-done"]).spawn();
     done.finish().exit(0);
     for w in ws {
         signal(w.pid(), libc::SIGTERM);
@@ -742,20 +704,11 @@ tasks:
   - {{ name: B, type: process, command: "echo B >> ledger.txt; test $(grep -c B ledger.txt) -ge 2", fail_package_on_failure: true }}
 "#
     ));
-    sb.cmd(["submit", "package.yaml", "--store", &url])
+    submit(&sb, &url, &[]).output().exit(0);
+    worker(&sb, &url, &["--exit-when-done", "--lease", "2s"])
         .output()
-        .exit(0);
-    sb.cmd([
-        "worker",
-        "--store",
-        &url,
-        "--exit-when-done",
-        "--lease",
-        "2s",
-    ])
-    .output()
-    .exit(0)
-    .says("queued again per its restart policy");
+        .exit(0)
+        .says("queued again per its restart policy");
     assert_eq!(sb.take_ledger(), names(&["A", "B", "B"]));
     let r = &runs_json(&sb, &url)[0];
     assert_eq!(
@@ -768,19 +721,10 @@ tasks:
     let sb = Sandbox::with_package(&format!(
         "id: {ID}\nname: once\ncheckpoint: {{ key: once }}\ntasks:\n  - {{ name: B, type: process, command: \"exit 7\", fail_package_on_failure: true }}\n"
     ));
-    sb.cmd(["submit", "package.yaml", "--store", &url, "--queue", "q2"])
+    submit(&sb, &url, &["--queue", "q2"]).output().exit(0);
+    worker(&sb, &url, &["--queue", "q2", "--exit-when-done"])
         .output()
         .exit(0);
-    sb.cmd([
-        "worker",
-        "--store",
-        &url,
-        "--queue",
-        "q2",
-        "--exit-when-done",
-    ])
-    .output()
-    .exit(0);
     let r = &runs_json(&sb, &url)[1];
     assert_eq!(r["state"], "failed", "{r}");
     assert!(
@@ -793,23 +737,14 @@ tasks:
 
     // Changed after submit: refused with both hashes.
     let sb = Sandbox::with_package(&row_of_five("changed", "2s", "0", false));
-    sb.cmd(["submit", "package.yaml", "--store", &url, "--queue", "q3"])
-        .output()
-        .exit(0);
+    submit(&sb, &url, &["--queue", "q3"]).output().exit(0);
     sb.write(
         "package.yaml",
         &row_of_five("changed", "2s", "0", false).replace("sleep 0;", "sleep 0; "),
     );
-    sb.cmd([
-        "worker",
-        "--store",
-        &url,
-        "--queue",
-        "q3",
-        "--exit-when-done",
-    ])
-    .output()
-    .exit(0);
+    worker(&sb, &url, &["--queue", "q3", "--exit-when-done"])
+        .output()
+        .exit(0);
     let r = &runs_json(&sb, &url)[2];
     let e = r["last_error"].as_str().unwrap_or("");
     assert_eq!(r["state"], "failed", "{r}");
@@ -824,12 +759,8 @@ tasks:
     // SIGTERM: the worker stops its run, which goes back to the queue with
     // its checkpoint; the next worker resumes it.
     let sb = Sandbox::with_package(&row_of_five("slow", "2s", "0.5", false));
-    sb.cmd(["submit", "package.yaml", "--store", &url, "--queue", "q4"])
-        .output()
-        .exit(0);
-    let w = sb
-        .cmd(["worker", "--store", &url, "--queue", "q4", "--lease", "2s"])
-        .spawn();
+    submit(&sb, &url, &["--queue", "q4"]).output().exit(0);
+    let w = worker(&sb, &url, &["--queue", "q4", "--lease", "2s"]).spawn();
     wait_ledger(&sb, 2, Duration::from_secs(20));
     signal(w.pid(), libc::SIGTERM);
     w.finish().exit(0).says("back in the queue");
@@ -840,16 +771,9 @@ tasks:
         "{r}"
     );
     let done = sb.ledger().len();
-    sb.cmd([
-        "worker",
-        "--store",
-        &url,
-        "--queue",
-        "q4",
-        "--exit-when-done",
-    ])
-    .output()
-    .exit(0);
+    worker(&sb, &url, &["--queue", "q4", "--exit-when-done"])
+        .output()
+        .exit(0);
     let ledger = sb.ledger();
     for t in ["A", "B", "C", "D", "E"] {
         assert!(ledger.contains(&t.to_string()), "{t}: {ledger:?}");
@@ -900,32 +824,15 @@ fn a_worker_killed_after_its_run_ended_leaves_nothing_to_repeat() {
         return;
     };
     let sb = Sandbox::with_package(&numbered("1s"));
-    sb.cmd([
-        "submit",
-        "package.yaml",
-        "--store",
-        &url,
-        "--set",
-        "User::N=1",
-    ])
-    .output()
-    .exit(0);
-    let out = sb
-        .cmd(["worker", "--store", &url, "--lease", "1s"])
+    submit(&sb, &url, &["--set", "User::N=1"]).output().exit(0);
+    let out = worker(&sb, &url, &["--lease", "1s"])
         .env("CHECKFLOW_TEST_FAILPOINT", "worker-after-run")
         .output();
     assert_eq!(out.code, None, "killed at the crash point: {}", out.all());
     assert_eq!(runs_json(&sb, &url)[0]["state"], "succeeded");
-    sb.cmd([
-        "worker",
-        "--store",
-        &url,
-        "--lease",
-        "1s",
-        "--exit-when-done",
-    ])
-    .output()
-    .exit(0);
+    worker(&sb, &url, &["--lease", "1s", "--exit-when-done"])
+        .output()
+        .exit(0);
     assert_eq!(sb.ledger(), names(&["1"]));
 }
 
@@ -937,18 +844,8 @@ fn a_worker_killed_after_its_claim_leaves_the_run_to_another() {
         return;
     };
     let sb = Sandbox::with_package(&numbered("1s"));
-    sb.cmd([
-        "submit",
-        "package.yaml",
-        "--store",
-        &url,
-        "--set",
-        "User::N=1",
-    ])
-    .output()
-    .exit(0);
-    let out = sb
-        .cmd(["worker", "--store", &url, "--lease", "1s"])
+    submit(&sb, &url, &["--set", "User::N=1"]).output().exit(0);
+    let out = worker(&sb, &url, &["--lease", "1s"])
         .env("CHECKFLOW_TEST_FAILPOINT", "worker-after-claim")
         .output();
     assert_eq!(out.code, None, "killed at the crash point: {}", out.all());
@@ -959,17 +856,10 @@ fn a_worker_killed_after_its_claim_leaves_the_run_to_another() {
         "{r}"
     );
     assert!(sb.ledger().is_empty());
-    sb.cmd([
-        "worker",
-        "--store",
-        &url,
-        "--lease",
-        "1s",
-        "--exit-when-done",
-    ])
-    .output()
-    .exit(0)
-    .says("taking over");
+    worker(&sb, &url, &["--lease", "1s", "--exit-when-done"])
+        .output()
+        .exit(0)
+        .says("taking over");
     assert_eq!(sb.ledger(), names(&["1"]));
     let r = &runs_json(&sb, &url)[0];
     assert_eq!(

@@ -15,3 +15,12 @@ pub const INVALID: i32 = 5;
 /// The command line was bad, or gave no command (the help is printed then, as
 /// dtexec prints its usage when given no options).
 pub const BAD_COMMAND_LINE: i32 = 6;
+
+/// The exit code of a run that ended with `outcome`.
+pub fn of(outcome: checkflow_exec::PackageOutcome) -> i32 {
+    match outcome {
+        checkflow_exec::PackageOutcome::Success => SUCCESS,
+        checkflow_exec::PackageOutcome::Failure => FAILURE,
+        checkflow_exec::PackageOutcome::Cancelled => CANCELLED,
+    }
+}

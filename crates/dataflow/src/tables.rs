@@ -124,17 +124,29 @@ pub(crate) fn pg_copy(
         }
         None => false,
     });
-    r.map(|()| more).map_err(|(row, e)| {
-        let at = row
-            .map(|r| format!(" at row {}", base + r as u64 + 1))
-            .unwrap_or_default();
-        TaskError::new(format!(
-            "component \"{}\": cannot insert into {}{at} on {}: {e}",
-            c.name,
-            d.table,
-            d.conn.describe()
-        ))
-    })
+    r.map(|()| more)
+        .map_err(|(row, e)| insert_error(c, d, base, row, e))
+}
+
+/// A table destination's failed insert: the component, the table, the row
+/// (counted from 1 over the whole flow, when the database names one; `row`
+/// is its index in the batch starting at flow row `base`) and the cause.
+fn insert_error(
+    c: &Comp,
+    d: &TableDest,
+    base: u64,
+    row: Option<usize>,
+    e: impl std::fmt::Display,
+) -> TaskError {
+    let at = row
+        .map(|r| format!(" at row {}", base + r as u64 + 1))
+        .unwrap_or_default();
+    TaskError::new(format!(
+        "component \"{}\": cannot insert into {}{at} on {}: {e}",
+        c.name,
+        d.table,
+        d.conn.describe()
+    ))
 }
 
 /// One column of a batch as the SQLite writer binds it.
@@ -201,17 +213,7 @@ fn sqlite_insert(
     b: &RecordBatch,
     base: u64,
 ) -> Result<(), TaskError> {
-    let fail = |row: Option<usize>, e: rusqlite::Error| {
-        let at = row
-            .map(|r| format!(" at row {}", base + r as u64 + 1))
-            .unwrap_or_default();
-        TaskError::new(format!(
-            "component \"{}\": cannot insert into {}{at} on {}: {e}",
-            c.name,
-            d.table,
-            d.conn.describe()
-        ))
-    };
+    let fail = |row: Option<usize>, e: rusqlite::Error| insert_error(c, d, base, row, e);
     let names = d
         .mapping
         .iter()

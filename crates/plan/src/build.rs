@@ -430,41 +430,7 @@ impl<'a> Validator<'a> {
             };
         };
         let cp = &c.value;
-        let file = match (&cp.file, &cp.file_expr) {
-            (Some(_), Some(e)) => {
-                self.err(
-                    pos_of(e),
-                    "checkpoint: give `file` or `file_expr`, not both",
-                );
-                None
-            }
-            (Some(f), None) => Some(CheckpointFile::Literal(f.value.clone())),
-            (None, Some(e)) => match self.memo.compile(&e.value, &self.vars, false) {
-                Ok(comp) => {
-                    if !matches!(
-                        comp.result_type(),
-                        DataType::WStr { .. } | DataType::Str { .. }
-                    ) {
-                        self.err(
-                            pos_of(e),
-                            format!(
-                                "checkpoint file_expr must give a string, it gives {}",
-                                comp.result_type().ssis_name()
-                            ),
-                        );
-                    }
-                    Some(CheckpointFile::Expr(comp))
-                }
-                Err(err) => {
-                    self.err(
-                        pos_of(e),
-                        format!("checkpoint file_expr: bad expression: {err}"),
-                    );
-                    None
-                }
-            },
-            (None, None) => None,
-        };
+        let file = self.text_setting("file", cp.file.as_ref(), cp.file_expr.as_ref());
         let usage = cp.usage.unwrap_or_default();
         let save = cp.save.unwrap_or(false);
         if cp.file.is_none()
@@ -505,40 +471,15 @@ impl<'a> Validator<'a> {
             }
             st.value.clone()
         });
-        let key = match (&cp.key, &cp.key_expr) {
-            (Some(_), Some(e)) => {
-                self.err(pos_of(e), "checkpoint: give `key` or `key_expr`, not both");
-                None
-            }
-            (Some(k), None) => {
-                if k.value.trim().is_empty() {
-                    self.err(
-                        pos_of(k),
-                        "checkpoint key: empty (leave it out to use the package id)",
-                    );
-                }
-                Some(CheckpointFile::Literal(k.value.clone()))
-            }
-            (None, Some(e)) => {
-                let comp = self.compile_at(e, false, "checkpoint key_expr");
-                if let Some(c) = &comp
-                    && !matches!(
-                        c.result_type(),
-                        DataType::WStr { .. } | DataType::Str { .. }
-                    )
-                {
-                    self.err(
-                        pos_of(e),
-                        format!(
-                            "checkpoint key_expr must give a string, it gives {}",
-                            c.result_type().ssis_name()
-                        ),
-                    );
-                }
-                comp.map(CheckpointFile::Expr)
-            }
-            (None, None) => None,
-        };
+        if let Some(k) = &cp.key
+            && k.value.trim().is_empty()
+        {
+            self.err(
+                pos_of(k),
+                "checkpoint key: empty (leave it out to use the package id)",
+            );
+        }
+        let key = self.text_setting("key", cp.key.as_ref(), cp.key_expr.as_ref());
         let lease = cp.lease.as_ref().and_then(|l| match parse_duration(&l.value) {
             Ok(d) if d < Duration::from_secs(1) => {
                 self.err(
@@ -563,6 +504,51 @@ impl<'a> Validator<'a> {
             store,
             key,
             lease,
+        }
+    }
+
+    /// A checkpoint setting given as text (`NAME`) or as an expression that
+    /// must give a string (`NAME_expr`), not both: `file`, `key`.
+    fn text_setting(
+        &mut self,
+        name: &str,
+        literal: Option<&Spanned<String>>,
+        expr: Option<&Spanned<String>>,
+    ) -> Option<CheckpointFile> {
+        match (literal, expr) {
+            (Some(_), Some(e)) => {
+                self.err(
+                    pos_of(e),
+                    format!("checkpoint: give `{name}` or `{name}_expr`, not both"),
+                );
+                None
+            }
+            (Some(t), None) => Some(CheckpointFile::Literal(t.value.clone())),
+            (None, Some(e)) => match self.memo.compile(&e.value, &self.vars, false) {
+                Ok(comp) => {
+                    if !matches!(
+                        comp.result_type(),
+                        DataType::WStr { .. } | DataType::Str { .. }
+                    ) {
+                        self.err(
+                            pos_of(e),
+                            format!(
+                                "checkpoint {name}_expr must give a string, it gives {}",
+                                comp.result_type().ssis_name()
+                            ),
+                        );
+                    }
+                    Some(CheckpointFile::Expr(comp))
+                }
+                Err(err) => {
+                    self.err(
+                        pos_of(e),
+                        format!("checkpoint {name}_expr: bad expression: {err}"),
+                    );
+                    None
+                }
+            },
+            (None, None) => None,
         }
     }
 

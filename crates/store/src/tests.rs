@@ -53,6 +53,19 @@ fn done(path: &str) -> Entry {
     }
 }
 
+/// The lease on `key` for a run of its own (with `takeover`, waiting for
+/// the holder's lease to expire).
+fn take(url: &str, key: &str, lease_ms: u64, takeover: bool) -> Lease {
+    Lease::acquire(
+        Store::open(url).unwrap(),
+        spec(key, lease_ms),
+        takeover,
+        None,
+        |_| {},
+    )
+    .unwrap()
+}
+
 /// A journal created under `lease`, as `checkflow run` makes one.
 fn create(lease: &Lease) -> Journal {
     Journal::create_on(Path::new("k"), header(), None, |bytes| {
@@ -85,14 +98,7 @@ fn records_written_under_a_lease_read_back_as_a_checkpoint_and_resume() {
     let Some(url) = db("store_roundtrip") else {
         return;
     };
-    let lease = Lease::acquire(
-        Store::open(&url).unwrap(),
-        spec("k", 5000),
-        false,
-        None,
-        |_| {},
-    )
-    .unwrap();
+    let lease = take(&url, "k", 5000, false);
     assert_eq!(lease.epoch(), 1);
     let mut j = create(&lease);
     j.append(done("A")).unwrap();
@@ -101,14 +107,7 @@ fn records_written_under_a_lease_read_back_as_a_checkpoint_and_resume() {
     lease.release();
 
     // The next holder continues after the records, with a new epoch.
-    let mut lease = Lease::acquire(
-        Store::open(&url).unwrap(),
-        spec("k", 5000),
-        false,
-        None,
-        |_| {},
-    )
-    .unwrap();
+    let mut lease = take(&url, "k", 5000, false);
     assert_eq!(lease.epoch(), 2);
     let stored = lease.read().unwrap().expect("stored");
     let st = checkflow_journal::read_bytes(Path::new("k"), &stored.bytes, None).unwrap();
@@ -125,14 +124,7 @@ fn records_written_under_a_lease_read_back_as_a_checkpoint_and_resume() {
 #[test]
 fn a_held_key_is_refused_naming_the_holder_and_a_takeover_waits_for_expiry() {
     let Some(url) = db("store_held") else { return };
-    let first = Lease::acquire(
-        Store::open(&url).unwrap(),
-        spec("k", 1500),
-        false,
-        None,
-        |_| {},
-    )
-    .unwrap();
+    let first = take(&url, "k", 1500, false);
     let e = Lease::acquire(
         Store::open(&url).unwrap(),
         spec("k", 1500),
@@ -177,27 +169,13 @@ fn a_holder_that_lost_its_lease_writes_nothing() {
     let Some(url) = db("store_fenced") else {
         return;
     };
-    let mut old = Lease::acquire(
-        Store::open(&url).unwrap(),
-        spec("k", 1000),
-        false,
-        None,
-        |_| {},
-    )
-    .unwrap();
+    let mut old = take(&url, "k", 1000, false);
     let mut j = create(&old);
     j.append(done("A")).unwrap();
     // Paused longer than its lease: another run takes the key over...
     old.stop_renewing();
     std::thread::sleep(Duration::from_millis(1100));
-    let new = Lease::acquire(
-        Store::open(&url).unwrap(),
-        spec("k", 1000),
-        true,
-        None,
-        |_| {},
-    )
-    .unwrap();
+    let new = take(&url, "k", 1000, true);
     // ...and the old holder's next write is refused, its journal stops.
     let e = chain(&j.append(done("B")).expect_err("fenced"));
     assert!(e.contains("lost its lease"), "{e}");
@@ -215,14 +193,7 @@ fn the_fence_refuses_a_write_even_when_the_local_clock_still_says_held() {
     let Some(url) = db("store_fence_db") else {
         return;
     };
-    let old = Lease::acquire(
-        Store::open(&url).unwrap(),
-        spec("k", 60_000),
-        false,
-        None,
-        |_| {},
-    )
-    .unwrap();
+    let old = take(&url, "k", 60_000, false);
     let mut j = create(&old);
     let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     c.execute(
@@ -238,14 +209,7 @@ fn the_fence_refuses_a_write_even_when_the_local_clock_still_says_held() {
 #[test]
 fn a_write_sent_again_after_its_commit_landed_is_not_stored_twice() {
     let Some(url) = db("store_idem") else { return };
-    let lease = Lease::acquire(
-        Store::open(&url).unwrap(),
-        spec("k", 5000),
-        false,
-        None,
-        |_| {},
-    )
-    .unwrap();
+    let lease = take(&url, "k", 5000, false);
     let mut f = lease.create(b"HEADER").unwrap();
     use checkflow_journal::Storage;
     f.write_all(b"ONE").unwrap();
@@ -332,14 +296,7 @@ fn only_the_current_claim_of_a_run_may_end_it() {
     );
     // a's run, still alive, finishes under its old claim: it ends nothing
     // and deletes no frame; a's worker cannot end it either.
-    let mut lease = Lease::acquire(
-        Store::open(&url).unwrap(),
-        spec("k", 5000),
-        false,
-        None,
-        |_| {},
-    )
-    .unwrap();
+    let mut lease = take(&url, "k", 5000, false);
     let mut j = create(&lease);
     j.append(done("A")).unwrap();
     let old = Claim { id, token: 1 };

@@ -145,11 +145,7 @@ fn settle_queued(
     let id = claim.id;
     let shown = checkpoint.shown().unwrap_or_default();
     let end = checkflow_store::RunEnd {
-        exit_code: Some(match result.outcome {
-            PackageOutcome::Success => crate::exit::SUCCESS,
-            PackageOutcome::Failure => crate::exit::FAILURE,
-            PackageOutcome::Cancelled => crate::exit::CANCELLED,
-        }),
+        exit_code: Some(crate::exit::of(result.outcome)),
         restart_point: keep && result.outcome == PackageOutcome::Failure,
         hand_back: result.outcome == PackageOutcome::Cancelled,
         error: result

@@ -24,8 +24,13 @@ pub(crate) mod record;
 pub(crate) mod restore;
 pub(crate) mod store;
 
+use crate::exit;
+use crate::session::Fail;
+use checkflow_exec::{TaskEnv, VarStore};
 use checkflow_model::Usage;
+use checkflow_plan::{CheckpointFile, Plan, VarValue};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The effective checkpoint settings.
 #[derive(Clone, Debug)]
@@ -45,6 +50,34 @@ impl CheckpointPlan {
         match &self.store {
             Some(t) => Some(t.shown()),
             None => self.path.as_ref().map(|p| p.display().to_string()),
+        }
+    }
+}
+
+/// A checkpoint setting's text (`file` / `file_expr`, `key` / `key_expr`):
+/// as written, or its expression evaluated against the variables at start.
+/// `name` names the expression's setting in the error.
+pub(crate) fn setting_text(
+    plan: &Plan,
+    setting: &CheckpointFile,
+    initial: &[VarValue],
+    start_time: jiff::civil::DateTime,
+    name: &str,
+) -> Result<String, Fail> {
+    match setting {
+        CheckpointFile::Literal(text) => Ok(text.clone()),
+        CheckpointFile::Expr(e) => {
+            let vars = VarStore::new(Arc::new(plan.vars.clone()), initial.to_vec());
+            let env = TaskEnv {
+                store: &vars,
+                task_name: &plan.package.name,
+                start: start_time,
+                error: None,
+                unit: Plan::ROOT,
+            };
+            e.eval(&env)
+                .map(|v| v.to_string())
+                .map_err(|err| Fail::new(exit::FAILURE, format!("checkpoint {name} failed: {err}")))
         }
     }
 }

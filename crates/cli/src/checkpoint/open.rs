@@ -10,12 +10,11 @@ use crate::args::RunOpts;
 use crate::config::{ConfigValue, effective_settings};
 use crate::exit;
 use crate::session::{Fail, check_rerun};
-use checkflow_exec::{ChangedPolicy, Recorded, Resume, TaskEnv, VarStore, resume};
+use checkflow_exec::{ChangedPolicy, Recorded, Resume, resume};
 use checkflow_journal as journal;
 use checkflow_model::Usage;
-use checkflow_plan::{CheckpointFile, Plan, VarValue};
+use checkflow_plan::{Plan, VarValue};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// A checkpoint opened for a run (or a plan).
 pub(crate) struct Opened {
@@ -64,26 +63,10 @@ pub(crate) fn open(
         Some(p) => Some(p.clone()),
         None => match &plan.package.checkpoint.file {
             None => None,
-            Some(CheckpointFile::Literal(p)) => {
-                Some(checkflow_plan::resolve_path(&plan.package.dir, p))
-            }
-            Some(CheckpointFile::Expr(e)) => {
-                let store = VarStore::new(Arc::new(plan.vars.clone()), initial.clone());
-                let env = TaskEnv {
-                    store: &store,
-                    task_name: &plan.package.name,
-                    start: start_time,
-                    error: None,
-                    unit: Plan::ROOT,
-                };
-                let v = e.eval(&env).map_err(|err| {
-                    Fail::new(exit::FAILURE, format!("checkpoint file_expr failed: {err}"))
-                })?;
-                Some(checkflow_plan::resolve_path(
-                    &plan.package.dir,
-                    &v.to_string(),
-                ))
-            }
+            Some(f) => Some(checkflow_plan::resolve_path(
+                &plan.package.dir,
+                &super::setting_text(plan, f, &initial, start_time, "file_expr")?,
+            )),
         },
     };
     // A child package run by a parent's task keeps one checkpoint per task,

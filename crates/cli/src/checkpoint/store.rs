@@ -10,10 +10,8 @@
 use crate::args::RunOpts;
 use crate::exit;
 use crate::session::Fail;
-use checkflow_exec::{TaskEnv, VarStore};
-use checkflow_plan::{CheckpointFile, Plan, VarValue};
+use checkflow_plan::{Plan, VarValue};
 use checkflow_store as store;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The variable a worker hands its store's URL to a run in.
@@ -84,21 +82,7 @@ pub(crate) fn target(
     };
     let key = match (&opts.checkpoint_key, &settings.key) {
         (Some(k), _) => k.clone(),
-        (None, Some(CheckpointFile::Literal(k))) => k.clone(),
-        (None, Some(CheckpointFile::Expr(e))) => {
-            let vars = VarStore::new(Arc::new(plan.vars.clone()), initial.to_vec());
-            let env = TaskEnv {
-                store: &vars,
-                task_name: &plan.package.name,
-                start: start_time,
-                error: None,
-                unit: Plan::ROOT,
-            };
-            let v = e.eval(&env).map_err(|err| {
-                Fail::new(exit::FAILURE, format!("checkpoint key_expr failed: {err}"))
-            })?;
-            v.to_string()
-        }
+        (None, Some(k)) => super::setting_text(plan, k, initial, start_time, "key_expr")?,
         (None, None) => plan.package.id.to_lowercase(),
     };
     if key.trim().is_empty() {

@@ -5,7 +5,7 @@ use crate::checkpoint::{fate, record};
 use crate::exit;
 use crate::report::{Console, print_summary, summary_json};
 use crate::session::{self, Fail, Session};
-use checkflow_exec::{PackageOutcome, RunOptions};
+use checkflow_exec::RunOptions;
 use checkflow_journal as journal;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -155,11 +155,7 @@ pub(crate) fn run_with(args: &RunArgs, create: record::CreateJournal<'_>) -> Res
         }
         l.release();
     }
-    let code = match result.outcome {
-        PackageOutcome::Success => exit::SUCCESS,
-        PackageOutcome::Failure => exit::FAILURE,
-        PackageOutcome::Cancelled => exit::CANCELLED,
-    };
+    let code = exit::of(result.outcome);
     let ck = json!({"file": ckpt_display, "kept": kept, "restarted": state.is_some(),
                     "store": checkpoint.store.as_ref().map(|t| json!({"key": t.key}))});
     print_summary(&plan, &result, args.log, code, &ck, &note);
