@@ -928,3 +928,30 @@ tasks:
     run().output().exit(0);
     assert_eq!(sb.take_ledger(), names(&["P1", "C1", "C2", "C3", "P2"]));
 }
+
+/// The workers' crash points under SIGTERM: the worker stops cleanly where
+/// it is (its run stopped and handed back, or already ended), and the next
+/// worker finishes the run with its task run once.
+#[test]
+fn a_worker_stopped_by_sigterm_at_its_crash_points_leaves_each_run_to_finish_once() {
+    let Some(url) = store("store_points_term") else {
+        return;
+    };
+    for (n, point) in [(1, "worker-after-claim"), (2, "worker-after-run")] {
+        let sb = Sandbox::with_package(&numbered("1s"));
+        submit(&sb, &url, &["--set", &format!("User::N={n}")])
+            .output()
+            .exit(0);
+        worker(&sb, &url, &["--lease", "1s"])
+            .env("CHECKFLOW_TEST_FAILPOINT", &format!("{point}=term"))
+            .output()
+            .exit(0)
+            .says("stopping");
+        worker(&sb, &url, &["--lease", "1s", "--exit-when-done"])
+            .output()
+            .exit(0);
+        assert_eq!(sb.ledger(), names(&[&n.to_string()]), "{point}");
+        let r = &runs_json(&sb, &url)[n - 1];
+        assert_eq!(r["state"], "succeeded", "{point}: {r}");
+    }
+}
