@@ -34,16 +34,7 @@ fn key() -> &'static Key {
 /// append syncs.
 fn work_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let base = if Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        let dir = base.join(format!("checkflow-fuzz-checkpoint-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create the work folder");
-        dir
-    })
+    DIR.get_or_init(|| checkflow_fuzz::scratch_dir("checkpoint"))
 }
 
 fn vars(pairs: &[(&str, StoredValue)]) -> BTreeMap<String, StoredValue> {

@@ -22,16 +22,7 @@ fn registry() -> &'static Registry {
 /// so validation that looks at the file system sees an empty folder.
 fn package_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let base = if Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        let dir = base.join(format!("checkflow-fuzz-package-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create the package folder");
-        dir
-    })
+    DIR.get_or_init(|| checkflow_fuzz::scratch_dir("package"))
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -7,7 +7,7 @@ use crate::resume;
 use crate::runtime::{
     CHANNEL_BATCHES, Cursor, Emit, FlowError, PathStat, Readers, Shared, run_transform,
 };
-use crate::sinks::{CsvSink, ParquetSink, PendingFile, Recordset};
+use crate::sinks::{CsvSink, FileSink, ParquetSink, PendingFile, Recordset};
 use crate::sources::{FlatFileSource, ParquetSource, SqlSource, list_files};
 use crate::spec::{Comp, FlowSpec, Kind, LookupRef};
 use crate::tables::{pg_copy, prepare_table, write_table};
@@ -680,6 +680,26 @@ fn sys_text(cx: &dyn RunCx, v: SystemVar) -> String {
     cx.get(cx.vars().system_slot(v)).to_string()
 }
 
+/// Writes every batch of `rx` to a file destination; the file is removed
+/// if a write fails or the flow is stopping.
+fn fill<S: FileSink>(
+    mut sink: S,
+    rx: &mut Receiver<RecordBatch>,
+    shared: &Shared,
+) -> Result<Done, FlowError> {
+    while let Some(b) = rx.blocking_recv() {
+        if let Err(e) = sink.write(&b) {
+            sink.abandon();
+            return Err(e);
+        }
+    }
+    if shared.stopping() {
+        sink.abandon();
+        return Err(FlowError::Stopped);
+    }
+    Ok(Done::File(sink.finish()?))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_component(
     c: &Comp,
@@ -896,34 +916,14 @@ fn run_component(
         } => {
             let mut rx = take_input(&mut inputs)?;
             let target: PathBuf = checkflow_plan::resolve_path(dir, file);
-            let mut sink = CsvSink::open(&c.name, target, format, *overwrite, in_cols(0))?;
-            while let Some(b) = rx.blocking_recv() {
-                if let Err(e) = sink.write(&b) {
-                    sink.abandon();
-                    return Err(e);
-                }
-            }
-            if shared.stopping() {
-                sink.abandon();
-                return Err(FlowError::Stopped);
-            }
-            Ok(Done::File(sink.finish()?))
+            let sink = CsvSink::open(&c.name, target, format, *overwrite, in_cols(0))?;
+            fill(sink, &mut rx, shared)
         }
         Kind::ParquetDestination { file, overwrite } => {
             let mut rx = take_input(&mut inputs)?;
             let target: PathBuf = checkflow_plan::resolve_path(dir, file);
-            let mut sink = ParquetSink::open(&c.name, target, *overwrite, schema_of(&in_cols(0)))?;
-            while let Some(b) = rx.blocking_recv() {
-                if let Err(e) = sink.write(&b) {
-                    sink.abandon();
-                    return Err(e);
-                }
-            }
-            if shared.stopping() {
-                sink.abandon();
-                return Err(FlowError::Stopped);
-            }
-            Ok(Done::File(sink.finish()?))
+            let sink = ParquetSink::open(&c.name, target, *overwrite, schema_of(&in_cols(0)))?;
+            fill(sink, &mut rx, shared)
         }
         Kind::RecordsetDestination { .. } => {
             let mut rx = take_input(&mut inputs)?;

@@ -161,13 +161,10 @@ pub fn save(db: &mut Db, key: &str, rows: u64, done_by: Option<&str>) -> Result<
     db.statement(
         &sql,
         &[
-            Value::WStr(key.to_string()),
-            Value::I8(i64::try_from(rows).unwrap_or(i64::MAX)),
-            match done_by {
-                Some(by) => Value::WStr(by.to_string()),
-                None => Value::Null(checkflow_expr::DataType::WStr { len: None }),
-            },
-        ],
+            [Value::WStr(key.to_string())].as_slice(),
+            &checkflow_tasks::db::progress_params(rows, done_by),
+        ]
+        .concat(),
         false,
     )
     .map(|_| ())

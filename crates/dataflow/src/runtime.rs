@@ -162,8 +162,11 @@ impl Cursor {
     }
 }
 
-/// The readers of one output: a sender and a path each.
-pub type Readers = Vec<(Sender<RecordBatch>, Arc<PathStat>)>;
+/// One reader of an output: its channel, and the path's counters.
+pub type Reader = (Sender<RecordBatch>, Arc<PathStat>);
+
+/// The readers of one output.
+pub type Readers = Vec<Reader>;
 
 /// One output of a component: a sender per reader.
 pub struct Port {
@@ -198,22 +201,10 @@ impl Emit {
     /// Sends a batch to every reader of output `out`, waiting while a
     /// reader's channel is full (from a thread outside the async runtime).
     pub fn send(&self, out: usize, batch: RecordBatch) -> Result<(), FlowError> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        if self.shared.stopping() {
-            return Err(FlowError::Stopped);
-        }
-        let Some(port) = self.ports.get(out) else {
-            return Ok(());
-        };
-        for (tx, stat) in &port.senders {
-            stat.rows
-                .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-            self.shared.inflight.fetch_add(1, Ordering::SeqCst);
+        for (tx, stat) in self.readers(out, &batch)? {
+            self.count(stat, &batch);
             if tx.blocking_send(batch.clone()).is_err() {
-                self.shared.handled();
-                return Err(FlowError::Stopped);
+                return Err(self.dropped());
             }
         }
         Ok(())
@@ -221,25 +212,41 @@ impl Emit {
 
     /// [`Emit::send`] from inside the async runtime.
     pub async fn send_async(&self, out: usize, batch: RecordBatch) -> Result<(), FlowError> {
+        for (tx, stat) in self.readers(out, &batch)? {
+            self.count(stat, &batch);
+            if tx.send(batch.clone()).await.is_err() {
+                return Err(self.dropped());
+            }
+        }
+        Ok(())
+    }
+
+    /// The readers a batch goes to: none for an empty batch or an output
+    /// nobody reads; an error once the flow is stopping.
+    fn readers(&self, out: usize, batch: &RecordBatch) -> Result<&[Reader], FlowError> {
         if batch.num_rows() == 0 {
-            return Ok(());
+            return Ok(&[]);
         }
         if self.shared.stopping() {
             return Err(FlowError::Stopped);
         }
-        let Some(port) = self.ports.get(out) else {
-            return Ok(());
-        };
-        for (tx, stat) in &port.senders {
-            stat.rows
-                .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-            self.shared.inflight.fetch_add(1, Ordering::SeqCst);
-            if tx.send(batch.clone()).await.is_err() {
-                self.shared.handled();
-                return Err(FlowError::Stopped);
-            }
-        }
-        Ok(())
+        Ok(self
+            .ports
+            .get(out)
+            .map_or(&[][..], |p| p.senders.as_slice()))
+    }
+
+    /// Counts a batch on its path, and as in flight until its reader is done.
+    fn count(&self, stat: &PathStat, batch: &RecordBatch) {
+        stat.rows
+            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        self.shared.inflight.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A reader that went away: the batch counted in flight never arrives.
+    fn dropped(&self) -> FlowError {
+        self.shared.handled();
+        FlowError::Stopped
     }
 }
 

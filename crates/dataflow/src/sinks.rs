@@ -21,6 +21,39 @@ pub struct PendingFile {
 }
 
 impl PendingFile {
+    /// The file a destination finished writing at `tmp`, synced to disk,
+    /// waiting to be renamed to `target`.
+    fn synced(
+        comp: String,
+        tmp: PathBuf,
+        target: PathBuf,
+        overwrite: bool,
+        file: Result<File, String>,
+    ) -> Result<PendingFile, FlowError> {
+        let file = file
+            .and_then(|f| f.sync_all().map(|()| f).map_err(|e| e.to_string()))
+            .map_err(|e| FlowError::of(&comp, format!("cannot write {}: {e}", tmp.display())))?;
+        Ok(PendingFile {
+            comp,
+            tmp,
+            target,
+            file,
+            overwrite,
+        })
+    }
+
+    /// Removes the file a destination gave up on before it finished.
+    fn abandoned(comp: String, tmp: PathBuf, file: File) {
+        PendingFile {
+            comp,
+            tmp,
+            target: PathBuf::new(),
+            file,
+            overwrite: true,
+        }
+        .discard();
+    }
+
     /// Renames it into place.
     pub fn commit(self) -> Result<(), String> {
         if !self.overwrite && std::fs::symlink_metadata(&self.target).is_ok() {
@@ -97,6 +130,17 @@ fn open_aside(comp: &str, target: &Path, overwrite: bool) -> Result<(PathBuf, Fi
     Ok((tmp, f))
 }
 
+/// A destination that writes its file aside and leaves the rename to the
+/// flow's commit.
+pub trait FileSink: Sized {
+    /// Writes one batch.
+    fn write(&mut self, b: &RecordBatch) -> Result<(), FlowError>;
+    /// Ends the file, synced, as a [`PendingFile`].
+    fn finish(self) -> Result<PendingFile, FlowError>;
+    /// Gives the file up and removes it.
+    fn abandon(self);
+}
+
 /// A flat file destination.
 pub struct CsvSink {
     comp: String,
@@ -140,8 +184,10 @@ impl CsvSink {
             rec: Vec::new(),
         })
     }
+}
 
-    pub fn write(&mut self, b: &RecordBatch) -> Result<(), FlowError> {
+impl FileSink for CsvSink {
+    fn write(&mut self, b: &RecordBatch) -> Result<(), FlowError> {
         for r in 0..b.num_rows() {
             self.rec.clear();
             for (i, c) in self.cols.iter().enumerate() {
@@ -162,39 +208,20 @@ impl CsvSink {
         Ok(())
     }
 
-    pub fn finish(self) -> Result<PendingFile, FlowError> {
-        let comp = self.comp.clone();
-        let tmp = self.tmp.clone();
+    fn finish(self) -> Result<PendingFile, FlowError> {
         let file = self
             .w
             .into_inner()
             .map_err(|e| e.to_string())
-            .and_then(|b| b.into_inner().map_err(|e| e.to_string()))
-            .map_err(|e| FlowError::of(&comp, format!("cannot write {}: {e}", tmp.display())))?;
-        file.sync_all()
-            .map_err(|e| FlowError::of(&comp, format!("cannot write {}: {e}", tmp.display())))?;
-        Ok(PendingFile {
-            comp,
-            tmp,
-            target: self.target,
-            file,
-            overwrite: self.overwrite,
-        })
+            .and_then(|b| b.into_inner().map_err(|e| e.to_string()));
+        PendingFile::synced(self.comp, self.tmp, self.target, self.overwrite, file)
     }
 
-    pub fn abandon(self) {
-        let (tmp, comp) = (self.tmp.clone(), self.comp.clone());
+    fn abandon(self) {
         if let Ok(b) = self.w.into_inner()
             && let Ok(file) = b.into_inner()
         {
-            PendingFile {
-                comp,
-                tmp,
-                target: PathBuf::new(),
-                file,
-                overwrite: true,
-            }
-            .discard();
+            PendingFile::abandoned(self.comp, self.tmp, file);
         }
     }
 }
@@ -226,8 +253,10 @@ impl ParquetSink {
             w,
         })
     }
+}
 
-    pub fn write(&mut self, b: &RecordBatch) -> Result<(), FlowError> {
+impl FileSink for ParquetSink {
+    fn write(&mut self, b: &RecordBatch) -> Result<(), FlowError> {
         self.w.write(b).map_err(|e| {
             FlowError::of(
                 &self.comp,
@@ -236,34 +265,14 @@ impl ParquetSink {
         })
     }
 
-    pub fn finish(self) -> Result<PendingFile, FlowError> {
-        let (comp, tmp) = (self.comp.clone(), self.tmp.clone());
-        let file = self
-            .w
-            .into_inner()
-            .map_err(|e| FlowError::of(&comp, format!("cannot write {}: {e}", tmp.display())))?;
-        file.sync_all()
-            .map_err(|e| FlowError::of(&comp, format!("cannot write {}: {e}", tmp.display())))?;
-        Ok(PendingFile {
-            comp,
-            tmp,
-            target: self.target,
-            file,
-            overwrite: self.overwrite,
-        })
+    fn finish(self) -> Result<PendingFile, FlowError> {
+        let file = self.w.into_inner().map_err(|e| e.to_string());
+        PendingFile::synced(self.comp, self.tmp, self.target, self.overwrite, file)
     }
 
-    pub fn abandon(self) {
-        let (tmp, comp) = (self.tmp.clone(), self.comp.clone());
+    fn abandon(self) {
         if let Ok(file) = self.w.into_inner() {
-            PendingFile {
-                comp,
-                tmp,
-                target: PathBuf::new(),
-                file,
-                overwrite: true,
-            }
-            .discard();
+            PendingFile::abandoned(self.comp, self.tmp, file);
         }
     }
 }

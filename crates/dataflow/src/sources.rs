@@ -28,51 +28,10 @@ pub fn list_files(files: &Files, dir: &Path) -> Result<Vec<PathBuf>, String> {
     match files {
         Files::One(f) => Ok(vec![checkflow_plan::resolve_path(dir, f)]),
         Files::Folder { folder, pattern } => {
-            let d = checkflow_plan::resolve_path(dir, folder);
-            let rd =
-                std::fs::read_dir(&d).map_err(|e| format!("cannot list {}: {e}", d.display()))?;
-            let mut out = Vec::new();
-            for e in rd {
-                let e = e.map_err(|e| format!("cannot list {}: {e}", d.display()))?;
-                let name = e.file_name().to_string_lossy().into_owned();
-                if e.file_type()
-                    .map(|t| t.is_file() || t.is_symlink())
-                    .unwrap_or(false)
-                    && wildcard(pattern, &name)
-                {
-                    out.push(e.path());
-                }
-            }
-            out.sort();
-            Ok(out)
+            checkflow_files::list(&checkflow_plan::resolve_path(dir, folder), pattern, false)
+                .map_err(|e| e.to_string())
         }
     }
-}
-
-/// `*` and `?` wildcard match, case-sensitive.
-pub fn wildcard(pat: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pat.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
 }
 
 /// A flat file source.
@@ -690,16 +649,6 @@ fn send_from(b: &RecordBatch, cursor: &mut Cursor, emit: &Emit) -> Result<(), Fl
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wildcards_match_like_a_shell() {
-        assert!(wildcard("*.csv", "a.csv"));
-        assert!(!wildcard("*.csv", "a.csv.bak"));
-        assert!(wildcard("sales_??.csv", "sales_01.csv"));
-        assert!(!wildcard("sales_??.csv", "sales_1.csv"));
-        assert!(wildcard("*", ""));
-        assert!(wildcard("a*b*c", "axxbyyc"));
-    }
 
     #[test]
     fn error_rows_make_a_batch() {

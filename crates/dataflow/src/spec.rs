@@ -502,6 +502,25 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// A column's `type:` (text such as "DT_WSTR, 20"), or None once the error
+/// is reported.
+fn column_type(f: &mut Fields<'_>, t: &Spanned<Node>, name: &str) -> Option<DataType> {
+    match t.value.scalar_text().map(|s| parse_type(&s)) {
+        Some(Ok(ty)) => Some(ty),
+        Some(Err(e)) => {
+            f.err(pos_of(t), format!("column \"{name}\": {e}"));
+            None
+        }
+        None => {
+            f.err(
+                pos_of(t),
+                format!("column \"{name}\": `type` must be text such as \"DT_WSTR, 20\""),
+            );
+            None
+        }
+    }
+}
+
 /// A column list `[{ name, type }]` (type optional, default `default`).
 fn read_columns(f: &mut Fields<'_>, key: &str, default: Option<DataType>) -> Option<Cols> {
     let items = f.list(key)?;
@@ -539,19 +558,9 @@ fn read_columns(f: &mut Fields<'_>, key: &str, default: Option<DataType>) -> Opt
             continue;
         };
         let ty = match ty {
-            Some(t) => match t.value.scalar_text().map(|s| parse_type(&s)) {
-                Some(Ok(ty)) => ty,
-                Some(Err(e)) => {
-                    f.err(pos_of(t), format!("column \"{name}\": {e}"));
-                    continue;
-                }
-                None => {
-                    f.err(
-                        pos_of(t),
-                        format!("column \"{name}\": `type` must be text such as \"DT_WSTR, 20\""),
-                    );
-                    continue;
-                }
+            Some(t) => match column_type(f, t, &name) {
+                Some(ty) => ty,
+                None => continue,
             },
             None => match &default {
                 Some(d) => d.clone(),

@@ -4,13 +4,13 @@
 //! values (a lone string is its own key, anything else its JSON text), or a
 //! file's full path — never its position, so a changed collection resumes right.
 //! Equal items share one identity and are counted: [`split_finished`] skips as
-//! many of them as finished.
+//! many of them as finished. A `files:` enumerator's folder is listed by
+//! `checkflow_files::list`, the one place that reads folders.
 
 use crate::vars::VarStore;
 use checkflow_model::Retrieve;
 use checkflow_plan::{Enumerator, VarTable, VarValue};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 /// One item of a collection.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,9 +45,8 @@ pub fn enumerate(e: &Enumerator, store: &VarStore, vars: &VarTable) -> Result<Ve
             recursive,
             retrieve,
         } => {
-            let mut files = Vec::new();
-            list_files(folder, pattern, *recursive, &mut files)?;
-            files.sort();
+            let files =
+                checkflow_files::list(folder, pattern, *recursive).map_err(|e| e.to_string())?;
             Ok(files
                 .into_iter()
                 .map(|p| {
@@ -138,69 +137,9 @@ pub fn rows_of(json: &serde_json::Value) -> Result<Vec<Item>, String> {
         .collect())
 }
 
-fn list_files(
-    dir: &Path,
-    pattern: &str,
-    recursive: bool,
-    out: &mut Vec<PathBuf>,
-) -> Result<(), String> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot list folder {}: {e}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("cannot list folder {}: {e}", dir.display()))?;
-        let path = entry.path();
-        let ft = entry
-            .file_type()
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if ft.is_dir() {
-            if recursive {
-                list_files(&path, pattern, true, out)?;
-            }
-        } else if wildcard(pattern, &entry.file_name().to_string_lossy()) {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
-/// Windows-style wildcard match (`*`, `?`), case-insensitive as in SSIS.
-pub fn wildcard(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.to_lowercase().chars().collect();
-    let n: Vec<char> = name.to_lowercase().chars().collect();
-    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wildcards() {
-        assert!(wildcard("*.csv", "a.CSV"));
-        assert!(wildcard("data_??.txt", "data_01.txt"));
-        assert!(!wildcard("*.csv", "a.csv.bak"));
-        assert!(wildcard("*", "anything"));
-    }
 
     #[test]
     fn row_shapes_and_keys() {

@@ -17,7 +17,7 @@ mod state;
 mod vars;
 
 pub use dispatcher::{RunOptions, humantime, now_civil, run};
-pub use enumerate::{Item, enumerate, rows_of, split_finished, wildcard};
+pub use enumerate::{Item, enumerate, rows_of, split_finished};
 pub use event::*;
 pub use resume::{ChangedPolicy, Decision, Reason, Recorded, Resume, ResumeError, resume};
 pub use state::State;

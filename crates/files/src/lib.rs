@@ -11,6 +11,9 @@
 //! 3. [`same_file`] says whether a path still names a file held open
 //!    (`lstat`: a link put in its place does not count), for the check right
 //!    before a rename or a removal.
+//! 4. [`list`] lists a folder's files that match a wildcard (a foreach's
+//!    `files:` enumerator, a data flow's folder source), and [`wildcard`] is
+//!    that match.
 //!
 //! Every file checkflow writes (checkpoint, lock, temporary, `.part` and
 //! report files, the file task's and the download's targets) is opened with
@@ -21,7 +24,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What to do when the last component of a path is a symbolic link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +112,74 @@ pub fn same_file(file: &File, path: &Path) -> bool {
         let _ = file;
         fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
     }
+}
+
+/// The files in `folder` whose names match `pattern` ([`wildcard`]), as
+/// full paths in name order; with `recursive`, those of its subfolders too.
+///
+/// A file is an entry that is not a folder: a regular file, or a link (read
+/// later through the link, and refused then if it does not lead to a regular
+/// file). Links to folders are not followed down, so a link loop cannot make
+/// the walk endless. An error names the folder that could not be read.
+pub fn list(folder: &Path, pattern: &str, recursive: bool) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    list_into(folder, pattern, recursive, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+fn list_into(dir: &Path, pattern: &str, recursive: bool, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    let named = |e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot list folder {}: {e}", dir.display()),
+        )
+    };
+    for entry in fs::read_dir(dir).map_err(named)? {
+        let entry = entry.map_err(named)?;
+        let path = entry.path();
+        let ty = entry.file_type().map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
+        })?;
+        if ty.is_dir() {
+            if recursive {
+                list_into(&path, pattern, true, out)?;
+            }
+        } else if (ty.is_file() || ty.is_symlink())
+            && wildcard(pattern, &entry.file_name().to_string_lossy())
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Windows-style wildcard match, as SSIS's: `*` is any run of characters,
+/// `?` any one character, and letters match regardless of case.
+pub fn wildcard(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.to_lowercase().chars().collect();
+    let n: Vec<char> = name.to_lowercase().chars().collect();
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
 }
 
 /// An open that failed: when the path holds something other than a regular

@@ -173,3 +173,53 @@ fn same_file_is_false_once_the_name_is_a_link_or_another_file() {
     fs::remove_file(&p).expect("remove");
     assert!(!same_file(&f, &p));
 }
+
+#[test]
+fn wildcards_match_as_ssis_does_regardless_of_case() {
+    assert!(wildcard("*.csv", "a.CSV"));
+    assert!(wildcard("data_??.txt", "data_01.txt"));
+    assert!(!wildcard("data_??.txt", "data_1.txt"));
+    assert!(!wildcard("*.csv", "a.csv.bak"));
+    assert!(wildcard("*", "anything"));
+    assert!(wildcard("*", ""));
+    assert!(wildcard("a*b*c", "aXXbYYc"));
+}
+
+#[test]
+fn list_gives_matching_files_in_name_order_and_walks_down_only_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    for name in ["b.csv", "a.CSV", "c.txt"] {
+        fs::write(d.join(name), b"x").expect("write");
+    }
+    fs::create_dir(d.join("sub")).expect("sub");
+    fs::write(d.join("sub").join("d.csv"), b"x").expect("write");
+    fs::create_dir(d.join("dir.csv")).expect("a folder named like a file");
+    symlink(d.join("b.csv"), d.join("link.csv")).expect("link");
+    mkfifo(&d.join("pipe.csv"));
+    // A link to the folder above: walking it would never end.
+    symlink(d, d.join("sub").join("loop")).expect("loop");
+
+    let flat = list(d, "*.csv", false).expect("list");
+    let names: Vec<_> = flat
+        .iter()
+        .map(|p| p.strip_prefix(d).unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            Path::new("a.CSV"),
+            Path::new("b.csv"),
+            Path::new("link.csv")
+        ],
+        "folders and FIFOs are not files; a link is"
+    );
+    let deep = list(d, "*.csv", true).expect("list");
+    assert_eq!(deep.len(), 4);
+    assert!(deep.contains(&d.join("sub").join("d.csv")));
+
+    let err = list(&d.join("missing"), "*", false).expect_err("missing folder");
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    assert!(err.to_string().contains("cannot list folder"), "{err}");
+    assert!(err.to_string().contains("missing"), "{err}");
+}

@@ -588,14 +588,10 @@ impl Load<'_> {
                     ph(k, 4)
                 ),
                 &[
-                    Value::WStr(key.to_string()),
-                    Value::WStr(digest.to_string()),
-                    Value::I8(i64::try_from(rows).unwrap_or(i64::MAX)),
-                    match done_by {
-                        Some(by) => Value::WStr(by.to_string()),
-                        None => Value::Null(checkflow_expr::DataType::WStr { len: None }),
-                    },
-                ],
+                    [Value::WStr(key.to_string()), Value::WStr(digest.to_string())].as_slice(),
+                    &db::progress_params(rows, done_by),
+                ]
+                .concat(),
                 false,
             )
             .map(|_| ())
@@ -701,7 +697,7 @@ impl Load<'_> {
         let mut n = 0u64;
         let mut eof = false;
         let fail = |lines: &RowLines, msg: String, path: &str| -> TaskError {
-            match copy_line(&msg).and_then(|l| lines.get(l.checked_sub(1)?)) {
+            match db::copy_row(&msg).and_then(|r| lines.get(r as u64)) {
                 Some(fl) => TaskError::new(format!("line {fl} of {path}: {msg}")),
                 None => TaskError::new(format!("{msg} (loading {path})")),
             }
@@ -811,18 +807,6 @@ fn insert_sql(table: &str, cols: &str, width: usize) -> String {
     let mut marks = "?, ".repeat(width);
     marks.truncate(marks.len().saturating_sub(2));
     format!("INSERT INTO {}{cols} VALUES ({marks})", ident(table))
-}
-
-/// The row number in a server's `COPY t, line N` context.
-fn copy_line(msg: &str) -> Option<u64> {
-    let i = msg.find("COPY ")?;
-    let rest = &msg[i..];
-    let j = rest.find(", line ")?;
-    let digits: String = rest[j + 7..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
 }
 
 /// A placeholder for parameter `i` (1-based).
@@ -945,14 +929,5 @@ mod tests {
             "CRLF, quoted"
         );
         assert_eq!(record_lines("\n\nid,n\n1,a\n"), [3, 4], "blank lines first");
-    }
-
-    #[test]
-    fn copy_context_gives_the_row() {
-        assert_eq!(
-            copy_line("ERROR: bad (CONTEXT: COPY t, line 17, column id: \"x\")"),
-            Some(17)
-        );
-        assert_eq!(copy_line("ERROR: other"), None);
     }
 }

@@ -3,8 +3,10 @@
 //! compiled against the columns of their input, so that a bad expression or
 //! column fails validation with its line.
 
-use super::{Fields, Kind, OnError, Output, Report, list_cols, out, read_columns, with_errors};
-use crate::types::{Col, Cols, arrow_type, parse_type};
+use super::{
+    Fields, Kind, OnError, Output, Report, column_type, list_cols, out, read_columns, with_errors,
+};
+use crate::types::{Col, Cols, arrow_type};
 use crate::vexpr::{FlowColumns, VectorExpr};
 use checkflow_expr::DataType;
 use checkflow_model::{Node, SourcePos, pos_of};
@@ -153,19 +155,9 @@ pub(super) fn derived_column(
         };
         let declared = match it.value.get("type") {
             None => None,
-            Some(t) => match t.value.scalar_text().map(|s| parse_type(&s)) {
-                Some(Ok(ty)) => Some(ty),
-                Some(Err(e)) => {
-                    f.err(pos_of(t), format!("column \"{name}\": {e}"));
-                    continue;
-                }
-                None => {
-                    f.err(
-                        pos_of(t),
-                        format!("column \"{name}\": `type` must be text such as \"DT_WSTR, 20\""),
-                    );
-                    continue;
-                }
+            Some(t) => match column_type(f, t, &name) {
+                Some(ty) => Some(ty),
+                None => continue,
             },
         };
         let existing = cols.iter().position(|c| c.name == name);

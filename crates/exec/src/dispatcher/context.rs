@@ -72,27 +72,27 @@ impl RunCx for ThreadCx {
     }
 
     fn log(&self, level: LogLevel, line: &str) {
-        let _ = self.tx.send(Msg::Log {
+        let _ = self.tx.send(Msg::Report(Event::Log {
             node: self.node,
             level,
             line: line.to_string(),
-        });
+        }));
     }
 
     fn progress(&self, done: u64, total: Option<u64>, unit: &str) {
-        let _ = self.tx.send(Msg::Progress {
+        let _ = self.tx.send(Msg::Report(Event::Progress {
             node: self.node,
             done,
             total,
             unit: unit.to_string(),
-        });
+        }));
     }
 
     fn metrics(&self, metrics: serde_json::Value) {
-        let _ = self.tx.send(Msg::Metrics {
+        let _ = self.tx.send(Msg::Report(Event::Metrics {
             node: self.node,
             metrics,
-        });
+        }));
     }
 
     fn cancel_token(&self) -> &CancelToken {

@@ -184,21 +184,9 @@ enum Msg {
         node: NodeId,
         path: PathBuf,
     },
-    Log {
-        node: NodeId,
-        level: LogLevel,
-        line: String,
-    },
-    Progress {
-        node: NodeId,
-        done: u64,
-        total: Option<u64>,
-        unit: String,
-    },
-    Metrics {
-        node: NodeId,
-        metrics: serde_json::Value,
-    },
+    /// What a task reports as it runs (`Event::Log`, `Progress` or
+    /// `Metrics`), passed to the reporter in order.
+    Report(Event),
 }
 
 enum Ready {
@@ -305,36 +293,27 @@ impl Dispatcher<'_> {
         match msg {
             Msg::Done(d) => self.results.push_back(d),
             Msg::Discard { node, path } => self.discards.push((self.units[node.index()], path)),
-            Msg::Log { node, level, line } => {
-                let warning = (level == LogLevel::Warn).then(|| line.clone());
-                self.reporter.event(&Event::Log { node, level, line });
-                if let Some(line) = warning
-                    && let Some(e) = self.fire(HandlerEvent::OnWarning, node, 0, &line)
-                {
-                    if self.rt[node.index()].state.is_terminal() {
-                        self.errors.push(format!("{}: {e}", self.label(node)));
-                    } else {
-                        self.rt[node.index()].handler_error.get_or_insert(e);
+            Msg::Report(event) => {
+                self.reporter.event(&event);
+                match event {
+                    Event::Log {
+                        node,
+                        level: LogLevel::Warn,
+                        line,
+                    } => {
+                        if let Some(e) = self.fire(HandlerEvent::OnWarning, node, 0, &line) {
+                            if self.rt[node.index()].state.is_terminal() {
+                                self.errors.push(format!("{}: {e}", self.label(node)));
+                            } else {
+                                self.rt[node.index()].handler_error.get_or_insert(e);
+                            }
+                        }
                     }
+                    Event::Metrics { node, metrics } => {
+                        self.rt[node.index()].metrics = Some(metrics);
+                    }
+                    _ => {}
                 }
-            }
-            Msg::Progress {
-                node,
-                done,
-                total,
-                unit,
-            } => self.reporter.event(&Event::Progress {
-                node,
-                done,
-                total,
-                unit,
-            }),
-            Msg::Metrics { node, metrics } => {
-                self.reporter.event(&Event::Metrics {
-                    node,
-                    metrics: metrics.clone(),
-                });
-                self.rt[node.index()].metrics = Some(metrics);
             }
         }
     }

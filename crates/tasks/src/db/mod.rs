@@ -553,6 +553,18 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The parameters of a progress row: its rows done, as a BIGINT, and the
+/// execution that finished it, or NULL while it is under way.
+pub fn progress_params(rows: u64, done_by: Option<&str>) -> [Value; 2] {
+    [
+        Value::I8(i64::try_from(rows).unwrap_or(i64::MAX)),
+        match done_by {
+            Some(by) => Value::WStr(by.to_string()),
+            None => Value::Null(checkflow_expr::DataType::WStr { len: None }),
+        },
+    ]
+}
+
 /// An identifier for SQL text: kept as written when it is a plain (possibly
 /// schema-qualified) name, so the database folds its case as usual; quoted
 /// otherwise.
@@ -690,7 +702,7 @@ pub fn copy_csv_stream(
 }
 
 /// The 0-based row of a server's `COPY t, line N` context.
-fn copy_row(msg: &str) -> Option<usize> {
+pub(crate) fn copy_row(msg: &str) -> Option<usize> {
     let i = msg.find("COPY ")?;
     let rest = &msg[i..];
     let j = rest.find(", line ")?;

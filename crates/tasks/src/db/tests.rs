@@ -676,3 +676,17 @@ fn bulk_insert_joins_a_transaction() {
         assert_eq!(count(&p, "dim"), 4);
     }
 }
+
+#[test]
+fn copy_context_gives_the_row() {
+    assert_eq!(
+        super::copy_row("ERROR: bad (CONTEXT: COPY t, line 17, column id: \"x\")"),
+        Some(16),
+        "line 17 is the 17th row sent, 0-based 16"
+    );
+    assert_eq!(
+        super::copy_row("ERROR: bad (CONTEXT: COPY t, line 0)"),
+        None
+    );
+    assert_eq!(super::copy_row("ERROR: other"), None);
+}
