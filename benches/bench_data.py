@@ -118,21 +118,19 @@ def loadavg():
 # --- the CSV ---------------------------------------------------------------
 
 
-def make_csv(work, rows):
-    """WORK/sales-ROWS.csv (reused if it is there and complete)."""
-    path = os.path.join(work, f"sales-{rows}.csv")
+def generated_csv(path, rows, header, line):
+    """Writes PATH: HEADER, then line(i) for i in 1..=ROWS. Kept between runs:
+    a file with its .done marker is reused as it is."""
     done = path + ".done"
     if os.path.exists(path) and os.path.exists(done):
         return path
     say(f"   generating {path} ({rows:,} rows)")
     t0 = time.perf_counter()
-    days = [f"2026-{m:02d}-{d:02d}" for m in range(1, 13) for d in range(1, 29)]
     with open(path, "w", buffering=1 << 20) as f:
-        f.write("id,name,amount,day\n")
+        f.write(header)
         chunk = []
         for i in range(1, rows + 1):
-            amount = "" if i % 100 == 0 else f"{(i * 7919) % 1000000 // 100}.{i % 100:02d}"
-            chunk.append(f"{i},customer {i * 31 % 999983},{amount},{days[i % len(days)]}\n")
+            chunk.append(line(i))
             if len(chunk) == 10000:
                 f.write("".join(chunk))
                 chunk.clear()
@@ -140,6 +138,17 @@ def make_csv(work, rows):
     open(done, "w").close()
     say(f"   {os.path.getsize(path):,} bytes in {time.perf_counter() - t0:.1f} s")
     return path
+
+
+def make_csv(work, rows):
+    """WORK/sales-ROWS.csv (reused if it is there and complete)."""
+    days = [f"2026-{m:02d}-{d:02d}" for m in range(1, 13) for d in range(1, 29)]
+
+    def line(i):
+        amount = "" if i % 100 == 0 else f"{(i * 7919) % 1000000 // 100}.{i % 100:02d}"
+        return f"{i},customer {i * 31 % 999983},{amount},{days[i % len(days)]}\n"
+
+    return generated_csv(os.path.join(work, f"sales-{rows}.csv"), rows, "id,name,amount,day\n", line)
 
 
 NARROW_PG = "id bigint, name text, amount numeric(12,2), day date"

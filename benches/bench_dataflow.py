@@ -30,7 +30,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_data import loadavg, median, psql, say, timed  # noqa: E402
+from bench_data import generated_csv, loadavg, median, psql, say, timed  # noqa: E402
 
 # --- the files ---------------------------------------------------------------
 
@@ -41,30 +41,16 @@ def make_sales(work, rows):
     """WORK/flow-sales-ROWS.csv: id, region (a dimension code written in lower
     case with spaces around it, so UPPER(TRIM()) has work to do), amount,
     sold_at, customer. Reused when complete."""
-    path = os.path.join(work, f"flow-sales-{rows}.csv")
-    done = path + ".done"
-    if os.path.exists(path) and os.path.exists(done):
-        return path
-    say(f"   generating {path} ({rows:,} rows)")
-    t0 = time.perf_counter()
     rnd = random.Random(7)
     stamps = [f"20{y:02d}-{m:02d}-{d:02d} {h:02d}:{(d * 7) % 60:02d}:{(h * 13) % 60:02d}"
               for y in (24, 25, 26) for m in range(1, 13) for d in range(1, 29, 3) for h in (3, 11, 19)]
-    with open(path, "w", buffering=1 << 20) as f:
-        f.write("id,region,amount,sold_at,customer\n")
-        chunk = []
-        for i in range(1, rows + 1):
-            r = rnd.randrange(REGIONS)
-            chunk.append(
-                f"{i}, r{r:04d} ,{rnd.randrange(100, 200000) / 100:.2f},{stamps[i % len(stamps)]},{rnd.randrange(50000)}\n"
-            )
-            if len(chunk) == 20000:
-                f.write("".join(chunk))
-                chunk.clear()
-        f.write("".join(chunk))
-    open(done, "w").close()
-    say(f"   {os.path.getsize(path):,} bytes in {time.perf_counter() - t0:.1f} s")
-    return path
+
+    def line(i):
+        r = rnd.randrange(REGIONS)
+        return f"{i}, r{r:04d} ,{rnd.randrange(100, 200000) / 100:.2f},{stamps[i % len(stamps)]},{rnd.randrange(50000)}\n"
+
+    return generated_csv(os.path.join(work, f"flow-sales-{rows}.csv"), rows,
+                         "id,region,amount,sold_at,customer\n", line)
 
 
 def make_dimension(work):

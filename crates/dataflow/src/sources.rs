@@ -143,42 +143,38 @@ impl FlatFileSource {
                             row.push(Cell::Fast(f));
                             continue;
                         }
-                        let v = match Value::parse_as(text, &parse_tys[i]) {
+                        let checked = match Value::parse_as(text, &parse_tys[i]) {
                             Ok(v) => match too_long(&v, &c.ty) {
-                                None => v,
-                                Some(n) => {
-                                    if self.on_error == OnError::Ignore {
-                                        Value::Null(c.ty.clone())
-                                    } else {
-                                        err = Some(RowError {
-                                            column: Some(i),
-                                            code: CODE_TRUNCATION,
-                                            desc: format!(
-                                                "value \"{}\" is longer than {n} characters ({})",
-                                                shorten(text),
-                                                c.ty
-                                            ),
-                                        });
-                                        break;
-                                    }
-                                }
+                                None => Ok(v),
+                                Some(n) => Err((
+                                    CODE_TRUNCATION,
+                                    format!(
+                                        "value \"{}\" is longer than {n} characters ({})",
+                                        shorten(text),
+                                        c.ty
+                                    ),
+                                )),
                             },
-                            Err(e) => {
-                                if self.on_error == OnError::Ignore {
-                                    Value::Null(c.ty.clone())
-                                } else {
-                                    err = Some(RowError {
-                                        column: Some(i),
-                                        code: CODE_CONVERSION,
-                                        desc: format!(
-                                            "cannot convert \"{}\" to {}: {}",
-                                            shorten(text),
-                                            c.ty,
-                                            reason(&e)
-                                        ),
-                                    });
-                                    break;
-                                }
+                            Err(e) => Err((
+                                CODE_CONVERSION,
+                                format!(
+                                    "cannot convert \"{}\" to {}: {}",
+                                    shorten(text),
+                                    c.ty,
+                                    reason(&e)
+                                ),
+                            )),
+                        };
+                        let v = match checked {
+                            Ok(v) => v,
+                            Err(_) if self.on_error == OnError::Ignore => Value::Null(c.ty.clone()),
+                            Err((code, desc)) => {
+                                err = Some(RowError {
+                                    column: Some(i),
+                                    code,
+                                    desc,
+                                });
+                                break;
                             }
                         };
                         row.push(Cell::Slow(v));

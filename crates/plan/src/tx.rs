@@ -73,6 +73,13 @@ pub enum TxError {
         /// Its error.
         error: Box<TxError>,
     },
+    /// A probe could not read a connection's commit markers, so whether a
+    /// transaction committed is not known.
+    #[error("cannot read its commit markers: {cause}")]
+    Probe {
+        /// Why: the connection could not be opened or queried.
+        cause: Cause,
+    },
     /// A thread panicked while it held the scope.
     #[error("transaction state is poisoned")]
     Poisoned,
@@ -188,13 +195,14 @@ impl Drop for TxScope {
 pub trait TxProbe: Send + Sync {
     /// The connection kind it serves (`sqlite`, `postgres`).
     fn kind(&self) -> &'static str;
-    /// Whether `marker` is committed on this connection.
+    /// Whether `marker` is committed on this connection; [`TxError::Probe`]
+    /// when that cannot be read.
     fn committed(
         &self,
         conn: &ConnectionDef,
         package_dir: &Path,
         marker: &str,
-    ) -> Result<bool, String>;
+    ) -> Result<bool, TxError>;
 }
 
 #[cfg(test)]
@@ -227,24 +235,25 @@ mod tests {
         }
     }
 
+    /// Joins a recording resource under `key` to `s`; `fail` makes its
+    /// commit fail.
+    fn join(s: &TxScope, log: &Arc<Mutex<Vec<String>>>, key: &'static str, fail: bool) {
+        s.with(
+            key,
+            || Ok(Box::new(Rec(log.clone(), key, fail))),
+            |_| Ok(()),
+        )
+        .unwrap();
+    }
+
     #[test]
     fn opens_once_per_key_and_commits_all_with_the_marker() {
         let log = Arc::new(Mutex::new(Vec::new()));
         let s = TxScope::new("S", "m1");
         for _ in 0..2 {
-            s.with(
-                "a",
-                || Ok(Box::new(Rec(log.clone(), "a", false))),
-                |_| Ok(()),
-            )
-            .unwrap();
+            join(&s, &log, "a", false);
         }
-        s.with(
-            "b",
-            || Ok(Box::new(Rec(log.clone(), "b", false))),
-            |_| Ok(()),
-        )
-        .unwrap();
+        join(&s, &log, "b", false);
         assert_eq!(s.keys(), ["a", "b"]);
         s.commit().unwrap();
         assert_eq!(*log.lock().unwrap(), ["commit a m1", "commit b m1"]);
@@ -254,18 +263,8 @@ mod tests {
     fn a_failed_commit_rolls_back_the_rest_and_drop_rolls_back() {
         let log = Arc::new(Mutex::new(Vec::new()));
         let s = TxScope::new("S", "m");
-        s.with(
-            "a",
-            || Ok(Box::new(Rec(log.clone(), "a", true))),
-            |_| Ok(()),
-        )
-        .unwrap();
-        s.with(
-            "b",
-            || Ok(Box::new(Rec(log.clone(), "b", false))),
-            |_| Ok(()),
-        )
-        .unwrap();
+        join(&s, &log, "a", true);
+        join(&s, &log, "b", false);
         let e = s.commit().unwrap_err();
         assert!(
             matches!(&e, TxError::Connection { key, .. } if key == "a"),

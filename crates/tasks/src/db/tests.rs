@@ -4,7 +4,7 @@
 use super::testkit::Pkg;
 use super::*;
 use checkflow_expr::DataType;
-use checkflow_plan::{TxProbe, TxScope, VarValue};
+use checkflow_plan::{TxError, TxProbe, TxScope, VarValue};
 use checkflow_testkit::pg::fresh_db;
 use std::sync::Arc;
 use std::time::Instant;
@@ -445,6 +445,31 @@ fn the_sqlite_probe_never_creates_a_database() {
             .unwrap()
     );
     assert!(!p.path("none.db").exists());
+}
+
+#[test]
+fn a_probe_that_cannot_read_the_markers_says_so_and_never_guesses() {
+    let p = conns(
+        "  db: { kind: sqlite, path: garbage.db }\n  pg: { kind: postgres, url: \"postgresql://nobody:secret@127.0.0.1:1/none\" }\n",
+    );
+    std::fs::write(p.path("garbage.db"), [0x5a_u8; 4096]).unwrap();
+    let e = SqliteProbe
+        .committed(&p.plan.connections["db"], &p.plan.package.dir, "m")
+        .expect_err("not a database");
+    assert!(matches!(e, TxError::Probe { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .starts_with("cannot read its commit markers: "),
+        "{e}"
+    );
+    let e = PostgresProbe
+        .committed(&p.plan.connections["pg"], &p.plan.package.dir, "m")
+        .expect_err("nothing listens on port 1");
+    assert!(matches!(e, TxError::Probe { .. }), "{e:?}");
+    assert!(
+        !e.to_string().contains("secret"),
+        "the password is redacted: {e}"
+    );
 }
 
 // ----- bulk_insert -----

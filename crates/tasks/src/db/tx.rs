@@ -110,33 +110,39 @@ impl TxProbe for SqliteProbe {
         "sqlite"
     }
 
-    fn committed(&self, def: &ConnectionDef, dir: &Path, marker: &str) -> Result<bool, String> {
-        let conn = Connection::from_def("probe", def, dir)?;
-        let Some(path) = conn.sqlite_path() else {
-            return Err("not a sqlite connection".into());
-        };
-        if !path.exists() {
-            return Ok(false);
-        }
-        let c = sqlite::open(path, false)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let has_table: bool = c
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
-                [MARKERS],
-                |r| r.get(0),
-            )
-            .map_err(|e| e.to_string())?;
-        if !has_table {
-            return Ok(false);
-        }
-        c.query_row(
-            "SELECT EXISTS (SELECT 1 FROM checkflow_tx_markers WHERE marker = ?1)",
-            [marker],
+    fn committed(&self, def: &ConnectionDef, dir: &Path, marker: &str) -> Result<bool, TxError> {
+        sqlite_marker(def, dir, marker).map_err(|e| TxError::Probe { cause: e.into() })
+    }
+}
+
+/// Whether `marker` is in the SQLite database's marker table (false when
+/// the file or the table does not exist).
+fn sqlite_marker(def: &ConnectionDef, dir: &Path, marker: &str) -> Result<bool, String> {
+    let conn = Connection::from_def("probe", def, dir)?;
+    let Some(path) = conn.sqlite_path() else {
+        return Err("not a sqlite connection".into());
+    };
+    if !path.exists() {
+        return Ok(false);
+    }
+    let c =
+        sqlite::open(path, false).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let has_table: bool = c
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+            [MARKERS],
             |r| r.get(0),
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    if !has_table {
+        return Ok(false);
     }
+    c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM checkflow_tx_markers WHERE marker = ?1)",
+        [marker],
+        |r| r.get(0),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Looks for a marker in a PostgreSQL database.
@@ -147,27 +153,33 @@ impl TxProbe for PostgresProbe {
         "postgres"
     }
 
-    fn committed(&self, def: &ConnectionDef, dir: &Path, marker: &str) -> Result<bool, String> {
-        let conn = Connection::from_def("probe", def, dir)?;
-        let mut db = conn.open().map_err(|e| e.message)?;
-        let Db::Pg(c, scrub) = &mut db else {
-            return Err("not a postgres connection".into());
-        };
-        let row = c
-            .query_one(
-                "SELECT to_regclass('checkflow_tx_markers') IS NOT NULL",
-                &[],
-            )
-            .map_err(|e| scrub.clean(&super::pg::message(&e)))?;
-        if !row.get::<_, bool>(0) {
-            return Ok(false);
-        }
-        let row = c
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM checkflow_tx_markers WHERE marker = $1)",
-                &[&marker],
-            )
-            .map_err(|e| scrub.clean(&super::pg::message(&e)))?;
-        Ok(row.get::<_, bool>(0))
+    fn committed(&self, def: &ConnectionDef, dir: &Path, marker: &str) -> Result<bool, TxError> {
+        pg_marker(def, dir, marker).map_err(|e| TxError::Probe { cause: e.into() })
     }
+}
+
+/// Whether `marker` is in the PostgreSQL database's marker table (false when
+/// the table does not exist).
+fn pg_marker(def: &ConnectionDef, dir: &Path, marker: &str) -> Result<bool, String> {
+    let conn = Connection::from_def("probe", def, dir)?;
+    let mut db = conn.open().map_err(|e| e.message)?;
+    let Db::Pg(c, scrub) = &mut db else {
+        return Err("not a postgres connection".into());
+    };
+    let row = c
+        .query_one(
+            "SELECT to_regclass('checkflow_tx_markers') IS NOT NULL",
+            &[],
+        )
+        .map_err(|e| scrub.clean(&super::pg::message(&e)))?;
+    if !row.get::<_, bool>(0) {
+        return Ok(false);
+    }
+    let row = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM checkflow_tx_markers WHERE marker = $1)",
+            &[&marker],
+        )
+        .map_err(|e| scrub.clean(&super::pg::message(&e)))?;
+    Ok(row.get::<_, bool>(0))
 }
