@@ -1,7 +1,8 @@
 //! Recording: the journal of a run opened (a restart's) or created (a first
 //! run's) with the run's first records, and every record of the executor
-//! written as journal entries. The conversions between the two live here
-//! and nowhere else.
+//! written as journal entries. Every conversion from the executor's records
+//! to the journal's entries lives here; the way back, a checkpoint read into
+//! the executor's `Recorded`, is `restore`'s.
 
 use super::CheckpointPlan;
 use crate::config::ConfigValue;

@@ -135,44 +135,6 @@ impl Dispatcher<'_> {
         }
     }
 
-    /// Writes pending records; `false` if the journal failed (the run stops).
-    /// Also asks the recorder whether the run may go on at all (a shared
-    /// store's lease): called before every start and at every turn of the
-    /// loop, so a run that lost its lease starts nothing more and stops what
-    /// runs, as a failed write does.
-    pub(super) fn flush(&mut self) -> bool {
-        if self.journal_error.is_some() {
-            return false;
-        }
-        if let Err(e) = self.recorder.hold() {
-            self.journal_failed(e);
-            return false;
-        }
-        if self.pending_records.is_empty() {
-            return true;
-        }
-        let batch = std::mem::take(&mut self.pending_records);
-        match self.recorder.record(batch) {
-            Ok(()) => true,
-            Err(e) => {
-                self.journal_failed(e);
-                false
-            }
-        }
-    }
-
-    /// The journal failed: the run stops, and running tasks are stopped.
-    fn journal_failed(&mut self, e: RecordError) {
-        self.errors.push(format!("checkpoint: {e}"));
-        self.journal_error = Some(e.to_string());
-        self.stop();
-        for n in self.busy.clone() {
-            if let Some(t) = &self.rt[n.index()].cancel {
-                t.cancel();
-            }
-        }
-    }
-
     /// An executable as messages name it: its path, or the package's name.
     pub(super) fn label(&self, n: NodeId) -> String {
         if n == Plan::ROOT {
