@@ -9,12 +9,14 @@ pub mod cache;
 mod defs;
 mod error;
 mod node;
+mod redact;
 mod spanned;
 mod wire;
 
 pub use defs::*;
 pub use error::{LoadError, SourcePos, closest};
 pub use node::Node;
+pub use redact::redact_url;
 pub use spanned::{Location, Spanned};
 
 use std::path::{Path, PathBuf};

@@ -26,6 +26,7 @@ pub use frames::{Stored, read};
 pub use lease::{Holder, Lease, LeaseGuard, LeaseSpec};
 pub use queue::{Claim, Claimed, Ended, NewRun, RestartPolicy, RunEnd, RunRow, RunState, Worker};
 
+use checkflow_model::redact_url;
 use std::time::{Duration, Instant};
 
 /// The tests' crash points (`CHECKFLOW_TEST_FAILPOINT`): the command line
@@ -68,7 +69,7 @@ impl Store {
     /// Connects to the store at `url` and makes sure its tables exist (and
     /// are of a version this build knows).
     pub fn open(url: &str) -> Result<Store, StoreError> {
-        let shown = redact(url);
+        let shown = redact_url(url);
         let conn = conn::Conn::new(url).map_err(|reason| StoreError::BadUrl {
             url: shown.clone(),
             reason,
@@ -114,68 +115,6 @@ impl Store {
             .retry(deadline, f)
             .map_err(|e| StoreError::call(action, &self.shown, e))
     }
-}
-
-/// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`; a
-/// `password=...` setting (in the query string, or as `key=value`) likewise.
-pub fn redact(url: &str) -> String {
-    let lower = url.to_ascii_lowercase();
-    if let Some(scheme_len) = ["postgres://", "postgresql://"]
-        .iter()
-        .find(|p| lower.starts_with(**p))
-        .map(|p| p.len())
-    {
-        let (scheme, rest) = url.split_at(scheme_len);
-        let (main, query) = match rest.split_once('?') {
-            Some((m, q)) => (m, Some(q)),
-            None => (rest, None),
-        };
-        // The password may hold an '@': the host comes after the last one.
-        let main = match main.rsplit_once('@') {
-            Some((auth, host)) => match auth.split_once(':') {
-                Some((user, _)) => format!("{user}:***@{host}"),
-                None => format!("{auth}@{host}"),
-            },
-            None => main.to_string(),
-        };
-        let query = query.map(|q| {
-            q.split('&')
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                    _ => kv.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join("&")
-        });
-        return match query {
-            Some(q) => format!("{scheme}{main}?{q}"),
-            None => format!("{scheme}{main}"),
-        };
-    }
-    // key=value settings: a password's value ends at the next space, or at
-    // its closing quote.
-    let mut out = String::new();
-    let mut rest = url;
-    while let Some(i) = rest.to_ascii_lowercase().find("password") {
-        let after = &rest[i + "password".len()..];
-        let trimmed = after.trim_start();
-        let Some(value) = trimmed.strip_prefix('=') else {
-            out.push_str(&rest[..i + "password".len()]);
-            rest = after;
-            continue;
-        };
-        let value = value.trim_start();
-        let end = if let Some(q) = value.strip_prefix('\'') {
-            q.find('\'').map_or(value.len(), |e| e + 2)
-        } else {
-            value.find(char::is_whitespace).unwrap_or(value.len())
-        };
-        out.push_str(&rest[..i]);
-        out.push_str("password=***");
-        rest = &value[end..];
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]

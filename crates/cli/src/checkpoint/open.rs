@@ -292,7 +292,7 @@ fn finish(
         match &checkpoint.store {
             Some(t) => Some(format!(
                 "store {} {}",
-                checkflow_store::redact(&t.url),
+                checkflow_model::redact_url(&t.url),
                 t.key
             )),
             None => checkpoint.path.as_ref().map(|p| std::path::absolute(p)

@@ -45,7 +45,11 @@ pub struct StoreTarget {
 impl StoreTarget {
     /// The checkpoint as messages name it: `KEY in store URL` (no password).
     pub fn shown(&self) -> String {
-        format!("{} in store {}", self.key, store::redact(&self.url))
+        format!(
+            "{} in store {}",
+            self.key,
+            checkflow_model::redact_url(&self.url)
+        )
     }
 }
 

@@ -50,7 +50,7 @@ pub fn plan(opts: &RunOpts, as_json: bool) -> Result<i32, Fail> {
             "package": plan.package.name,
             "package_id": plan.package.id,
             "checkpoint": {"file": ck.path.as_ref().map(|p| p.display().to_string()), "usage": usage, "save": ck.save,
-                           "store": ck.store.as_ref().map(|t| json!({"url": checkflow_store::redact(&t.url), "key": t.key})),
+                           "store": ck.store.as_ref().map(|t| json!({"url": checkflow_model::redact_url(&t.url), "key": t.key})),
                            "exists": ck.path.as_ref().is_some_and(|p| p.exists()) || (ck.store.is_some() && s.state.is_some()),
                            "restart": s.state.is_some()},
             "warnings": s.warnings,

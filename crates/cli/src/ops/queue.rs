@@ -153,7 +153,7 @@ pub fn runs(url: &str, queue: Option<&str>, as_json: bool) -> Result<i32, Fail> 
             serde_json::to_string_pretty(&v).unwrap_or_default()
         );
     } else if rows.is_empty() {
-        outln!(out, "no runs in {}", store::redact(url));
+        outln!(out, "no runs in {}", checkflow_model::redact_url(url));
     } else {
         outln!(
             out,

