@@ -18,37 +18,6 @@ fn pkg(body: &str) -> String {
     format!("id: {ID}\nname: bad\n{body}")
 }
 
-/// Fails if the binary panicked (a panic message, or death by a signal).
-#[track_caller]
-fn no_panic(out: Output) -> Output {
-    assert!(
-        !out.all().contains("panicked"),
-        "the binary panicked\n{out:?}"
-    );
-    assert!(out.code.is_some(), "killed by a signal\n{out:?}");
-    out
-}
-
-/// `run` and `validate` both reject the package with exit 5; the message
-/// names `package.yaml:{at}` and every word; nothing ran. Returns `run`'s output.
-#[track_caller]
-fn rejected(yaml: &str, at: &str, words: &[&str]) -> Output {
-    let sb = Sandbox::with_package(yaml);
-    let loc = format!("package.yaml:{at}");
-    let mut out = no_panic(sb.run().output()).exit(5).says(&loc);
-    for w in words {
-        out = out.says(w);
-    }
-    let v = no_panic(sb.cmd(["validate", "package.yaml"]).output())
-        .exit(5)
-        .says(&loc);
-    for w in words {
-        assert!(v.all().contains(w), "validate does not say {w:?}\n{v:?}");
-    }
-    assert!(sb.ledger().is_empty(), "nothing may run: {:?}", sb.ledger());
-    out
-}
-
 /// The caret line under a snippet line holding `expr` points at `expr`'s
 /// character number `at` (0-based).
 #[track_caller]

@@ -11,28 +11,17 @@ use crate::support::*;
 
 /// (rows, distinct ids) in `fact_sales`.
 fn count(sb: &Sandbox, db: &Db) -> (i64, i64) {
-    let r = db.rows(sb, "SELECT COUNT(*), COUNT(DISTINCT id) FROM fact_sales");
-    (
-        r[0][0].as_i64().expect("a count"),
-        r[0][1].as_i64().expect("a count"),
-    )
+    db.id_counts(sb, "fact_sales")
 }
 
 /// (rows done, 1 if done) of each progress row.
 fn progress(sb: &Sandbox, db: &Db) -> Vec<Vec<Value>> {
-    db.rows(
-        sb,
-        "SELECT rows_done, CASE WHEN done_by IS NULL THEN 0 ELSE 1 END FROM checkflow_load_progress",
-    )
+    db.progress(sb, "checkflow_load_progress")
 }
 
 /// 100 rows, ids 1..=100.
 fn sales_csv() -> String {
-    let mut s = String::from("id,name\n");
-    for i in 1..=100 {
-        s.push_str(&format!("{i},name {i}\n"));
-    }
-    s
+    id_name_csv(1..=100)
 }
 
 /// The load's options: batches of 25 with `resume: true`.
@@ -69,18 +58,13 @@ tasks:
 fn stop_then_finish(db: &Db, point: &str, load: &str) -> (Output, Output) {
     let sb = sales_package(db, load);
     sb.touch("fixed");
-    let stopped = db
-        .run(&sb, "package.yaml")
-        .env("CHECKFLOW_TEST_FAILPOINT", point)
-        .output();
-    let expected = if point.ends_with("=term") {
-        Some(3)
-    } else if point.ends_with("=error") {
-        Some(1)
-    } else {
-        None
-    };
-    assert_eq!(stopped.code, expected, "{}: {point}\n{stopped:?}", db.kind);
+    let stopped = db.run(&sb, "package.yaml").failpoint(point).output();
+    assert_eq!(
+        stopped.code,
+        stopped_code(point),
+        "{}: {point}\n{stopped:?}",
+        db.kind
+    );
     let finished = db.run(&sb, "package.yaml").output().exit(0);
     assert_eq!(
         count(&sb, db),
@@ -136,13 +120,13 @@ fn a_load_by_the_first_restart_of_a_checkpoint_without_a_run_record_is_not_loade
         sb.touch("fixed");
         let created = db
             .run(&sb, "package.yaml")
-            .env("CHECKFLOW_TEST_FAILPOINT", "checkpoint-after-create=kill")
+            .failpoint("checkpoint-after-create=kill")
             .output();
         assert_eq!(created.code, None, "{}: killed\n{created:?}", db.kind);
         assert_eq!(sb.show("run.ckpt")["runs"], 0, "{}: no run record", db.kind);
         let loaded = db
             .run(&sb, "package.yaml")
-            .env("CHECKFLOW_TEST_FAILPOINT", "bulk-after-last-commit=kill")
+            .failpoint("bulk-after-last-commit=kill")
             .output();
         assert_eq!(loaded.code, None, "{}: killed\n{loaded:?}", db.kind);
         assert_eq!(count(&sb, &db), (100, 100), "{}: loaded", db.kind);
@@ -289,17 +273,13 @@ tasks:
 "#,
             conn = db.conn
         ));
-        let mut d2 = String::from("id,name\n");
-        for i in 101..=150 {
-            d2.push_str(&format!("{i},name {i}\n"));
-        }
         sb.write("data/d1.csv", &sales_csv());
-        sb.write("data/d2.csv", &d2);
+        sb.write("data/d2.csv", &id_name_csv(101..=150));
         // Killed after d2's last commit: the loop reruns whole on restart,
         // and neither day is loaded twice.
         let out = db
             .run(&sb, "package.yaml")
-            .env("CHECKFLOW_TEST_FAILPOINT", "bulk-after-last-commit@2=kill")
+            .failpoint("bulk-after-last-commit@2=kill")
             .output();
         assert_eq!(out.code, None, "{}: {out:?}", db.kind);
         db.run(&sb, "package.yaml")
@@ -333,11 +313,7 @@ tasks:
                 conn = db.conn
             ),
         );
-        let mut setup = sb.cmd(["run", "setup.yaml"]);
-        for (k, v) in &db.env {
-            setup = setup.env(k, v);
-        }
-        setup.output().exit(0);
+        db.run(&sb, "setup.yaml").output().exit(0);
         db.run(&sb, "package.yaml").output().exit(0);
         assert_eq!(count(&sb, &db), (100, 100), "{}", db.kind);
         assert_eq!(
@@ -351,10 +327,7 @@ tasks:
 
 #[test]
 fn a_resumable_bulk_insert_killed_at_random_moments_loads_every_row_once() {
-    let seed = std::env::var("CHECKFLOW_E2E_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0xB0_1C_10_ADu64);
+    let seed = seed_or(0xB0_1C_10_AD);
     let mut rng = Rng(seed | 1);
     let db = &databases("bulk_random_kills")[0];
     let sb = Sandbox::with_package(&format!(
@@ -374,11 +347,7 @@ tasks:
 "#,
         conn = db.conn
     ));
-    let mut csv = String::from("id,name\n");
-    for i in 1..=40_000 {
-        csv.push_str(&format!("{i},name {i}\n"));
-    }
-    sb.write("data/sales.csv", &csv);
+    sb.write("data/sales.csv", &id_name_csv(1..=40_000));
     let mut kills = 0;
     for attempt in 0.. {
         assert!(attempt < 200, "seed {seed:#x}: no end after {attempt} runs");

@@ -239,7 +239,7 @@ fn a_child_run_again_before_the_parent_recorded_it_loads_nothing_twice() {
         ("record-before-append@2=kill", Some(1)),
     ] {
         let sb = parent_of_a_loading_child();
-        let out = sb.run().env("CHECKFLOW_TEST_FAILPOINT", point).output();
+        let out = sb.run().failpoint(point).output();
         assert_eq!(out.code, code, "{point}\n{out:?}");
         let again = sb.run().output().exit(0);
         assert_eq!(loaded_rows(&sb), (100, 100), "{point}\n{out:?}\n{again:?}");
@@ -284,10 +284,7 @@ tasks:
         );
         let out = sb
             .run()
-            .env(
-                "CHECKFLOW_TEST_FAILPOINT",
-                &format!("child-after-exit={action}"),
-            )
+            .failpoint(&format!("child-after-exit={action}"))
             .output();
         assert_ne!(out.code, Some(0), "{action}: stopped\n{out:?}");
         assert_eq!(sb.take_ledger(), names(&["C1", "C2"]), "{action}");
@@ -367,10 +364,7 @@ tasks:
         );
         let out = sb
             .run()
-            .env(
-                "CHECKFLOW_TEST_FAILPOINT",
-                &format!("child-before-start={action}"),
-            )
+            .failpoint(&format!("child-before-start={action}"))
             .output();
         assert_ne!(out.code, Some(0), "{action}: stopped\n{out:?}");
         assert!(
@@ -429,17 +423,14 @@ tasks:
             ),
         );
         let point = format!("checkpoint-after-create={action}");
-        let out = sb.run().env("CHECKFLOW_TEST_FAILPOINT", &point).output();
+        let out = sb.run().failpoint(&point).output();
         assert_ne!(out.code, Some(0), "{point}: stopped\n{out:?}");
         assert!(sb.exists("parent.ckpt"), "{point}: the file was created");
         let show = sb.show("parent.ckpt");
         assert_eq!(show["runs"], 0, "{point}: no run record\n{show}");
         assert!(sb.take_ledger().is_empty(), "{point}: nothing ran");
 
-        let out = sb
-            .run()
-            .env("CHECKFLOW_TEST_FAILPOINT", "child-after-exit=kill")
-            .output();
+        let out = sb.run().failpoint("child-after-exit=kill").output();
         assert_eq!(out.code, None, "{point}: killed after the child\n{out:?}");
         assert_eq!(sb.take_ledger(), names(&["C1"]), "{point}");
         assert_eq!(

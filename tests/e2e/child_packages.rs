@@ -201,11 +201,10 @@ tasks:
         ),
     );
     let run = sb.run().spawn();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sb.ledger().len() < 2 {
-        assert!(Instant::now() < deadline, "Slow never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        within(Duration::from_secs(30), || sb.ledger().len() >= 2),
+        "Slow never started"
+    );
     let slow: i32 = sb.read("slow.pid").trim().parse().expect("a pid");
     let t = Instant::now();
     // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
@@ -214,15 +213,12 @@ tasks:
     assert_eq!(out.code, Some(3), "{out:?}");
     assert!(t.elapsed() < Duration::from_secs(20), "{out:?}");
     // The child's `sleep` is gone (the child stopped it as on its own Ctrl-C).
-    let gone = Instant::now() + Duration::from_secs(10);
     // SAFETY: kill(2) with signal 0 only checks that the process exists.
-    while unsafe { libc::kill(slow, 0) } == 0 {
-        assert!(
-            Instant::now() < gone,
-            "the child's process {slow} still runs"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let running = || unsafe { libc::kill(slow, 0) } == 0;
+    assert!(
+        within(Duration::from_secs(10), || !running()),
+        "the child's process {slow} still runs"
+    );
     // The child stopped as a cancelled run does: what finished stays recorded.
     let kept = child_checkpoints(&sb);
     assert_eq!(kept.len(), 1, "{kept:?}");
@@ -463,14 +459,10 @@ tasks:
         .run()
         .env("TMPDIR", tmp.to_str().expect("utf-8 path"))
         .spawn();
-    let t = Instant::now();
-    while !sb.exists("started") {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "the child never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        within(Duration::from_secs(20), || sb.exists("started")),
+        "the child never started"
+    );
     // SAFETY: kill(2) on the parent we spawned.
     unsafe { libc::kill(run.pid(), libc::SIGKILL) };
     let _ = run.finish();

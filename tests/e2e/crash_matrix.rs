@@ -71,7 +71,7 @@ tasks:
 /// succeeded).
 fn case(failpoint: &str) -> Option<()> {
     let sb = Sandbox::with_package(PACKAGE);
-    let first = sb.run().env("CHECKFLOW_TEST_FAILPOINT", failpoint).output();
+    let first = sb.run().failpoint(failpoint).output();
     if first.code == Some(0) {
         return None;
     }
@@ -207,7 +207,7 @@ tasks:
             ));
             std::fs::create_dir_all(sb.join("data")).expect("mkdir");
             std::fs::write(sb.join("data/want.bin"), &body).expect("write");
-            let first = sb.run().env("CHECKFLOW_TEST_FAILPOINT", fp).output();
+            let first = sb.run().failpoint(fp).output();
             assert_ne!(
                 first.code,
                 Some(0),

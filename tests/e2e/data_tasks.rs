@@ -19,15 +19,7 @@ fn rows(sb: &Sandbox, db: &Db, sql: &str) -> Vec<Vec<Value>> {
 
 /// (rows, distinct ids) of a table.
 fn count(sb: &Sandbox, db: &Db, table: &str) -> (i64, i64) {
-    let r = rows(
-        sb,
-        db,
-        &format!("SELECT COUNT(*), COUNT(DISTINCT id) FROM {table}"),
-    );
-    (
-        r[0][0].as_i64().expect("a count"),
-        r[0][1].as_i64().expect("a count"),
-    )
+    db.id_counts(sb, table)
 }
 
 /// `id,name` lines for ids `1..=n`; the row at `dup_at` repeats id 1.
@@ -146,11 +138,7 @@ fn resumable_bulk_insert_continues_after_the_last_committed_batch_without_duplic
         // The row stays, marked done by this run of the task (a restart
         // before the completion was recorded must find it).
         assert_eq!(
-            rows(
-                &sb,
-                &db,
-                "SELECT rows_done, CASE WHEN done_by IS NULL THEN 0 ELSE 1 END FROM checkflow_load_progress"
-            ),
+            db.progress(&sb, "checkflow_load_progress"),
             vec![vec![Value::from(100), Value::from(1)]],
             "{}: the progress row is marked done",
             db.kind
@@ -441,7 +429,7 @@ fn a_transaction_killed_after_its_commit_is_not_repeated() {
         let sb = transacted_load(&db);
         let out = db
             .run(&sb, "package.yaml")
-            .env("CHECKFLOW_TEST_FAILPOINT", "tx-after-commit")
+            .failpoint("tx-after-commit")
             .output();
         assert_eq!(out.code, None, "{}: killed by SIGKILL\n{out:?}", db.kind);
         assert_eq!(sb.take_ledger(), names(&["Inside"]), "{}", db.kind);
@@ -486,7 +474,7 @@ fn a_transaction_killed_before_its_commit_is_rolled_back_and_run_again() {
         let sb = transacted_load(&db);
         let out = db
             .run(&sb, "package.yaml")
-            .env("CHECKFLOW_TEST_FAILPOINT", "tx-after-intent")
+            .failpoint("tx-after-intent")
             .output();
         assert_eq!(out.code, None, "{}: killed by SIGKILL\n{out:?}", db.kind);
         assert_eq!(sb.take_ledger(), names(&["Inside"]), "{}", db.kind);
@@ -588,7 +576,7 @@ tasks:
 
         let out = db
             .run(&sb, "package.yaml")
-            .env("CHECKFLOW_TEST_FAILPOINT", "tx-after-intent")
+            .failpoint("tx-after-intent")
             .output();
         assert_eq!(out.code, None, "{}: killed by SIGKILL\n{out:?}", db.kind);
         sb.take_ledger();

@@ -5,28 +5,15 @@
 
 use serde_json::Value;
 
-use crate::dataflow::rejected;
+use crate::dataflow::{SRC, rejected};
 use crate::pg::{Db, databases};
 use crate::support::*;
 
-/// 100 rows, ids 1..=100.
-fn sales_csv(n: u32) -> String {
-    let mut s = String::from("id,name\n");
-    for i in 1..=n {
-        s.push_str(&format!("{i},name {i}\n"));
-    }
-    s
-}
-
 /// (rows, distinct ids) in the two tables together.
 fn count(sb: &Sandbox, db: &Db) -> (i64, i64) {
-    let r = db.rows(
+    db.id_counts(
         sb,
-        "SELECT COUNT(*), COUNT(DISTINCT id) FROM (SELECT id FROM even_sales UNION ALL SELECT id FROM odd_sales) x",
-    );
-    (
-        r[0][0].as_i64().expect("a count"),
-        r[0][1].as_i64().expect("a count"),
+        "(SELECT id FROM even_sales UNION ALL SELECT id FROM odd_sales) x",
     )
 }
 
@@ -46,10 +33,7 @@ fn progress_so_far(sb: &Sandbox, db: &Db) -> Vec<Vec<Value>> {
 
 /// (rows done, 1 if done) of each progress row.
 fn progress(sb: &Sandbox, db: &Db) -> Vec<Vec<Value>> {
-    db.rows(
-        sb,
-        "SELECT rows_done, CASE WHEN done_by IS NULL THEN 0 ELSE 1 END FROM checkflow_flow_progress",
-    )
+    db.progress(sb, "checkflow_flow_progress")
 }
 
 /// A package whose resumable flow reads `rows` ids, upper-cases the names
@@ -79,7 +63,7 @@ tasks:
 "#,
         conn = db.conn
     ));
-    sb.write("data/sales.csv", &sales_csv(rows));
+    sb.write("data/sales.csv", &id_name_csv(1..=rows));
     sb
 }
 
@@ -87,18 +71,13 @@ tasks:
 /// end: every row is in the tables once and the progress row says done.
 fn stop_then_finish(db: &Db, point: &str) -> (Output, Output) {
     let sb = package(db, 100, 25);
-    let stopped = db
-        .run(&sb, "package.yaml")
-        .env("CHECKFLOW_TEST_FAILPOINT", point)
-        .output();
-    let expected = if point.ends_with("=term") {
-        Some(3)
-    } else if point.ends_with("=error") {
-        Some(1)
-    } else {
-        None
-    };
-    assert_eq!(stopped.code, expected, "{}: {point}\n{stopped:?}", db.kind);
+    let stopped = db.run(&sb, "package.yaml").failpoint(point).output();
+    assert_eq!(
+        stopped.code,
+        stopped_code(point),
+        "{}: {point}\n{stopped:?}",
+        db.kind
+    );
     let finished = db.run(&sb, "package.yaml").output().exit(0);
     assert_eq!(
         count(&sb, db),
@@ -164,10 +143,7 @@ fn a_new_run_of_a_finished_resumable_flow_loads_the_file_again() {
 
 #[test]
 fn scenario_22_a_resumable_flow_killed_at_random_moments_loads_every_row_once() {
-    let seed = std::env::var("CHECKFLOW_E2E_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5CE_0022u64);
+    let seed = seed_or(0x5CE_0022);
     let mut rng = Rng(seed | 1);
     let db = &databases("df_random_kills")[0];
     let rows = 1_000_000;
@@ -218,8 +194,6 @@ fn scenario_22_a_resumable_flow_killed_at_random_moments_loads_every_row_once() 
         "seed {seed:#x}, {kills} kill(s), {mid_load} mid-load"
     );
 }
-
-const SRC: &str = "      - { name: S, type: flat_file_source, file: in.csv, columns: [a, { name: n, type: DT_I4 }] }\n";
 
 fn resumable(rest: &str) -> String {
     format!(

@@ -5,19 +5,11 @@
 //! process (it records every request it answers) and, when pyftpdlib is
 //! available, one from a real FTP server.
 
-use std::time::SystemTime;
-
 use crate::support::*;
 use crate::test_server::{FtpOptions, FtpServer, HttpServer, bytes};
 
 const MB: usize = 1024 * 1024;
 const CUT: u64 = 8 * MB as u64;
-
-fn modified(sb: &Sandbox, rel: &str) -> SystemTime {
-    std::fs::metadata(sb.join(rel))
-        .and_then(|m| m.modified())
-        .expect("mtime of a downloaded file")
-}
 
 #[test]
 fn rerun_downloads_only_the_failed_file_and_resumes_it_from_its_partial_bytes() {
@@ -109,8 +101,8 @@ tasks:
         expect.push("GetD".into());
     }
     assert_eq!(done, expect);
-    let a_time = modified(&sb, "data/a.bin");
-    let d_time = ftp.as_ref().map(|_| modified(&sb, "data/d.bin"));
+    let a_time = sb.modified("data/a.bin");
+    let d_time = ftp.as_ref().map(|_| sb.modified("data/d.bin"));
 
     // The server is fixed; the rerun asks only for the rest of b.bin.
     server.cut_at("/b.bin", None);
@@ -139,13 +131,9 @@ tasks:
     }
     assert!(!sb.exists("data/b.bin.part"));
     assert!(!sb.exists("data/b.bin.part.meta"));
-    assert_eq!(
-        modified(&sb, "data/a.bin"),
-        a_time,
-        "a.bin was not rewritten"
-    );
+    assert_eq!(sb.modified("data/a.bin"), a_time, "a.bin was not rewritten");
     if let Some(t) = d_time {
-        assert_eq!(modified(&sb, "data/d.bin"), t, "d.bin was not rewritten");
+        assert_eq!(sb.modified("data/d.bin"), t, "d.bin was not rewritten");
         assert!(sb.read_bytes("data/d.bin") == ftp_body);
     }
     assert!(!sb.exists("dl.ckpt"), "success deletes the checkpoint");

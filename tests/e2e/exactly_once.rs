@@ -61,11 +61,7 @@ fn rows_of(sb: &Sandbox, table: &str) -> i64 {
 fn sigterm_during_the_last_task_of_a_transaction_keeps_its_rows_and_never_records_a_rollback() {
     let sb = transacted("");
     // Tasks start in order: Create, InsA, Count, InsB.
-    let out = sb
-        .run()
-        .env("CHECKFLOW_TEST_FAILPOINT", "task-start@4=term")
-        .output()
-        .exit(3);
+    let out = sb.run().failpoint("task-start@4=term").output().exit(3);
     let done = completed_paths(&sb.show("run.ckpt"));
     let (a, b) = (rows_of(&sb, "a"), rows_of(&sb, "b"));
     assert!(
@@ -90,10 +86,7 @@ fn sigterm_during_the_last_task_of_a_transaction_keeps_its_rows_and_never_record
 #[test]
 fn a_variable_set_inside_a_committed_transaction_survives_a_kill_before_its_record() {
     let sb = transacted("");
-    let out = sb
-        .run()
-        .env("CHECKFLOW_TEST_FAILPOINT", "tx-after-commit")
-        .output();
+    let out = sb.run().failpoint("tx-after-commit").output();
     assert_eq!(out.code, None, "killed by SIGKILL\n{}", out.all());
     assert!(!completed_paths(&sb.show("run.ckpt")).contains("T1"));
 
@@ -114,10 +107,7 @@ fn a_committed_transaction_found_by_a_restart_keeps_its_variables_for_later_rest
         r#"  - { name: Fail late, type: process, after: [After], command: "test -f fixed", fail_package_on_failure: true }
 "#,
     );
-    let out = sb
-        .run()
-        .env("CHECKFLOW_TEST_FAILPOINT", "tx-after-commit")
-        .output();
+    let out = sb.run().failpoint("tx-after-commit").output();
     assert_eq!(out.code, None, "killed by SIGKILL\n{}", out.all());
     sb.run().output().exit(1);
     assert_eq!(sb.take_ledger(), names(&["mid=1"]));
@@ -135,7 +125,7 @@ fn a_failed_checkpoint_write_after_a_commit_is_settled_by_the_restart() {
     let sb = transacted("");
     // Writes: Create's completion, then the intent, then T1's completion.
     sb.run()
-        .env("CHECKFLOW_TEST_FAILPOINT", "checkpoint-write@3=error")
+        .failpoint("checkpoint-write@3=error")
         .output()
         .exit(1)
         .says("simulated write failure");

@@ -12,7 +12,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
@@ -97,12 +96,6 @@ fn requests(server: &HttpServer) -> BTreeMap<String, Vec<u16>> {
         by_path.entry(hit.path).or_default().push(hit.status);
     }
     by_path
-}
-
-fn modified(sb: &Sandbox, rel: &str) -> SystemTime {
-    fs::metadata(sb.join(rel))
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| panic!("mtime of {rel}: {e}"))
 }
 
 #[test]
@@ -213,8 +206,8 @@ fn warehouse_example_restarts_at_the_failed_dimension_without_downloading_or_loa
         "work/download/customers.csv",
         &format!("{customers_file}9,Not Loaded Again,Nowhere\n"),
     );
-    let stores_time = modified(&sb, "work/download/stores.csv");
-    let sales_time = modified(&sb, "work/download/sales.csv");
+    let stores_time = sb.modified("work/download/stores.csv");
+    let sales_time = sb.modified("work/download/sales.csv");
 
     let second = run().exit(0);
     assert_eq!(
@@ -222,8 +215,8 @@ fn warehouse_example_restarts_at_the_failed_dimension_without_downloading_or_loa
         BTreeMap::from([("/products.csv".to_owned(), vec![200])]),
         "the rerun downloads only the products file"
     );
-    assert_eq!(modified(&sb, "work/download/stores.csv"), stores_time);
-    assert_eq!(modified(&sb, "work/download/sales.csv"), sales_time);
+    assert_eq!(sb.modified("work/download/stores.csv"), stores_time);
+    assert_eq!(sb.modified("work/download/sales.csv"), sales_time);
     let summary = second.summary();
     for path in &recorded_first {
         assert_eq!(status_of(&summary, path), "restored", "{path} in the rerun");

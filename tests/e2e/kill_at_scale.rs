@@ -224,10 +224,7 @@ fn fifty_tasks_killed_at_100_random_moments_lose_no_completion_and_rerun_nothing
     let tasks = units.values().filter(|u| !u.path.contains('[')).count();
     assert_eq!((tasks, units.len()), (50, 54));
 
-    let seed = std::env::var("CHECKFLOW_E2E_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x51_7E_D0_0D_u64);
+    let seed = seed_or(0x51_7E_D0_0D);
     let mut rng = Rng(seed | 1);
     let started = Instant::now();
     let budget = started + Duration::from_secs(150);

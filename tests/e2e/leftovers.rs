@@ -6,7 +6,7 @@
 //! Linux only: the leftovers are found through `/proc`.
 #![cfg(target_os = "linux")]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -122,14 +122,13 @@ fn run_and_kill_9(sb: &Sandbox, name: &str, args: &[&str]) {
     sb.write("mode", &format!("hold {name}"));
     let mut run = sb.run().args(args).spawn();
     let marker = format!("{name}.started");
-    let until = Instant::now() + Duration::from_secs(60);
-    while !sb.exists(&marker) {
+    let started = within(Duration::from_secs(60), || {
         if let Ok(Some(status)) = run.child.try_wait() {
             panic!("the run ended before Load started its children: {status}");
         }
-        assert!(Instant::now() < until, "Load did not start within 60s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        sb.exists(&marker)
+    });
+    assert!(started, "Load did not start within 60s");
     run.child.kill().expect("kill -9 checkflow");
     run.child.wait().expect("reap checkflow");
 }
@@ -209,10 +208,7 @@ fn a_restart_leaves_alone_the_processes_of_another_checkpoint() {
 
 /// Runs the package with `CHECKFLOW_TEST_FAILPOINT=point`, expecting `code`.
 fn run_at(sb: &Sandbox, point: &str, code: i32) -> Output {
-    sb.run()
-        .env("CHECKFLOW_TEST_FAILPOINT", point)
-        .output()
-        .exit(code)
+    sb.run().failpoint(point).output().exit(code)
 }
 
 /// The crash points of the protocol, under kill -9 and SIGTERM: whatever
@@ -226,10 +222,7 @@ fn a_run_stopped_right_after_starting_the_process_leaves_nothing_for_the_rerun_t
         sb.write("mode", "hold a");
         let out = sb
             .run()
-            .env(
-                "CHECKFLOW_TEST_FAILPOINT",
-                &format!("process-after-spawn@2={action}"),
-            )
+            .failpoint(&format!("process-after-spawn@2={action}"))
             .output();
         assert_eq!(out.code, code, "{action}: {out:?}");
         if action == "kill" {
@@ -237,14 +230,11 @@ fn a_run_stopped_right_after_starting_the_process_leaves_nothing_for_the_rerun_t
             // died right after starting it): let it reach its hold before the
             // rerun's mode is written, or that copy would run the check itself.
             // (It may also be gone already: then there is nothing to wait for.)
-            let t = Instant::now();
-            while !sb.exists("a.started") && !working_in(&sb).is_empty() {
-                assert!(
-                    t.elapsed() < Duration::from_secs(30),
-                    "the killed copy neither held nor ended"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            assert!(
+                within(Duration::from_secs(30), || sb.exists("a.started")
+                    || working_in(&sb).is_empty()),
+                "the killed copy neither held nor ended"
+            );
         }
         sb.write("mode", "check a");
         sb.run().output().exit(0);
@@ -263,10 +253,7 @@ fn a_rerun_stopped_while_ending_the_leftovers_leaves_the_rest_to_the_next() {
         sb.write("mode", "check a");
         let out = sb
             .run()
-            .env(
-                "CHECKFLOW_TEST_FAILPOINT",
-                &format!("process-after-leftover-signal={action}"),
-            )
+            .failpoint(&format!("process-after-leftover-signal={action}"))
             .output();
         assert_eq!(out.code, code, "{action}: {out:?}");
         assert!(!sb.exists("a.check"), "{action}: Load did not start");

@@ -193,11 +193,10 @@ tasks:
     );
     let sb = Sandbox::with_package(&yaml);
     let run = sb.run().spawn();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sb.ledger().len() < 2 {
-        assert!(Instant::now() < deadline, "B never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        within(Duration::from_secs(30), || sb.ledger().len() >= 2),
+        "B never started"
+    );
     // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
     let rc = unsafe { libc::kill(run.pid(), signal) };
     assert_eq!(rc, 0, "kill failed");

@@ -146,10 +146,7 @@ fn a_package_of_every_commit_protocol_killed_at_random_200_times_loads_everythin
     let span = t.elapsed().as_millis().max(20) as u64;
     check(&clean, "a clean run");
 
-    let seed = std::env::var("CHECKFLOW_E2E_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x0005_0AC0_FFEE_u64);
+    let seed = seed_or(0x0005_0AC0_FFEE);
     let mut rng = Rng(seed | 1);
     let budget = Instant::now() + Duration::from_secs(240);
     let (mut kills, mut rounds, mut runs) = (0, 0, 0);

@@ -64,15 +64,11 @@ fn signal(pid: i32, sig: i32) {
 
 /// Waits until the ledger has `n` lines (or panics after `limit`).
 fn wait_ledger(sb: &Sandbox, n: usize, limit: Duration) {
-    let t = Instant::now();
-    while sb.ledger().len() < n {
-        assert!(
-            t.elapsed() < limit,
-            "ledger still {:?} after {limit:?}",
-            sb.ledger()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        within(limit, || sb.ledger().len() >= n),
+        "ledger still {:?} after {limit:?}",
+        sb.ledger()
+    );
 }
 
 #[test]
@@ -796,10 +792,7 @@ fn a_record_sent_again_after_a_lost_answer_is_stored_once() {
     let sb = Sandbox::with_package(&row_of_five("k", "5s", "0", true));
     sb.run()
         .env("CHECKFLOW_STATE_URL", &url)
-        .env(
-            "CHECKFLOW_TEST_FAILPOINT",
-            "store-append-lost-answer@2=error",
-        )
+        .failpoint("store-append-lost-answer@2=error")
         .output()
         .exit(1);
     let doc = show(&sb, &url, "k").exit(0).json();
@@ -826,7 +819,7 @@ fn a_worker_killed_after_its_run_ended_leaves_nothing_to_repeat() {
     let sb = Sandbox::with_package(&numbered("1s"));
     submit(&sb, &url, &["--set", "User::N=1"]).output().exit(0);
     let out = worker(&sb, &url, &["--lease", "1s"])
-        .env("CHECKFLOW_TEST_FAILPOINT", "worker-after-run")
+        .failpoint("worker-after-run")
         .output();
     assert_eq!(out.code, None, "killed at the crash point: {}", out.all());
     assert_eq!(runs_json(&sb, &url)[0]["state"], "succeeded");
@@ -846,7 +839,7 @@ fn a_worker_killed_after_its_claim_leaves_the_run_to_another() {
     let sb = Sandbox::with_package(&numbered("1s"));
     submit(&sb, &url, &["--set", "User::N=1"]).output().exit(0);
     let out = worker(&sb, &url, &["--lease", "1s"])
-        .env("CHECKFLOW_TEST_FAILPOINT", "worker-after-claim")
+        .failpoint("worker-after-claim")
         .output();
     assert_eq!(out.code, None, "killed at the crash point: {}", out.all());
     let r = &runs_json(&sb, &url)[0];
@@ -943,7 +936,7 @@ fn a_worker_stopped_by_sigterm_at_its_crash_points_leaves_each_run_to_finish_onc
             .output()
             .exit(0);
         worker(&sb, &url, &["--lease", "1s"])
-            .env("CHECKFLOW_TEST_FAILPOINT", &format!("{point}=term"))
+            .failpoint(&format!("{point}=term"))
             .output()
             .exit(0)
             .says("stopping");

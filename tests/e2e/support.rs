@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
@@ -21,6 +22,54 @@ pub const ID: &str = "0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11";
 
 /// Another id, for mismatch tests.
 pub const OTHER_ID: &str = "7d4c2b1a-0000-4e5f-8a9b-123456789abc";
+
+/// The `connections:` entry of `dw.db`, the SQLite database of most tests.
+pub const DW: &str = "{ kind: sqlite, path: dw.db }";
+
+/// `id,name` lines with a header, one `ID,name ID` line for each of `ids`.
+pub fn id_name_csv(ids: std::ops::RangeInclusive<u32>) -> String {
+    let mut s = String::from("id,name\n");
+    for i in ids {
+        s.push_str(&format!("{i},name {i}\n"));
+    }
+    s
+}
+
+/// The seed of a randomised test: `CHECKFLOW_E2E_SEED` when set (to replay a
+/// failure), else `default`.
+pub fn seed_or(default: u64) -> u64 {
+    std::env::var("CHECKFLOW_E2E_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// How a run stopped at the crash point `point` (`NAME[@N]=ACTION`) exits:
+/// killed by a signal for `kill` (no code), 3 for `term`, 1 for `error`.
+pub fn stopped_code(point: &str) -> Option<i32> {
+    if point.ends_with("=term") {
+        Some(3)
+    } else if point.ends_with("=error") {
+        Some(1)
+    } else {
+        None
+    }
+}
+
+/// Polls `done` every 10 ms until it holds (`true`) or `limit` has passed
+/// (`false`).
+pub fn within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if t.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
 
 /// A temporary folder holding `package.yaml` and whatever the tasks write.
 /// Removed when dropped.
@@ -77,6 +126,13 @@ impl Sandbox {
     pub fn read_bytes(&self, rel: &str) -> Vec<u8> {
         let p = self.join(rel);
         fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+    }
+
+    /// When the file at `rel` was last written.
+    pub fn modified(&self, rel: &str) -> SystemTime {
+        fs::metadata(self.join(rel))
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|e| panic!("mtime of {rel}: {e}"))
     }
 
     /// The lines of `ledger.txt` (empty if it does not exist).
@@ -203,6 +259,12 @@ impl Cmd {
     pub fn env_os(mut self, k: &str, v: impl Into<OsString>) -> Self {
         self.env.push((k.into(), v.into()));
         self
+    }
+
+    /// Stops the run at the crash point `point` (`NAME[@N]=ACTION`, through
+    /// `CHECKFLOW_TEST_FAILPOINT`).
+    pub fn failpoint(self, point: &str) -> Self {
+        self.env("CHECKFLOW_TEST_FAILPOINT", point)
     }
 
     /// Removes a variable from the environment the binary gets.
@@ -391,6 +453,38 @@ impl Output {
             .find(|v| v["event"] == "summary")
             .unwrap_or_else(|| panic!("no summary event\n{self:?}"))
     }
+}
+
+/// Fails if the binary panicked (a panic message, or death by a signal).
+#[track_caller]
+pub fn no_panic(out: Output) -> Output {
+    assert!(
+        !out.all().contains("panicked"),
+        "the binary panicked\n{out:?}"
+    );
+    assert!(out.code.is_some(), "killed by a signal\n{out:?}");
+    out
+}
+
+/// `run` and `validate` both reject the package `yaml` with exit 5; the
+/// message names `package.yaml:{at}` and every word; nothing ran. Returns
+/// `run`'s output.
+#[track_caller]
+pub fn rejected(yaml: &str, at: &str, words: &[&str]) -> Output {
+    let sb = Sandbox::with_package(yaml);
+    let loc = format!("package.yaml:{at}");
+    let mut out = no_panic(sb.run().output()).exit(5).says(&loc);
+    for w in words {
+        out = out.says(w);
+    }
+    let v = no_panic(sb.cmd(["validate", "package.yaml"]).output())
+        .exit(5)
+        .says(&loc);
+    for w in words {
+        assert!(v.all().contains(w), "validate does not say {w:?}\n{v:?}");
+    }
+    assert!(sb.ledger().is_empty(), "nothing may run: {:?}", sb.ledger());
+    out
 }
 
 /// `status` of the executable at `path` in a summary or report document.
