@@ -270,23 +270,11 @@ fn a_rerun_stopped_while_ending_the_leftovers_leaves_the_rest_to_the_next() {
 /// ends it before it starts the child package again.
 #[test]
 fn a_child_package_of_a_killed_parent_leaves_nothing_for_the_parents_rerun_to_run_beside() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: parent
-checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: Child, type: package, path: child.yaml }}
-"#
-    ));
-    sb.write(
-        "child.yaml",
-        r#"
-id: 5c3e7a10-2b4d-4f6e-9a8b-0c1d2e3f4a5b
-name: child
-tasks:
-  - { name: Load, type: process, command: "sh load.sh" }
-"#,
+    let sb = parent_and_child(
+        &checkpoint_at("parent.ckpt"),
+        "  - { name: Child, type: package, path: child.yaml }\n",
+        "",
+        "  - { name: Load, type: process, command: \"sh load.sh\" }\n",
     );
     sb.write("load.sh", LOAD_SH);
     let _cleanup = Cleanup(&sb);

@@ -871,32 +871,14 @@ fn a_child_package_keeps_its_checkpoint_in_the_store_and_restarts_from_it() {
     let Some(url) = store("store_child") else {
         return;
     };
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: parent
-checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: P1, type: process, command: "echo P1 >> ledger.txt" }}
-  - {{ name: Child, type: package, path: child.yaml, fail_package_on_failure: true }}
-  - {{ name: P2, type: process, command: "echo P2 >> ledger.txt" }}
-"#
-    ));
-    sb.write(
-        "child.yaml",
-        &format!(
-            r#"
-id: {OTHER_ID}
-name: child
-connections:
-  state: {{ kind: postgres, url_env: CHECKFLOW_STATE_URL }}
-checkpoint: {{ store: state, key: kid, lease: 5s, usage: if_exists, save: true }}
-tasks:
-  - {{ name: C1, type: process, command: "echo C1 >> ledger.txt" }}
-  - {{ name: C2, type: process, command: "echo C2 >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-  - {{ name: C3, type: process, command: "echo C3 >> ledger.txt" }}
-"#
-        ),
+    let sb = parent_and_child(
+        &checkpoint_at("parent.ckpt"),
+        P1_CHILD_P2,
+        r#"connections:
+  state: { kind: postgres, url_env: CHECKFLOW_STATE_URL }
+checkpoint: { store: state, key: kid, lease: 5s, usage: if_exists, save: true }
+"#,
+        C1_FAILING_C2_C3,
     );
     let run = || sb.run().env("CHECKFLOW_STATE_URL", &url);
     run().output().exit(1);

@@ -26,6 +26,70 @@ pub const OTHER_ID: &str = "7d4c2b1a-0000-4e5f-8a9b-123456789abc";
 /// The `connections:` entry of `dw.db`, the SQLite database of most tests.
 pub const DW: &str = "{ kind: sqlite, path: dw.db }";
 
+/// The id of `child.yaml`, the child package of the parent/child tests.
+pub const CHILD_ID: &str = "5c3e7a10-2b4d-4f6e-9a8b-0c1d2e3f4a5b";
+
+/// A package's YAML: `id: ID`, `name: NAME`, the `head` lines (a
+/// checkpoint, connections, variables, options; each ending in a newline),
+/// then `tasks:` and `tasks`, the YAML list of its tasks.
+pub fn package_yaml(name: &str, head: &str, tasks: &str) -> String {
+    format!("id: {ID}\nname: {name}\n{head}tasks:\n{tasks}")
+}
+
+/// `child.yaml` of the parent/child tests: `id: CHILD_ID`, `name: child`,
+/// then as [`package_yaml`].
+pub fn child_yaml(head: &str, tasks: &str) -> String {
+    format!("id: {CHILD_ID}\nname: child\n{head}tasks:\n{tasks}")
+}
+
+/// The `checkpoint:` line of a package that restarts from `file` when it
+/// exists and keeps it when it fails (`usage: if_exists, save: true`).
+pub fn checkpoint_at(file: &str) -> String {
+    format!("checkpoint: {{ file: {file}, usage: if_exists, save: true }}\n")
+}
+
+/// A sandbox holding a parent package, `package.yaml` (`name: parent`, with
+/// `head` and `tasks` as in [`package_yaml`]), and its child, `child.yaml`
+/// (with `child_head` and `child_tasks`, see [`child_yaml`]).
+pub fn parent_and_child(head: &str, tasks: &str, child_head: &str, child_tasks: &str) -> Sandbox {
+    let sb = Sandbox::with_package(&package_yaml("parent", head, tasks));
+    sb.write("child.yaml", &child_yaml(child_head, child_tasks));
+    sb
+}
+
+/// A parent's tasks: `P1`, then `Child`, which runs `child.yaml` and fails
+/// the package when it fails (a restart point), then `P2`.
+pub const P1_CHILD_P2: &str = r#"  - { name: P1, type: process, command: "echo P1 >> ledger.txt" }
+  - { name: Child, type: package, path: child.yaml, fail_package_on_failure: true }
+  - { name: P2, type: process, command: "echo P2 >> ledger.txt" }
+"#;
+
+/// A child's tasks: `C1`, then `C2`, which fails the package until `fixed`
+/// exists, then `C3`.
+pub const C1_FAILING_C2_C3: &str = r#"  - { name: C1, type: process, command: "echo C1 >> ledger.txt" }
+  - { name: C2, type: process, command: "echo C2 >> ledger.txt; test -f fixed", fail_package_on_failure: true }
+  - { name: C3, type: process, command: "echo C3 >> ledger.txt" }
+"#;
+
+/// The child checkpoints (`child.*.ckpt`) in the sandbox, sorted.
+pub fn child_checkpoints(sb: &Sandbox) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(sb.path())
+        .expect("read the sandbox")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("child.") && n.ends_with(".ckpt"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Fails unless the sandbox holds no child checkpoint; `ctx` starts the
+/// message.
+#[track_caller]
+pub fn assert_no_child_checkpoint(sb: &Sandbox, ctx: &str) {
+    let left = child_checkpoints(sb);
+    assert!(left.is_empty(), "{ctx}: child checkpoints left: {left:?}");
+}
+
 /// `id,name` lines with a header, one `ID,name ID` line for each of `ids`.
 pub fn id_name_csv(ids: std::ops::RangeInclusive<u32>) -> String {
     let mut s = String::from("id,name\n");
