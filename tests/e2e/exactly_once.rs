@@ -10,48 +10,42 @@ use crate::support::*;
 /// A transacted sequence of two inserts and a counter, then a task that
 /// writes the counter to the ledger.
 fn transacted(extra: &str) -> Sandbox {
-    Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: tx
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-connections:
-  dw: {{ kind: sqlite, path: dw.db }}
-variables:
-  Mid: {{ type: int32, value: 0 }}
-tasks:
-  - name: Create
+    Sandbox::with_package(&package_yaml(
+        "tx",
+        &format!(
+            "{}connections:\n  dw: {DW}\nvariables:\n  Mid: {{ type: int32, value: 0 }}\n",
+            checkpoint_at("run.ckpt")
+        ),
+        &format!(
+            r#"  - name: Create
     type: sql
     connection: dw
     sql: "CREATE TABLE IF NOT EXISTS a (x INTEGER); CREATE TABLE IF NOT EXISTS b (x INTEGER);"
-  - name: T1
-    type: sequence
-    transaction: required
-    fail_package_on_failure: true
-    after: [Create]
-    tasks:
-      - {{ name: InsA, type: sql, connection: dw, sql: "INSERT INTO a VALUES (1)" }}
-      - {{ name: Count, type: expression, expr: "@[User::Mid] = @[User::Mid] + 1" }}
-      - {{ name: InsB, type: sql, connection: dw, sql: "INSERT INTO b VALUES (1)" }}
-  - name: After
+{T1_TRANSACTED}  - name: After
     type: process
     after: [T1]
     command: "true"
     expressions:
       command: '"echo mid=" + (DT_WSTR, 10)@[User::Mid] + " >> ledger.txt"'
 {extra}"#
+        ),
     ))
 }
 
 fn rows_of(sb: &Sandbox, table: &str) -> i64 {
-    sql_rows(
-        sb,
-        "{ kind: sqlite, path: dw.db }",
-        &[],
-        &format!("SELECT COUNT(*) FROM {table}"),
-    )[0][0]
-        .as_i64()
-        .expect("a count")
+    dw_numbers(sb, &[&format!("COUNT(*) FROM {table}")])[0].expect("a count")
+}
+
+/// The restart after a commit whose record was lost finds the commit made:
+/// it does not repeat it, and `After` sees the variable it committed with.
+#[track_caller]
+fn restart_finds_the_commit(sb: &Sandbox) {
+    sb.run()
+        .output()
+        .exit(0)
+        .says("committed before the last run stopped");
+    assert_eq!((rows_of(sb, "a"), rows_of(sb, "b")), (1, 1));
+    assert_eq!(sb.take_ledger(), names(&["mid=1"]));
 }
 
 /// SIGTERM while the last task of a transacted container runs: the task
@@ -89,13 +83,7 @@ fn a_variable_set_inside_a_committed_transaction_survives_a_kill_before_its_reco
     let out = sb.run().failpoint("tx-after-commit").output();
     assert_eq!(out.code, None, "killed by SIGKILL\n{}", out.all());
     assert!(!completed_paths(&sb.show("run.ckpt")).contains("T1"));
-
-    sb.run()
-        .output()
-        .exit(0)
-        .says("committed before the last run stopped");
-    assert_eq!((rows_of(&sb, "a"), rows_of(&sb, "b")), (1, 1));
-    assert_eq!(sb.take_ledger(), names(&["mid=1"]));
+    restart_finds_the_commit(&sb);
 }
 
 /// The same window, then a second crash right after the restart recorded the
@@ -130,12 +118,7 @@ fn a_failed_checkpoint_write_after_a_commit_is_settled_by_the_restart() {
         .exit(1)
         .says("simulated write failure");
     assert_eq!((rows_of(&sb, "a"), rows_of(&sb, "b")), (1, 1));
-    sb.run()
-        .output()
-        .exit(0)
-        .says("committed before the last run stopped");
-    assert_eq!((rows_of(&sb, "a"), rows_of(&sb, "b")), (1, 1));
-    assert_eq!(sb.take_ledger(), names(&["mid=1"]));
+    restart_finds_the_commit(&sb);
 }
 
 /// A loop changes a variable and fails while a parallel sibling finishes:

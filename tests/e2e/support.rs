@@ -90,6 +90,111 @@ pub fn assert_no_child_checkpoint(sb: &Sandbox, ctx: &str) {
     assert!(left.is_empty(), "{ctx}: child checkpoints left: {left:?}");
 }
 
+/// `T1`, a transacted container run after `Create` (task list items): it
+/// inserts a row into `a`, adds 1 to `User::Mid` and inserts a row into `b`,
+/// on the connection `dw`.
+pub const T1_TRANSACTED: &str = r#"  - name: T1
+    type: sequence
+    transaction: required
+    fail_package_on_failure: true
+    after: [Create]
+    tasks:
+      - { name: InsA, type: sql, connection: dw, sql: "INSERT INTO a VALUES (1)" }
+      - { name: Count, type: expression, expr: "@[User::Mid] = @[User::Mid] + 1" }
+      - { name: InsB, type: sql, connection: dw, sql: "INSERT INTO b VALUES (1)" }
+"#;
+
+/// What differs between the packages of the crash tests (`crash_matrix`,
+/// `soak`); see [`protocols_package`].
+pub struct Protocols<'a> {
+    pub name: &'a str,
+    /// The SQL of `Create`, which makes the tables (`a`, `b` and `c` at least).
+    pub create: &'a str,
+    /// Tasks run after `T1` and before the loop, which runs after `each_after`.
+    pub after_t1: &'a str,
+    pub each_after: &'a str,
+    /// The loop's items, and its task after `Inc` (a flow mapping).
+    pub items: &'a str,
+    pub work: &'a str,
+    /// The parallel branches beside `T2` (task list items).
+    pub branches: &'a str,
+}
+
+/// The package of the crash tests, one task or container for each commit
+/// protocol: `Create`; `T1` ([`T1_TRANSACTED`]); `after_t1`; `Each`, a loop
+/// recording its iterations that adds 1 to `User::Total` in each; `Par`,
+/// parallel branches of which `T2`, transacted, inserts a row into `c` and
+/// adds 1 to `User::Mid2`; then `Report` writes `final mid=M mid2=M2
+/// total=T` to `final.txt`.
+pub fn protocols_package(p: &Protocols) -> String {
+    let Protocols {
+        name,
+        create,
+        after_t1,
+        each_after,
+        items,
+        work,
+        branches,
+    } = p;
+    format!(
+        r#"id: {ID}
+name: {name}
+checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
+max_concurrent: 3
+connections:
+  dw: {DW}
+variables:
+  Mid: {{ type: int32, value: 0 }}
+  Mid2: {{ type: int32, value: 0 }}
+  Total: {{ type: int32, value: 0 }}
+  Item: {{ type: string, value: "" }}
+tasks:
+  - name: Create
+    type: sql
+    connection: dw
+    sql: "{create}"
+{T1_TRANSACTED}{after_t1}  - name: Each
+    type: foreach
+    items: [{items}]
+    map: [User::Item]
+    checkpoint_iterations: true
+    fail_package_on_failure: true
+    after: [{each_after}]
+    tasks:
+      - {{ name: Inc, type: expression, expr: "@[User::Total] = @[User::Total] + 1" }}
+      - {work}
+  - name: Par
+    type: sequence
+    flow: parallel
+    fail_package_on_failure: true
+    after: [Each]
+    tasks:
+      - name: T2
+        type: sequence
+        transaction: required
+        tasks:
+          - {{ name: InsC, type: sql, connection: dw, sql: "INSERT INTO c VALUES (1)" }}
+          - {{ name: Count2, type: expression, expr: "@[User::Mid2] = @[User::Mid2] + 1" }}
+{branches}  - name: Report
+    type: process
+    after: [Par]
+    command: "true"
+    expressions:
+      command: '"echo final mid=" + (DT_WSTR, 4)@[User::Mid] + " mid2=" + (DT_WSTR, 4)@[User::Mid2] + " total=" + (DT_WSTR, 4)@[User::Total] + " > final.txt"'
+"#
+    )
+}
+
+/// One number for each of `exprs` (e.g. `COUNT(*) FROM a`) on `dw.db`, read
+/// in one query.
+pub fn dw_numbers(sb: &Sandbox, exprs: &[&str]) -> Vec<Option<i64>> {
+    let selects: Vec<String> = exprs.iter().map(|e| format!("(SELECT {e})")).collect();
+    sql_rows(sb, DW, &[], &format!("SELECT {}", selects.join(", ")))[0]
+        .iter()
+        .map(Value::as_i64)
+        .collect()
+}
+
 /// `id,name` lines with a header, one `ID,name ID` line for each of `ids`.
 pub fn id_name_csv(ids: std::ops::RangeInclusive<u32>) -> String {
     let mut s = String::from("id,name\n");
