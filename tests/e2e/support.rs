@@ -33,13 +33,28 @@ pub const CHILD_ID: &str = "5c3e7a10-2b4d-4f6e-9a8b-0c1d2e3f4a5b";
 /// checkpoint, connections, variables, options; each ending in a newline),
 /// then `tasks:` and `tasks`, the YAML list of its tasks.
 pub fn package_yaml(name: &str, head: &str, tasks: &str) -> String {
-    format!("id: {ID}\nname: {name}\n{head}tasks:\n{tasks}")
+    yaml_of(ID, name, head, tasks)
+}
+
+/// A second package beside the test's (`id: OTHER_ID`), as [`package_yaml`].
+pub fn other_package_yaml(name: &str, head: &str, tasks: &str) -> String {
+    yaml_of(OTHER_ID, name, head, tasks)
 }
 
 /// `child.yaml` of the parent/child tests: `id: CHILD_ID`, `name: child`,
 /// then as [`package_yaml`].
 pub fn child_yaml(head: &str, tasks: &str) -> String {
-    format!("id: {CHILD_ID}\nname: child\n{head}tasks:\n{tasks}")
+    yaml_of(CHILD_ID, "child", head, tasks)
+}
+
+fn yaml_of(id: &str, name: &str, head: &str, tasks: &str) -> String {
+    format!("id: {id}\nname: {name}\n{head}tasks:\n{tasks}")
+}
+
+/// The `connections:` head of a package whose one connection, `dw`, is
+/// `conn` (e.g. [`DW`], or a test database's entry).
+pub fn dw_connection(conn: &str) -> String {
+    format!("connections:\n  dw: {conn}\n")
 }
 
 /// The `checkpoint:` line of a package that restarts from `file` when it
