@@ -19,15 +19,12 @@ fn family(head: &str, tasks: &str, child_head: &str, child_tasks: &str) -> Sandb
     )
 }
 
-/// The variable `Item` (a string), for a parent or a child.
-const ITEM: &str = "variables:\n  Item: { type: string, value: \"\" }\n";
-
 /// A foreach over c1, c2, c3 running the child with `Item` bound; the child
 /// writes `A:item` then `B:item`, and B fails for c2 until `fixed` exists
 /// (keeping the child's checkpoint).
 fn foreach_parent() -> Sandbox {
     family(
-        ITEM,
+        ITEM_VARIABLE,
         r#"  - name: Each
     type: foreach
     items: [c1, c2, c3]
@@ -36,7 +33,7 @@ fn foreach_parent() -> Sandbox {
     tasks:
       - { name: Child, type: package, path: child.yaml, bind: { Item: "@[User::Item]" } }
 "#,
-        ITEM,
+        ITEM_VARIABLE,
         r#"  - name: A
     type: process
     command: "true"
@@ -101,7 +98,7 @@ fn a_child_checkpoint_started_with_other_bound_values_is_refused() {
     // Inside the loop nothing is recorded, so Stamp reads stamp.txt again on
     // the restart and the child is bound another value for the same iteration.
     let sb = family(
-        &format!("{ITEM}  Stamp: {{ type: string, value: \"\" }}\n"),
+        &format!("{ITEM_VARIABLE}  Stamp: {{ type: string, value: \"\" }}\n"),
         r#"  - name: Each
     type: foreach
     items: [only]
@@ -111,7 +108,7 @@ fn a_child_checkpoint_started_with_other_bound_values_is_refused() {
       - { name: Stamp, type: process, command: "cat stamp.txt", stdout_var: User::Stamp }
       - { name: Child, type: package, path: child.yaml, bind: { Item: "@[User::Stamp]" } }
 "#,
-        ITEM,
+        ITEM_VARIABLE,
         r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
   - { name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }
 "#,

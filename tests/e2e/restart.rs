@@ -68,34 +68,25 @@ tasks:
 
 /// A task, then a foreach over a..e whose third item fails until `fixed`
 /// exists; the loop is the restart point.
-fn foreach_package(extra: &str) -> String {
-    format!(
-        r#"
-id: {ID}
-name: loop
-{CKPT}
-variables:
-  Item: {{ type: string, value: "" }}
-tasks:
-  - {{ name: Before, type: process, command: "echo Before >> ledger.txt" }}
-  - name: Loop
-    type: foreach
-    items: [a, b, c, d, e]
-    map: [User::Item]
-    fail_package_on_failure: true{extra}
-    tasks:
-      - name: Work
-        type: process
-        command: "echo placeholder"
-        expressions:
-          command: '"echo " + @[User::Item] + " >> ledger.txt; test " + @[User::Item] + " != c || test -f fixed"'
-"#
+fn foreach_package(checkpoint_iterations: bool) -> String {
+    package_yaml(
+        "loop",
+        &format!("{CKPT}\n{ITEM_VARIABLE}"),
+        &format!(
+            "  - {{ name: Before, type: process, command: \"echo Before >> ledger.txt\" }}\n{}",
+            foreach_loop(
+                "items: [a, b, c, d, e]",
+                "Item",
+                checkpoint_iterations,
+                &echo_failing_at_c("Item")
+            )
+        ),
     )
 }
 
 #[test]
 fn foreach_failing_at_third_item_reruns_the_whole_loop() {
-    let sb = Sandbox::with_package(&foreach_package(""));
+    let sb = Sandbox::with_package(&foreach_package(false));
 
     sb.run().output().exit(1);
     assert_eq!(sb.take_ledger(), names(&["Before", "a", "b", "c"]));
@@ -112,7 +103,7 @@ fn foreach_failing_at_third_item_reruns_the_whole_loop() {
 
 #[test]
 fn foreach_with_checkpoint_iterations_reruns_only_the_third_to_fifth_items() {
-    let sb = Sandbox::with_package(&foreach_package("\n    checkpoint_iterations: true"));
+    let sb = Sandbox::with_package(&foreach_package(true));
 
     sb.run().output().exit(1);
     assert_eq!(sb.take_ledger(), names(&["Before", "a", "b", "c"]));
@@ -143,25 +134,33 @@ fn foreach_with_checkpoint_iterations_reruns_only_the_third_to_fifth_items() {
     );
 }
 
-#[test]
-fn variable_set_before_the_failure_is_restored_and_set_on_rerun_is_ignored() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: vars
-{CKPT}
-variables:
-  Base: {{ type: int32, value: 1 }}
-  X: {{ type: int32, value: 0 }}
-tasks:
-  - {{ name: SetX, type: expression, expr: '@[User::X] = @[User::X] + @[User::Base]' }}
-  - {{ name: Fail, type: process, command: "echo Fail >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
+/// A package keeping `r.ckpt` with the `variables` (lines under
+/// `variables:`): the tasks `before`, then `Fail`, which fails the package
+/// until `fixed` exists, then `Report`, which writes the value of the
+/// expression `value` to `out.txt`.
+fn fail_then_report(name: &str, variables: &str, before: &str, value: &str) -> String {
+    package_yaml(
+        name,
+        &format!("{CKPT}\nvariables:\n{variables}"),
+        &format!(
+            r#"{before}  - {{ name: Fail, type: process, command: "echo Fail >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
   - name: Report
     type: process
     command: "echo placeholder"
     expressions:
-      command: '"echo " + (DT_WSTR, 10) @[User::X] + " >> out.txt"'
+      command: '"echo " + {value} + " >> out.txt"'
 "#
+        ),
+    )
+}
+
+#[test]
+fn variable_set_before_the_failure_is_restored_and_set_on_rerun_is_ignored() {
+    let yaml = fail_then_report(
+        "vars",
+        "  Base: { type: int32, value: 1 }\n  X: { type: int32, value: 0 }\n",
+        "  - { name: SetX, type: expression, expr: '@[User::X] = @[User::X] + @[User::Base]' }\n",
+        "(DT_WSTR, 10) @[User::X]",
     );
     let sb = Sandbox::with_package(&yaml);
 
@@ -260,21 +259,11 @@ tasks:
 
 #[test]
 fn environment_binding_of_the_first_run_is_reused_on_restart_and_a_new_value_ignored() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: env_config
-{CKPT}
-variables:
-  Day: {{ type: string, env: CHECKFLOW_E2E_DAY }}
-tasks:
-  - {{ name: Fail, type: process, command: "echo Fail >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-  - name: Report
-    type: process
-    command: "echo placeholder"
-    expressions:
-      command: '"echo " + @[User::Day] + " >> out.txt"'
-"#
+    let yaml = fail_then_report(
+        "env_config",
+        "  Day: { type: string, env: CHECKFLOW_E2E_DAY }\n",
+        "",
+        "@[User::Day]",
     );
     let sb = Sandbox::with_package(&yaml);
     sb.run().env("CHECKFLOW_E2E_DAY", "monday").output().exit(1);
@@ -292,21 +281,11 @@ tasks:
 
 #[test]
 fn config_file_of_the_first_run_is_reused_on_restart_and_a_new_one_ignored() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: config_file
-{CKPT}
-variables:
-  Target: {{ type: string, value: default }}
-tasks:
-  - {{ name: Fail, type: process, command: "echo Fail >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-  - name: Report
-    type: process
-    command: "echo placeholder"
-    expressions:
-      command: '"echo " + @[User::Target] + " >> out.txt"'
-"#
+    let yaml = fail_then_report(
+        "config_file",
+        "  Target: { type: string, value: default }\n",
+        "",
+        "@[User::Target]",
     );
     let sb = Sandbox::with_package(&yaml);
     sb.write("first.yaml", "User::Target: staging\n");

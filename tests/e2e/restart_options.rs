@@ -123,40 +123,33 @@ fn description_change_is_not_a_changed_definition() {
     assert_eq!(sb.take_ledger(), names(&["C"]));
 }
 
-fn iterations_package(items: &str) -> String {
-    format!(
-        r#"
-id: {ID}
-name: iterations
-{CKPT}
-variables:
-  Item: {{ type: string, value: "" }}
-tasks:
-  - name: Loop
-    type: foreach
-    items: [{items}]
-    map: [User::Item]
-    checkpoint_iterations: true
-    fail_package_on_failure: true
-    tasks:
-      - name: Work
-        type: process
-        command: "echo placeholder"
-        expressions:
-          command: '"echo " + @[User::Item] + " >> ledger.txt; test " + @[User::Item] + " != c || test -f fixed"'
-"#
+/// A package whose one task is a loop over `items` that records its
+/// iterations ([`foreach_loop`]), running the command of the expression
+/// `command` for each.
+fn iterations_package(name: &str, items: &str, command: &str) -> String {
+    package_yaml(
+        name,
+        &format!("{CKPT}\n{ITEM_VARIABLE}"),
+        &foreach_loop(&format!("items: [{items}]"), "Item", true, command),
     )
 }
 
 #[test]
 fn checkpoint_iterations_are_keyed_by_item_not_position_when_the_collection_changes() {
-    let sb = Sandbox::with_package(&iterations_package("a, b, c, d"));
+    let sb = Sandbox::with_package(&iterations_package(
+        "iterations",
+        "a, b, c, d",
+        &echo_failing_at_c("Item"),
+    ));
     sb.run().output().exit(1);
     assert_eq!(sb.take_ledger(), names(&["a", "b", "c"]));
 
     // A new item before the done ones, and b removed: a is skipped by
     // identity, the new item and the rest run.
-    sb.write("package.yaml", &iterations_package("new, a, c, d"));
+    sb.write(
+        "package.yaml",
+        &iterations_package("iterations", "new, a, c, d", &echo_failing_at_c("Item")),
+    );
     sb.touch("fixed");
     sb.run().output().exit(0);
     assert_eq!(sb.take_ledger(), names(&["new", "c", "d"]));
@@ -165,27 +158,10 @@ fn checkpoint_iterations_are_keyed_by_item_not_position_when_the_collection_chan
 /// A loop over `items` whose work fails the second time it sees the same
 /// item, until `fixed` exists.
 fn equal_items_package(items: &str) -> String {
-    format!(
-        r#"
-id: {ID}
-name: equal_items
-{CKPT}
-variables:
-  Item: {{ type: string, value: "" }}
-tasks:
-  - name: Loop
-    type: foreach
-    items: [{items}]
-    map: [User::Item]
-    checkpoint_iterations: true
-    fail_package_on_failure: true
-    tasks:
-      - name: Work
-        type: process
-        command: "echo placeholder"
-        expressions:
-          command: '"echo " + @[User::Item] + " >> ledger.txt; if test -f seen_" + @[User::Item] + " && test ! -f fixed; then exit 1; fi; touch seen_" + @[User::Item]'
-"#
+    iterations_package(
+        "equal_items",
+        items,
+        r#""echo " + @[User::Item] + " >> ledger.txt; if test -f seen_" + @[User::Item] + " && test ! -f fixed; then exit 1; fi; touch seen_" + @[User::Item]"#,
     )
 }
 
@@ -231,27 +207,15 @@ fn equal_items_added_since_run_beyond_those_finished() {
 
 #[test]
 fn plan_counts_only_finished_files_that_are_still_there() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: files
-{CKPT}
-variables:
-  File: {{ type: string, value: "" }}
-tasks:
-  - name: Loop
-    type: foreach
-    files: {{ folder: in, pattern: "*.txt", retrieve: name }}
-    map: [User::File]
-    checkpoint_iterations: true
-    fail_package_on_failure: true
-    tasks:
-      - name: Work
-        type: process
-        command: "echo placeholder"
-        expressions:
-          command: '"echo " + @[User::File] + " >> ledger.txt; test " + @[User::File] + " != c || test -f fixed"'
-"#
+    let yaml = package_yaml(
+        "files",
+        &format!("{CKPT}\nvariables:\n  File: {{ type: string, value: \"\" }}\n"),
+        &foreach_loop(
+            r#"files: { folder: in, pattern: "*.txt", retrieve: name }"#,
+            "File",
+            true,
+            &echo_failing_at_c("File"),
+        ),
     );
     let sb = Sandbox::with_package(&yaml);
     for f in ["a", "b", "c"] {

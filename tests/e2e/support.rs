@@ -63,6 +63,44 @@ pub fn checkpoint_at(file: &str) -> String {
     format!("checkpoint: {{ file: {file}, usage: if_exists, save: true }}\n")
 }
 
+/// The `variables:` head declaring `Item`, a string.
+pub const ITEM_VARIABLE: &str = "variables:\n  Item: { type: string, value: \"\" }\n";
+
+/// `Loop` (a task list item), a foreach over `over` (`items: [...]`, or a
+/// `files:` enumerator) that maps each item to `User::{var}`, fails the
+/// package when it fails and records its iterations when
+/// `checkpoint_iterations`; its one task, `Work`, runs the command that the
+/// expression `command` makes.
+pub fn foreach_loop(over: &str, var: &str, checkpoint_iterations: bool, command: &str) -> String {
+    let iterations = if checkpoint_iterations {
+        "    checkpoint_iterations: true\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"  - name: Loop
+    type: foreach
+    {over}
+    map: [User::{var}]
+{iterations}    fail_package_on_failure: true
+    tasks:
+      - name: Work
+        type: process
+        command: "echo placeholder"
+        expressions:
+          command: '{command}'
+"#
+    )
+}
+
+/// The expression of a command that writes `User::{var}` to the ledger and
+/// fails for the item `c` until `fixed` exists.
+pub fn echo_failing_at_c(var: &str) -> String {
+    format!(
+        r#""echo " + @[User::{var}] + " >> ledger.txt; test " + @[User::{var}] + " != c || test -f fixed""#
+    )
+}
+
 /// A sandbox holding a parent package, `package.yaml` (`name: parent`, with
 /// `head` and `tasks` as in [`package_yaml`]), and its child, `child.yaml`
 /// (with `child_head` and `child_tasks`, see [`child_yaml`]).
