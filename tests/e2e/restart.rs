@@ -154,6 +154,16 @@ fn fail_then_report(name: &str, variables: &str, before: &str, value: &str) -> S
     )
 }
 
+/// Makes `fixed`, then runs `restart`, which gives `var` another value than
+/// the failed run did: it succeeds saying the new value of `var` is ignored,
+/// and `Report` writes `kept`, the value of the failed run.
+#[track_caller]
+fn restart_ignores(sb: &Sandbox, restart: Cmd, var: &str, kept: &str) {
+    sb.touch("fixed");
+    restart.output().exit(0).says(var).says_ci("ignored");
+    assert_eq!(sb.read("out.txt").trim(), kept);
+}
+
 #[test]
 fn variable_set_before_the_failure_is_restored_and_set_on_rerun_is_ignored() {
     let yaml = fail_then_report(
@@ -170,15 +180,13 @@ fn variable_set_before_the_failure_is_restored_and_set_on_rerun_is_ignored() {
     assert_eq!(doc["variables"]["User::X"], json!(100), "{doc:#}");
 
     // SetX run again would make X 200 (stored configuration) or 107 (new --set).
-    sb.touch("fixed");
-    sb.run()
-        .args(["--set", "User::Base=7"])
-        .output()
-        .exit(0)
-        .says("User::Base")
-        .says_ci("ignored");
+    restart_ignores(
+        &sb,
+        sb.run().args(["--set", "User::Base=7"]),
+        "User::Base",
+        "100",
+    );
     assert_eq!(sb.take_ledger(), names(&["Fail"]));
-    assert_eq!(sb.read("out.txt").trim(), "100");
 }
 
 #[test]
@@ -269,14 +277,12 @@ fn environment_binding_of_the_first_run_is_reused_on_restart_and_a_new_value_ign
     sb.run().env("CHECKFLOW_E2E_DAY", "monday").output().exit(1);
     assert_eq!(sb.take_ledger(), names(&["Fail"]));
 
-    sb.touch("fixed");
-    sb.run()
-        .env("CHECKFLOW_E2E_DAY", "tuesday")
-        .output()
-        .exit(0)
-        .says("User::Day")
-        .says_ci("ignored");
-    assert_eq!(sb.read("out.txt").trim(), "monday");
+    restart_ignores(
+        &sb,
+        sb.run().env("CHECKFLOW_E2E_DAY", "tuesday"),
+        "User::Day",
+        "monday",
+    );
 }
 
 #[test]
@@ -293,14 +299,12 @@ fn config_file_of_the_first_run_is_reused_on_restart_and_a_new_one_ignored() {
     sb.run().args(["--config", "first.yaml"]).output().exit(1);
     assert_eq!(sb.take_ledger(), names(&["Fail"]));
 
-    sb.touch("fixed");
-    sb.run()
-        .args(["--config", "second.yaml"])
-        .output()
-        .exit(0)
-        .says("User::Target")
-        .says_ci("ignored");
-    assert_eq!(sb.read("out.txt").trim(), "staging");
+    restart_ignores(
+        &sb,
+        sb.run().args(["--config", "second.yaml"]),
+        "User::Target",
+        "staging",
+    );
 }
 
 #[test]
