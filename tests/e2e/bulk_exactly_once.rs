@@ -31,26 +31,39 @@ const RESUMABLE: &str = "batch_size: 25, resume: true";
 /// with `load` (e.g. [`RESUMABLE`]), then `After` writes the ledger and
 /// `Gate` fails until `fixed` exists (keeping the checkpoint).
 fn sales_package(db: &Db, load: &str) -> Sandbox {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: facts
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-connections:
-  dw: {conn}
-tasks:
-  - name: Create table
-    type: sql
-    connection: dw
-    sql: CREATE TABLE IF NOT EXISTS fact_sales (id INTEGER NOT NULL, name TEXT NOT NULL)
-  - {{ name: Sales, type: bulk_insert, connection: dw, table: fact_sales, file: data/sales.csv, {load}, fail_package_on_failure: true }}
+    let sb = Sandbox::with_package(&facts(
+        db,
+        "",
+        &format!(
+            r#"  - {{ name: Sales, type: bulk_insert, connection: dw, table: fact_sales, file: data/sales.csv, {load}, fail_package_on_failure: true }}
   - {{ name: After, type: process, command: "echo After >> ledger.txt" }}
   - {{ name: Gate, type: process, command: "test -f fixed", fail_package_on_failure: true }}
-"#,
-        conn = db.conn
+"#
+        ),
     ));
     sb.write("data/sales.csv", &sales_csv());
     sb
+}
+
+/// A package on `db` keeping `run.ckpt`, with the `head` lines after its
+/// connection, whose first task creates `fact_sales` (no key: a row loaded
+/// twice shows); `tasks` follow it.
+fn facts(db: &Db, head: &str, tasks: &str) -> String {
+    package_yaml(
+        "facts",
+        &format!(
+            "{}{}{head}",
+            checkpoint_at("run.ckpt"),
+            dw_connection(&db.conn)
+        ),
+        &format!(
+            r#"  - name: Create table
+    type: sql
+    connection: dw
+    sql: CREATE TABLE IF NOT EXISTS fact_sales (id INTEGER NOT NULL, name TEXT NOT NULL)
+{tasks}"#
+        ),
+    )
 }
 
 /// Runs the package stopped at `point` (`NAME[@N]=ACTION`), then again to its
@@ -241,21 +254,10 @@ fn a_finished_load_is_loaded_again_by_rerun_and_by_a_new_run() {
 #[test]
 fn each_iteration_of_a_loop_loads_its_file_and_a_restart_loads_none_twice() {
     for db in databases("bulk_in_a_loop") {
-        let sb = Sandbox::with_package(&format!(
-            r#"
-id: {ID}
-name: facts
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-connections:
-  dw: {conn}
-variables:
-  Day: {{ type: string, value: "" }}
-tasks:
-  - name: Create table
-    type: sql
-    connection: dw
-    sql: CREATE TABLE IF NOT EXISTS fact_sales (id INTEGER NOT NULL, name TEXT NOT NULL)
-  - name: Days
+        let sb = Sandbox::with_package(&facts(
+            &db,
+            "variables:\n  Day: { type: string, value: \"\" }\n",
+            r#"  - name: Days
     type: foreach
     items: [d1, d2]
     map: [User::Day]
@@ -271,7 +273,6 @@ tasks:
         expressions:
           file: '"data/" + @[User::Day] + ".csv"'
 "#,
-            conn = db.conn
         ));
         sb.write("data/d1.csv", &sales_csv());
         sb.write("data/d2.csv", &id_name_csv(101..=150));
@@ -298,19 +299,14 @@ fn a_progress_table_made_before_done_rows_existed_gets_its_new_column() {
         // The table as earlier versions created it (no `done_by`).
         sb.write(
             "setup.yaml",
-            &format!(
-                r#"
-id: {OTHER_ID}
-name: setup
-connections:
-  dw: {conn}
-tasks:
-  - name: Old progress table
+            &other_package_yaml(
+                "setup",
+                &dw_connection(&db.conn),
+                r#"  - name: Old progress table
     type: sql
     connection: dw
     sql: CREATE TABLE checkflow_load_progress (task_key TEXT PRIMARY KEY, rows_sha256 TEXT NOT NULL, rows_done BIGINT NOT NULL)
 "#,
-                conn = db.conn
             ),
         );
         db.run(&sb, "setup.yaml").output().exit(0);
@@ -330,47 +326,29 @@ fn a_resumable_bulk_insert_killed_at_random_moments_loads_every_row_once() {
     let seed = seed_or(0xB0_1C_10_AD);
     let mut rng = Rng(seed | 1);
     let db = &databases("bulk_random_kills")[0];
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: facts
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-connections:
-  dw: {conn}
-tasks:
-  - name: Create table
-    type: sql
-    connection: dw
-    sql: CREATE TABLE IF NOT EXISTS fact_sales (id INTEGER NOT NULL, name TEXT NOT NULL)
-  - {{ name: Sales, type: bulk_insert, connection: dw, table: fact_sales, file: data/sales.csv, batch_size: 2000, resume: true }}
-  - {{ name: After, type: process, command: "echo After >> ledger.txt" }}
+    let sb = Sandbox::with_package(&facts(
+        db,
+        "",
+        r#"  - { name: Sales, type: bulk_insert, connection: dw, table: fact_sales, file: data/sales.csv, batch_size: 2000, resume: true }
+  - { name: After, type: process, command: "echo After >> ledger.txt" }
 "#,
-        conn = db.conn
     ));
     sb.write("data/sales.csv", &id_name_csv(1..=40_000));
     let mut kills = 0;
     for attempt in 0.. {
         assert!(attempt < 200, "seed {seed:#x}: no end after {attempt} runs");
-        let run = sb.run().spawn();
         // Later attempts wait longer, so the load always gets further.
         let ms = rng.below(40 + 10 * attempt);
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-        // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
-        unsafe {
-            libc::kill(run.pid(), libc::SIGKILL);
-        }
-        let out = run.finish();
-        match out.code {
-            Some(0) => break,
-            // Success deletes the checkpoint, and a kill can land after that
-            // and before the process exits: the package is done (a further
-            // run would be a new one, which loads the file again).
-            None if !sb.exists("run.ckpt") && sb.ledger().iter().any(|l| l == "After") => {
-                kills += 1;
-                break;
-            }
-            None => kills += 1,
-            _ => panic!("seed {seed:#x}: attempt {attempt}\n{out:?}"),
+        let (killed, done) = run_killed_after(
+            &sb,
+            sb.run(),
+            Some(std::time::Duration::from_millis(ms)),
+            "run.ckpt",
+            &format!("seed {seed:#x}: attempt {attempt}"),
+        );
+        kills += usize::from(killed);
+        if done {
+            break;
         }
     }
     assert!(kills > 0, "seed {seed:#x}: no run was killed");

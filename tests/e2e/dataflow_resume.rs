@@ -152,25 +152,19 @@ fn scenario_22_a_resumable_flow_killed_at_random_moments_loads_every_row_once() 
     let mut last = 0;
     for attempt in 0.. {
         assert!(attempt < 300, "seed {seed:#x}: no end after {attempt} runs");
-        let run = db.run(&sb, "package.yaml").spawn();
         // Kill 20 runs or more at random moments, then let one finish.
-        if kills < 20 {
-            let ms = 40 + rng.below(120);
-            std::thread::sleep(std::time::Duration::from_millis(ms));
-            // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
-            unsafe {
-                libc::kill(run.pid(), libc::SIGKILL);
-            }
-        }
-        let out = run.finish();
-        match out.code {
-            Some(0) => break,
-            None if !sb.exists("run.ckpt") && sb.ledger().iter().any(|l| l == "After") => {
-                kills += 1;
-                break;
-            }
-            None => kills += 1,
-            _ => panic!("seed {seed:#x}: attempt {attempt}\n{out:?}"),
+        let kill_after =
+            (kills < 20).then(|| std::time::Duration::from_millis(40 + rng.below(120)));
+        let (killed, done) = run_killed_after(
+            &sb,
+            db.run(&sb, "package.yaml"),
+            kill_after,
+            "run.ckpt",
+            &format!("seed {seed:#x}: attempt {attempt}"),
+        );
+        kills += u32::from(killed);
+        if done {
+            break;
         }
         // How far the committed steps got.
         if let Some(done) = progress_so_far(&sb, db)

@@ -278,6 +278,40 @@ pub fn stopped_code(point: &str) -> Option<i32> {
     }
 }
 
+/// One run of a random-kill test: `run` is started and, after `kill_after`
+/// (if any), killed with SIGKILL. Returns whether it was killed, and whether
+/// the package is done: it succeeded, or the kill landed after it had (its
+/// checkpoint `ckpt` deleted, `After` in the ledger). Any other end fails,
+/// with `ctx` in the message.
+pub fn run_killed_after(
+    sb: &Sandbox,
+    run: Cmd,
+    kill_after: Option<Duration>,
+    ckpt: &str,
+    ctx: &str,
+) -> (bool, bool) {
+    let run = run.spawn();
+    if let Some(wait) = kill_after {
+        std::thread::sleep(wait);
+        // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
+        unsafe {
+            libc::kill(run.pid(), libc::SIGKILL);
+        }
+    }
+    let out = run.finish();
+    match out.code {
+        Some(0) => (false, true),
+        // Success deletes the checkpoint, and a kill can land after that and
+        // before the process exits: the package is done (a further run would
+        // be a new one).
+        None => (
+            true,
+            !sb.exists(ckpt) && sb.ledger().iter().any(|l| l == "After"),
+        ),
+        _ => panic!("{ctx}\n{out:?}"),
+    }
+}
+
 /// Polls `done` every 10 ms until it holds (`true`) or `limit` has passed
 /// (`false`).
 pub fn within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
