@@ -8,31 +8,27 @@ use crate::support::*;
 /// Scenario 1's package: three process tasks in series, the middle one
 /// forced to fail; `flag` goes on the middle one as written.
 fn blog_table(flag: &str) -> String {
-    format!(
-        r#"
-id: {ID}
-name: blog_table
-checkpoint: {{ file: blog.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: Success1, type: process, command: "echo Success1 >> ledger.txt" }}
+    package_yaml(
+        "blog_table",
+        &checkpoint_at("blog.ckpt"),
+        &format!(
+            r#"  - {{ name: Success1, type: process, command: "echo Success1 >> ledger.txt" }}
   - {{ name: Failure, type: process, command: "echo Failure >> ledger.txt", force_result: failure{flag} }}
   - {{ name: Success2, type: process, command: "echo Success2 >> ledger.txt" }}
 "#
+        ),
     )
 }
 
 /// A, then B (a restart point that fails until the file `fixed` exists), then C.
 fn abc(checkpoint: &str) -> String {
-    format!(
-        r#"
-id: {ID}
-name: abc
-{checkpoint}
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-  - {{ name: C, type: process, command: "echo C >> ledger.txt" }}
-"#
+    package_yaml(
+        "abc",
+        &format!("{checkpoint}\n"),
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
+  - { name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }
+  - { name: C, type: process, command: "echo C >> ledger.txt" }
+"#,
     )
 }
 
@@ -252,20 +248,18 @@ fn success_deletes_the_checkpoint_and_the_next_run_starts_from_the_beginning() {
 
 #[test]
 fn checkpoint_path_from_file_expr_is_created_there_relative_to_the_package() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: expr_path
-variables:
-  StateDir: {{ type: string, value: state }}
+    let yaml = package_yaml(
+        "expr_path",
+        r#"variables:
+  StateDir: { type: string, value: state }
 checkpoint:
   file_expr: '@[User::StateDir] + "/from_expr.ckpt"'
   usage: if_exists
   save: true
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-"#
+"#,
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
+  - { name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     sb.touch("state/.keep");
@@ -322,17 +316,14 @@ fn frames(bytes: &[u8]) -> Vec<(usize, usize)> {
 
 /// A checkpoint with A, B, C recorded (D failed), frame by frame.
 fn four_task_checkpoint() -> Sandbox {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: damaged
-checkpoint: {{ file: d.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt" }}
-  - {{ name: C, type: process, command: "echo C >> ledger.txt" }}
-  - {{ name: D, type: process, command: "echo D >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-"#
+    let yaml = package_yaml(
+        "damaged",
+        &checkpoint_at("d.ckpt"),
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
+  - { name: B, type: process, command: "echo B >> ledger.txt" }
+  - { name: C, type: process, command: "echo C >> ledger.txt" }
+  - { name: D, type: process, command: "echo D >> ledger.txt; test -f fixed", fail_package_on_failure: true }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     sb.run().output().exit(1);
@@ -414,15 +405,12 @@ fn checkpoint_torn_in_its_last_record_restarts_from_the_records_before_it() {
 
 #[test]
 fn second_run_on_a_held_checkpoint_fails_at_start_naming_the_holder() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: locked
-checkpoint: {{ file: lock.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt; sleep 2" }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt" }}
-"#
+    let yaml = package_yaml(
+        "locked",
+        &checkpoint_at("lock.ckpt"),
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt; sleep 2" }
+  - { name: B, type: process, command: "echo B >> ledger.txt" }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     let first = sb.run().spawn();

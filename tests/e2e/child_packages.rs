@@ -103,14 +103,12 @@ fn a_child_that_does_not_declare_a_bound_variable_fails_the_task() {
 
 #[test]
 fn a_missing_child_is_a_validation_error_naming_the_path() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: parent
-tasks:
-  - {{ name: Child, type: package, path: nowhere/child.yaml }}
-  - {{ name: Bad, type: package, path: package.yaml, bind: {{ X: "1 +" }} }}
-"#
+    let sb = Sandbox::with_package(&package_yaml(
+        "parent",
+        "",
+        r#"  - { name: Child, type: package, path: nowhere/child.yaml }
+  - { name: Bad, type: package, path: package.yaml, bind: { X: "1 +" } }
+"#,
     ));
     sb.cmd(["validate", "package.yaml"])
         .output()
@@ -121,13 +119,11 @@ tasks:
 
 #[test]
 fn a_package_that_runs_itself_is_stopped() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: loop
-tasks:
-  - {{ name: Again, type: package, path: package.yaml }}
-"#
+    let sb = Sandbox::with_package(&package_yaml(
+        "loop",
+        "",
+        r#"  - { name: Again, type: package, path: package.yaml }
+"#,
     ));
     sb.run()
         .output()
@@ -188,32 +184,30 @@ fn a_task_timeout_stops_the_child() {
 
 #[test]
 fn a_script_task_reads_and_writes_variables_in_a_run() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: scripted
-checkpoint: {{ file: s.ckpt, usage: if_exists, save: true }}
-variables:
-  Count: {{ type: int32, value: 1 }}
-  Names: {{ type: object, value: ["a", "b"] }}
-  Joined: {{ type: string, value: "" }}
-tasks:
-  - name: Script
+    let sb = Sandbox::with_package(&package_yaml(
+        "scripted",
+        &(checkpoint_at("s.ckpt")
+            + r#"variables:
+  Count: { type: int32, value: 1 }
+  Names: { type: object, value: ["a", "b"] }
+  Joined: { type: string, value: "" }
+"#),
+        r#"  - name: Script
     type: script
     read_vars: [Names]
     write_vars: [Count, Joined]
     code: |
       Count += Names.len();
       Joined = "";
-      for n in Names {{ Joined += n; }}
-      print(`joined ${{Joined}}`);
+      for n in Names { Joined += n; }
+      print(`joined ${Joined}`);
   - name: Check
     type: process
     command: "true"
     fail_package_on_failure: true
     expressions:
       command: '"echo " + (DT_WSTR, 10) @[User::Count] + @[User::Joined] + " >> ledger.txt; test -f fixed"'
-"#
+"#,
     ));
     sb.run().output().exit(1).says("Script | joined ab");
     assert_eq!(sb.take_ledger(), names(&["3ab"]));
@@ -227,17 +221,15 @@ tasks:
 
 #[test]
 fn script_errors_show_their_line_at_validation_and_at_run_time() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: scripted
-tasks:
-  - name: Broken
+    let sb = Sandbox::with_package(&package_yaml(
+        "scripted",
+        "",
+        r#"  - name: Broken
     type: script
     code: |
       let a = 1;
       let b = ;
-"#
+"#,
     ));
     sb.cmd(["validate", "package.yaml"])
         .output()

@@ -146,16 +146,15 @@ fn a_downloads_rename_under_kill_term_and_error_leaves_the_complete_file_once() 
             "download-after-rename=term",
         ] {
             let ctx = format!("{fp}, overwrite {overwrite}");
-            let sb = Sandbox::with_package(&format!(
-                r#"
-id: {ID}
-name: dl
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: Get, type: download, url: "{url}", to: data/big.bin, sha256: {sha}, overwrite: {overwrite}, fail_package_on_failure: true }}
+            let sb = Sandbox::with_package(&package_yaml(
+                "dl",
+                &checkpoint_at("run.ckpt"),
+                &format!(
+                    r#"  - {{ name: Get, type: download, url: "{url}", to: data/big.bin, sha256: {sha}, overwrite: {overwrite}, fail_package_on_failure: true }}
   - {{ name: Use, type: process, command: "cmp -s data/big.bin data/want.bin && echo Use >> ledger.txt", after: [Get] }}
 "#,
-                url = server.url("/big.bin")
+                    url = server.url("/big.bin")
+                ),
             ));
             std::fs::create_dir_all(sb.join("data")).expect("mkdir");
             std::fs::write(sb.join("data/want.bin"), &body).expect("write");

@@ -40,15 +40,17 @@ fn progress(sb: &Sandbox, db: &Db) -> Vec<Vec<Value>> {
 /// and splits even and odd ids into two tables on one connection, in steps
 /// of `commit_rows`; `After` writes the ledger.
 fn package(db: &Db, rows: u32, commit_rows: u32) -> Sandbox {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: flows
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-connections:
+    let sb = Sandbox::with_package(&package_yaml(
+        "flows",
+        &(checkpoint_at("run.ckpt")
+            + &format!(
+                r#"connections:
   dw: {conn}
-tasks:
-  - name: Load
+"#,
+                conn = db.conn
+            )),
+        &format!(
+            r#"  - name: Load
     type: data_flow
     resume: true
     commit_rows: {commit_rows}
@@ -60,8 +62,8 @@ tasks:
       - {{ name: Evens, type: table_destination, input: Split.Even, connection: dw, table: even_sales, create: if_missing }}
       - {{ name: Odds, type: table_destination, input: Split.Odd, connection: dw, table: odd_sales, create: if_missing }}
   - {{ name: After, type: process, command: "echo After >> ledger.txt", after: [Load] }}
-"#,
-        conn = db.conn
+"#
+        ),
     ));
     sb.write("data/sales.csv", &id_name_csv(1..=rows));
     sb

@@ -126,17 +126,15 @@ fn a_failed_checkpoint_write_after_a_commit_is_settled_by_the_restart() {
 /// rerun of the whole loop adds them a second time (the total was 9, not 5).
 #[test]
 fn a_loop_variable_does_not_leak_into_a_parallel_siblings_record() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: leak
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-max_concurrent: 4
+    let sb = Sandbox::with_package(&package_yaml(
+        "leak",
+        &(checkpoint_at("run.ckpt")
+            + r#"max_concurrent: 4
 variables:
-  Total: {{ type: int32, value: 0 }}
-  Item: {{ type: int32, value: 0 }}
-tasks:
-  - name: Par
+  Total: { type: int32, value: 0 }
+  Item: { type: int32, value: 0 }
+"#),
+        r#"  - name: Par
     type: sequence
     flow: parallel
     tasks:
@@ -146,13 +144,13 @@ tasks:
         map: [User::Item]
         fail_package_on_failure: true
         tasks:
-          - {{ name: Inc, type: expression, expr: "@[User::Total] = @[User::Total] + 1" }}
+          - { name: Inc, type: expression, expr: "@[User::Total] = @[User::Total] + 1" }
           - name: Check
             type: process
             after: [Inc]
             command: "true"
             expressions:
-              command: '"test " + (DT_WSTR, 4)@[User::Item] + " != 4 || {{ while [ ! -f sibling.done ]; do sleep 0.02; done; sleep 0.3; test -f fixed; }}"'
+              command: '"test " + (DT_WSTR, 4)@[User::Item] + " != 4 || { while [ ! -f sibling.done ]; do sleep 0.02; done; sleep 0.3; test -f fixed; }"'
       - name: Sibling
         type: process
         command: "echo Sibling >> ledger.txt; touch sibling.done"
@@ -162,7 +160,7 @@ tasks:
     command: "true"
     expressions:
       command: '"echo total=" + (DT_WSTR, 10)@[User::Total] + " >> ledger.txt"'
-"#
+"#,
     ));
     sb.run().output().exit(1);
     assert_eq!(sb.take_ledger(), names(&["Sibling"]));
@@ -183,18 +181,16 @@ tasks:
 /// as the same two failures in one run do.
 #[test]
 fn a_restored_failure_counts_against_max_errors() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: errors
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-max_errors: 2
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt; exit 1" }}
-  - {{ name: C, type: process, after: [{{ task: A, on: completion }}], fail_package_on_failure: true, command: "echo C >> ledger.txt; test -f fixed" }}
-  - {{ name: D, type: process, after: [C], command: "echo D >> ledger.txt; exit 1" }}
-  - {{ name: Alert, type: process, after: [{{ task: D, on: failure }}], command: "echo Alert >> ledger.txt" }}
-"#
+    let yaml = package_yaml(
+        "errors",
+        &(checkpoint_at("run.ckpt")
+            + r#"max_errors: 2
+"#),
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt; exit 1" }
+  - { name: C, type: process, after: [{ task: A, on: completion }], fail_package_on_failure: true, command: "echo C >> ledger.txt; test -f fixed" }
+  - { name: D, type: process, after: [C], command: "echo D >> ledger.txt; exit 1" }
+  - { name: Alert, type: process, after: [{ task: D, on: failure }], command: "echo Alert >> ledger.txt" }
+"#,
     );
     // In one run: A and D fail, two errors, the package fails.
     let one = Sandbox::with_package(&yaml);
@@ -221,23 +217,20 @@ tasks:
 /// restart restored it instead of running it again.
 #[test]
 fn a_branch_failing_after_the_package_failed_is_not_recorded_and_runs_again() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: late
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-tasks:
-  - name: Par
+    let sb = Sandbox::with_package(&package_yaml(
+        "late",
+        &checkpoint_at("run.ckpt"),
+        r#"  - name: Par
     type: sequence
     flow: parallel
     tasks:
-      - {{ name: Early, type: process, fail_package_on_failure: true, command: "echo Early >> ledger.txt; test -f fixed" }}
+      - { name: Early, type: process, fail_package_on_failure: true, command: "echo Early >> ledger.txt; test -f fixed" }
       - name: Branch
         type: sequence
         fail_package_on_failure: true
         tasks:
-          - {{ name: Late, type: process, command: "echo Late >> ledger.txt; while [ ! -f ledger.txt ]; do sleep 0.01; done; sleep 0.3; test -f fixed" }}
-"#
+          - { name: Late, type: process, command: "echo Late >> ledger.txt; while [ ! -f ledger.txt ]; do sleep 0.01; done; sleep 0.3; test -f fixed" }
+"#,
     ));
     sb.run().output().exit(1);
     assert_eq!(sorted(sb.take_ledger()), names(&["Early", "Late"]));

@@ -61,20 +61,18 @@ fn help_examples_of_run_work_on_a_first_run() {
     // checkpoint file yet).
     sb.write(
         "nightly.yaml",
-        &format!(
-            r#"
-id: {ID}
-name: nightly
-checkpoint: {{ file: state/nightly.ckpt }}
+        &package_yaml(
+            "nightly",
+            r#"checkpoint: { file: state/nightly.ckpt }
 variables:
-  Day: {{ type: string, value: "none" }}
-tasks:
-  - name: Show
+  Day: { type: string, value: "none" }
+"#,
+            r#"  - name: Show
     type: process
     command: "true"
     expressions:
       command: '"echo day=" + @[User::Day] + " >> ledger.txt"'
-"#
+"#,
         ),
     );
     let run = examples
@@ -246,18 +244,15 @@ fn missing_id_says_how_to_make_one() {
 
 #[test]
 fn rerun_of_a_misspelt_path_suggests_the_closest_one() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: x
-checkpoint: {{ file: x.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: Extract, type: process, command: "echo Extract >> ledger.txt" }}
+    let sb = Sandbox::with_package(&package_yaml(
+        "x",
+        &checkpoint_at("x.ckpt"),
+        r#"  - { name: Extract, type: process, command: "echo Extract >> ledger.txt" }
   - name: Load
     type: sequence
     tasks:
-      - {{ name: Insert, type: process, command: "echo Insert >> ledger.txt" }}
-"#
+      - { name: Insert, type: process, command: "echo Insert >> ledger.txt" }
+"#,
     ));
     for cmd in ["run", "plan"] {
         sb.cmd([cmd, "package.yaml", "--rerun", "Load/Insrt"])
@@ -277,17 +272,15 @@ tasks:
 
 #[test]
 fn plan_shows_a_failure_path_as_running_only_if_its_predecessor_fails() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: x
-tasks:
-  - {{ name: Publish, type: process, command: "true" }}
-  - {{ name: Alert, type: process, command: "true", after: [{{ task: Publish, on: failure }}] }}
-  - {{ name: Both, type: process, command: "true", after_logic: or,
-      after: [{{ task: Publish, on: failure }}, {{ task: Alert, on: failure }}] }}
-  - {{ name: Done, type: process, command: "true", after: [Publish] }}
-"#
+    let sb = Sandbox::with_package(&package_yaml(
+        "x",
+        "",
+        r#"  - { name: Publish, type: process, command: "true" }
+  - { name: Alert, type: process, command: "true", after: [{ task: Publish, on: failure }] }
+  - { name: Both, type: process, command: "true", after_logic: or,
+      after: [{ task: Publish, on: failure }, { task: Alert, on: failure }] }
+  - { name: Done, type: process, command: "true", after: [Publish] }
+"#,
     ));
     let out = sb.cmd(["plan", "package.yaml"]).output().exit(0);
     let line = |name: &str| {

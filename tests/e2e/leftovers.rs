@@ -12,15 +12,12 @@ use crate::support::*;
 
 /// `Extract`, then `Load`, which runs `load.sh`.
 fn package() -> String {
-    format!(
-        r#"
-id: {ID}
-name: leftovers
-checkpoint: {{ file: a.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: Extract, type: process, command: "echo Extract >> ledger.txt" }}
-  - {{ name: Load, type: process, command: "sh load.sh", after: [Extract] }}
-"#
+    package_yaml(
+        "leftovers",
+        &checkpoint_at("a.ckpt"),
+        r#"  - { name: Extract, type: process, command: "echo Extract >> ledger.txt" }
+  - { name: Load, type: process, command: "sh load.sh", after: [Extract] }
+"#,
     )
 }
 

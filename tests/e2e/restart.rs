@@ -5,21 +5,18 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-const CKPT: &str = "checkpoint: { file: r.ckpt, usage: if_exists, save: true }";
+const CKPT: &str = "checkpoint: { file: r.ckpt, usage: if_exists, save: true }\n";
 
 #[test]
 fn parallel_branch_that_finishes_is_recorded_and_rerun_runs_only_the_failed_branch() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: branches
-{CKPT}
-tasks:
-  - {{ name: Fast, type: process, command: "echo Fast >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-  - {{ name: Slow, type: process, command: "sleep 1; echo Slow >> ledger.txt" }}
-  - {{ name: Join, type: process, command: "echo Join >> ledger.txt", after: [Fast, Slow] }}
-  - {{ name: Next, type: process, command: "echo Next >> ledger.txt", after: [Slow] }}
-"#
+    let yaml = package_yaml(
+        "branches",
+        CKPT,
+        r#"  - { name: Fast, type: process, command: "echo Fast >> ledger.txt; test -f fixed", fail_package_on_failure: true }
+  - { name: Slow, type: process, command: "sleep 1; echo Slow >> ledger.txt" }
+  - { name: Join, type: process, command: "echo Join >> ledger.txt", after: [Fast, Slow] }
+  - { name: Next, type: process, command: "echo Next >> ledger.txt", after: [Slow] }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
 
@@ -41,16 +38,14 @@ tasks:
 
 #[test]
 fn flow_parallel_branch_that_finishes_is_recorded_and_rerun_runs_only_the_failed_branch() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: flow_parallel
-{CKPT}
-flow: parallel
-tasks:
-  - {{ name: Fast, type: process, command: "echo Fast >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-  - {{ name: Slow, type: process, command: "sleep 1; echo Slow >> ledger.txt" }}
-"#
+    let yaml = package_yaml(
+        "flow_parallel",
+        &(CKPT.to_owned()
+            + r#"flow: parallel
+"#),
+        r#"  - { name: Fast, type: process, command: "echo Fast >> ledger.txt; test -f fixed", fail_package_on_failure: true }
+  - { name: Slow, type: process, command: "sleep 1; echo Slow >> ledger.txt" }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
 
@@ -71,7 +66,7 @@ tasks:
 fn foreach_package(checkpoint_iterations: bool) -> String {
     package_yaml(
         "loop",
-        &format!("{CKPT}\n{ITEM_VARIABLE}"),
+        &format!("{CKPT}{ITEM_VARIABLE}"),
         &format!(
             "  - {{ name: Before, type: process, command: \"echo Before >> ledger.txt\" }}\n{}",
             foreach_loop(
@@ -141,7 +136,7 @@ fn foreach_with_checkpoint_iterations_reruns_only_the_third_to_fifth_items() {
 fn fail_then_report(name: &str, variables: &str, before: &str, value: &str) -> String {
     package_yaml(
         name,
-        &format!("{CKPT}\nvariables:\n{variables}"),
+        &format!("{CKPT}variables:\n{variables}"),
         &format!(
             r#"{before}  - {{ name: Fail, type: process, command: "echo Fail >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
   - name: Report
@@ -191,22 +186,19 @@ fn variable_set_before_the_failure_is_restored_and_set_on_rerun_is_ignored() {
 
 #[test]
 fn task_failing_its_parent_sequence_runs_again_on_restart_and_recorded_siblings_do_not() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: nested
-{CKPT}
-tasks:
-  - {{ name: First, type: process, command: "echo First >> ledger.txt" }}
+    let yaml = package_yaml(
+        "nested",
+        CKPT,
+        r#"  - { name: First, type: process, command: "echo First >> ledger.txt" }
   - name: Seq
     type: sequence
     fail_package_on_failure: true
     tasks:
-      - {{ name: S1, type: process, command: "echo S1 >> ledger.txt" }}
-      - {{ name: S2, type: process, command: "echo S2 >> ledger.txt; test -f fixed", fail_parent_on_failure: true }}
-      - {{ name: S3, type: process, command: "echo S3 >> ledger.txt" }}
-  - {{ name: Last, type: process, command: "echo Last >> ledger.txt" }}
-"#
+      - { name: S1, type: process, command: "echo S1 >> ledger.txt" }
+      - { name: S2, type: process, command: "echo S2 >> ledger.txt; test -f fixed", fail_parent_on_failure: true }
+      - { name: S3, type: process, command: "echo S3 >> ledger.txt" }
+  - { name: Last, type: process, command: "echo Last >> ledger.txt" }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
 
@@ -229,22 +221,19 @@ tasks:
 
 #[test]
 fn restart_unit_sequence_runs_again_whole_but_steps_before_it_do_not() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: unit
-{CKPT}
-tasks:
-  - {{ name: Step1, type: process, command: "echo Step1 >> ledger.txt" }}
-  - {{ name: Step2, type: process, command: "echo Step2 >> ledger.txt" }}
+    let yaml = package_yaml(
+        "unit",
+        CKPT,
+        r#"  - { name: Step1, type: process, command: "echo Step1 >> ledger.txt" }
+  - { name: Step2, type: process, command: "echo Step2 >> ledger.txt" }
   - name: Unit
     type: sequence
     restart_unit: true
     fail_package_on_failure: true
     tasks:
-      - {{ name: Step3, type: process, command: "echo Step3 >> ledger.txt" }}
-      - {{ name: Step4, type: process, command: "echo Step4 >> ledger.txt; test -f fixed" }}
-"#
+      - { name: Step3, type: process, command: "echo Step3 >> ledger.txt" }
+      - { name: Step4, type: process, command: "echo Step4 >> ledger.txt; test -f fixed" }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
 
@@ -310,16 +299,13 @@ fn config_file_of_the_first_run_is_reused_on_restart_and_a_new_one_ignored() {
 #[test]
 fn result_is_recorded_durably_before_a_dependent_task_starts() {
     // B looks at the checkpoint from inside the run, before doing anything.
-    let yaml = format!(
-        r#"
-id: {ID}
-name: durable
-{CKPT}
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: B, type: process, command: "\"$CHECKFLOW_BIN\" checkpoint show r.ckpt --json > seen_by_b.json; echo B >> ledger.txt" }}
-  - {{ name: C, type: process, command: "echo C >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-"#
+    let yaml = package_yaml(
+        "durable",
+        CKPT,
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
+  - { name: B, type: process, command: "\"$CHECKFLOW_BIN\" checkpoint show r.ckpt --json > seen_by_b.json; echo B >> ledger.txt" }
+  - { name: C, type: process, command: "echo C >> ledger.txt; test -f fixed", fail_package_on_failure: true }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     sb.run().env("CHECKFLOW_BIN", BIN).output().exit(1);

@@ -4,37 +4,34 @@
 
 use crate::support::*;
 
-const CKPT: &str = "checkpoint: { file: o.ckpt, usage: if_exists, save: true }";
+const CKPT: &str = "checkpoint: { file: o.ckpt, usage: if_exists, save: true }\n";
 
 /// A, B, then C, a restart point that fails until `fixed` exists.
 fn abc(b_command: &str) -> String {
-    format!(
-        r#"
-id: {ID}
-name: options
-{CKPT}
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
+    package_yaml(
+        "options",
+        CKPT,
+        &format!(
+            r#"  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
   - {{ name: B, type: process, command: "{b_command}" }}
   - {{ name: C, type: process, command: "echo C >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
 "#
+        ),
     )
 }
 
 #[test]
 fn recorded_failure_feeds_its_successors_constraints_on_restart() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: failure_paths
-max_errors: 2
-{CKPT}
-tasks:
-  - {{ name: Soft, type: process, command: "echo Soft >> ledger.txt; exit 1" }}
-  - {{ name: OnFailure, type: process, command: "echo OnFailure >> ledger.txt", after: [{{ task: Soft, on: failure }}] }}
-  - {{ name: OnSuccess, type: process, command: "echo OnSuccess >> ledger.txt", after: [Soft] }}
-  - {{ name: Hard, type: process, command: "echo Hard >> ledger.txt; test -f fixed", after: [OnFailure], fail_package_on_failure: true }}
-"#
+    let yaml = package_yaml(
+        "failure_paths",
+        &(CKPT.to_owned()
+            + r#"max_errors: 2
+"#),
+        r#"  - { name: Soft, type: process, command: "echo Soft >> ledger.txt; exit 1" }
+  - { name: OnFailure, type: process, command: "echo OnFailure >> ledger.txt", after: [{ task: Soft, on: failure }] }
+  - { name: OnSuccess, type: process, command: "echo OnSuccess >> ledger.txt", after: [Soft] }
+  - { name: Hard, type: process, command: "echo Hard >> ledger.txt; test -f fixed", after: [OnFailure], fail_package_on_failure: true }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     sb.run().output().exit(1);
@@ -129,7 +126,7 @@ fn description_change_is_not_a_changed_definition() {
 fn iterations_package(name: &str, items: &str, command: &str) -> String {
     package_yaml(
         name,
-        &format!("{CKPT}\n{ITEM_VARIABLE}"),
+        &format!("{CKPT}{ITEM_VARIABLE}"),
         &foreach_loop(&format!("items: [{items}]"), "Item", true, command),
     )
 }
@@ -209,7 +206,7 @@ fn equal_items_added_since_run_beyond_those_finished() {
 fn plan_counts_only_finished_files_that_are_still_there() {
     let yaml = package_yaml(
         "files",
-        &format!("{CKPT}\nvariables:\n  File: {{ type: string, value: \"\" }}\n"),
+        &format!("{CKPT}variables:\n  File: {{ type: string, value: \"\" }}\n"),
         &foreach_loop(
             r#"files: { folder: in, pattern: "*.txt", retrieve: name }"#,
             "File",
@@ -236,23 +233,21 @@ fn plan_counts_only_finished_files_that_are_still_there() {
 }
 
 fn secret_package() -> String {
-    format!(
-        r#"
-id: {ID}
-name: secrets
-{CKPT}
-variables:
-  Token: {{ type: string, value: "", sensitive: true }}
-  Seen: {{ type: string, value: "" }}
-tasks:
-  - {{ name: Copy, type: expression, expr: '@[User::Token] = @[User::Token] + "-used"' }}
-  - {{ name: Fail, type: process, command: "echo Fail >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
+    package_yaml(
+        "secrets",
+        &(CKPT.to_owned()
+            + r#"variables:
+  Token: { type: string, value: "", sensitive: true }
+  Seen: { type: string, value: "" }
+"#),
+        r#"  - { name: Copy, type: expression, expr: '@[User::Token] = @[User::Token] + "-used"' }
+  - { name: Fail, type: process, command: "echo Fail >> ledger.txt; test -f fixed", fail_package_on_failure: true }
   - name: Use
     type: process
     command: "echo placeholder"
     expressions:
       command: '"echo " + @[User::Token] + " >> out.txt"'
-"#
+"#,
     )
 }
 
@@ -323,23 +318,21 @@ fn sensitive_values_without_a_key_are_left_out_and_a_restart_needing_them_says_s
 /// first run warns that the values are left out.
 #[test]
 fn sensitive_values_no_task_changed_restart_without_a_key() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: secrets_kept_as_given
-{CKPT}
-variables:
-  Token:  {{ type: string, value: "", env: SECRETS_TOKEN, sensitive: true }}
-  Salt:   {{ type: string, value: "pepper", sensitive: true }}
-tasks:
-  - {{ name: First, type: process, command: "echo First >> ledger.txt" }}
-  - {{ name: Gate, type: process, command: "echo Gate >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
+    let sb = Sandbox::with_package(&package_yaml(
+        "secrets_kept_as_given",
+        &(CKPT.to_owned()
+            + r#"variables:
+  Token:  { type: string, value: "", env: SECRETS_TOKEN, sensitive: true }
+  Salt:   { type: string, value: "pepper", sensitive: true }
+"#),
+        r#"  - { name: First, type: process, command: "echo First >> ledger.txt" }
+  - { name: Gate, type: process, command: "echo Gate >> ledger.txt; test -f fixed", fail_package_on_failure: true }
   - name: Use
     type: process
     command: "true"
     expressions:
       command: '"echo " + @[User::Token] + "/" + @[User::Salt] + " >> out.txt"'
-"#
+"#,
     ));
     sb.run()
         .env("SECRETS_TOKEN", SECRET)
@@ -374,16 +367,13 @@ tasks:
 
 #[test]
 fn restart_that_then_fails_without_a_restart_point_deletes_the_checkpoint() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: second_failure
-{CKPT}
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-  - {{ name: C, type: process, command: "echo C >> ledger.txt; test -f fixed_c" }}
-"#
+    let yaml = package_yaml(
+        "second_failure",
+        CKPT,
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
+  - { name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }
+  - { name: C, type: process, command: "echo C >> ledger.txt; test -f fixed_c" }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     sb.run().output().exit(1);
@@ -405,18 +395,16 @@ tasks:
 
 #[test]
 fn restart_point_among_several_failures_keeps_the_file_and_rerun_runs_only_the_restart_point() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: two_failures
-{CKPT}
-flow: parallel
+    let yaml = package_yaml(
+        "two_failures",
+        &(CKPT.to_owned()
+            + r#"flow: parallel
 max_errors: 5
-tasks:
-  - {{ name: Flagged, type: process, command: "echo Flagged >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-  - {{ name: Plain, type: process, command: "echo Plain >> ledger.txt; sleep 0.5; test -f fixed" }}
-  - {{ name: Fine, type: process, command: "echo Fine >> ledger.txt; sleep 0.5" }}
-"#
+"#),
+        r#"  - { name: Flagged, type: process, command: "echo Flagged >> ledger.txt; test -f fixed", fail_package_on_failure: true }
+  - { name: Plain, type: process, command: "echo Plain >> ledger.txt; sleep 0.5; test -f fixed" }
+  - { name: Fine, type: process, command: "echo Fine >> ledger.txt; sleep 0.5" }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     sb.run().output().exit(1);
@@ -447,15 +435,13 @@ tasks:
 
 #[test]
 fn for_loop_is_an_atomic_unit_and_reruns_from_its_start() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: for_loop
-{CKPT}
-variables:
-  i: {{ type: int32, value: 0 }}
-tasks:
-  - {{ name: Before, type: process, command: "echo Before >> ledger.txt" }}
+    let yaml = package_yaml(
+        "for_loop",
+        &(CKPT.to_owned()
+            + r#"variables:
+  i: { type: int32, value: 0 }
+"#),
+        r#"  - { name: Before, type: process, command: "echo Before >> ledger.txt" }
   - name: Loop
     type: for_loop
     init: '@[User::i] = 0'
@@ -468,7 +454,7 @@ tasks:
         command: "echo placeholder"
         expressions:
           command: '"echo i" + (DT_WSTR, 5) @[User::i] + " >> ledger.txt; test " + (DT_WSTR, 5) @[User::i] + " -ne 2 || test -f fixed"'
-"#
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     sb.run().output().exit(1);
@@ -481,21 +467,18 @@ tasks:
 
 #[test]
 fn transacted_container_is_an_atomic_unit_and_reruns_whole() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: transacted
-{CKPT}
-tasks:
-  - {{ name: Before, type: process, command: "echo Before >> ledger.txt" }}
+    let yaml = package_yaml(
+        "transacted",
+        CKPT,
+        r#"  - { name: Before, type: process, command: "echo Before >> ledger.txt" }
   - name: Tx
     type: sequence
     transaction: required
     fail_package_on_failure: true
     tasks:
-      - {{ name: T1, type: process, command: "echo T1 >> ledger.txt" }}
-      - {{ name: T2, type: process, command: "echo T2 >> ledger.txt; test -f fixed" }}
-"#
+      - { name: T1, type: process, command: "echo T1 >> ledger.txt" }
+      - { name: T2, type: process, command: "echo T2 >> ledger.txt; test -f fixed" }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     sb.run().output().exit(1);
@@ -513,18 +496,16 @@ tasks:
 /// script task (a fingerprint covers the definition, not the files it names).
 #[test]
 fn a_script_file_written_by_an_earlier_task_is_not_a_change_on_restart() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: generated
-{CKPT}
-variables:
-  N: {{ type: int32, value: 0 }}
-tasks:
-  - {{ name: Generate, type: process, command: "printf 'N = N + 1;' > gen.rhai" }}
-  - {{ name: Compute, type: script, file: gen.rhai, write_vars: [User::N], after: [Generate] }}
-  - {{ name: C, type: process, command: "echo C >> ledger.txt; test -f fixed", fail_package_on_failure: true, after: [Compute] }}
-"#
+    let sb = Sandbox::with_package(&package_yaml(
+        "generated",
+        &(CKPT.to_owned()
+            + r#"variables:
+  N: { type: int32, value: 0 }
+"#),
+        r#"  - { name: Generate, type: process, command: "printf 'N = N + 1;' > gen.rhai" }
+  - { name: Compute, type: script, file: gen.rhai, write_vars: [User::N], after: [Generate] }
+  - { name: C, type: process, command: "echo C >> ledger.txt; test -f fixed", fail_package_on_failure: true, after: [Compute] }
+"#,
     ));
     sb.run().output().exit(1);
     sb.take_ledger();

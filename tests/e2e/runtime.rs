@@ -9,17 +9,14 @@ use crate::support::*;
 
 #[test]
 fn summary_reports_succeeded_failed_restored_not_run_and_disabled() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: statuses
-checkpoint: {{ file: st.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: Off, type: process, command: "echo Off >> ledger.txt", disabled: true }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-  - {{ name: C, type: process, command: "echo C >> ledger.txt" }}
-"#
+    let yaml = package_yaml(
+        "statuses",
+        &checkpoint_at("st.ckpt"),
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
+  - { name: Off, type: process, command: "echo Off >> ledger.txt", disabled: true }
+  - { name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }
+  - { name: C, type: process, command: "echo C >> ledger.txt" }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
 
@@ -53,14 +50,12 @@ tasks:
 
 #[test]
 fn every_json_log_line_is_an_object_and_each_task_logs_start_and_finish() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: log
-tasks:
-  - {{ name: A, type: process, command: "echo hello-from-a" }}
-  - {{ name: B, type: process, command: "exit 3" }}
-"#
+    let yaml = package_yaml(
+        "log",
+        "",
+        r#"  - { name: A, type: process, command: "echo hello-from-a" }
+  - { name: B, type: process, command: "exit 3" }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     let out = sb.run().args(["--log", "json"]).output().exit(1);
@@ -86,14 +81,12 @@ tasks:
 
 #[test]
 fn report_option_writes_the_run_summary_as_json() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: report
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt", disabled: true }}
-"#
+    let yaml = package_yaml(
+        "report",
+        "",
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
+  - { name: B, type: process, command: "echo B >> ledger.txt", disabled: true }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     sb.run().args(["--report", "report.json"]).output().exit(0);
@@ -107,17 +100,15 @@ tasks:
 
 #[test]
 fn timeout_fails_the_task_and_kills_its_whole_process_tree() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: timeout
-tasks:
-  - name: Slow
+    let yaml = package_yaml(
+        "timeout",
+        "",
+        r#"  - name: Slow
     type: process
     timeout: 1s
     command: "(sleep 3; echo grandchild >> ledger.txt) & sleep 3; echo child >> ledger.txt"
-  - {{ name: After, type: process, command: "echo After >> ledger.txt" }}
-"#
+  - { name: After, type: process, command: "echo After >> ledger.txt" }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     let start = Instant::now();
@@ -138,12 +129,10 @@ tasks:
 
 #[test]
 fn retries_run_a_failing_task_again_until_it_succeeds() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: retries
-tasks:
-  - name: Flaky
+    let yaml = package_yaml(
+        "retries",
+        "",
+        r#"  - name: Flaky
     type: process
     retries: 3
     retry_delay: 10ms
@@ -153,7 +142,7 @@ tasks:
     retries: 1
     retry_delay: 10ms
     command: "echo hopeless >> hopeless.txt; exit 1"
-"#
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     let out = sb.run().args(["--log", "json"]).output().exit(1);
@@ -180,16 +169,13 @@ tasks:
 }
 
 fn cancel_with(signal: libc::c_int) {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: cancel
-checkpoint: {{ file: c.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt; test -f fast || sleep 30" }}
-  - {{ name: C, type: process, command: "echo C >> ledger.txt" }}
-"#
+    let yaml = package_yaml(
+        "cancel",
+        &checkpoint_at("c.ckpt"),
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
+  - { name: B, type: process, command: "echo B >> ledger.txt; test -f fast || sleep 30" }
+  - { name: C, type: process, command: "echo C >> ledger.txt" }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     let run = sb.run().spawn();
@@ -271,16 +257,14 @@ fn max_concurrent_bounds_how_many_tasks_run_at_once() {
 /// executables listed.
 #[test]
 fn text_summary_counts_completed_and_every_other_status() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: counts
-flow: parallel
-tasks:
-  - {{ name: A, type: process, command: "true" }}
-  - {{ name: Done, type: process, command: "false", force_result: completion }}
-  - {{ name: Off, type: process, command: "true", disabled: true }}
-"#
+    let yaml = package_yaml(
+        "counts",
+        r#"flow: parallel
+"#,
+        r#"  - { name: A, type: process, command: "true" }
+  - { name: Done, type: process, command: "false", force_result: completion }
+  - { name: Off, type: process, command: "true", disabled: true }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     let out = sb.run().output().exit(0);
@@ -301,14 +285,12 @@ tasks:
 /// and how all its runs ended, so `failed x3` does not hide two successes.
 #[test]
 fn summary_tallies_how_a_loop_child_ended_in_every_iteration() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: tally
-variables:
-  Item: {{ type: string }}
-tasks:
-  - name: Each
+    let yaml = package_yaml(
+        "tally",
+        r#"variables:
+  Item: { type: string }
+"#,
+        r#"  - name: Each
     type: foreach
     items: [a, b, c]
     map: [User::Item]
@@ -316,9 +298,9 @@ tasks:
       - name: Work
         type: process
         command: "true"
-        expressions: {{ command: '"test " + @[User::Item] + " != c"' }}
-  - {{ name: Once, type: process, command: "true", after: [{{ task: Each, on: completion }}] }}
-"#
+        expressions: { command: '"test " + @[User::Item] + " != c"' }
+  - { name: Once, type: process, command: "true", after: [{ task: Each, on: completion }] }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     let out = sb.run().output().exit(1);

@@ -17,20 +17,22 @@ fn store(test: &str) -> Option<String> {
 /// when `flaky`.
 fn row_of_five(key: &str, lease: &str, pause: &str, flaky: bool) -> String {
     let c = if flaky { "; test -f fixed" } else { "" };
-    format!(
-        r#"
-id: {ID}
-name: five
-connections:
+    package_yaml(
+        "five",
+        &format!(
+            r#"connections:
   state: {{ kind: postgres, url_env: CHECKFLOW_STATE_URL }}
 checkpoint: {{ store: state, key: {key}, lease: {lease}, usage: if_exists, save: true }}
-tasks:
-  - {{ name: A, type: process, command: "sleep {pause}; echo A >> ledger.txt" }}
+"#
+        ),
+        &format!(
+            r#"  - {{ name: A, type: process, command: "sleep {pause}; echo A >> ledger.txt" }}
   - {{ name: B, type: process, command: "sleep {pause}; echo B >> ledger.txt" }}
   - {{ name: C, type: process, command: "sleep {pause}; echo C >> ledger.txt{c}", fail_package_on_failure: true }}
   - {{ name: D, type: process, command: "sleep {pause}; echo D >> ledger.txt" }}
   - {{ name: E, type: process, command: "sleep {pause}; echo E >> ledger.txt" }}
 "#
+        ),
     )
 }
 
@@ -266,20 +268,20 @@ fn bad_stores_and_settings_fail_with_clear_errors_and_their_exit_codes() {
 
 /// A package for the queue: one task per run, appending its run's number.
 fn numbered(lease: &str) -> String {
-    format!(
-        r#"
-id: {ID}
-name: numbered
-variables:
+    package_yaml(
+        "numbered",
+        &format!(
+            r#"variables:
   N: {{ type: int32, value: 0 }}
 checkpoint: {{ key_expr: '"n-" + (DT_WSTR, 10) @[User::N]', lease: {lease} }}
-tasks:
-  - name: Append
+"#
+        ),
+        r#"  - name: Append
     type: process
     command: "true"
     expressions:
-      command: '"echo " + (DT_WSTR, 10) @[User::N] + " >> ledger.txt; echo ${{CHECKFLOW_WORKER_STORE:-none}} >> env.txt"'
-"#
+      command: '"echo " + (DT_WSTR, 10) @[User::N] + " >> ledger.txt; echo ${CHECKFLOW_WORKER_STORE:-none} >> env.txt"'
+"#,
     )
 }
 
@@ -399,19 +401,17 @@ fn workers_killed_at_random_twenty_times_finish_every_run() {
     let Some(url) = store("store_kill_loop") else {
         return;
     };
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: chain
-variables:
-  N: {{ type: int32, value: 0 }}
-checkpoint: {{ key_expr: '"c-" + (DT_WSTR, 10) @[User::N]', lease: 1s }}
-tasks:
-  - {{ name: T1, type: process, command: "true", expressions: {{ command: '"sleep 0.2; echo " + (DT_WSTR, 10) @[User::N] + "-T1 >> ledger.txt"' }} }}
-  - {{ name: T2, type: process, command: "true", expressions: {{ command: '"sleep 0.2; echo " + (DT_WSTR, 10) @[User::N] + "-T2 >> ledger.txt"' }} }}
-  - {{ name: T3, type: process, command: "true", expressions: {{ command: '"sleep 0.2; echo " + (DT_WSTR, 10) @[User::N] + "-T3 >> ledger.txt"' }} }}
-  - {{ name: T4, type: process, command: "true", expressions: {{ command: '"sleep 0.2; echo " + (DT_WSTR, 10) @[User::N] + "-T4 >> ledger.txt"' }} }}
-"#
+    let sb = Sandbox::with_package(&package_yaml(
+        "chain",
+        r#"variables:
+  N: { type: int32, value: 0 }
+checkpoint: { key_expr: '"c-" + (DT_WSTR, 10) @[User::N]', lease: 1s }
+"#,
+        r#"  - { name: T1, type: process, command: "true", expressions: { command: '"sleep 0.2; echo " + (DT_WSTR, 10) @[User::N] + "-T1 >> ledger.txt"' } }
+  - { name: T2, type: process, command: "true", expressions: { command: '"sleep 0.2; echo " + (DT_WSTR, 10) @[User::N] + "-T2 >> ledger.txt"' } }
+  - { name: T3, type: process, command: "true", expressions: { command: '"sleep 0.2; echo " + (DT_WSTR, 10) @[User::N] + "-T3 >> ledger.txt"' } }
+  - { name: T4, type: process, command: "true", expressions: { command: '"sleep 0.2; echo " + (DT_WSTR, 10) @[User::N] + "-T4 >> ledger.txt"' } }
+"#,
     ));
     let runs = 8;
     for n in 1..=runs {
@@ -689,16 +689,14 @@ fn workers_follow_the_restart_policy_refuse_a_changed_package_and_hand_back_on_s
         return;
     };
     // B fails on its first try only.
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: policy
-checkpoint: {{ key: policy, lease: 2s }}
-restart: {{ attempts: 2, delay: 200ms, backoff: 2 }}
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt; test $(grep -c B ledger.txt) -ge 2", fail_package_on_failure: true }}
-"#
+    let sb = Sandbox::with_package(&package_yaml(
+        "policy",
+        r#"checkpoint: { key: policy, lease: 2s }
+restart: { attempts: 2, delay: 200ms, backoff: 2 }
+"#,
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
+  - { name: B, type: process, command: "echo B >> ledger.txt; test $(grep -c B ledger.txt) -ge 2", fail_package_on_failure: true }
+"#,
     ));
     submit(&sb, &url, &[]).output().exit(0);
     worker(&sb, &url, &["--exit-when-done", "--lease", "2s"])

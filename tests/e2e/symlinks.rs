@@ -373,18 +373,17 @@ fn a_link_or_a_fifo_at_a_package_cache_entry_is_not_followed_and_is_replaced() {
 
 #[test]
 fn a_fifo_as_a_tasks_input_file_fails_the_task_at_once() {
-    let sb = Sandbox::with_package(&format!(
-        r#"id: {ID}
-name: inputs
-max_errors: 2
+    let sb = Sandbox::with_package(&package_yaml(
+        "inputs",
+        r#"max_errors: 2
 flow: parallel
 connections:
-  dw: {{ kind: sqlite, path: dw.db }}
-tasks:
-  - {{ name: Create, type: sql, connection: dw, sql: "CREATE TABLE t (id INTEGER, name TEXT)" }}
-  - {{ name: Load, type: bulk_insert, connection: dw, table: t, file: rows.csv, after: [Create] }}
-  - {{ name: Compute, type: script, file: code.rhai }}
-"#
+  dw: { kind: sqlite, path: dw.db }
+"#,
+        r#"  - { name: Create, type: sql, connection: dw, sql: "CREATE TABLE t (id INTEGER, name TEXT)" }
+  - { name: Load, type: bulk_insert, connection: dw, table: t, file: rows.csv, after: [Create] }
+  - { name: Compute, type: script, file: code.rhai }
+"#,
     ));
     mkfifo(&sb.join("rows.csv"));
     mkfifo(&sb.join("code.rhai"));
