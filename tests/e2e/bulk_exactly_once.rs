@@ -71,29 +71,10 @@ fn facts(db: &Db, head: &str, tasks: &str) -> String {
 fn stop_then_finish(db: &Db, point: &str, load: &str) -> (Output, Output) {
     let sb = sales_package(db, load);
     sb.touch("fixed");
-    let stopped = db.run(&sb, "package.yaml").failpoint(point).output();
-    assert_eq!(
-        stopped.code,
-        stopped_code(point),
-        "{}: {point}\n{stopped:?}",
-        db.kind
-    );
-    let finished = db.run(&sb, "package.yaml").output().exit(0);
-    assert_eq!(
-        count(&sb, db),
-        (100, 100),
-        "{}: stopped at {point}, every row once\n{stopped:?}\n{finished:?}",
-        db.kind
-    );
-    if load.contains("resume: true") {
-        assert_eq!(
-            progress(&sb, db),
-            vec![vec![Value::from(100), Value::from(1)]],
-            "{}: {point}: the progress row says done",
-            db.kind
-        );
-    }
-    (stopped, finished)
+    let progress = load
+        .contains("resume: true")
+        .then_some("checkflow_load_progress");
+    db.stop_then_finish(&sb, point, "fact_sales", progress)
 }
 
 #[test]

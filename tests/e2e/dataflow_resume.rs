@@ -9,12 +9,12 @@ use crate::dataflow::{SRC, rejected};
 use crate::pg::{Db, databases};
 use crate::support::*;
 
+/// The two tables together, as a `FROM` clause.
+const BOTH_TABLES: &str = "(SELECT id FROM even_sales UNION ALL SELECT id FROM odd_sales) x";
+
 /// (rows, distinct ids) in the two tables together.
 fn count(sb: &Sandbox, db: &Db) -> (i64, i64) {
-    db.id_counts(
-        sb,
-        "(SELECT id FROM even_sales UNION ALL SELECT id FROM odd_sales) x",
-    )
+    db.id_counts(sb, BOTH_TABLES)
 }
 
 /// `progress`, or no row while the flow has not made its progress table
@@ -73,28 +73,9 @@ fn package(db: &Db, rows: u32, commit_rows: u32) -> Sandbox {
 /// end: every row is in the tables once and the progress row says done.
 fn stop_then_finish(db: &Db, point: &str) -> (Output, Output) {
     let sb = package(db, 100, 25);
-    let stopped = db.run(&sb, "package.yaml").failpoint(point).output();
-    assert_eq!(
-        stopped.code,
-        stopped_code(point),
-        "{}: {point}\n{stopped:?}",
-        db.kind
-    );
-    let finished = db.run(&sb, "package.yaml").output().exit(0);
-    assert_eq!(
-        count(&sb, db),
-        (100, 100),
-        "{}: stopped at {point}, every row once\n{stopped:?}\n{finished:?}",
-        db.kind
-    );
-    assert_eq!(
-        progress(&sb, db),
-        vec![vec![Value::from(100), Value::from(1)]],
-        "{}: {point}: the progress row says done",
-        db.kind
-    );
+    let ran = db.stop_then_finish(&sb, point, BOTH_TABLES, Some("checkflow_flow_progress"));
     assert_eq!(sb.ledger(), ["After"], "{}: {point}", db.kind);
-    (stopped, finished)
+    ran
 }
 
 #[test]

@@ -63,6 +63,47 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Runs `package.yaml`, which loads ids 1 to 100 into `table` (a `FROM`
+    /// clause, as for [`Db::id_counts`]), stopped at the crash point `point`
+    /// (it must end as [`crate::support::stopped_code`] says), then again to
+    /// its end: every row is then in `table` once and, when `progress` names
+    /// a progress table, its row says done. Returns both runs' output.
+    #[track_caller]
+    pub fn stop_then_finish(
+        &self,
+        sb: &crate::support::Sandbox,
+        point: &str,
+        table: &str,
+        progress: Option<&str>,
+    ) -> (crate::support::Output, crate::support::Output) {
+        let kind = self.kind;
+        let stopped = self.run(sb, "package.yaml").failpoint(point).output();
+        assert_eq!(
+            stopped.code,
+            crate::support::stopped_code(point),
+            "{kind}: {point}\n{stopped:?}"
+        );
+        let finished = self.run(sb, "package.yaml").output().exit(0);
+        assert_eq!(
+            self.id_counts(sb, table),
+            (100, 100),
+            "{kind}: stopped at {point}, every row once\n{stopped:?}\n{finished:?}"
+        );
+        if let Some(progress) = progress {
+            assert_eq!(
+                self.progress(sb, progress),
+                vec![vec![
+                    serde_json::Value::from(100),
+                    serde_json::Value::from(1)
+                ]],
+                "{kind}: {point}: the progress row says done"
+            );
+        }
+        (stopped, finished)
+    }
+}
+
 /// SQLite always; PostgreSQL when the test cluster is there (its URL comes
 /// from the environment, `url_env`, as a package would take a secret).
 pub fn databases(test: &str) -> Vec<Db> {
