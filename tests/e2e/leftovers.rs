@@ -142,12 +142,7 @@ fn rerun_after_kill_9_ends_the_whole_tree_of_the_killed_copy_before_running_the_
         "the killed copy's children outlive checkflow"
     );
 
-    sb.write("mode", "check a");
-    let out = sb
-        .run()
-        .output()
-        .exit(0)
-        .says("left running in an earlier run");
+    let out = rerun_ending_leftovers(&sb);
     for pid in &children {
         assert!(
             out.all().contains(&pid.to_string()),
@@ -180,12 +175,7 @@ fn a_restart_leaves_alone_the_processes_of_another_checkpoint() {
     let (b_children, _) = pids(&sb, "b");
     assert!(b_children.iter().all(|p| alive(*p)));
 
-    sb.write("mode", "check a");
-    let out = sb
-        .run()
-        .output()
-        .exit(0)
-        .says("left running in an earlier run");
+    let out = rerun_ending_leftovers(&sb);
     assert_eq!(sb.read("a.check"), "checked\n");
     let all = out.all();
     let warning: Vec<&str> = all.lines().filter(|l| l.contains("left running")).collect();
@@ -201,6 +191,16 @@ fn a_restart_leaves_alone_the_processes_of_another_checkpoint() {
     }
     let (a_children, _) = pids(&sb, "a");
     assert!(a_children.iter().all(|p| !alive(*p)));
+}
+
+/// The rerun in `check a` mode after a killed run: it succeeds and says it
+/// found processes left running by the earlier run.
+fn rerun_ending_leftovers(sb: &Sandbox) -> Output {
+    sb.write("mode", "check a");
+    sb.run()
+        .output()
+        .exit(0)
+        .says("left running in an earlier run")
 }
 
 /// Runs the package with `CHECKFLOW_TEST_FAILPOINT=point`, expecting `code`.
@@ -282,11 +282,7 @@ fn a_child_package_of_a_killed_parent_leaves_nothing_for_the_parents_rerun_to_ru
         "some of the killed copy's children outlive checkflow"
     );
 
-    sb.write("mode", "check a");
-    sb.run()
-        .output()
-        .exit(0)
-        .says("task \"Child\" left running in an earlier run");
+    rerun_ending_leftovers(&sb).says("task \"Child\" left running in an earlier run");
     assert_eq!(sb.read("a.check"), "checked\n");
     assert_eq!(sb.take_ledger(), names(&["Load a"]));
 }
