@@ -22,14 +22,7 @@ fn blog_table(flag: &str) -> String {
 
 /// A, then B (a restart point that fails until the file `fixed` exists), then C.
 fn abc(checkpoint: &str) -> String {
-    package_yaml(
-        "abc",
-        &format!("{checkpoint}\n"),
-        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
-  - { name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }
-  - { name: C, type: process, command: "echo C >> ledger.txt" }
-"#,
-    )
+    package_yaml("abc", &format!("{checkpoint}\n"), A_FAILING_B_C)
 }
 
 #[test]
@@ -96,9 +89,7 @@ fn usage_never_ignores_an_existing_checkpoint_and_save_starts_a_new_one() {
     );
 
     // The file exists but is not read: A runs again.
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["A", "B", "C"]));
+    assert_eq!(sb.rerun_fixed(), names(&["A", "B", "C"]));
     assert!(!sb.exists("n.ckpt"), "success deletes the file");
 }
 
@@ -113,9 +104,7 @@ fn usage_if_exists_starts_fresh_without_a_file_then_restarts_from_the_one_it_cre
     assert_eq!(sb.take_ledger(), names(&["A", "B"]));
     assert!(sb.exists("state/ie.ckpt"), "the first run creates the file");
 
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["B", "C"]));
+    assert_eq!(sb.rerun_fixed(), names(&["B", "C"]));
 }
 
 #[test]
@@ -236,9 +225,7 @@ fn success_deletes_the_checkpoint_and_the_next_run_starts_from_the_beginning() {
     assert_eq!(sb.take_ledger(), names(&["A", "B"]));
     assert!(sb.exists("s.ckpt"));
 
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["B", "C"]));
+    assert_eq!(sb.rerun_fixed(), names(&["B", "C"]));
     assert!(!sb.exists("s.ckpt"), "success deletes the file");
 
     sb.run().output().exit(0);
@@ -398,9 +385,7 @@ fn checkpoint_torn_in_its_last_record_restarts_from_the_records_before_it() {
         "the torn record is dropped"
     );
 
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["C", "D"]));
+    assert_eq!(sb.rerun_fixed(), names(&["C", "D"]));
 }
 
 #[test]

@@ -178,14 +178,7 @@ fn checkpoint_file_is_owner_only() {
 
 #[test]
 fn plan_json_says_restore_for_recorded_and_run_for_the_rest_and_changes_nothing() {
-    let yaml = package_yaml(
-        "plan",
-        &checkpoint_at("p.ckpt"),
-        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
-  - { name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }
-  - { name: C, type: process, command: "echo C >> ledger.txt" }
-"#,
-    );
+    let yaml = package_yaml("plan", &checkpoint_at("p.ckpt"), A_FAILING_B_C);
     let sb = Sandbox::with_package(&yaml);
     sb.run().output().exit(1);
     sb.take_ledger();
@@ -382,18 +375,7 @@ fn plain_scalars_keep_their_text() {
 /// dtexec's `/SET` syntax, both forms, as SSIS job scripts write it.
 #[test]
 fn set_accepts_dtexecs_property_path_forms() {
-    let sb = Sandbox::with_package(&package_yaml(
-        "set",
-        r#"variables:
-  Day: { type: string, value: "none" }
-"#,
-        r#"  - name: Show
-    type: process
-    command: "true"
-    expressions:
-      command: '"echo day=" + @[User::Day] + " >> ledger.txt"'
-"#,
-    ));
+    let sb = Sandbox::with_package(&show_day_package("set", ""));
     for set in [
         r"\Package.Variables[User::Day].Properties[Value];2026-11-21",
         r"\Package.Variables[User::Day].Value;2026-11-21",

@@ -15,16 +15,8 @@ use std::process::Command;
 
 use crate::support::*;
 
-const PKG_TASKS: &str = r#"tasks:
-  - { name: A, type: process, command: "echo A >> ledger.txt" }
-  - { name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }
-  - { name: C, type: process, command: "echo C >> ledger.txt" }
-"#;
-
 fn package(checkpoint: &str) -> String {
-    format!(
-        "id: {ID}\nname: disk_errors\ncheckpoint: {{ file: {checkpoint}, usage: if_exists, save: true }}\n{PKG_TASKS}"
-    )
+    package_yaml("disk_errors", &checkpoint_at(checkpoint), A_FAILING_B_C)
 }
 
 /// Whether this process may write into a folder with mode 0555 (root may).

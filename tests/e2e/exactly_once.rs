@@ -171,9 +171,7 @@ variables:
         Value::from(0),
         "the loop's unfinished changes are not in the checkpoint: {doc}"
     );
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["total=5"]));
+    assert_eq!(sb.rerun_fixed(), names(&["total=5"]));
 }
 
 /// A failure restored from the checkpoint still counts against `max_errors`:
@@ -239,7 +237,5 @@ fn a_branch_failing_after_the_package_failed_is_not_recorded_and_runs_again() {
         "nothing on the failure chain is recorded: {:?}",
         sb.completed("run.ckpt")
     );
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sorted(sb.take_ledger()), names(&["Early", "Late"]));
+    assert_eq!(sorted(sb.rerun_fixed()), names(&["Early", "Late"]));
 }

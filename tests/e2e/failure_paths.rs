@@ -52,9 +52,7 @@ fn fail_package_on_failure_cuts_the_failure_path_and_keeps_the_checkpoint() {
     sb.run().output().exit(1);
     assert_eq!(sb.take_ledger(), names(&["Load"]));
     assert!(sb.exists("run.ckpt"));
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["Load"]));
+    assert_eq!(sb.rerun_fixed(), names(&["Load"]));
 }
 
 /// Nothing but the failure's own paths starts in a container that reached

@@ -61,19 +61,7 @@ fn help_examples_of_run_work_on_a_first_run() {
     // checkpoint file yet).
     sb.write(
         "nightly.yaml",
-        &package_yaml(
-            "nightly",
-            r#"checkpoint: { file: state/nightly.ckpt }
-variables:
-  Day: { type: string, value: "none" }
-"#,
-            r#"  - name: Show
-    type: process
-    command: "true"
-    expressions:
-      command: '"echo day=" + @[User::Day] + " >> ledger.txt"'
-"#,
-        ),
+        &show_day_package("nightly", "checkpoint: { file: state/nightly.ckpt }\n"),
     );
     let run = examples
         .iter()
@@ -382,13 +370,8 @@ fn is_uuid(s: &str) -> bool {
 /// plan shows the failure path as the README prints it.
 #[test]
 fn readme_annotated_package_warns_about_the_key_as_the_readme_explains() {
-    let readme = std::fs::read_to_string("README.md").expect("read README.md");
-    let at = readme
-        .find("## A package, annotated")
-        .expect("the README's annotated package");
-    let start = readme[at..].find("```yaml\n").expect("its YAML block") + at + "```yaml\n".len();
-    let end = readme[start..].find("```").expect("the block's end") + start;
-    let sb = Sandbox::with_package(&readme[start..end]);
+    let readme = readme();
+    let sb = Sandbox::with_package(yaml_block_after(&readme, "## A package, annotated"));
     let warning = "CHECKFLOW_KEY is not set: the values of sensitive variable(s)\nUser::ApiToken are left out of the checkpoint";
     assert!(
         readme.contains(&format!("`{warning}")),

@@ -31,9 +31,7 @@ fn parallel_branch_that_finishes_is_recorded_and_rerun_runs_only_the_failed_bran
         vec![("Slow".to_owned(), "success".to_owned())]
     );
 
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sorted(sb.take_ledger()), names(&["Fast", "Join", "Next"]));
+    assert_eq!(sorted(sb.rerun_fixed()), names(&["Fast", "Join", "Next"]));
 }
 
 #[test]
@@ -56,9 +54,7 @@ fn flow_parallel_branch_that_finishes_is_recorded_and_rerun_runs_only_the_failed
         vec![("Slow".to_owned(), "success".to_owned())]
     );
 
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["Fast"]));
+    assert_eq!(sb.rerun_fixed(), names(&["Fast"]));
 }
 
 /// A task, then a foreach over a..e whose third item fails until `fixed`
@@ -91,9 +87,7 @@ fn foreach_failing_at_third_item_reruns_the_whole_loop() {
         "a loop's children are not recorded"
     );
 
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["a", "b", "c", "d", "e"]));
+    assert_eq!(sb.rerun_fixed(), names(&["a", "b", "c", "d", "e"]));
 }
 
 #[test]
@@ -214,9 +208,7 @@ fn task_failing_its_parent_sequence_runs_again_on_restart_and_recorded_siblings_
         "the failure chain is not recorded: {done:?}"
     );
 
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["S2", "S3", "Last"]));
+    assert_eq!(sb.rerun_fixed(), names(&["S2", "S3", "Last"]));
 }
 
 #[test]
@@ -249,9 +241,7 @@ fn restart_unit_sequence_runs_again_whole_but_steps_before_it_do_not() {
         "children of a restart unit are not recorded"
     );
 
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["Step3", "Step4"]));
+    assert_eq!(sb.rerun_fixed(), names(&["Step3", "Step4"]));
 }
 
 #[test]

@@ -147,9 +147,7 @@ fn checkpoint_iterations_are_keyed_by_item_not_position_when_the_collection_chan
         "package.yaml",
         &iterations_package("iterations", "new, a, c, d", &echo_failing_at_c("Item")),
     );
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["new", "c", "d"]));
+    assert_eq!(sb.rerun_fixed(), names(&["new", "c", "d"]));
 }
 
 /// A loop over `items` whose work fails the second time it sees the same
@@ -184,9 +182,7 @@ fn restart_reruns_the_failed_one_of_two_equal_items() {
     assert_eq!(sb.take_ledger(), names(&["a", "a"]));
     // One `a` finished: the restart skips one, and runs the other and b.
     assert_eq!(plan_skips(&sb), 1);
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["a", "b"]));
+    assert_eq!(sb.rerun_fixed(), names(&["a", "b"]));
 }
 
 #[test]
@@ -227,9 +223,7 @@ fn plan_counts_only_finished_files_that_are_still_there() {
     let text = sb.cmd(["plan", "package.yaml"]).output().exit(0);
     assert_eq!(plan_skips(&sb), 1);
     text.says("skips 1 finished item(s)");
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["c"]));
+    assert_eq!(sb.rerun_fixed(), names(&["c"]));
 }
 
 fn secret_package() -> String {
@@ -428,9 +422,7 @@ max_errors: 5
         names(&["Fine:success", "Plain:failure"])
     );
 
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["Flagged"]));
+    assert_eq!(sb.rerun_fixed(), names(&["Flagged"]));
 }
 
 #[test]
@@ -460,9 +452,7 @@ fn for_loop_is_an_atomic_unit_and_reruns_from_its_start() {
     sb.run().output().exit(1);
     assert_eq!(sb.take_ledger(), names(&["Before", "i0", "i1", "i2"]));
 
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["i0", "i1", "i2", "i3"]));
+    assert_eq!(sb.rerun_fixed(), names(&["i0", "i1", "i2", "i3"]));
 }
 
 #[test]
@@ -486,9 +476,7 @@ fn transacted_container_is_an_atomic_unit_and_reruns_whole() {
     let done = completed_paths(&sb.show("o.ckpt"));
     assert_eq!(done.into_iter().collect::<Vec<_>>(), names(&["Before"]));
 
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["T1", "T2"]));
+    assert_eq!(sb.rerun_fixed(), names(&["T1", "T2"]));
 }
 
 /// A script file an earlier task writes is absent when the first run

@@ -101,6 +101,41 @@ pub fn echo_failing_at_c(var: &str) -> String {
     )
 }
 
+/// A package (`name`, with the `head` lines) whose variable `Day` ("none"
+/// unless set) its one task, `Show`, writes to the ledger as `day=DAY`.
+pub fn show_day_package(name: &str, head: &str) -> String {
+    package_yaml(
+        name,
+        &format!("{head}variables:\n  Day: {{ type: string, value: \"none\" }}\n"),
+        r#"  - name: Show
+    type: process
+    command: "true"
+    expressions:
+      command: '"echo day=" + @[User::Day] + " >> ledger.txt"'
+"#,
+    )
+}
+
+/// The repository's README (the tests run in the package's folder).
+pub fn readme() -> String {
+    fs::read_to_string("README.md").expect("read README.md")
+}
+
+/// The first ```yaml block of `text` after `heading`.
+#[track_caller]
+pub fn yaml_block_after<'a>(text: &'a str, heading: &str) -> &'a str {
+    let at = text
+        .find(heading)
+        .unwrap_or_else(|| panic!("no {heading:?} in the text"));
+    let start = text[at..]
+        .find("```yaml\n")
+        .unwrap_or_else(|| panic!("no YAML block after {heading:?}"))
+        + at
+        + "```yaml\n".len();
+    let end = text[start..].find("```").expect("the block's end") + start;
+    &text[start..end]
+}
+
 /// A sandbox holding a parent package, `package.yaml` (`name: parent`, with
 /// `head` and `tasks` as in [`package_yaml`]), and its child, `child.yaml`
 /// (with `child_head` and `child_tasks`, see [`child_yaml`]).
@@ -115,6 +150,13 @@ pub fn parent_and_child(head: &str, tasks: &str, child_head: &str, child_tasks: 
 pub const P1_CHILD_P2: &str = r#"  - { name: P1, type: process, command: "echo P1 >> ledger.txt" }
   - { name: Child, type: package, path: child.yaml, fail_package_on_failure: true }
   - { name: P2, type: process, command: "echo P2 >> ledger.txt" }
+"#;
+
+/// A package's tasks: `A`, then `B`, which fails the package until `fixed`
+/// exists (a restart point), then `C`.
+pub const A_FAILING_B_C: &str = r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
+  - { name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }
+  - { name: C, type: process, command: "echo C >> ledger.txt" }
 "#;
 
 /// A child's tasks: `C1`, then `C2`, which fails the package until `fixed`
@@ -423,6 +465,16 @@ impl Sandbox {
     /// `checkflow run package.yaml`.
     pub fn run(&self) -> Cmd {
         self.cmd(["run", "package.yaml"])
+    }
+
+    /// Makes `fixed` (the file the tests' failing tasks wait for), runs the
+    /// package again, which must succeed, and returns what that run wrote
+    /// to the ledger ([`Sandbox::take_ledger`]).
+    #[track_caller]
+    pub fn rerun_fixed(&self) -> Vec<String> {
+        self.touch("fixed");
+        self.run().output().exit(0);
+        self.take_ledger()
     }
 
     /// `checkflow checkpoint show REL --json`, which must succeed.

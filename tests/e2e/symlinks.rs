@@ -69,14 +69,11 @@ fn within_time(cmd: Cmd) -> Output {
     }
 }
 
-const TASKS: &str = r#"tasks:
-  - { name: A, type: process, command: "echo A >> ledger.txt" }
-"#;
+/// The one task of the packages here, `A`.
+const TASK_A: &str = "  - { name: A, type: process, command: \"echo A >> ledger.txt\" }\n";
 
 fn package(extra: &str) -> String {
-    format!(
-        "id: {ID}\nname: links\ncheckpoint: {{ file: run.ckpt, usage: if_exists, save: true }}\n{extra}{TASKS}"
-    )
+    package_yaml("links", &(checkpoint_at("run.ckpt") + extra), TASK_A)
 }
 
 #[test]
@@ -303,8 +300,10 @@ fn a_fifo_as_the_checkpoint_fails_at_once() {
 
 #[test]
 fn a_fifo_as_the_config_file_fails_at_once() {
-    let sb = Sandbox::with_package(&format!(
-        "id: {ID}\nname: links\nvariables:\n  N: {{ type: int32, value: 0 }}\n{TASKS}"
+    let sb = Sandbox::with_package(&package_yaml(
+        "links",
+        "variables:\n  N: { type: int32, value: 0 }\n",
+        TASK_A,
     ));
     mkfifo(&sb.join("config.yaml"));
     within_time(sb.run().args(["--config", "config.yaml"]))
