@@ -103,21 +103,14 @@ fn kill_9_at_random_moments_never_reruns_a_recorded_task_and_the_file_stays_read
             // Kill once a random number of tasks has started, plus a random
             // few milliseconds; the last attempts of a round run to the end.
             let kill_after = (attempt < 6).then(|| (rng.below(20), rng.below(40)));
-            let status = loop {
-                if let Some(status) = run.child.try_wait().expect("try_wait") {
-                    break Some(status);
-                }
-                if let Some((tasks, ms)) = kill_after
-                    && sb.ledger().len() - seen_before >= tasks as usize
-                {
+            let status = run.wait_or_kill(Duration::from_millis(2), || match kill_after {
+                Some((tasks, ms)) if sb.ledger().len() - seen_before >= tasks as usize => {
                     std::thread::sleep(Duration::from_millis(ms));
-                    run.child.kill().expect("kill -9");
-                    run.child.wait().expect("reap");
-                    kills += 1;
-                    break None;
+                    true
                 }
-                std::thread::sleep(Duration::from_millis(2));
-            };
+                _ => false,
+            });
+            kills += usize::from(status.is_none());
             let ledger = sb.ledger();
             for name in &ledger[seen_before..] {
                 let path = &paths[name];

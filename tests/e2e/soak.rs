@@ -123,17 +123,9 @@ fn a_package_of_every_commit_protocol_killed_at_random_200_times_loads_everythin
             // Up to 12 kills a round, then the round runs to its end.
             let kill_at = (attempt <= 12).then(|| Duration::from_millis(rng.below(span)));
             let started = Instant::now();
-            let status = loop {
-                if let Some(status) = run.child.try_wait().expect("try_wait") {
-                    break Some(status);
-                }
-                if kill_at.is_some_and(|k| started.elapsed() >= k) {
-                    run.child.kill().expect("kill -9");
-                    run.child.wait().expect("reap");
-                    break None;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            };
+            let status = run.wait_or_kill(Duration::from_millis(1), || {
+                kill_at.is_some_and(|k| started.elapsed() >= k)
+            });
             match status {
                 // Success deletes the checkpoint, and a kill can land after
                 // that and before the process exits: the package is done.

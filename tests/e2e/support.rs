@@ -644,6 +644,27 @@ impl Running {
         i32::try_from(self.child.id()).expect("pid fits in i32")
     }
 
+    /// Waits for it to end, looking every `poll` whether `kill_now` says to
+    /// kill it first: then it is killed with SIGKILL and reaped, and the
+    /// answer is `None`; else how it ended.
+    pub fn wait_or_kill(
+        &mut self,
+        poll: Duration,
+        mut kill_now: impl FnMut() -> bool,
+    ) -> Option<std::process::ExitStatus> {
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if kill_now() {
+                self.child.kill().expect("kill -9");
+                self.child.wait().expect("reap");
+                return None;
+            }
+            std::thread::sleep(poll);
+        }
+    }
+
     /// Waits for it to end and returns what it printed.
     pub fn finish(self) -> Output {
         let out = self.child.wait_with_output().expect("wait for checkflow");
