@@ -70,6 +70,16 @@ fn case(failpoint: &str) -> Option<()> {
     Some(())
 }
 
+/// Runs the cases `point(1)`, `point(2)`, ... (the Nth time a crash point
+/// is hit) until one is never reached; returns that first unreached N.
+fn cases_until_unreached(point: impl Fn(u32) -> String) -> u32 {
+    let mut n = 1;
+    while case(&point(n)).is_some() {
+        n += 1;
+    }
+    n
+}
+
 #[test]
 fn every_commit_crash_point_under_kill_and_term_leaves_each_row_and_variable_exactly_once() {
     let mut hit = 0;
@@ -91,21 +101,15 @@ fn every_commit_crash_point_under_kill_and_term_leaves_each_row_and_variable_exa
         assert!(case(&fp).is_some(), "{fp} was never reached");
         hit += 1;
         // Every task start: a crash while each task runs.
-        let mut n = 1;
-        while case(&format!("task-start@{n}={action}")).is_some() {
-            n += 1;
-            hit += 1;
-        }
+        let n = cases_until_unreached(|n| format!("task-start@{n}={action}"));
+        hit += n - 1;
         assert!(n > 10, "{action}: only {n} task starts");
     }
     // A failed checkpoint write at each write of the run.
     assert!(case("checkpoint-after-create=error").is_some());
     hit += 1;
-    let mut n = 1;
-    while case(&format!("checkpoint-write@{n}=error")).is_some() {
-        n += 1;
-        hit += 1;
-    }
+    let n = cases_until_unreached(|n| format!("checkpoint-write@{n}=error"));
+    hit += n - 1;
     assert!(n > 5, "only {n} checkpoint writes");
     eprintln!("crash matrix: {hit} cases");
 }

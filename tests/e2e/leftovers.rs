@@ -203,6 +203,13 @@ fn rerun_ending_leftovers(sb: &Sandbox) -> Output {
         .says("left running in an earlier run")
 }
 
+/// Runs the package stopped at the crash point `point`: killed for `=kill`,
+/// exit 3 for `=term` ([`stopped_code`]).
+fn stop_at(sb: &Sandbox, point: &str) {
+    let out = sb.run().failpoint(point).output();
+    assert_eq!(out.code, stopped_code(point), "{point}: {out:?}");
+}
+
 /// Runs the package with `CHECKFLOW_TEST_FAILPOINT=point`, expecting `code`.
 fn run_at(sb: &Sandbox, point: &str, code: i32) -> Output {
     sb.run().failpoint(point).output().exit(code)
@@ -213,15 +220,11 @@ fn run_at(sb: &Sandbox, point: &str, code: i32) -> Output {
 /// finds nothing of an earlier copy alive.
 #[test]
 fn a_run_stopped_right_after_starting_the_process_leaves_nothing_for_the_rerun_to_run_beside() {
-    for (action, code) in [("kill", None), ("term", Some(3))] {
+    for action in ["kill", "term"] {
         let sb = sandbox();
         let _cleanup = Cleanup(&sb);
         sb.write("mode", "hold a");
-        let out = sb
-            .run()
-            .failpoint(&format!("process-after-spawn@2={action}"))
-            .output();
-        assert_eq!(out.code, code, "{action}: {out:?}");
+        stop_at(&sb, &format!("process-after-spawn@2={action}"));
         if action == "kill" {
             // The killed run's command may not have read `mode` yet (the run
             // died right after starting it): let it reach its hold before the
@@ -242,17 +245,13 @@ fn a_run_stopped_right_after_starting_the_process_leaves_nothing_for_the_rerun_t
 
 #[test]
 fn a_rerun_stopped_while_ending_the_leftovers_leaves_the_rest_to_the_next() {
-    for (action, code) in [("kill", None), ("term", Some(3))] {
+    for action in ["kill", "term"] {
         let sb = sandbox();
         let _cleanup = Cleanup(&sb);
         run_and_kill_9(&sb, "a", &[]);
         sb.take_ledger();
         sb.write("mode", "check a");
-        let out = sb
-            .run()
-            .failpoint(&format!("process-after-leftover-signal={action}"))
-            .output();
-        assert_eq!(out.code, code, "{action}: {out:?}");
+        stop_at(&sb, &format!("process-after-leftover-signal={action}"));
         assert!(!sb.exists("a.check"), "{action}: Load did not start");
         run_at(&sb, "", 0);
         assert_eq!(sb.read("a.check"), "checked\n", "{action}");
