@@ -285,6 +285,11 @@ checkpoint: {{ key_expr: '"n-" + (DT_WSTR, 10) @[User::N]', lease: {lease} }}
     )
 }
 
+/// `state` and `attempts` of a run in `runs --json`.
+fn state_and_attempts(run: &serde_json::Value) -> (Option<&str>, Option<i64>) {
+    (run["state"].as_str(), run["attempts"].as_i64())
+}
+
 fn runs_json(sb: &Sandbox, url: &str) -> Vec<serde_json::Value> {
     sb.cmd(["runs", "--store", url, "--json"])
         .output()
@@ -705,11 +710,7 @@ restart: { attempts: 2, delay: 200ms, backoff: 2 }
         .says("queued again per its restart policy");
     assert_eq!(sb.take_ledger(), names(&["A", "B", "B"]));
     let r = &runs_json(&sb, &url)[0];
-    assert_eq!(
-        (r["state"].as_str(), r["attempts"].as_i64()),
-        (Some("succeeded"), Some(2)),
-        "{r}"
-    );
+    assert_eq!(state_and_attempts(r), (Some("succeeded"), Some(2)), "{r}");
 
     // No attempts: the failure is final, with its last error.
     let sb = Sandbox::with_package(&format!(
@@ -759,11 +760,7 @@ restart: { attempts: 2, delay: 200ms, backoff: 2 }
     signal(w.pid(), libc::SIGTERM);
     w.finish().exit(0).says("back in the queue");
     let r = &runs_json(&sb, &url)[3];
-    assert_eq!(
-        (r["state"].as_str(), r["attempts"].as_i64()),
-        (Some("queued"), Some(0)),
-        "{r}"
-    );
+    assert_eq!(state_and_attempts(r), (Some("queued"), Some(0)), "{r}");
     let done = sb.ledger().len();
     worker(&sb, &url, &["--queue", "q4", "--exit-when-done"])
         .output()
@@ -807,19 +804,26 @@ fn a_record_sent_again_after_a_lost_answer_is_stored_once() {
     assert_eq!(sb.take_ledger(), names(&["C", "D", "E"]));
 }
 
+/// A store (or `None`, see [`store`]) holding one submitted run (`N` = 1),
+/// whose worker was killed at the crash point `point`.
+fn worker_killed_at(test: &str, point: &str) -> Option<(Sandbox, String)> {
+    let url = store(test)?;
+    let sb = Sandbox::with_package(&numbered("1s"));
+    submit(&sb, &url, &["--set", "User::N=1"]).output().exit(0);
+    let out = worker(&sb, &url, &["--lease", "1s"])
+        .failpoint(point)
+        .output();
+    assert_eq!(out.code, None, "killed at the crash point: {}", out.all());
+    Some((sb, url))
+}
+
 /// Crash point `worker-after-run`: the run ended (and recorded its end with
 /// its checkpoint's fate), then its worker died: no worker runs it again.
 #[test]
 fn a_worker_killed_after_its_run_ended_leaves_nothing_to_repeat() {
-    let Some(url) = store("store_after_run") else {
+    let Some((sb, url)) = worker_killed_at("store_after_run", "worker-after-run") else {
         return;
     };
-    let sb = Sandbox::with_package(&numbered("1s"));
-    submit(&sb, &url, &["--set", "User::N=1"]).output().exit(0);
-    let out = worker(&sb, &url, &["--lease", "1s"])
-        .failpoint("worker-after-run")
-        .output();
-    assert_eq!(out.code, None, "killed at the crash point: {}", out.all());
     assert_eq!(runs_json(&sb, &url)[0]["state"], "succeeded");
     worker(&sb, &url, &["--lease", "1s", "--exit-when-done"])
         .output()
@@ -831,21 +835,11 @@ fn a_worker_killed_after_its_run_ended_leaves_nothing_to_repeat() {
 /// not started: another worker takes the run over once the claim lapses.
 #[test]
 fn a_worker_killed_after_its_claim_leaves_the_run_to_another() {
-    let Some(url) = store("store_after_claim") else {
+    let Some((sb, url)) = worker_killed_at("store_after_claim", "worker-after-claim") else {
         return;
     };
-    let sb = Sandbox::with_package(&numbered("1s"));
-    submit(&sb, &url, &["--set", "User::N=1"]).output().exit(0);
-    let out = worker(&sb, &url, &["--lease", "1s"])
-        .failpoint("worker-after-claim")
-        .output();
-    assert_eq!(out.code, None, "killed at the crash point: {}", out.all());
     let r = &runs_json(&sb, &url)[0];
-    assert_eq!(
-        (r["state"].as_str(), r["attempts"].as_i64()),
-        (Some("running"), Some(1)),
-        "{r}"
-    );
+    assert_eq!(state_and_attempts(r), (Some("running"), Some(1)), "{r}");
     assert!(sb.ledger().is_empty());
     worker(&sb, &url, &["--lease", "1s", "--exit-when-done"])
         .output()
@@ -853,11 +847,7 @@ fn a_worker_killed_after_its_claim_leaves_the_run_to_another() {
         .says("taking over");
     assert_eq!(sb.ledger(), names(&["1"]));
     let r = &runs_json(&sb, &url)[0];
-    assert_eq!(
-        (r["state"].as_str(), r["attempts"].as_i64()),
-        (Some("succeeded"), Some(1)),
-        "{r}"
-    );
+    assert_eq!(state_and_attempts(r), (Some("succeeded"), Some(1)), "{r}");
 }
 
 /// A child package (`type: package`) whose own checkpoint is in the store:
