@@ -20,6 +20,20 @@ fn abc(b_command: &str) -> String {
     )
 }
 
+/// [`abc`] with B writing `B`, run once: A, B and C ran, C failed.
+fn failed_abc() -> Sandbox {
+    let sb = Sandbox::with_package(&abc("echo B >> ledger.txt"));
+    sb.run().output().exit(1);
+    assert_eq!(sb.take_ledger(), names(&["A", "B", "C"]));
+    sb
+}
+
+/// Changes B's definition (it writes `B2`) and makes `fixed`.
+fn change_b_and_fix(sb: &Sandbox) {
+    sb.write("package.yaml", &abc("echo B2 >> ledger.txt"));
+    sb.touch("fixed");
+}
+
 #[test]
 fn recorded_failure_feeds_its_successors_constraints_on_restart() {
     let yaml = package_yaml(
@@ -52,9 +66,7 @@ fn recorded_failure_feeds_its_successors_constraints_on_restart() {
 
 #[test]
 fn rerun_option_runs_a_recorded_task_again_and_everything_after_it() {
-    let sb = Sandbox::with_package(&abc("echo B >> ledger.txt"));
-    sb.run().output().exit(1);
-    assert_eq!(sb.take_ledger(), names(&["A", "B", "C"]));
+    let sb = failed_abc();
 
     sb.touch("fixed");
     sb.run().args(["--rerun", "B"]).output().exit(0);
@@ -63,37 +75,25 @@ fn rerun_option_runs_a_recorded_task_again_and_everything_after_it() {
 
 #[test]
 fn changed_definition_is_kept_with_a_warning_by_default() {
-    let sb = Sandbox::with_package(&abc("echo B >> ledger.txt"));
-    sb.run().output().exit(1);
-    sb.take_ledger();
-
-    sb.write("package.yaml", &abc("echo B2 >> ledger.txt"));
-    sb.touch("fixed");
+    let sb = failed_abc();
+    change_b_and_fix(&sb);
     sb.run().output().exit(0).says("B").says_ci("changed");
     assert_eq!(sb.take_ledger(), names(&["C"]));
 }
 
 #[test]
 fn changed_definition_with_changed_rerun_runs_it_and_what_follows() {
-    let sb = Sandbox::with_package(&abc("echo B >> ledger.txt"));
-    sb.run().output().exit(1);
-    sb.take_ledger();
-
-    sb.write("package.yaml", &abc("echo B2 >> ledger.txt"));
-    sb.touch("fixed");
+    let sb = failed_abc();
+    change_b_and_fix(&sb);
     sb.run().args(["--changed", "rerun"]).output().exit(0);
     assert_eq!(sb.take_ledger(), names(&["B2", "C"]));
 }
 
 #[test]
 fn changed_definition_with_changed_refuse_fails_before_anything_runs() {
-    let sb = Sandbox::with_package(&abc("echo B >> ledger.txt"));
-    sb.run().output().exit(1);
-    sb.take_ledger();
+    let sb = failed_abc();
     let before = sb.read_bytes("o.ckpt");
-
-    sb.write("package.yaml", &abc("echo B2 >> ledger.txt"));
-    sb.touch("fixed");
+    change_b_and_fix(&sb);
     sb.run()
         .args(["--changed", "refuse"])
         .output()
@@ -105,10 +105,7 @@ fn changed_definition_with_changed_refuse_fails_before_anything_runs() {
 
 #[test]
 fn description_change_is_not_a_changed_definition() {
-    let sb = Sandbox::with_package(&abc("echo B >> ledger.txt"));
-    sb.run().output().exit(1);
-    sb.take_ledger();
-
+    let sb = failed_abc();
     let edited = abc("echo B >> ledger.txt").replace(
         "{ name: B, type: process,",
         "{ name: B, description: now documented, type: process,",
