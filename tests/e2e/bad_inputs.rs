@@ -1221,15 +1221,9 @@ fn checkpoint_locked_by_another_process_fails_at_start_naming_the_holder_it_wrot
     assert_eq!(sb.take_ledger(), names(&["B"]));
 }
 
-fn secret_package() -> String {
-    pkg(&format!(
-        "{SAVE}\nvariables:\n  Token: {{ type: string, value: \"\", sensitive: true }}\ntasks:\n  - {{ name: Copy, type: expression, expr: '@[User::Token] = @[User::Token] + \"-used\"' }}\n  - {{ name: Fail, type: process, command: \"echo Fail >> ledger.txt; test -f fixed\", fail_package_on_failure: true }}\n  - {{ name: Use, type: process, command: \"echo placeholder\", expressions: {{ command: '\"echo \" + @[User::Token] + \" >> out.txt\"' }} }}\n"
-    ))
-}
-
 #[test]
 fn sealed_sensitive_value_without_the_key_or_with_another_key_fails_the_restart() {
-    let sb = Sandbox::with_package(&secret_package());
+    let sb = Sandbox::with_package(&secret_package("c.ckpt"));
     let key = "0123456789abcdef0123456789abcdef";
     no_panic(
         sb.run()

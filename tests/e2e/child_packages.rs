@@ -148,8 +148,7 @@ fn ctrl_c_on_the_parent_stops_the_child_and_its_processes() {
     );
     let slow: i32 = sb.read("slow.pid").trim().parse().expect("a pid");
     let t = Instant::now();
-    // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
-    assert_eq!(unsafe { libc::kill(run.pid(), libc::SIGINT) }, 0);
+    run.signal(libc::SIGINT);
     let out = run.finish();
     assert_eq!(out.code, Some(3), "{out:?}");
     assert!(t.elapsed() < Duration::from_secs(20), "{out:?}");
@@ -350,8 +349,7 @@ fn a_parent_killed_while_its_child_runs_leaves_no_bind_file() {
         within(Duration::from_secs(20), || sb.exists("started")),
         "the child never started"
     );
-    // SAFETY: kill(2) on the parent we spawned.
-    unsafe { libc::kill(run.pid(), libc::SIGKILL) };
+    run.signal(libc::SIGKILL);
     let _ = run.finish();
     std::thread::sleep(Duration::from_secs(6));
     let left: Vec<String> = std::fs::read_dir(&tmp)

@@ -223,30 +223,11 @@ fn plan_counts_only_finished_files_that_are_still_there() {
     assert_eq!(sb.rerun_fixed(), names(&["c"]));
 }
 
-fn secret_package() -> String {
-    package_yaml(
-        "secrets",
-        &(CKPT.to_owned()
-            + r#"variables:
-  Token: { type: string, value: "", sensitive: true }
-  Seen: { type: string, value: "" }
-"#),
-        r#"  - { name: Copy, type: expression, expr: '@[User::Token] = @[User::Token] + "-used"' }
-  - { name: Fail, type: process, command: "echo Fail >> ledger.txt; test -f fixed", fail_package_on_failure: true }
-  - name: Use
-    type: process
-    command: "echo placeholder"
-    expressions:
-      command: '"echo " + @[User::Token] + " >> out.txt"'
-"#,
-    )
-}
-
 const SECRET: &str = "hunter2secretvalue";
 
 #[test]
 fn sensitive_values_are_sealed_with_the_key_masked_by_show_and_restored_on_restart() {
-    let sb = Sandbox::with_package(&secret_package());
+    let sb = Sandbox::with_package(&secret_package("o.ckpt"));
     let key = "0123456789abcdef0123456789abcdef";
     sb.run()
         .env("CHECKFLOW_KEY", key)
@@ -274,7 +255,7 @@ fn sensitive_values_are_sealed_with_the_key_masked_by_show_and_restored_on_resta
 
 #[test]
 fn sensitive_values_without_a_key_are_left_out_and_a_restart_needing_them_says_so() {
-    let sb = Sandbox::with_package(&secret_package());
+    let sb = Sandbox::with_package(&secret_package("o.ckpt"));
     sb.run()
         .args(["--set", &format!("User::Token={SECRET}")])
         .output()

@@ -183,9 +183,7 @@ fn cancel_with(signal: libc::c_int) {
         within(Duration::from_secs(30), || sb.ledger().len() >= 2),
         "B never started"
     );
-    // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
-    let rc = unsafe { libc::kill(run.pid(), signal) };
-    assert_eq!(rc, 0, "kill failed");
+    run.signal(signal);
     run.finish().exit(3);
     assert_eq!(sb.take_ledger(), names(&["A", "B"]));
     assert_eq!(

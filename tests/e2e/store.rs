@@ -59,11 +59,6 @@ fn show(sb: &Sandbox, url: &str, key: &str) -> Output {
     .output()
 }
 
-fn signal(pid: i32, sig: i32) {
-    // SAFETY: kill(2) on a child of this test.
-    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
-}
-
 /// Waits until the ledger has `n` lines (or panics after `limit`).
 fn wait_ledger(sb: &Sandbox, n: usize, limit: Duration) {
     assert!(
@@ -165,7 +160,7 @@ fn a_paused_holder_is_fenced_off_and_the_takeover_finishes_the_run() {
     let sb = Sandbox::with_package(&row_of_five("k", "1s", "0.3", false));
     let holder = sb.run().env("CHECKFLOW_STATE_URL", &url).spawn();
     wait_ledger(&sb, 2, Duration::from_secs(20));
-    signal(holder.pid(), libc::SIGSTOP);
+    holder.signal(libc::SIGSTOP);
     let paused_at = sb.ledger().len();
     // Its lease lapses; the takeover waits for that, then resumes.
     let t = Instant::now();
@@ -182,7 +177,7 @@ fn a_paused_holder_is_fenced_off_and_the_takeover_finishes_the_run() {
     );
     assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
     let after_takeover = sb.ledger();
-    signal(holder.pid(), libc::SIGCONT);
+    holder.signal(libc::SIGCONT);
     let old = holder.finish().exit(1);
     assert!(
         old.all().contains("lost the lease") && old.all().contains("epoch 2"),
@@ -377,7 +372,7 @@ fn a_killed_workers_run_is_taken_over_by_another_and_finishes() {
         .env("CHECKFLOW_STATE_URL", &url)
         .spawn();
     wait_ledger(&sb, 2, Duration::from_secs(30));
-    signal(w1.pid(), libc::SIGKILL);
+    w1.signal(libc::SIGKILL);
     let _ = w1.finish();
     let at_kill = sb.ledger().len();
     let t = Instant::now();
@@ -436,7 +431,7 @@ checkpoint: { key_expr: '"c-" + (DT_WSTR, 10) @[User::N]', lease: 1s }
         );
         std::thread::sleep(Duration::from_millis(300 + rng.below(900)));
         let i = rng.below(2) as usize;
-        signal(ws[i].pid(), libc::SIGKILL);
+        ws[i].signal(libc::SIGKILL);
         let _ = ws.remove(i).finish();
         kills += 1;
         ws.push(start());
@@ -445,7 +440,7 @@ checkpoint: { key_expr: '"c-" + (DT_WSTR, 10) @[User::N]', lease: 1s }
     let done = worker(&sb, &url, &["--lease", "1s", "--exit-when-done"]).spawn();
     done.finish().exit(0);
     for w in ws {
-        signal(w.pid(), libc::SIGTERM);
+        w.signal(libc::SIGTERM);
         let _ = w.finish();
     }
     let ledger = sb.ledger();
@@ -757,7 +752,7 @@ restart: { attempts: 2, delay: 200ms, backoff: 2 }
     submit(&sb, &url, &["--queue", "q4"]).output().exit(0);
     let w = worker(&sb, &url, &["--queue", "q4", "--lease", "2s"]).spawn();
     wait_ledger(&sb, 2, Duration::from_secs(20));
-    signal(w.pid(), libc::SIGTERM);
+    w.signal(libc::SIGTERM);
     w.finish().exit(0).says("back in the queue");
     let r = &runs_json(&sb, &url)[3];
     assert_eq!(state_and_attempts(r), (Some("queued"), Some(0)), "{r}");

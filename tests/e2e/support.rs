@@ -136,6 +136,48 @@ pub fn yaml_block_after<'a>(text: &'a str, heading: &str) -> &'a str {
     &text[start..end]
 }
 
+/// A package over the 64 KiB the package cache starts at: `head`, then `n`
+/// Expression tasks `T1`.. `Tn` evaluating `expr`, then `last` (task list
+/// items, or nothing).
+pub fn cacheable_package(head: &str, n: usize, expr: &str, last: &str) -> String {
+    let mut tasks = String::new();
+    for i in 1..=n {
+        tasks.push_str(&format!(
+            "  - {{ name: T{i}, type: expression, expr: '{expr}' }}\n"
+        ));
+    }
+    tasks.push_str(last);
+    let y = package_yaml("big", head, &tasks);
+    assert!(
+        y.len() >= 64 * 1024,
+        "{} bytes is under the cache's minimum",
+        y.len()
+    );
+    y
+}
+
+/// A package keeping `checkpoint_file` whose sensitive `Token` is changed
+/// by `Copy` (it gets `-used` appended), then `Fail` fails the package until
+/// `fixed` exists, then `Use` writes `Token` to `out.txt`.
+pub fn secret_package(checkpoint_file: &str) -> String {
+    package_yaml(
+        "secrets",
+        &(checkpoint_at(checkpoint_file)
+            + r#"variables:
+  Token: { type: string, value: "", sensitive: true }
+  Seen: { type: string, value: "" }
+"#),
+        r#"  - { name: Copy, type: expression, expr: '@[User::Token] = @[User::Token] + "-used"' }
+  - { name: Fail, type: process, command: "echo Fail >> ledger.txt; test -f fixed", fail_package_on_failure: true }
+  - name: Use
+    type: process
+    command: "echo placeholder"
+    expressions:
+      command: '"echo " + @[User::Token] + " >> out.txt"'
+"#,
+    )
+}
+
 /// A sandbox holding a parent package, `package.yaml` (`name: parent`, with
 /// `head` and `tasks` as in [`package_yaml`]), and its child, `child.yaml`
 /// (with `child_head` and `child_tasks`, see [`child_yaml`]).
@@ -335,10 +377,7 @@ pub fn run_killed_after(
     let run = run.spawn();
     if let Some(wait) = kill_after {
         std::thread::sleep(wait);
-        // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
-        unsafe {
-            libc::kill(run.pid(), libc::SIGKILL);
-        }
+        run.signal(libc::SIGKILL);
     }
     let out = run.finish();
     match out.code {
@@ -642,6 +681,15 @@ pub struct Running {
 impl Running {
     pub fn pid(&self) -> i32 {
         i32::try_from(self.child.id()).expect("pid fits in i32")
+    }
+
+    /// Sends it the signal `sig`, which must reach it.
+    #[track_caller]
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on the pid of our own child, which has not been
+        // reaped (`finish` and `wait_or_kill` reap it).
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(rc, 0, "kill({}, {sig})", self.pid());
     }
 
     /// Waits for it to end, looking every `poll` whether `kill_now` says to

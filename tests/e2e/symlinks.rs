@@ -314,18 +314,7 @@ fn a_fifo_as_the_config_file_fails_at_once() {
 
 /// A package over the cache's 64 KiB minimum.
 fn big_package() -> String {
-    let mut y = format!("id: {ID}\nname: big\ntasks:\n");
-    for i in 1..=1500 {
-        y.push_str(&format!(
-            "  - {{ name: T{i}, type: expression, expr: '1 == 1' }}\n"
-        ));
-    }
-    assert!(
-        y.len() >= 64 * 1024,
-        "{} bytes is under the cache's minimum",
-        y.len()
-    );
-    y
+    cacheable_package("", 1500, "1 == 1", "")
 }
 
 #[test]
