@@ -184,11 +184,7 @@ fn plan_json_says_restore_for_recorded_and_run_for_the_rest_and_changes_nothing(
     sb.take_ledger();
     let before = sb.read_bytes("p.ckpt");
 
-    let plan = sb
-        .cmd(["plan", "package.yaml", "--json"])
-        .output()
-        .exit(0)
-        .json();
+    let plan = sb.plan();
     let actions = plan_actions(&plan);
     assert_eq!(
         actions,

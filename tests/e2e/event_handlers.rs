@@ -291,11 +291,7 @@ fn plan_lists_the_handlers() {
         .exit(0)
         .stdout_has("  on_error of package \"demo\": Alert, Page\n")
         .stdout_has("  on_post_execute of A: Tidy\n");
-    let v = sb
-        .cmd(["plan", "package.yaml", "--json"])
-        .output()
-        .exit(0)
-        .json();
+    let v = sb.plan();
     assert_eq!(
         v["handlers"],
         serde_json::json!([

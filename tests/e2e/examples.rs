@@ -179,8 +179,7 @@ fn warehouse_example_restarts_at_the_failed_dimension_without_downloading_or_loa
 
     // The plan of the rerun restores the downloads and the loads that were
     // recorded, and reruns the Products unit whole (fetch, then load).
-    let plan = sb.cmd(["plan", "package.yaml", "--json"]).output().exit(0);
-    let actions: BTreeMap<String, String> = plan_actions(&plan.json()).into_iter().collect();
+    let actions: BTreeMap<String, String> = plan_actions(&sb.plan()).into_iter().collect();
     for path in &recorded_first {
         assert_eq!(actions[path], "restore", "plan for {path}");
     }

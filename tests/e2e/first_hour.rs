@@ -290,17 +290,8 @@ fn plan_shows_a_failure_path_as_running_only_if_its_predecessor_fails() {
     );
     assert!(!line("Done").contains("runs if"), "{}", line("Done"));
 
-    let doc = sb
-        .cmd(["plan", "package.yaml", "--json"])
-        .output()
-        .exit(0)
-        .json();
-    let alert = doc["executables"]
-        .as_array()
-        .expect("executables")
-        .iter()
-        .find(|e| e["path"] == "Alert")
-        .expect("Alert in the plan");
+    let doc = sb.plan();
+    let alert = executable_of(&doc, "Alert");
     assert_eq!(alert["action"], "run");
     assert!(
         alert["reason"]

@@ -159,17 +159,9 @@ fn equal_items_package(items: &str) -> String {
 
 /// The `skipped_iterations` that `checkflow plan --json` shows for `Loop`.
 fn plan_skips(sb: &Sandbox) -> u64 {
-    let plan = sb
-        .cmd(["plan", "package.yaml", "--json"])
-        .output()
-        .exit(0)
-        .json();
-    let exec = plan["executables"]
-        .as_array()
-        .and_then(|l| l.iter().find(|e| e["path"] == "Loop"))
-        .unwrap_or_else(|| panic!("no Loop in the plan: {plan}"))
-        .clone();
-    exec["skipped_iterations"].as_u64().unwrap_or(0)
+    executable_of(&sb.plan(), "Loop")["skipped_iterations"]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 #[test]

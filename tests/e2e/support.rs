@@ -524,6 +524,14 @@ impl Sandbox {
             .json()
     }
 
+    /// `checkflow plan package.yaml --json`, which must succeed.
+    pub fn plan(&self) -> Value {
+        self.cmd(["plan", "package.yaml", "--json"])
+            .output()
+            .exit(0)
+            .json()
+    }
+
     /// Paths recorded as completed in the checkpoint at `rel`, with their results.
     pub fn completed(&self, rel: &str) -> Vec<(String, String)> {
         completed_of(&self.show(rel))
@@ -873,7 +881,8 @@ pub fn status_of(summary: &Value, path: &str) -> String {
         .to_owned()
 }
 
-/// The entry of the executable at `path` in a summary or report document.
+/// The entry of the executable at `path` in a summary, report or plan
+/// (`plan --json`) document.
 #[track_caller]
 pub fn executable_of<'a>(summary: &'a Value, path: &str) -> &'a Value {
     summary["executables"]
