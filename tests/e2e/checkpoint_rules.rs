@@ -306,11 +306,9 @@ fn four_task_checkpoint() -> Sandbox {
     let yaml = package_yaml(
         "damaged",
         &checkpoint_at("d.ckpt"),
-        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
-  - { name: B, type: process, command: "echo B >> ledger.txt" }
-  - { name: C, type: process, command: "echo C >> ledger.txt" }
-  - { name: D, type: process, command: "echo D >> ledger.txt; test -f fixed", fail_package_on_failure: true }
-"#,
+        &(ledger_tasks(&["A", "B", "C"])
+            + r#"  - { name: D, type: process, command: "echo D >> ledger.txt; test -f fixed", fail_package_on_failure: true }
+"#),
     );
     let sb = Sandbox::with_package(&yaml);
     sb.run().output().exit(1);

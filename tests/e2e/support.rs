@@ -194,6 +194,17 @@ pub const P1_CHILD_P2: &str = r#"  - { name: P1, type: process, command: "echo P
   - { name: P2, type: process, command: "echo P2 >> ledger.txt" }
 "#;
 
+/// Task list items: one `process` task per name of `names`, in a row, each
+/// writing its name to the ledger.
+pub fn ledger_tasks(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| {
+            format!("  - {{ name: {n}, type: process, command: \"echo {n} >> ledger.txt\" }}\n")
+        })
+        .collect()
+}
+
 /// A package's tasks: `A`, then `B`, which fails the package until `fixed`
 /// exists (a restart point), then `C`.
 pub const A_FAILING_B_C: &str = r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
