@@ -451,7 +451,7 @@ fn a_restart_with_save_false_keeps_the_file_on_failure_and_deletes_it_on_success
         "package.yaml",
         &abc("checkpoint: { file: s.ckpt, usage: if_exists, save: false }"),
     );
-    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let out = sb.run_json().output().exit(1);
     assert_eq!(sb.take_ledger(), names(&["B"]), "A is restored");
     assert_eq!(out.summary()["checkpoint"]["kept"], true);
     assert_eq!(

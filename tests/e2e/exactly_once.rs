@@ -204,7 +204,7 @@ fn a_restored_failure_counts_against_max_errors() {
         vec![("A".into(), "failure".into())]
     );
     sb.touch("fixed");
-    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let out = sb.run_json().output().exit(1);
     assert_eq!(status_of(&out.summary(), "A"), "restored");
     assert_eq!(status_of(&out.summary(), "D"), "failed");
 }

@@ -111,12 +111,7 @@ fn warehouse_example_restarts_at_the_failed_dimension_without_downloading_or_loa
     }
     server.add("/products.csv", data("products-with-duplicate.csv"));
     let base = server.url("");
-    let run = || {
-        sb.run()
-            .args(["--log", "json"])
-            .env("WAREHOUSE_URL", &base)
-            .output()
-    };
+    let run = || sb.run_json().env("WAREHOUSE_URL", &base).output();
 
     // First run: every file is fetched once; the dimensions before Products
     // load; the Products load fails on the repeated id and keeps the
@@ -302,7 +297,7 @@ fn the_readme_annotated_package_runs_as_described() {
 
     let sb = Sandbox::with_package(yaml);
     sb.cmd(["validate", "package.yaml"]).output().exit(0);
-    let out = sb.run().args(["--log", "json"]).output().exit(0);
+    let out = sb.run_json().output().exit(0);
     let summary = out.summary();
     assert_eq!(status_of(&summary, "Publish"), "succeeded");
     assert_eq!(status_of(&summary, "Alert"), "not_run");
@@ -310,7 +305,7 @@ fn the_readme_annotated_package_runs_as_described() {
 
     let failing = yaml.replace("command: cat out.csv", "command: \"false\"");
     sb.write("package.yaml", &failing);
-    let out = sb.run().args(["--log", "json"]).output().exit(0);
+    let out = sb.run_json().output().exit(0);
     let summary = out.summary();
     assert_eq!(status_of(&summary, "Publish"), "failed");
     assert_eq!(status_of(&summary, "Alert"), "succeeded", "{summary:#}");
@@ -320,8 +315,7 @@ fn the_readme_annotated_package_runs_as_described() {
         &failing.replace("max_errors: 2", "max_errors: 1"),
     );
     let out = sb
-        .run()
-        .args(["--log", "json"])
+        .run_json()
         .output()
         .exit(1)
         .says("the number of errors raised (1) reached the maximum allowed (1)");
@@ -352,7 +346,7 @@ fn aggregates_example_recomputes_only_the_failed_aggregate() {
         .status()
         .expect("run fix.sh");
     assert!(fix.success());
-    let second = sb.run().args(["--log", "json"]).output().exit(0);
+    let second = sb.run_json().output().exit(0);
     let summary = second.summary();
     for restored in ["Stage", "Revenue by Region", "Sales per Day"] {
         assert_eq!(status_of(&summary, restored), "restored", "{restored}");

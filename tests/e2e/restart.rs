@@ -98,7 +98,7 @@ fn foreach_with_checkpoint_iterations_reruns_only_the_third_to_fifth_items() {
     assert_eq!(sb.take_ledger(), names(&["Before", "a", "b", "c"]));
 
     sb.touch("fixed");
-    let out = sb.run().args(["--log", "json"]).output().exit(0);
+    let out = sb.run_json().output().exit(0);
     assert_eq!(sb.take_ledger(), names(&["c", "d", "e"]));
     // The log skips a and b, and numbers the rest by their places (3 to 5).
     let lines = out.json_lines();

@@ -52,7 +52,7 @@ fn recorded_failure_feeds_its_successors_constraints_on_restart() {
     assert_eq!(sb.take_ledger(), names(&["Soft", "OnFailure", "Hard"]));
 
     sb.touch("fixed");
-    let out = sb.run().args(["--log", "json"]).output();
+    let out = sb.run_json().output();
     assert_eq!(sb.take_ledger(), names(&["Hard"]));
     let summary = out.summary();
     assert_eq!(status_of(&summary, "Soft"), "restored");

@@ -20,7 +20,7 @@ fn summary_reports_succeeded_failed_restored_not_run_and_disabled() {
     );
     let sb = Sandbox::with_package(&yaml);
 
-    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let out = sb.run_json().output().exit(1);
     assert_eq!(
         sb.take_ledger(),
         names(&["A", "B"]),
@@ -34,7 +34,7 @@ fn summary_reports_succeeded_failed_restored_not_run_and_disabled() {
     assert_eq!(summary["outcome"], "failure", "{summary:#}");
 
     sb.touch("fixed");
-    let out = sb.run().args(["--log", "json"]).output().exit(0);
+    let out = sb.run_json().output().exit(0);
     assert_eq!(sb.take_ledger(), names(&["B", "C"]));
     let summary = out.summary();
     assert_eq!(status_of(&summary, "A"), "restored");
@@ -58,7 +58,7 @@ fn every_json_log_line_is_an_object_and_each_task_logs_start_and_finish() {
 "#,
     );
     let sb = Sandbox::with_package(&yaml);
-    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let out = sb.run_json().output().exit(1);
     let lines = out.json_lines();
     assert!(lines.iter().all(Value::is_object), "{out:?}");
     for (path, status) in [("A", "succeeded"), ("B", "failed")] {
@@ -112,7 +112,7 @@ fn timeout_fails_the_task_and_kills_its_whole_process_tree() {
     );
     let sb = Sandbox::with_package(&yaml);
     let start = Instant::now();
-    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let out = sb.run_json().output().exit(1);
     assert_eq!(status_of(&out.summary(), "Slow"), "failed");
     out.says_ci("time");
 
@@ -145,7 +145,7 @@ fn retries_run_a_failing_task_again_until_it_succeeds() {
 "#,
     );
     let sb = Sandbox::with_package(&yaml);
-    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let out = sb.run_json().output().exit(1);
     assert_eq!(
         sb.ledger(),
         names(&["try", "try", "try"]),
@@ -303,7 +303,7 @@ fn summary_tallies_how_a_loop_child_ended_in_every_iteration() {
     let sb = Sandbox::with_package(&yaml);
     let out = sb.run().output().exit(1);
     assert!(out.stdout.contains("x3 (2 succeeded, 1 failed)"), "{out:?}");
-    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let out = sb.run_json().output().exit(1);
     let summary = out.summary();
     let work = executable_of(&summary, "Each/Work");
     assert_eq!(work["status"], "failed");

@@ -517,6 +517,12 @@ impl Sandbox {
         self.cmd(["run", "package.yaml"])
     }
 
+    /// `checkflow run package.yaml --log json`, whose output
+    /// [`Output::summary`] reads.
+    pub fn run_json(&self) -> Cmd {
+        self.run().args(["--log", "json"])
+    }
+
     /// Makes `fixed` (the file the tests' failing tasks wait for), runs the
     /// package again, which must succeed, and returns what that run wrote
     /// to the ledger ([`Sandbox::take_ledger`]).

@@ -375,7 +375,7 @@ connections:
     ));
     mkfifo(&sb.join("rows.csv"));
     mkfifo(&sb.join("code.rhai"));
-    let out = within_time(sb.run().args(["--log", "json"])).exit(1);
+    let out = within_time(sb.run_json()).exit(1);
     let summary = out.summary();
     assert_eq!(status_of(&summary, "Load"), "failed");
     assert_eq!(status_of(&summary, "Compute"), "failed");
