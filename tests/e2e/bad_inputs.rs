@@ -18,37 +18,6 @@ fn pkg(body: &str) -> String {
     format!("id: {ID}\nname: bad\n{body}")
 }
 
-/// Fails if the binary panicked (a panic message, or death by a signal).
-#[track_caller]
-fn no_panic(out: Output) -> Output {
-    assert!(
-        !out.all().contains("panicked"),
-        "the binary panicked\n{out:?}"
-    );
-    assert!(out.code.is_some(), "killed by a signal\n{out:?}");
-    out
-}
-
-/// `run` and `validate` both reject the package with exit 5; the message
-/// names `package.yaml:{at}` and every word; nothing ran. Returns `run`'s output.
-#[track_caller]
-fn rejected(yaml: &str, at: &str, words: &[&str]) -> Output {
-    let sb = Sandbox::with_package(yaml);
-    let loc = format!("package.yaml:{at}");
-    let mut out = no_panic(sb.run().output()).exit(5).says(&loc);
-    for w in words {
-        out = out.says(w);
-    }
-    let v = no_panic(sb.cmd(["validate", "package.yaml"]).output())
-        .exit(5)
-        .says(&loc);
-    for w in words {
-        assert!(v.all().contains(w), "validate does not say {w:?}\n{v:?}");
-    }
-    assert!(sb.ledger().is_empty(), "nothing may run: {:?}", sb.ledger());
-    out
-}
-
 /// The caret line under a snippet line holding `expr` points at `expr`'s
 /// character number `at` (0-based).
 #[track_caller]
@@ -1252,15 +1221,9 @@ fn checkpoint_locked_by_another_process_fails_at_start_naming_the_holder_it_wrot
     assert_eq!(sb.take_ledger(), names(&["B"]));
 }
 
-fn secret_package() -> String {
-    pkg(&format!(
-        "{SAVE}\nvariables:\n  Token: {{ type: string, value: \"\", sensitive: true }}\ntasks:\n  - {{ name: Copy, type: expression, expr: '@[User::Token] = @[User::Token] + \"-used\"' }}\n  - {{ name: Fail, type: process, command: \"echo Fail >> ledger.txt; test -f fixed\", fail_package_on_failure: true }}\n  - {{ name: Use, type: process, command: \"echo placeholder\", expressions: {{ command: '\"echo \" + @[User::Token] + \" >> out.txt\"' }} }}\n"
-    ))
-}
-
 #[test]
 fn sealed_sensitive_value_without_the_key_or_with_another_key_fails_the_restart() {
-    let sb = Sandbox::with_package(&secret_package());
+    let sb = Sandbox::with_package(&secret_package("c.ckpt"));
     let key = "0123456789abcdef0123456789abcdef";
     no_panic(
         sb.run()

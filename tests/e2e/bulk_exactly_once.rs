@@ -11,28 +11,17 @@ use crate::support::*;
 
 /// (rows, distinct ids) in `fact_sales`.
 fn count(sb: &Sandbox, db: &Db) -> (i64, i64) {
-    let r = db.rows(sb, "SELECT COUNT(*), COUNT(DISTINCT id) FROM fact_sales");
-    (
-        r[0][0].as_i64().expect("a count"),
-        r[0][1].as_i64().expect("a count"),
-    )
+    db.id_counts(sb, "fact_sales")
 }
 
 /// (rows done, 1 if done) of each progress row.
 fn progress(sb: &Sandbox, db: &Db) -> Vec<Vec<Value>> {
-    db.rows(
-        sb,
-        "SELECT rows_done, CASE WHEN done_by IS NULL THEN 0 ELSE 1 END FROM checkflow_load_progress",
-    )
+    db.progress(sb, "checkflow_load_progress")
 }
 
 /// 100 rows, ids 1..=100.
 fn sales_csv() -> String {
-    let mut s = String::from("id,name\n");
-    for i in 1..=100 {
-        s.push_str(&format!("{i},name {i}\n"));
-    }
-    s
+    id_name_csv(1..=100)
 }
 
 /// The load's options: batches of 25 with `resume: true`.
@@ -42,26 +31,39 @@ const RESUMABLE: &str = "batch_size: 25, resume: true";
 /// with `load` (e.g. [`RESUMABLE`]), then `After` writes the ledger and
 /// `Gate` fails until `fixed` exists (keeping the checkpoint).
 fn sales_package(db: &Db, load: &str) -> Sandbox {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: facts
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-connections:
-  dw: {conn}
-tasks:
-  - name: Create table
-    type: sql
-    connection: dw
-    sql: CREATE TABLE IF NOT EXISTS fact_sales (id INTEGER NOT NULL, name TEXT NOT NULL)
-  - {{ name: Sales, type: bulk_insert, connection: dw, table: fact_sales, file: data/sales.csv, {load}, fail_package_on_failure: true }}
+    let sb = Sandbox::with_package(&facts(
+        db,
+        "",
+        &format!(
+            r#"  - {{ name: Sales, type: bulk_insert, connection: dw, table: fact_sales, file: data/sales.csv, {load}, fail_package_on_failure: true }}
   - {{ name: After, type: process, command: "echo After >> ledger.txt" }}
   - {{ name: Gate, type: process, command: "test -f fixed", fail_package_on_failure: true }}
-"#,
-        conn = db.conn
+"#
+        ),
     ));
     sb.write("data/sales.csv", &sales_csv());
     sb
+}
+
+/// A package on `db` keeping `run.ckpt`, with the `head` lines after its
+/// connection, whose first task creates `fact_sales` (no key: a row loaded
+/// twice shows); `tasks` follow it.
+fn facts(db: &Db, head: &str, tasks: &str) -> String {
+    package_yaml(
+        "facts",
+        &format!(
+            "{}{}{head}",
+            checkpoint_at("run.ckpt"),
+            dw_connection(&db.conn)
+        ),
+        &format!(
+            r#"  - name: Create table
+    type: sql
+    connection: dw
+    sql: CREATE TABLE IF NOT EXISTS fact_sales (id INTEGER NOT NULL, name TEXT NOT NULL)
+{tasks}"#
+        ),
+    )
 }
 
 /// Runs the package stopped at `point` (`NAME[@N]=ACTION`), then again to its
@@ -69,34 +71,10 @@ tasks:
 fn stop_then_finish(db: &Db, point: &str, load: &str) -> (Output, Output) {
     let sb = sales_package(db, load);
     sb.touch("fixed");
-    let stopped = db
-        .run(&sb, "package.yaml")
-        .env("CHECKFLOW_TEST_FAILPOINT", point)
-        .output();
-    let expected = if point.ends_with("=term") {
-        Some(3)
-    } else if point.ends_with("=error") {
-        Some(1)
-    } else {
-        None
-    };
-    assert_eq!(stopped.code, expected, "{}: {point}\n{stopped:?}", db.kind);
-    let finished = db.run(&sb, "package.yaml").output().exit(0);
-    assert_eq!(
-        count(&sb, db),
-        (100, 100),
-        "{}: stopped at {point}, every row once\n{stopped:?}\n{finished:?}",
-        db.kind
-    );
-    if load.contains("resume: true") {
-        assert_eq!(
-            progress(&sb, db),
-            vec![vec![Value::from(100), Value::from(1)]],
-            "{}: {point}: the progress row says done",
-            db.kind
-        );
-    }
-    (stopped, finished)
+    let progress = load
+        .contains("resume: true")
+        .then_some("checkflow_load_progress");
+    db.stop_then_finish(&sb, point, "fact_sales", progress)
 }
 
 #[test]
@@ -136,13 +114,13 @@ fn a_load_by_the_first_restart_of_a_checkpoint_without_a_run_record_is_not_loade
         sb.touch("fixed");
         let created = db
             .run(&sb, "package.yaml")
-            .env("CHECKFLOW_TEST_FAILPOINT", "checkpoint-after-create=kill")
+            .failpoint("checkpoint-after-create=kill")
             .output();
         assert_eq!(created.code, None, "{}: killed\n{created:?}", db.kind);
         assert_eq!(sb.show("run.ckpt")["runs"], 0, "{}: no run record", db.kind);
         let loaded = db
             .run(&sb, "package.yaml")
-            .env("CHECKFLOW_TEST_FAILPOINT", "bulk-after-last-commit=kill")
+            .failpoint("bulk-after-last-commit=kill")
             .output();
         assert_eq!(loaded.code, None, "{}: killed\n{loaded:?}", db.kind);
         assert_eq!(count(&sb, &db), (100, 100), "{}: loaded", db.kind);
@@ -257,21 +235,10 @@ fn a_finished_load_is_loaded_again_by_rerun_and_by_a_new_run() {
 #[test]
 fn each_iteration_of_a_loop_loads_its_file_and_a_restart_loads_none_twice() {
     for db in databases("bulk_in_a_loop") {
-        let sb = Sandbox::with_package(&format!(
-            r#"
-id: {ID}
-name: facts
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-connections:
-  dw: {conn}
-variables:
-  Day: {{ type: string, value: "" }}
-tasks:
-  - name: Create table
-    type: sql
-    connection: dw
-    sql: CREATE TABLE IF NOT EXISTS fact_sales (id INTEGER NOT NULL, name TEXT NOT NULL)
-  - name: Days
+        let sb = Sandbox::with_package(&facts(
+            &db,
+            "variables:\n  Day: { type: string, value: \"\" }\n",
+            r#"  - name: Days
     type: foreach
     items: [d1, d2]
     map: [User::Day]
@@ -287,19 +254,14 @@ tasks:
         expressions:
           file: '"data/" + @[User::Day] + ".csv"'
 "#,
-            conn = db.conn
         ));
-        let mut d2 = String::from("id,name\n");
-        for i in 101..=150 {
-            d2.push_str(&format!("{i},name {i}\n"));
-        }
         sb.write("data/d1.csv", &sales_csv());
-        sb.write("data/d2.csv", &d2);
+        sb.write("data/d2.csv", &id_name_csv(101..=150));
         // Killed after d2's last commit: the loop reruns whole on restart,
         // and neither day is loaded twice.
         let out = db
             .run(&sb, "package.yaml")
-            .env("CHECKFLOW_TEST_FAILPOINT", "bulk-after-last-commit@2=kill")
+            .failpoint("bulk-after-last-commit@2=kill")
             .output();
         assert_eq!(out.code, None, "{}: {out:?}", db.kind);
         db.run(&sb, "package.yaml")
@@ -318,26 +280,17 @@ fn a_progress_table_made_before_done_rows_existed_gets_its_new_column() {
         // The table as earlier versions created it (no `done_by`).
         sb.write(
             "setup.yaml",
-            &format!(
-                r#"
-id: {OTHER_ID}
-name: setup
-connections:
-  dw: {conn}
-tasks:
-  - name: Old progress table
+            &other_package_yaml(
+                "setup",
+                &dw_connection(&db.conn),
+                r#"  - name: Old progress table
     type: sql
     connection: dw
     sql: CREATE TABLE checkflow_load_progress (task_key TEXT PRIMARY KEY, rows_sha256 TEXT NOT NULL, rows_done BIGINT NOT NULL)
 "#,
-                conn = db.conn
             ),
         );
-        let mut setup = sb.cmd(["run", "setup.yaml"]);
-        for (k, v) in &db.env {
-            setup = setup.env(k, v);
-        }
-        setup.output().exit(0);
+        db.run(&sb, "setup.yaml").output().exit(0);
         db.run(&sb, "package.yaml").output().exit(0);
         assert_eq!(count(&sb, &db), (100, 100), "{}", db.kind);
         assert_eq!(
@@ -351,57 +304,32 @@ tasks:
 
 #[test]
 fn a_resumable_bulk_insert_killed_at_random_moments_loads_every_row_once() {
-    let seed = std::env::var("CHECKFLOW_E2E_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0xB0_1C_10_ADu64);
+    let seed = seed_or(0xB0_1C_10_AD);
     let mut rng = Rng(seed | 1);
     let db = &databases("bulk_random_kills")[0];
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: facts
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-connections:
-  dw: {conn}
-tasks:
-  - name: Create table
-    type: sql
-    connection: dw
-    sql: CREATE TABLE IF NOT EXISTS fact_sales (id INTEGER NOT NULL, name TEXT NOT NULL)
-  - {{ name: Sales, type: bulk_insert, connection: dw, table: fact_sales, file: data/sales.csv, batch_size: 2000, resume: true }}
-  - {{ name: After, type: process, command: "echo After >> ledger.txt" }}
+    let sb = Sandbox::with_package(&facts(
+        db,
+        "",
+        r#"  - { name: Sales, type: bulk_insert, connection: dw, table: fact_sales, file: data/sales.csv, batch_size: 2000, resume: true }
+  - { name: After, type: process, command: "echo After >> ledger.txt" }
 "#,
-        conn = db.conn
     ));
-    let mut csv = String::from("id,name\n");
-    for i in 1..=40_000 {
-        csv.push_str(&format!("{i},name {i}\n"));
-    }
-    sb.write("data/sales.csv", &csv);
+    sb.write("data/sales.csv", &id_name_csv(1..=40_000));
     let mut kills = 0;
     for attempt in 0.. {
         assert!(attempt < 200, "seed {seed:#x}: no end after {attempt} runs");
-        let run = sb.run().spawn();
         // Later attempts wait longer, so the load always gets further.
         let ms = rng.below(40 + 10 * attempt);
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-        // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
-        unsafe {
-            libc::kill(run.pid(), libc::SIGKILL);
-        }
-        let out = run.finish();
-        match out.code {
-            Some(0) => break,
-            // Success deletes the checkpoint, and a kill can land after that
-            // and before the process exits: the package is done (a further
-            // run would be a new one, which loads the file again).
-            None if !sb.exists("run.ckpt") && sb.ledger().iter().any(|l| l == "After") => {
-                kills += 1;
-                break;
-            }
-            None => kills += 1,
-            _ => panic!("seed {seed:#x}: attempt {attempt}\n{out:?}"),
+        let (killed, done) = run_killed_after(
+            &sb,
+            sb.run(),
+            Some(std::time::Duration::from_millis(ms)),
+            "run.ckpt",
+            &format!("seed {seed:#x}: attempt {attempt}"),
+        );
+        kills += usize::from(killed);
+        if done {
+            break;
         }
     }
     assert!(kills > 0, "seed {seed:#x}: no run was killed");

@@ -1,39 +1,28 @@
 //! When a checkpoint is read, kept, deleted or refused (docs/semantics.md
 //! §5.1, §5.2, §5.4, §5.6): scenarios 1, 2, 3, 4, 12, 16 and 17.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
 /// Scenario 1's package: three process tasks in series, the middle one
 /// forced to fail; `flag` goes on the middle one as written.
 fn blog_table(flag: &str) -> String {
-    format!(
-        r#"
-id: {ID}
-name: blog_table
-checkpoint: {{ file: blog.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: Success1, type: process, command: "echo Success1 >> ledger.txt" }}
+    package_yaml(
+        "blog_table",
+        &checkpoint_at("blog.ckpt"),
+        &format!(
+            r#"  - {{ name: Success1, type: process, command: "echo Success1 >> ledger.txt" }}
   - {{ name: Failure, type: process, command: "echo Failure >> ledger.txt", force_result: failure{flag} }}
   - {{ name: Success2, type: process, command: "echo Success2 >> ledger.txt" }}
 "#
+        ),
     )
 }
 
 /// A, then B (a restart point that fails until the file `fixed` exists), then C.
 fn abc(checkpoint: &str) -> String {
-    format!(
-        r#"
-id: {ID}
-name: abc
-{checkpoint}
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-  - {{ name: C, type: process, command: "echo C >> ledger.txt" }}
-"#
-    )
+    package_yaml("abc", &format!("{checkpoint}\n"), A_FAILING_B_C)
 }
 
 #[test]
@@ -100,9 +89,7 @@ fn usage_never_ignores_an_existing_checkpoint_and_save_starts_a_new_one() {
     );
 
     // The file exists but is not read: A runs again.
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["A", "B", "C"]));
+    assert_eq!(sb.rerun_fixed(), names(&["A", "B", "C"]));
     assert!(!sb.exists("n.ckpt"), "success deletes the file");
 }
 
@@ -117,9 +104,7 @@ fn usage_if_exists_starts_fresh_without_a_file_then_restarts_from_the_one_it_cre
     assert_eq!(sb.take_ledger(), names(&["A", "B"]));
     assert!(sb.exists("state/ie.ckpt"), "the first run creates the file");
 
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["B", "C"]));
+    assert_eq!(sb.rerun_fixed(), names(&["B", "C"]));
 }
 
 #[test]
@@ -240,9 +225,7 @@ fn success_deletes_the_checkpoint_and_the_next_run_starts_from_the_beginning() {
     assert_eq!(sb.take_ledger(), names(&["A", "B"]));
     assert!(sb.exists("s.ckpt"));
 
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["B", "C"]));
+    assert_eq!(sb.rerun_fixed(), names(&["B", "C"]));
     assert!(!sb.exists("s.ckpt"), "success deletes the file");
 
     sb.run().output().exit(0);
@@ -252,20 +235,18 @@ fn success_deletes_the_checkpoint_and_the_next_run_starts_from_the_beginning() {
 
 #[test]
 fn checkpoint_path_from_file_expr_is_created_there_relative_to_the_package() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: expr_path
-variables:
-  StateDir: {{ type: string, value: state }}
+    let yaml = package_yaml(
+        "expr_path",
+        r#"variables:
+  StateDir: { type: string, value: state }
 checkpoint:
   file_expr: '@[User::StateDir] + "/from_expr.ckpt"'
   usage: if_exists
   save: true
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-"#
+"#,
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
+  - { name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     sb.touch("state/.keep");
@@ -322,17 +303,12 @@ fn frames(bytes: &[u8]) -> Vec<(usize, usize)> {
 
 /// A checkpoint with A, B, C recorded (D failed), frame by frame.
 fn four_task_checkpoint() -> Sandbox {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: damaged
-checkpoint: {{ file: d.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt" }}
-  - {{ name: C, type: process, command: "echo C >> ledger.txt" }}
-  - {{ name: D, type: process, command: "echo D >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-"#
+    let yaml = package_yaml(
+        "damaged",
+        &checkpoint_at("d.ckpt"),
+        &(ledger_tasks(&["A", "B", "C"])
+            + r#"  - { name: D, type: process, command: "echo D >> ledger.txt; test -f fixed", fail_package_on_failure: true }
+"#),
     );
     let sb = Sandbox::with_package(&yaml);
     sb.run().output().exit(1);
@@ -407,30 +383,24 @@ fn checkpoint_torn_in_its_last_record_restarts_from_the_records_before_it() {
         "the torn record is dropped"
     );
 
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["C", "D"]));
+    assert_eq!(sb.rerun_fixed(), names(&["C", "D"]));
 }
 
 #[test]
 fn second_run_on_a_held_checkpoint_fails_at_start_naming_the_holder() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: locked
-checkpoint: {{ file: lock.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt; sleep 2" }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt" }}
-"#
+    let yaml = package_yaml(
+        "locked",
+        &checkpoint_at("lock.ckpt"),
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt; sleep 2" }
+  - { name: B, type: process, command: "echo B >> ledger.txt" }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     let first = sb.run().spawn();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sb.ledger().is_empty() {
-        assert!(Instant::now() < deadline, "the first run never started A");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        within(Duration::from_secs(30), || !sb.ledger().is_empty()),
+        "the first run never started A"
+    );
 
     let pid = first.pid().to_string();
     sb.run().output().exit(1).says("lock.ckpt").says(&pid);
@@ -481,7 +451,7 @@ fn a_restart_with_save_false_keeps_the_file_on_failure_and_deletes_it_on_success
         "package.yaml",
         &abc("checkpoint: { file: s.ckpt, usage: if_exists, save: false }"),
     );
-    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let out = sb.run_json().output().exit(1);
     assert_eq!(sb.take_ledger(), names(&["B"]), "A is restored");
     assert_eq!(out.summary()["checkpoint"]["kept"], true);
     assert_eq!(

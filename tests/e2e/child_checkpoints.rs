@@ -4,53 +4,37 @@
 //! checkpoint started with other values is refused, and a child run again
 //! after a crash that came before the parent recorded it loads nothing twice.
 
+use crate::pg::Db;
 use crate::support::*;
 
-const CHILD_ID: &str = "5c3e7a10-2b4d-4f6e-9a8b-0c1d2e3f4a5b";
-
-/// The child checkpoints (`child.*.ckpt`) in the sandbox.
-fn child_checkpoints(sb: &Sandbox) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(sb.path())
-        .expect("read the sandbox")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with("child.") && n.ends_with(".ckpt"))
-        .collect();
-    v.sort();
-    v
+/// `package.yaml`, a parent keeping `parent.ckpt`, with `head` (e.g. its
+/// variables) and `tasks`; `child.yaml`, a child keeping `child.ckpt`, with
+/// `child_head` and `child_tasks`.
+fn family(head: &str, tasks: &str, child_head: &str, child_tasks: &str) -> Sandbox {
+    parent_and_child(
+        &(checkpoint_at("parent.ckpt") + head),
+        tasks,
+        &(checkpoint_at("child.ckpt") + child_head),
+        child_tasks,
+    )
 }
 
 /// A foreach over c1, c2, c3 running the child with `Item` bound; the child
 /// writes `A:item` then `B:item`, and B fails for c2 until `fixed` exists
 /// (keeping the child's checkpoint).
 fn foreach_parent() -> Sandbox {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: parent
-checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
-variables:
-  Item: {{ type: string, value: "" }}
-tasks:
-  - name: Each
+    family(
+        ITEM_VARIABLE,
+        r#"  - name: Each
     type: foreach
     items: [c1, c2, c3]
     map: [User::Item]
     fail_package_on_failure: true
     tasks:
-      - {{ name: Child, type: package, path: child.yaml, bind: {{ Item: "@[User::Item]" }} }}
-"#
-    ));
-    sb.write(
-        "child.yaml",
-        &format!(
-            r#"
-id: {CHILD_ID}
-name: child
-checkpoint: {{ file: child.ckpt, usage: if_exists, save: true }}
-variables:
-  Item: {{ type: string, value: "" }}
-tasks:
-  - name: A
+      - { name: Child, type: package, path: child.yaml, bind: { Item: "@[User::Item]" } }
+"#,
+        ITEM_VARIABLE,
+        r#"  - name: A
     type: process
     command: "true"
     expressions:
@@ -61,10 +45,8 @@ tasks:
     fail_package_on_failure: true
     expressions:
       command: '"echo B:" + @[User::Item] + " >> ledger.txt; test " + @[User::Item] + " != c2 || test -f fixed"'
-"#
-        ),
-    );
-    sb
+"#,
+    )
 }
 
 #[test]
@@ -88,11 +70,7 @@ fn an_iteration_never_resumes_the_child_checkpoint_that_another_iteration_left()
         "{out:?}"
     );
     out.says("[child] restored A");
-    assert!(
-        child_checkpoints(&sb).is_empty(),
-        "{:?}",
-        child_checkpoints(&sb)
-    );
+    assert_no_child_checkpoint(&sb, "after the loop");
     assert!(!sb.exists("parent.ckpt"));
 }
 
@@ -112,50 +90,28 @@ fn a_child_checkpoint_of_an_abandoned_parent_run_is_removed_not_resumed() {
         sb.take_ledger(),
         names(&["A:c1", "B:c1", "A:c2", "B:c2", "A:c3", "B:c3"])
     );
-    assert!(
-        child_checkpoints(&sb).is_empty(),
-        "{:?}",
-        child_checkpoints(&sb)
-    );
+    assert_no_child_checkpoint(&sb, "after the new execution");
 }
 
 #[test]
 fn a_child_checkpoint_started_with_other_bound_values_is_refused() {
     // Inside the loop nothing is recorded, so Stamp reads stamp.txt again on
     // the restart and the child is bound another value for the same iteration.
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: parent
-checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
-variables:
-  Item: {{ type: string, value: "" }}
-  Stamp: {{ type: string, value: "" }}
-tasks:
-  - name: Each
+    let sb = family(
+        &format!("{ITEM_VARIABLE}  Stamp: {{ type: string, value: \"\" }}\n"),
+        r#"  - name: Each
     type: foreach
     items: [only]
     map: [User::Item]
     fail_package_on_failure: true
     tasks:
-      - {{ name: Stamp, type: process, command: "cat stamp.txt", stdout_var: User::Stamp }}
-      - {{ name: Child, type: package, path: child.yaml, bind: {{ Item: "@[User::Stamp]" }} }}
-"#
-    ));
-    sb.write(
-        "child.yaml",
-        &format!(
-            r#"
-id: {CHILD_ID}
-name: child
-checkpoint: {{ file: child.ckpt, usage: if_exists, save: true }}
-variables:
-  Item: {{ type: string, value: "" }}
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-"#
-        ),
+      - { name: Stamp, type: process, command: "cat stamp.txt", stdout_var: User::Stamp }
+      - { name: Child, type: package, path: child.yaml, bind: { Item: "@[User::Stamp]" } }
+"#,
+        ITEM_VARIABLE,
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
+  - { name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }
+"#,
     );
     sb.write("stamp.txt", "one");
     sb.run().output().exit(1);
@@ -173,55 +129,31 @@ tasks:
     assert_eq!(sb.read_bytes(&kept[0]), before, "the file is untouched");
 }
 
+/// A child's one task, `C1`.
+const C1: &str = "  - { name: C1, type: process, command: \"echo C1 >> ledger.txt\" }\n";
+
 /// A parent whose child loads 100 rows with `resume: true`, then `After`.
 fn parent_of_a_loading_child() -> Sandbox {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: parent
-checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: Child, type: package, path: child.yaml, fail_package_on_failure: true }}
-  - {{ name: After, type: process, command: "echo After >> ledger.txt" }}
-"#
-    ));
-    sb.write(
-        "child.yaml",
-        &format!(
-            r#"
-id: {CHILD_ID}
-name: child
-checkpoint: {{ file: child.ckpt, usage: if_exists, save: true }}
-connections:
-  dw: {{ kind: sqlite, path: dw.db }}
-tasks:
-  - name: Create table
+    let sb = family(
+        "",
+        r#"  - { name: Child, type: package, path: child.yaml, fail_package_on_failure: true }
+  - { name: After, type: process, command: "echo After >> ledger.txt" }
+"#,
+        &format!("connections:\n  dw: {DW}\n"),
+        r#"  - name: Create table
     type: sql
     connection: dw
     sql: CREATE TABLE IF NOT EXISTS fact_sales (id INTEGER NOT NULL, name TEXT NOT NULL)
-  - {{ name: Load, type: bulk_insert, connection: dw, table: fact_sales, file: sales.csv, batch_size: 25, resume: true, fail_package_on_failure: true }}
-"#
-        ),
+  - { name: Load, type: bulk_insert, connection: dw, table: fact_sales, file: sales.csv, batch_size: 25, resume: true, fail_package_on_failure: true }
+"#,
     );
-    let mut csv = String::from("id,name\n");
-    for i in 1..=100 {
-        csv.push_str(&format!("{i},name {i}\n"));
-    }
-    sb.write("sales.csv", &csv);
+    sb.write("sales.csv", &id_name_csv(1..=100));
     sb
 }
 
+/// (rows, distinct ids) in the child's `fact_sales`.
 fn loaded_rows(sb: &Sandbox) -> (i64, i64) {
-    let r = sql_rows(
-        sb,
-        "{ kind: sqlite, path: dw.db }",
-        &[],
-        "SELECT COUNT(*), COUNT(DISTINCT id) FROM fact_sales",
-    );
-    (
-        r[0][0].as_i64().expect("a count"),
-        r[0][1].as_i64().expect("a count"),
-    )
+    Db::sqlite().id_counts(sb, "fact_sales")
 }
 
 #[test]
@@ -239,16 +171,12 @@ fn a_child_run_again_before_the_parent_recorded_it_loads_nothing_twice() {
         ("record-before-append@2=kill", Some(1)),
     ] {
         let sb = parent_of_a_loading_child();
-        let out = sb.run().env("CHECKFLOW_TEST_FAILPOINT", point).output();
+        let out = sb.run().failpoint(point).output();
         assert_eq!(out.code, code, "{point}\n{out:?}");
         let again = sb.run().output().exit(0);
         assert_eq!(loaded_rows(&sb), (100, 100), "{point}\n{out:?}\n{again:?}");
         assert_eq!(sb.take_ledger(), names(&["After"]), "{point}");
-        assert!(
-            child_checkpoints(&sb).is_empty(),
-            "{point}: {:?}",
-            child_checkpoints(&sb)
-        );
+        assert_no_child_checkpoint(&sb, point);
     }
 }
 
@@ -259,35 +187,19 @@ fn a_child_run_again_before_the_parent_recorded_it_loads_nothing_twice() {
 #[test]
 fn a_child_that_succeeded_before_its_parent_was_killed_repeats_nothing() {
     for action in ["kill", "term"] {
-        let sb = Sandbox::with_package(&format!(
-            r#"
-id: {ID}
-name: parent
-checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: Child, type: package, path: child.yaml }}
-  - {{ name: After, type: process, command: "echo After >> ledger.txt", after: [Child] }}
-"#
-        ));
-        sb.write(
-            "child.yaml",
-            &format!(
-                r#"
-id: {CHILD_ID}
-name: child
-checkpoint: {{ file: child.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: C1, type: process, command: "echo C1 >> ledger.txt" }}
-  - {{ name: C2, type: process, command: "echo C2 >> ledger.txt" }}
-"#
-            ),
+        let sb = family(
+            "",
+            r#"  - { name: Child, type: package, path: child.yaml }
+  - { name: After, type: process, command: "echo After >> ledger.txt", after: [Child] }
+"#,
+            "",
+            r#"  - { name: C1, type: process, command: "echo C1 >> ledger.txt" }
+  - { name: C2, type: process, command: "echo C2 >> ledger.txt" }
+"#,
         );
         let out = sb
             .run()
-            .env(
-                "CHECKFLOW_TEST_FAILPOINT",
-                &format!("child-after-exit={action}"),
-            )
+            .failpoint(&format!("child-after-exit={action}"))
             .output();
         assert_ne!(out.code, Some(0), "{action}: stopped\n{out:?}");
         assert_eq!(sb.take_ledger(), names(&["C1", "C2"]), "{action}");
@@ -306,39 +218,23 @@ tasks:
         if action == "kill" {
             out.says("[child] restored C2");
         }
-        assert!(
-            child_checkpoints(&sb).is_empty(),
-            "{action}: {:?}",
-            child_checkpoints(&sb)
-        );
+        assert_no_child_checkpoint(&sb, action);
     }
 }
 
 /// A child whose parent recorded its task leaves no checkpoint behind.
 #[test]
 fn a_finished_childs_checkpoint_goes_once_the_parent_recorded_it() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: parent
-checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: Child, type: package, path: child.yaml }}
-  - {{ name: Fail, type: process, command: "test -f fixed", after: [Child], fail_package_on_failure: true }}
-"#
-    ));
-    sb.write(
-        "child.yaml",
-        &format!(
-            "id: {CHILD_ID}\nname: child\ncheckpoint: {{ file: child.ckpt, usage: if_exists, save: true }}\ntasks:\n  - {{ name: C1, type: process, command: \"echo C1 >> ledger.txt\" }}\n"
-        ),
+    let sb = family(
+        "",
+        r#"  - { name: Child, type: package, path: child.yaml }
+  - { name: Fail, type: process, command: "test -f fixed", after: [Child], fail_package_on_failure: true }
+"#,
+        "",
+        C1,
     );
     sb.run().output().exit(1);
-    assert!(
-        child_checkpoints(&sb).is_empty(),
-        "{:?}",
-        child_checkpoints(&sb)
-    );
+    assert_no_child_checkpoint(&sb, "the parent failed after recording the child");
     assert!(completed_paths(&sb.show("parent.ckpt")).contains("Child"));
 }
 
@@ -350,27 +246,15 @@ tasks:
 #[test]
 fn a_parent_stopped_before_its_child_starts_runs_the_child_once() {
     for action in ["kill", "error"] {
-        let sb = Sandbox::with_package(&format!(
-            r#"
-id: {ID}
-name: parent
-checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: Child, type: package, path: child.yaml, fail_package_on_failure: true }}
-"#
-        ));
-        sb.write(
-            "child.yaml",
-            &format!(
-                "id: {CHILD_ID}\nname: child\ncheckpoint: {{ file: child.ckpt, usage: if_exists, save: true }}\ntasks:\n  - {{ name: C1, type: process, command: \"echo C1 >> ledger.txt\" }}\n"
-            ),
+        let sb = family(
+            "",
+            "  - { name: Child, type: package, path: child.yaml, fail_package_on_failure: true }\n",
+            "",
+            C1,
         );
         let out = sb
             .run()
-            .env(
-                "CHECKFLOW_TEST_FAILPOINT",
-                &format!("child-before-start={action}"),
-            )
+            .failpoint(&format!("child-before-start={action}"))
             .output();
         assert_ne!(out.code, Some(0), "{action}: stopped\n{out:?}");
         assert!(
@@ -379,7 +263,7 @@ tasks:
         );
         sb.run().output().exit(0);
         assert_eq!(sb.take_ledger(), names(&["C1"]), "{action}");
-        assert!(child_checkpoints(&sb).is_empty(), "{action}");
+        assert_no_child_checkpoint(&sb, action);
     }
 }
 
@@ -396,50 +280,32 @@ tasks:
 #[test]
 fn a_child_of_the_first_restart_of_a_checkpoint_without_a_run_record_repeats_nothing() {
     for action in ["kill", "error"] {
-        let sb = Sandbox::with_package(&format!(
-            r#"
-id: {ID}
-name: parent
-checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: Child, type: package, path: child.yaml, fail_package_on_failure: true }}
-  - {{ name: After, type: process, command: "echo After >> ledger.txt", after: [Child] }}
-"#
-        ));
-        sb.write(
-            "child.yaml",
-            &format!(
-                r#"
-id: {CHILD_ID}
-name: child
-checkpoint: {{ file: child.ckpt, usage: if_exists, save: true }}
-connections:
-  dw: {{ kind: sqlite, path: dw.db }}
-tasks:
-  - {{ name: Create, type: sql, connection: dw, sql: "CREATE TABLE IF NOT EXISTS d (x INTEGER)" }}
-  - {{ name: C1, type: process, command: "echo C1 >> ledger.txt", after: [Create] }}
+        let sb = family(
+            "",
+            r#"  - { name: Child, type: package, path: child.yaml, fail_package_on_failure: true }
+  - { name: After, type: process, command: "echo After >> ledger.txt", after: [Child] }
+"#,
+            &format!("connections:\n  dw: {DW}\n"),
+            r#"  - { name: Create, type: sql, connection: dw, sql: "CREATE TABLE IF NOT EXISTS d (x INTEGER)" }
+  - { name: C1, type: process, command: "echo C1 >> ledger.txt", after: [Create] }
   - name: Load
     type: sequence
     transaction: required
     fail_package_on_failure: true
     after: [C1]
     tasks:
-      - {{ name: InsD, type: sql, connection: dw, sql: "INSERT INTO d VALUES (1)" }}
-"#
-            ),
+      - { name: InsD, type: sql, connection: dw, sql: "INSERT INTO d VALUES (1)" }
+"#,
         );
         let point = format!("checkpoint-after-create={action}");
-        let out = sb.run().env("CHECKFLOW_TEST_FAILPOINT", &point).output();
+        let out = sb.run().failpoint(&point).output();
         assert_ne!(out.code, Some(0), "{point}: stopped\n{out:?}");
         assert!(sb.exists("parent.ckpt"), "{point}: the file was created");
         let show = sb.show("parent.ckpt");
         assert_eq!(show["runs"], 0, "{point}: no run record\n{show}");
         assert!(sb.take_ledger().is_empty(), "{point}: nothing ran");
 
-        let out = sb
-            .run()
-            .env("CHECKFLOW_TEST_FAILPOINT", "child-after-exit=kill")
-            .output();
+        let out = sb.run().failpoint("child-after-exit=kill").output();
         assert_eq!(out.code, None, "{point}: killed after the child\n{out:?}");
         assert_eq!(sb.take_ledger(), names(&["C1"]), "{point}");
         assert_eq!(
@@ -449,23 +315,14 @@ tasks:
         );
 
         let again = sb.run().output().exit(0);
-        let d = sql_rows(
-            &sb,
-            "{ kind: sqlite, path: dw.db }",
-            &[],
-            "SELECT COUNT(*) FROM d",
-        );
+        let d = Db::sqlite().rows(&sb, "SELECT COUNT(*) FROM d");
         assert_eq!(d[0][0].as_i64(), Some(1), "{point}: row d once\n{again:?}");
         assert_eq!(
             sb.take_ledger(),
             names(&["After"]),
             "{point}: the child repeats nothing\n{again:?}"
         );
-        assert!(
-            child_checkpoints(&sb).is_empty(),
-            "{point}: {:?}",
-            child_checkpoints(&sb)
-        );
+        assert_no_child_checkpoint(&sb, &point);
         again.says("[child] restored Load");
     }
 }

@@ -5,38 +5,16 @@
 use crate::support::*;
 use std::time::{Duration, Instant};
 
-const CHILD_ID: &str = "5c3e7a10-2b4d-4f6e-9a8b-0c1d2e3f4a5b";
-
-/// A child whose second task fails until `fixed` exists; it keeps its own
-/// checkpoint, so a rerun restores its first task.
-fn failing_child() -> String {
-    format!(
-        r#"
-id: {CHILD_ID}
-name: child
-checkpoint: {{ file: child.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: C1, type: process, command: "echo C1 >> ledger.txt" }}
-  - {{ name: C2, type: process, command: "echo C2 >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-  - {{ name: C3, type: process, command: "echo C3 >> ledger.txt" }}
-"#
-    )
-}
-
 #[test]
 fn rerun_of_parent_reruns_child_task_and_child_restarts_from_its_own_checkpoint() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: parent
-checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: P1, type: process, command: "echo P1 >> ledger.txt" }}
-  - {{ name: Child, type: package, path: child.yaml, fail_package_on_failure: true }}
-  - {{ name: P2, type: process, command: "echo P2 >> ledger.txt" }}
-"#
-    ));
-    sb.write("child.yaml", &failing_child());
+    // The child's second task fails until `fixed` exists; the child keeps its
+    // own checkpoint, so a rerun restores its first task.
+    let sb = parent_and_child(
+        &checkpoint_at("parent.ckpt"),
+        P1_CHILD_P2,
+        &checkpoint_at("child.ckpt"),
+        C1_FAILING_C2_C3,
+    );
 
     let out = sb.run().output().exit(1);
     assert_eq!(sb.take_ledger(), names(&["P1", "C1", "C2"]), "{out:?}");
@@ -68,53 +46,39 @@ tasks:
     assert!(!sb.exists("parent.ckpt") && child_checkpoints(&sb).is_empty());
 }
 
-/// The child checkpoints (`child.*.ckpt`) in the sandbox.
-fn child_checkpoints(sb: &Sandbox) -> Vec<String> {
-    std::fs::read_dir(sb.path())
-        .expect("read the sandbox")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with("child.") && n.ends_with(".ckpt"))
-        .collect()
-}
-
 #[test]
 fn bind_passes_a_value_computed_from_parent_variables() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: parent
-variables:
-  Base:   {{ type: int32, value: 20 }}
-  Region: {{ type: string, value: "north" }}
-tasks:
-  - name: Child
+    let sb = Sandbox::with_package(&package_yaml(
+        "parent",
+        r#"variables:
+  Base:   { type: int32, value: 20 }
+  Region: { type: string, value: "north" }
+"#,
+        r#"  - name: Child
     type: package
     path: sub/child.yaml
     bind:
       N: "@[User::Base] * 2 + 2"
       User::Label: '"region " + @[User::Region]'
-"#
+"#,
     ));
     sb.write(
         "sub/child.yaml",
-        &format!(
-            r#"
-id: {CHILD_ID}
-name: child
-variables:
-  N:     {{ type: int32, value: 0 }}
-  Label: {{ type: string, value: "" }}
-tasks:
-  - name: Show
+        &child_yaml(
+            r#"variables:
+  N:     { type: int32, value: 0 }
+  Label: { type: string, value: "" }
+"#,
+            r#"  - name: Show
     type: script
     read_vars: [N, Label]
-    code: 'print(`N=${{N}} Label=${{Label}} twice=${{N * 2}}`);'
+    code: 'print(`N=${N} Label=${Label} twice=${N * 2}`);'
   - name: Write
     type: process
     command: "true"
     expressions:
       command: '"echo " + (DT_WSTR, 10) @[User::N] + " >> ../ledger.txt"'
-"#
+"#,
         ),
     );
     let out = sb.run().output().exit(0);
@@ -124,17 +88,11 @@ tasks:
 
 #[test]
 fn a_child_that_does_not_declare_a_bound_variable_fails_the_task() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: parent
-tasks:
-  - {{ name: Child, type: package, path: child.yaml, bind: {{ Nope: "1" }} }}
-"#
-    ));
-    sb.write(
-        "child.yaml",
-        &format!("id: {CHILD_ID}\nname: child\ntasks:\n  - {{ name: C, type: process, command: \"true\" }}\n"),
+    let sb = parent_and_child(
+        "",
+        "  - { name: Child, type: package, path: child.yaml, bind: { Nope: \"1\" } }\n",
+        "",
+        "  - { name: C, type: process, command: \"true\" }\n",
     );
     sb.run()
         .output()
@@ -145,14 +103,12 @@ tasks:
 
 #[test]
 fn a_missing_child_is_a_validation_error_naming_the_path() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: parent
-tasks:
-  - {{ name: Child, type: package, path: nowhere/child.yaml }}
-  - {{ name: Bad, type: package, path: package.yaml, bind: {{ X: "1 +" }} }}
-"#
+    let sb = Sandbox::with_package(&package_yaml(
+        "parent",
+        "",
+        r#"  - { name: Child, type: package, path: nowhere/child.yaml }
+  - { name: Bad, type: package, path: package.yaml, bind: { X: "1 +" } }
+"#,
     ));
     sb.cmd(["validate", "package.yaml"])
         .output()
@@ -163,13 +119,11 @@ tasks:
 
 #[test]
 fn a_package_that_runs_itself_is_stopped() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: loop
-tasks:
-  - {{ name: Again, type: package, path: package.yaml }}
-"#
+    let sb = Sandbox::with_package(&package_yaml(
+        "loop",
+        "",
+        r#"  - { name: Again, type: package, path: package.yaml }
+"#,
     ));
     sb.run()
         .output()
@@ -179,50 +133,32 @@ tasks:
 
 #[test]
 fn ctrl_c_on_the_parent_stops_the_child_and_its_processes() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: parent
-tasks:
-  - {{ name: Child, type: package, path: child.yaml }}
-"#
-    ));
-    sb.write(
-        "child.yaml",
-        &format!(
-            r#"
-id: {CHILD_ID}
-name: child
-checkpoint: {{ file: child.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: C1, type: process, command: "echo C1 >> ledger.txt" }}
-  - {{ name: Slow, type: process, command: "echo $$ > slow.pid; echo Slow >> ledger.txt; exec sleep 60" }}
-"#
-        ),
+    let sb = parent_and_child(
+        "",
+        "  - { name: Child, type: package, path: child.yaml }\n",
+        &checkpoint_at("child.ckpt"),
+        r#"  - { name: C1, type: process, command: "echo C1 >> ledger.txt" }
+  - { name: Slow, type: process, command: "echo $$ > slow.pid; echo Slow >> ledger.txt; exec sleep 60" }
+"#,
     );
     let run = sb.run().spawn();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sb.ledger().len() < 2 {
-        assert!(Instant::now() < deadline, "Slow never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        within(Duration::from_secs(30), || sb.ledger().len() >= 2),
+        "Slow never started"
+    );
     let slow: i32 = sb.read("slow.pid").trim().parse().expect("a pid");
     let t = Instant::now();
-    // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
-    assert_eq!(unsafe { libc::kill(run.pid(), libc::SIGINT) }, 0);
+    run.signal(libc::SIGINT);
     let out = run.finish();
     assert_eq!(out.code, Some(3), "{out:?}");
     assert!(t.elapsed() < Duration::from_secs(20), "{out:?}");
     // The child's `sleep` is gone (the child stopped it as on its own Ctrl-C).
-    let gone = Instant::now() + Duration::from_secs(10);
     // SAFETY: kill(2) with signal 0 only checks that the process exists.
-    while unsafe { libc::kill(slow, 0) } == 0 {
-        assert!(
-            Instant::now() < gone,
-            "the child's process {slow} still runs"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let running = || unsafe { libc::kill(slow, 0) } == 0;
+    assert!(
+        within(Duration::from_secs(10), || !running()),
+        "the child's process {slow} still runs"
+    );
     // The child stopped as a cancelled run does: what finished stays recorded.
     let kept = child_checkpoints(&sb);
     assert_eq!(kept.len(), 1, "{kept:?}");
@@ -234,19 +170,11 @@ tasks:
 
 #[test]
 fn a_task_timeout_stops_the_child() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: parent
-tasks:
-  - {{ name: Child, type: package, path: child.yaml, timeout: 1s }}
-"#
-    ));
-    sb.write(
-        "child.yaml",
-        &format!(
-            "id: {CHILD_ID}\nname: child\ntasks:\n  - {{ name: Slow, type: process, command: \"sleep 60\" }}\n"
-        ),
+    let sb = parent_and_child(
+        "",
+        "  - { name: Child, type: package, path: child.yaml, timeout: 1s }\n",
+        "",
+        "  - { name: Slow, type: process, command: \"sleep 60\" }\n",
     );
     let t = Instant::now();
     let out = sb.run().output().exit(1);
@@ -255,32 +183,30 @@ tasks:
 
 #[test]
 fn a_script_task_reads_and_writes_variables_in_a_run() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: scripted
-checkpoint: {{ file: s.ckpt, usage: if_exists, save: true }}
-variables:
-  Count: {{ type: int32, value: 1 }}
-  Names: {{ type: object, value: ["a", "b"] }}
-  Joined: {{ type: string, value: "" }}
-tasks:
-  - name: Script
+    let sb = Sandbox::with_package(&package_yaml(
+        "scripted",
+        &(checkpoint_at("s.ckpt")
+            + r#"variables:
+  Count: { type: int32, value: 1 }
+  Names: { type: object, value: ["a", "b"] }
+  Joined: { type: string, value: "" }
+"#),
+        r#"  - name: Script
     type: script
     read_vars: [Names]
     write_vars: [Count, Joined]
     code: |
       Count += Names.len();
       Joined = "";
-      for n in Names {{ Joined += n; }}
-      print(`joined ${{Joined}}`);
+      for n in Names { Joined += n; }
+      print(`joined ${Joined}`);
   - name: Check
     type: process
     command: "true"
     fail_package_on_failure: true
     expressions:
       command: '"echo " + (DT_WSTR, 10) @[User::Count] + @[User::Joined] + " >> ledger.txt; test -f fixed"'
-"#
+"#,
     ));
     sb.run().output().exit(1).says("Script | joined ab");
     assert_eq!(sb.take_ledger(), names(&["3ab"]));
@@ -294,17 +220,15 @@ tasks:
 
 #[test]
 fn script_errors_show_their_line_at_validation_and_at_run_time() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: scripted
-tasks:
-  - name: Broken
+    let sb = Sandbox::with_package(&package_yaml(
+        "scripted",
+        "",
+        r#"  - name: Broken
     type: script
     code: |
       let a = 1;
       let b = ;
-"#
+"#,
     ));
     sb.cmd(["validate", "package.yaml"])
         .output()
@@ -334,37 +258,29 @@ fn a_task_timeout_stops_a_runaway_script() {
     assert!(t.elapsed() < Duration::from_secs(20), "{out:?}");
 }
 
+/// A parent binding its sensitive `Password` ("s3cret-value") to its child's
+/// `Pw`; the child runs `child_tasks`.
+fn binding_a_secret(child_tasks: &str) -> Sandbox {
+    parent_and_child(
+        "variables:\n  Password: { type: string, value: \"s3cret-value\", sensitive: true }\n",
+        "  - { name: Child, type: package, path: child.yaml, bind: { Pw: \"@[User::Password]\" } }\n",
+        "variables:\n  Pw: { type: string, value: \"\" }\n",
+        child_tasks,
+    )
+}
+
 /// Bound values do not travel on the child's command line (every user can
 /// read it in the process list), nor in a file: they go on its standard input.
 #[test]
 fn bound_values_are_not_on_the_childs_command_line() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: parent
-variables:
-  Password: {{ type: string, value: "s3cret-value", sensitive: true }}
-tasks:
-  - {{ name: Child, type: package, path: child.yaml, bind: {{ Pw: "@[User::Password]" }} }}
-"#
-    ));
-    sb.write(
-        "child.yaml",
-        &format!(
-            r#"
-id: {CHILD_ID}
-name: child
-variables:
-  Pw: {{ type: string, value: "" }}
-tasks:
-  - {{ name: Argv, type: process, command: "tr '\\0' '\\n' < /proc/$PPID/cmdline > argv.txt" }}
+    let sb = binding_a_secret(
+        r#"  - { name: Argv, type: process, command: "tr '\\0' '\\n' < /proc/$PPID/cmdline > argv.txt" }
   - name: Got
     type: process
     command: "true"
     expressions:
       command: '"echo " + @[User::Pw] + " >> ledger.txt"'
-"#
-        ),
+"#,
     );
     sb.run().output().exit(0);
     assert_eq!(
@@ -397,32 +313,18 @@ tasks:
 /// controls) that serde_json writes raw: they are escaped.
 #[test]
 fn a_bound_value_with_a_control_character_reaches_the_child() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: parent
-variables:
-  Text: {{ type: string, value: "a\x7Fb\u0080c" }}
-tasks:
-  - {{ name: Child, type: package, path: child.yaml, bind: {{ V: "@[User::Text]" }} }}
-"#
-    ));
-    sb.write(
-        "child.yaml",
-        &format!(
-            r#"
-id: {CHILD_ID}
-name: child
-variables:
-  V: {{ type: string, value: "" }}
-tasks:
-  - name: Got
+    let sb = parent_and_child(
+        r#"variables:
+  Text: { type: string, value: "a\x7Fb\u0080c" }
+"#,
+        "  - { name: Child, type: package, path: child.yaml, bind: { V: \"@[User::Text]\" } }\n",
+        "variables:\n  V: { type: string, value: \"\" }\n",
+        r#"  - name: Got
     type: process
     command: "true"
     expressions:
       command: '"echo " + @[User::V] + " >> ledger.txt"'
-"#
-        ),
+"#,
     );
     let out = sb.run().output();
     assert_eq!(out.code, Some(0), "{out:?}");
@@ -434,28 +336,8 @@ tasks:
 #[cfg(unix)]
 #[test]
 fn a_parent_killed_while_its_child_runs_leaves_no_bind_file() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: parent
-variables:
-  Password: {{ type: string, value: "s3cret-value", sensitive: true }}
-tasks:
-  - {{ name: Child, type: package, path: child.yaml, bind: {{ Pw: "@[User::Password]" }} }}
-"#
-    ));
-    sb.write(
-        "child.yaml",
-        &format!(
-            r#"
-id: {CHILD_ID}
-name: child
-variables:
-  Pw: {{ type: string, value: "" }}
-tasks:
-  - {{ name: Wait, type: process, command: "touch started; sleep 5" }}
-"#
-        ),
+    let sb = binding_a_secret(
+        "  - { name: Wait, type: process, command: \"touch started; sleep 5\" }\n",
     );
     std::fs::create_dir_all(sb.join("tmp")).expect("tmp");
     let tmp = sb.join("tmp");
@@ -463,16 +345,11 @@ tasks:
         .run()
         .env("TMPDIR", tmp.to_str().expect("utf-8 path"))
         .spawn();
-    let t = Instant::now();
-    while !sb.exists("started") {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "the child never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: kill(2) on the parent we spawned.
-    unsafe { libc::kill(run.pid(), libc::SIGKILL) };
+    assert!(
+        within(Duration::from_secs(20), || sb.exists("started")),
+        "the child never started"
+    );
+    run.signal(libc::SIGKILL);
     let _ = run.finish();
     std::thread::sleep(Duration::from_secs(6));
     let left: Vec<String> = std::fs::read_dir(&tmp)

@@ -41,14 +41,12 @@ fn unknown_key_exits_5_naming_file_line_and_column() {
 
 #[test]
 fn unknown_after_target_exits_5_naming_it() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: x
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt", after: [Nowhere] }}
-"#
+    let sb = Sandbox::with_package(&package_yaml(
+        "x",
+        "",
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
+  - { name: B, type: process, command: "echo B >> ledger.txt", after: [Nowhere] }
+"#,
     ));
     sb.run()
         .output()
@@ -60,15 +58,13 @@ tasks:
 
 #[test]
 fn precedence_cycle_exits_5() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: x
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt", after: [C] }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt", after: [A] }}
-  - {{ name: C, type: process, command: "echo C >> ledger.txt", after: [B] }}
-"#
+    let sb = Sandbox::with_package(&package_yaml(
+        "x",
+        "",
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt", after: [C] }
+  - { name: B, type: process, command: "echo B >> ledger.txt", after: [A] }
+  - { name: C, type: process, command: "echo C >> ledger.txt", after: [B] }
+"#,
     ));
     sb.run().output().exit(5).says_ci("cycle");
     assert!(sb.ledger().is_empty());
@@ -99,21 +95,19 @@ fn eval_json_prints_value_and_type() {
 
 #[test]
 fn checkpoint_show_json_lists_package_id_results_and_variables() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: show
-max_errors: 2
-checkpoint: {{ file: show.ckpt, usage: if_exists, save: true }}
+    let yaml = package_yaml(
+        "show",
+        &(checkpoint_at("show.ckpt")
+            + r#"max_errors: 2
 variables:
-  Greeting: {{ type: string, value: hi }}
-  N: {{ type: int32, value: 0 }}
-tasks:
-  - {{ name: Count, type: expression, expr: '@[User::N] = 5' }}
-  - {{ name: Soft, type: process, command: "exit 1", after: [Count] }}
-  - {{ name: Handler, type: process, command: "true", after: [{{ task: Soft, on: failure }}] }}
-  - {{ name: Hard, type: process, command: "exit 1", fail_package_on_failure: true, after: [Handler] }}
-"#
+  Greeting: { type: string, value: hi }
+  N: { type: int32, value: 0 }
+"#),
+        r#"  - { name: Count, type: expression, expr: '@[User::N] = 5' }
+  - { name: Soft, type: process, command: "exit 1", after: [Count] }
+  - { name: Handler, type: process, command: "true", after: [{ task: Soft, on: failure }] }
+  - { name: Hard, type: process, command: "exit 1", fail_package_on_failure: true, after: [Handler] }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     sb.run().output().exit(1);
@@ -145,18 +139,16 @@ tasks:
 
 #[test]
 fn checkpoint_holds_every_variable_not_only_changed_ones() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: allvars
-checkpoint: {{ file: v.ckpt, usage: if_exists, save: true }}
-variables:
-  Greeting: {{ type: string, value: hi }}
-  N: {{ type: int32, value: 0 }}
-tasks:
-  - {{ name: Count, type: expression, expr: '@[User::N] = 5' }}
-  - {{ name: Hard, type: process, command: "exit 1", fail_package_on_failure: true }}
-"#
+    let sb = Sandbox::with_package(&package_yaml(
+        "allvars",
+        &(checkpoint_at("v.ckpt")
+            + r#"variables:
+  Greeting: { type: string, value: hi }
+  N: { type: int32, value: 0 }
+"#),
+        r#"  - { name: Count, type: expression, expr: '@[User::N] = 5' }
+  - { name: Hard, type: process, command: "exit 1", fail_package_on_failure: true }
+"#,
     ));
     sb.run().output().exit(1);
     let doc = sb.show("v.ckpt");
@@ -170,14 +162,11 @@ tasks:
 #[test]
 fn checkpoint_file_is_owner_only() {
     use std::os::unix::fs::PermissionsExt;
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: mode
-checkpoint: {{ file: m.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: A, type: process, command: "exit 1", fail_package_on_failure: true }}
-"#
+    let sb = Sandbox::with_package(&package_yaml(
+        "mode",
+        &checkpoint_at("m.ckpt"),
+        r#"  - { name: A, type: process, command: "exit 1", fail_package_on_failure: true }
+"#,
     ));
     sb.run().output().exit(1);
     let mode = std::fs::metadata(sb.join("m.ckpt"))
@@ -189,27 +178,13 @@ tasks:
 
 #[test]
 fn plan_json_says_restore_for_recorded_and_run_for_the_rest_and_changes_nothing() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: plan
-checkpoint: {{ file: p.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-  - {{ name: C, type: process, command: "echo C >> ledger.txt" }}
-"#
-    );
+    let yaml = package_yaml("plan", &checkpoint_at("p.ckpt"), A_FAILING_B_C);
     let sb = Sandbox::with_package(&yaml);
     sb.run().output().exit(1);
     sb.take_ledger();
     let before = sb.read_bytes("p.ckpt");
 
-    let plan = sb
-        .cmd(["plan", "package.yaml", "--json"])
-        .output()
-        .exit(0)
-        .json();
+    let plan = sb.plan();
     let actions = plan_actions(&plan);
     assert_eq!(
         actions,
@@ -247,43 +222,40 @@ fn wrong_type_exits_5_with_file_line_and_column() {
 
 #[test]
 fn malformed_expression_exits_5_showing_the_expression() {
-    let sb = Sandbox::with_package(&format!(
-        r#"id: {ID}
-name: x
-variables:
-  N: {{ type: int32, value: 0 }}
-tasks:
-  - {{ name: Bad, type: expression, expr: '@[User::N] = (1 + ' }}
-"#
+    let sb = Sandbox::with_package(&package_yaml(
+        "x",
+        r#"variables:
+  N: { type: int32, value: 0 }
+"#,
+        r#"  - { name: Bad, type: expression, expr: '@[User::N] = (1 + ' }
+"#,
     ));
     sb.run().output().exit(5).says("(1 + ").says("^");
 }
 
 #[test]
 fn every_validation_problem_is_reported_at_once() {
-    let sb = Sandbox::with_package(&format!(
-        r#"id: {ID}
-name: x
-tasks:
-  - {{ name: A, type: process, command: "true", after: [Missing1] }}
-  - {{ name: B, type: process, command: "true", after: [Missing2] }}
-"#
+    let sb = Sandbox::with_package(&package_yaml(
+        "x",
+        "",
+        r#"  - { name: A, type: process, command: "true", after: [Missing1] }
+  - { name: B, type: process, command: "true", after: [Missing2] }
+"#,
     ));
     sb.run().output().exit(5).says("Missing1").says("Missing2");
 }
 
 #[test]
 fn after_naming_a_task_in_another_container_exits_5() {
-    let sb = Sandbox::with_package(&format!(
-        r#"id: {ID}
-name: x
-tasks:
-  - name: Box
+    let sb = Sandbox::with_package(&package_yaml(
+        "x",
+        "",
+        r#"  - name: Box
     type: sequence
     tasks:
-      - {{ name: Inner, type: process, command: "true" }}
-  - {{ name: Outer, type: process, command: "true", after: [Inner] }}
-"#
+      - { name: Inner, type: process, command: "true" }
+  - { name: Outer, type: process, command: "true", after: [Inner] }
+"#,
     ));
     sb.run().output().exit(5).says("Inner");
 }
@@ -348,21 +320,20 @@ fn output_to_a_closed_pipe_is_quiet_and_to_a_full_disk_is_an_error() {
 /// decimal keeps digits a binary float would lose.
 #[test]
 fn plain_scalars_keep_their_text() {
-    let sb = Sandbox::with_package(&format!(
-        r#"id: {ID}
-name: typing
-variables:
-  Zip:     {{ type: string, value: 0123 }}
-  Answer:  {{ type: string, value: no }}
-  Version: {{ type: string, value: 1.10 }}
-  Hex:     {{ type: string, value: 0x1F }}
-  Count:   {{ type: int32, value: 0042 }}
-  Flag:    {{ type: boolean, value: true }}
-  Amount:  {{ type: decimal, value: 12345678.1234567891 }}
-  Item:    {{ type: string }}
-  Conf:    {{ type: string }}
-tasks:
-  - name: Each
+    let sb = Sandbox::with_package(&package_yaml(
+        "typing",
+        r#"variables:
+  Zip:     { type: string, value: 0123 }
+  Answer:  { type: string, value: no }
+  Version: { type: string, value: 1.10 }
+  Hex:     { type: string, value: 0x1F }
+  Count:   { type: int32, value: 0042 }
+  Flag:    { type: boolean, value: true }
+  Amount:  { type: decimal, value: 12345678.1234567891 }
+  Item:    { type: string }
+  Conf:    { type: string }
+"#,
+        r#"  - name: Each
     type: foreach
     items: [y, n, off, 007]
     map: [User::Item]
@@ -370,13 +341,13 @@ tasks:
       - name: Note
         type: process
         command: "true"
-        expressions: {{ command: '"echo item " + @[User::Item] + " >> ledger.txt"' }}
+        expressions: { command: '"echo item " + @[User::Item] + " >> ledger.txt"' }
   - name: Show
     type: process
     command: "true"
     expressions:
       command: '"echo " + @[User::Zip] + " " + @[User::Answer] + " " + @[User::Version] + " " + @[User::Hex] + " " + (DT_WSTR, 10)@[User::Count] + " " + (DT_WSTR, 5)@[User::Flag] + " " + (DT_WSTR, 30)@[User::Amount] + " " + @[User::Conf] + " >> ledger.txt"'
-"#
+"#,
     ));
     sb.write("conf.yaml", "User::Conf: off\n");
     sb.run().args(["--config", "conf.yaml"]).output().exit(0);
@@ -400,20 +371,7 @@ tasks:
 /// dtexec's `/SET` syntax, both forms, as SSIS job scripts write it.
 #[test]
 fn set_accepts_dtexecs_property_path_forms() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: set
-variables:
-  Day: {{ type: string, value: "none" }}
-tasks:
-  - name: Show
-    type: process
-    command: "true"
-    expressions:
-      command: '"echo day=" + @[User::Day] + " >> ledger.txt"'
-"#
-    ));
+    let sb = Sandbox::with_package(&show_day_package("set", ""));
     for set in [
         r"\Package.Variables[User::Day].Properties[Value];2026-11-21",
         r"\Package.Variables[User::Day].Value;2026-11-21",
@@ -556,21 +514,19 @@ fn eval_refuses_what_ssis_refuses_naming_both_types() {
 /// an implicit conversion (between date types), and the checkpoint keeps the results.
 #[test]
 fn values_of_the_other_ssis_types_reach_variables() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: types
-checkpoint: {{ file: types.ckpt, usage: if_exists, save: true }}
-variables:
-  S: {{ type: string, value: "" }}
-  D: {{ type: datetime, value: "2000-01-01 00:00:00" }}
-  C: {{ type: decimal, value: "0" }}
-tasks:
-  - {{ name: Text, type: expression, expr: '@[User::S] = (DT_WSTR, 40) (DT_DBTIMESTAMPOFFSET, 7) "2026-11-21 04:30:00 +02:00"' }}
-  - {{ name: Utc, type: expression, expr: '@[User::D] = (DT_DBTIMESTAMPOFFSET, 3) "1999-10-11 20:34:52.123 -3:30"', after: [Text] }}
-  - {{ name: Money, type: expression, expr: '@[User::C] = (DT_CY) 12.5 * 2', after: [Utc] }}
-  - {{ name: Stop, type: process, command: "exit 1", fail_package_on_failure: true, after: [Money] }}
-"#
+    let yaml = package_yaml(
+        "types",
+        &(checkpoint_at("types.ckpt")
+            + r#"variables:
+  S: { type: string, value: "" }
+  D: { type: datetime, value: "2000-01-01 00:00:00" }
+  C: { type: decimal, value: "0" }
+"#),
+        r#"  - { name: Text, type: expression, expr: '@[User::S] = (DT_WSTR, 40) (DT_DBTIMESTAMPOFFSET, 7) "2026-11-21 04:30:00 +02:00"' }
+  - { name: Utc, type: expression, expr: '@[User::D] = (DT_DBTIMESTAMPOFFSET, 3) "1999-10-11 20:34:52.123 -3:30"', after: [Text] }
+  - { name: Money, type: expression, expr: '@[User::C] = (DT_CY) 12.5 * 2', after: [Utc] }
+  - { name: Stop, type: process, command: "exit 1", fail_package_on_failure: true, after: [Money] }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     sb.run().output().exit(1);

@@ -75,10 +75,7 @@ fn big_package() -> (String, BTreeMap<String, String>) {
 fn kill_9_at_random_moments_never_reruns_a_recorded_task_and_the_file_stays_readable() {
     let (yaml, paths) = big_package();
     assert_eq!(paths.len(), 24);
-    let seed = std::env::var("CHECKFLOW_E2E_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x9E37_79B9_7F4A_7C15_u64);
+    let seed = seed_or(0x9E37_79B9_7F4A_7C15);
     let mut rng = Rng(seed);
     let budget = Instant::now() + Duration::from_secs(120);
     let (mut kills, mut rounds, mut resumed) = (0, 0, 0);
@@ -106,21 +103,14 @@ fn kill_9_at_random_moments_never_reruns_a_recorded_task_and_the_file_stays_read
             // Kill once a random number of tasks has started, plus a random
             // few milliseconds; the last attempts of a round run to the end.
             let kill_after = (attempt < 6).then(|| (rng.below(20), rng.below(40)));
-            let status = loop {
-                if let Some(status) = run.child.try_wait().expect("try_wait") {
-                    break Some(status);
-                }
-                if let Some((tasks, ms)) = kill_after
-                    && sb.ledger().len() - seen_before >= tasks as usize
-                {
+            let status = run.wait_or_kill(Duration::from_millis(2), || match kill_after {
+                Some((tasks, ms)) if sb.ledger().len() - seen_before >= tasks as usize => {
                     std::thread::sleep(Duration::from_millis(ms));
-                    run.child.kill().expect("kill -9");
-                    run.child.wait().expect("reap");
-                    kills += 1;
-                    break None;
+                    true
                 }
-                std::thread::sleep(Duration::from_millis(2));
-            };
+                _ => false,
+            });
+            kills += usize::from(status.is_none());
             let ledger = sb.ledger();
             for name in &ledger[seen_before..] {
                 let path = &paths[name];

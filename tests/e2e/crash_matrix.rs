@@ -9,69 +9,24 @@ use crate::support::*;
 /// Transacted work (two containers, one in a parallel branch, each changing a
 /// variable), a loop that records its iterations and counts them, and a
 /// report of the final values.
-const PACKAGE: &str = r#"
-id: 0b6f4d1e-7c1a-4a8e-9a53-2d2f1f6e9c11
-name: matrix
-checkpoint: { file: run.ckpt, usage: if_exists, save: true }
-max_concurrent: 3
-connections:
-  dw: { kind: sqlite, path: dw.db }
-variables:
-  Mid: { type: int32, value: 0 }
-  Mid2: { type: int32, value: 0 }
-  Total: { type: int32, value: 0 }
-  Item: { type: string, value: "" }
-tasks:
-  - name: Create
-    type: sql
-    connection: dw
-    sql: "CREATE TABLE IF NOT EXISTS a (x INTEGER); CREATE TABLE IF NOT EXISTS b (x INTEGER); CREATE TABLE IF NOT EXISTS c (x INTEGER);"
-  - name: T1
-    type: sequence
-    transaction: required
-    fail_package_on_failure: true
-    after: [Create]
-    tasks:
-      - { name: InsA, type: sql, connection: dw, sql: "INSERT INTO a VALUES (1)" }
-      - { name: Count, type: expression, expr: "@[User::Mid] = @[User::Mid] + 1" }
-      - { name: InsB, type: sql, connection: dw, sql: "INSERT INTO b VALUES (1)" }
-  - name: Each
-    type: foreach
-    items: [x, y, z]
-    map: [User::Item]
-    checkpoint_iterations: true
-    fail_package_on_failure: true
-    after: [T1]
-    tasks:
-      - { name: Inc, type: expression, expr: "@[User::Total] = @[User::Total] + 1" }
-      - { name: Touch, type: process, command: "true", after: [Inc] }
-  - name: Par
-    type: sequence
-    flow: parallel
-    fail_package_on_failure: true
-    after: [Each]
-    tasks:
-      - name: T2
-        type: sequence
-        transaction: required
-        tasks:
-          - { name: InsC, type: sql, connection: dw, sql: "INSERT INTO c VALUES (1)" }
-          - { name: Count2, type: expression, expr: "@[User::Mid2] = @[User::Mid2] + 1" }
-      - { name: Side, type: process, command: "true" }
-  - name: Report
-    type: process
-    after: [Par]
-    command: "true"
-    expressions:
-      command: '"echo final mid=" + (DT_WSTR, 4)@[User::Mid] + " mid2=" + (DT_WSTR, 4)@[User::Mid2] + " total=" + (DT_WSTR, 4)@[User::Total] + " > final.txt"'
-"#;
+fn package() -> String {
+    protocols_package(&Protocols {
+        name: "matrix",
+        create: "CREATE TABLE IF NOT EXISTS a (x INTEGER); CREATE TABLE IF NOT EXISTS b (x INTEGER); CREATE TABLE IF NOT EXISTS c (x INTEGER);",
+        after_t1: "",
+        each_after: "T1",
+        items: "x, y, z",
+        work: r#"{ name: Touch, type: process, command: "true", after: [Inc] }"#,
+        branches: "      - { name: Side, type: process, command: \"true\" }\n",
+    })
+}
 
 /// Runs one case: the first run with `failpoint`, then restarts until the
 /// package succeeds. `None` if the point was never reached (the first run
 /// succeeded).
 fn case(failpoint: &str) -> Option<()> {
-    let sb = Sandbox::with_package(PACKAGE);
-    let first = sb.run().env("CHECKFLOW_TEST_FAILPOINT", failpoint).output();
+    let sb = Sandbox::with_package(&package());
+    let first = sb.run().failpoint(failpoint).output();
     if first.code == Some(0) {
         return None;
     }
@@ -98,14 +53,11 @@ fn case(failpoint: &str) -> Option<()> {
         }
         assert_eq!(out.code, Some(1), "{failpoint}: {}", out.all());
     }
-    let counts = sql_rows(
-        &sb,
-        "{ kind: sqlite, path: dw.db }",
-        &[],
-        "SELECT (SELECT COUNT(*) FROM a), (SELECT COUNT(*) FROM b), (SELECT COUNT(*) FROM c)",
-    );
     assert_eq!(
-        counts[0].iter().map(|v| v.as_i64()).collect::<Vec<_>>(),
+        dw_numbers(
+            &sb,
+            &["COUNT(*) FROM a", "COUNT(*) FROM b", "COUNT(*) FROM c"]
+        ),
         vec![Some(1), Some(1), Some(1)],
         "{failpoint}: every committed row exactly once"
     );
@@ -116,6 +68,16 @@ fn case(failpoint: &str) -> Option<()> {
     );
     assert!(!sb.exists("run.ckpt"), "{failpoint}: deleted on success");
     Some(())
+}
+
+/// Runs the cases `point(1)`, `point(2)`, ... (the Nth time a crash point
+/// is hit) until one is never reached; returns that first unreached N.
+fn cases_until_unreached(point: impl Fn(u32) -> String) -> u32 {
+    let mut n = 1;
+    while case(&point(n)).is_some() {
+        n += 1;
+    }
+    n
 }
 
 #[test]
@@ -139,21 +101,15 @@ fn every_commit_crash_point_under_kill_and_term_leaves_each_row_and_variable_exa
         assert!(case(&fp).is_some(), "{fp} was never reached");
         hit += 1;
         // Every task start: a crash while each task runs.
-        let mut n = 1;
-        while case(&format!("task-start@{n}={action}")).is_some() {
-            n += 1;
-            hit += 1;
-        }
+        let n = cases_until_unreached(|n| format!("task-start@{n}={action}"));
+        hit += n - 1;
         assert!(n > 10, "{action}: only {n} task starts");
     }
     // A failed checkpoint write at each write of the run.
     assert!(case("checkpoint-after-create=error").is_some());
     hit += 1;
-    let mut n = 1;
-    while case(&format!("checkpoint-write@{n}=error")).is_some() {
-        n += 1;
-        hit += 1;
-    }
+    let n = cases_until_unreached(|n| format!("checkpoint-write@{n}=error"));
+    hit += n - 1;
     assert!(n > 5, "only {n} checkpoint writes");
     eprintln!("crash matrix: {hit} cases");
 }
@@ -194,20 +150,19 @@ fn a_downloads_rename_under_kill_term_and_error_leaves_the_complete_file_once() 
             "download-after-rename=term",
         ] {
             let ctx = format!("{fp}, overwrite {overwrite}");
-            let sb = Sandbox::with_package(&format!(
-                r#"
-id: {ID}
-name: dl
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: Get, type: download, url: "{url}", to: data/big.bin, sha256: {sha}, overwrite: {overwrite}, fail_package_on_failure: true }}
+            let sb = Sandbox::with_package(&package_yaml(
+                "dl",
+                &checkpoint_at("run.ckpt"),
+                &format!(
+                    r#"  - {{ name: Get, type: download, url: "{url}", to: data/big.bin, sha256: {sha}, overwrite: {overwrite}, fail_package_on_failure: true }}
   - {{ name: Use, type: process, command: "cmp -s data/big.bin data/want.bin && echo Use >> ledger.txt", after: [Get] }}
 "#,
-                url = server.url("/big.bin")
+                    url = server.url("/big.bin")
+                ),
             ));
             std::fs::create_dir_all(sb.join("data")).expect("mkdir");
             std::fs::write(sb.join("data/want.bin"), &body).expect("write");
-            let first = sb.run().env("CHECKFLOW_TEST_FAILPOINT", fp).output();
+            let first = sb.run().failpoint(fp).output();
             assert_ne!(
                 first.code,
                 Some(0),

@@ -19,15 +19,7 @@ fn rows(sb: &Sandbox, db: &Db, sql: &str) -> Vec<Vec<Value>> {
 
 /// (rows, distinct ids) of a table.
 fn count(sb: &Sandbox, db: &Db, table: &str) -> (i64, i64) {
-    let r = rows(
-        sb,
-        db,
-        &format!("SELECT COUNT(*), COUNT(DISTINCT id) FROM {table}"),
-    );
-    (
-        r[0][0].as_i64().expect("a count"),
-        r[0][1].as_i64().expect("a count"),
-    )
+    db.id_counts(sb, table)
 }
 
 /// `id,name` lines for ids `1..=n`; the row at `dup_at` repeats id 1.
@@ -40,24 +32,60 @@ fn csv(n: usize, dup_at: Option<usize>) -> String {
     s
 }
 
-fn create_tables(tables: &[&str]) -> String {
+/// `CREATE TABLE` statements for `tables` (`id` a key, `name`).
+fn create_tables(tables: &[&str]) -> Vec<String> {
     tables
         .iter()
         .map(|t| {
             format!("CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, name TEXT NOT NULL);")
         })
-        .collect::<Vec<_>>()
-        .join("\n      ")
+        .collect()
+}
+
+/// A package on `db` keeping `run.ckpt`, whose first task, "Create tables",
+/// runs the statements `create`; `tasks` (YAML list items) follow it.
+fn creating(name: &str, db: &Db, create: &[String], tasks: &str) -> String {
+    package_yaml(
+        name,
+        &(checkpoint_at("run.ckpt") + &dw_connection(&db.conn)),
+        &format!(
+            "  - name: Create tables\n    type: sql\n    connection: dw\n    sql: |\n      {}\n{tasks}",
+            create.join("\n      ")
+        ),
+    )
 }
 
 /// A package on `db` with a checkpoint whose first task, "Create tables",
 /// creates `tables` (`id`, `name`); `tasks` (YAML list items) follow it.
 fn with_tables(name: &str, db: &Db, tables: &[&str], tasks: &str) -> String {
-    format!(
-        "id: {ID}\nname: {name}\ncheckpoint: {{ file: run.ckpt, usage: if_exists, save: true }}\nconnections:\n  dw: {conn}\ntasks:\n  - name: Create tables\n    type: sql\n    connection: dw\n    sql: |\n      {create}\n{tasks}",
-        conn = db.conn,
-        create = create_tables(tables)
-    )
+    creating(name, db, &create_tables(tables), tasks)
+}
+
+/// `run` of the package on `db` with a JSON log, which must succeed.
+fn run_json(sb: &Sandbox, db: &Db) -> Output {
+    db.run(sb, "package.yaml")
+        .args(["--log", "json"])
+        .output()
+        .exit(0)
+}
+
+/// A run of the package on `db` killed at the crash point `point`: only
+/// `Inside` of [`transacted_load`] ran.
+fn killed_at(sb: &Sandbox, db: &Db, point: &str) {
+    let out = db.run(sb, "package.yaml").failpoint(point).output();
+    assert_eq!(out.code, None, "{}: killed by SIGKILL\n{out:?}", db.kind);
+    assert_eq!(sb.take_ledger(), names(&["Inside"]), "{}", db.kind);
+}
+
+/// `table` holds one row; `what` says why it should.
+#[track_caller]
+fn one_row_in(sb: &Sandbox, db: &Db, table: &str, what: &str) {
+    assert_eq!(
+        rows(sb, db, &format!("SELECT COUNT(*) FROM {table}")),
+        vec![vec![Value::from(1)]],
+        "{}: {what}",
+        db.kind
+    );
 }
 
 #[test]
@@ -94,12 +122,7 @@ fn scenario_6_one_failed_dimension_load_is_the_only_one_rerun_and_no_row_is_load
         );
 
         sb.write("data/products.csv", &csv(40, None));
-        let out = db
-            .run(&sb, "package.yaml")
-            .args(["--log", "json"])
-            .output()
-            .exit(0);
-        let summary = out.summary();
+        let summary = run_json(&sb, &db).summary();
         assert_eq!(status_of(&summary, "Products"), "succeeded", "{}", db.kind);
         for t in ["Create tables", "Customers", "Stores"] {
             assert_eq!(status_of(&summary, t), "restored", "{}: {t}", db.kind);
@@ -146,11 +169,7 @@ fn resumable_bulk_insert_continues_after_the_last_committed_batch_without_duplic
         // The row stays, marked done by this run of the task (a restart
         // before the completion was recorded must find it).
         assert_eq!(
-            rows(
-                &sb,
-                &db,
-                "SELECT rows_done, CASE WHEN done_by IS NULL THEN 0 ELSE 1 END FROM checkflow_load_progress"
-            ),
+            db.progress(&sb, "checkflow_load_progress"),
             vec![vec![Value::from(100), Value::from(1)]],
             "{}: the progress row is marked done",
             db.kind
@@ -190,12 +209,7 @@ fn scenario_10_a_transacted_container_that_fails_half_way_is_rolled_back_and_rer
         assert_eq!(count(&sb, &db, "audit"), (0, 0), "{}: rolled back", db.kind);
 
         sb.touch("fixed");
-        let out = db
-            .run(&sb, "package.yaml")
-            .args(["--log", "json"])
-            .output()
-            .exit(0);
-        let summary = out.summary();
+        let summary = run_json(&sb, &db).summary();
         assert_eq!(status_of(&summary, "Create tables"), "restored");
         for t in ["Load/Customers", "Load/Audit", "Load/Check"] {
             assert_eq!(
@@ -207,11 +221,11 @@ fn scenario_10_a_transacted_container_that_fails_half_way_is_rolled_back_and_rer
         }
         assert_eq!(count(&sb, &db, "dim_customer"), (50, 50), "{}", db.kind);
         assert_eq!(count(&sb, &db, "audit"), (1, 1), "{}", db.kind);
-        assert_eq!(
-            rows(&sb, &db, "SELECT COUNT(*) FROM checkflow_tx_markers"),
-            vec![vec![Value::from(1)]],
-            "{}: the commit wrote its marker",
-            db.kind
+        one_row_in(
+            &sb,
+            &db,
+            "checkflow_tx_markers",
+            "the commit wrote its marker",
         );
     }
 }
@@ -221,24 +235,18 @@ fn scenario_10_a_transacted_container_that_fails_half_way_is_rolled_back_and_rer
 #[test]
 fn scenario_7_one_failed_aggregation_is_the_only_one_recomputed() {
     for db in databases("scenario7") {
-        let yaml = format!(
-            r#"
-id: {ID}
-name: aggregates
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-connections:
-  dw: {conn}
-tasks:
-  - name: Create tables
-    type: sql
-    connection: dw
-    sql: |
-      CREATE TABLE IF NOT EXISTS sales (id INTEGER PRIMARY KEY, region TEXT NOT NULL, amount INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS agg_region (region TEXT NOT NULL, total INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS agg_total (total INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS agg_fx (total INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS agg_log (name TEXT NOT NULL)
-  - {{ name: Load, type: bulk_insert, connection: dw, table: sales, file: data/sales.csv, truncate: true, after: [Create tables] }}
+        let yaml = creating(
+            "aggregates",
+            &db,
+            &[
+                "CREATE TABLE IF NOT EXISTS sales (id INTEGER PRIMARY KEY, region TEXT NOT NULL, amount INTEGER NOT NULL);",
+                "CREATE TABLE IF NOT EXISTS agg_region (region TEXT NOT NULL, total INTEGER NOT NULL);",
+                "CREATE TABLE IF NOT EXISTS agg_total (total INTEGER NOT NULL);",
+                "CREATE TABLE IF NOT EXISTS agg_fx (total INTEGER NOT NULL);",
+                "CREATE TABLE IF NOT EXISTS agg_log (name TEXT NOT NULL)",
+            ]
+            .map(String::from),
+            r#"  - { name: Load, type: bulk_insert, connection: dw, table: sales, file: data/sales.csv, truncate: true, after: [Create tables] }
   - name: By region
     type: sql
     connection: dw
@@ -264,7 +272,6 @@ tasks:
       INSERT INTO agg_fx SELECT SUM(s.amount * r.rate) FROM sales s, rates r;
       INSERT INTO agg_log VALUES ('In euro')
 "#,
-            conn = db.conn
         );
         let sb = Sandbox::with_package(&yaml);
         sb.write(
@@ -283,31 +290,21 @@ tasks:
         // The cause is fixed outside the package: the rates arrive.
         sb.write(
             "fix.yaml",
-            &format!(
-                r#"
-id: {OTHER_ID}
-name: fix
-connections:
-  dw: {conn}
-tasks:
-  - name: Rates
+            &other_package_yaml(
+                "fix",
+                &dw_connection(&db.conn),
+                r#"  - name: Rates
     type: sql
     connection: dw
     sql: |
       CREATE TABLE rates (rate INTEGER NOT NULL);
       INSERT INTO rates VALUES (2)
 "#,
-                conn = db.conn
             ),
         );
         db.run(&sb, "fix.yaml").output().exit(0);
 
-        let out = db
-            .run(&sb, "package.yaml")
-            .args(["--log", "json"])
-            .output()
-            .exit(0);
-        let summary = out.summary();
+        let summary = run_json(&sb, &db).summary();
         assert_eq!(status_of(&summary, "In euro"), "succeeded", "{}", db.kind);
         for t in ["Create tables", "Load", "By region", "Total"] {
             assert_eq!(status_of(&summary, t), "restored", "{}: {t}", db.kind);
@@ -356,14 +353,10 @@ fn bulk_insert_null_marker_can_be_written_as_a_plain_yaml_key() {
     // docs/semantics.md §1.4 names the field `null`; in YAML a plain `null:` key is null
     // itself, and the loader must still read it as the field.
     for db in databases("nullkey") {
-        let yaml = format!(
-            r#"
-id: {ID}
-name: nulls
-connections:
-  dw: {conn}
-tasks:
-  - name: Create
+        let sb = Sandbox::with_package(&package_yaml(
+            "nulls",
+            &dw_connection(&db.conn),
+            r#"  - name: Create
     type: sql
     connection: dw
     sql: CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, city TEXT)
@@ -375,9 +368,7 @@ tasks:
     null: ""
     after: [Create]
 "#,
-            conn = db.conn
-        );
-        let sb = Sandbox::with_package(&yaml);
+        ));
         sb.write("people.csv", "id,city\n1,Oslo\n2,\n3,Lima\n");
         db.run(&sb, "package.yaml").output().exit(0);
         let r = rows(
@@ -399,33 +390,23 @@ tasks:
 /// table and appends an event row (no key: a repeat would show as a second
 /// row), and a ledger shows which tasks ran.
 fn transacted_load(db: &Db) -> Sandbox {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: transacted
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-connections:
-  dw: {conn}
-tasks:
-  - name: Create tables
-    type: sql
-    connection: dw
-    sql: |
-      {create}
-      CREATE TABLE IF NOT EXISTS events (what TEXT NOT NULL);
-  - name: Load
+    let mut create = create_tables(&["dim_customer"]);
+    create.push("CREATE TABLE IF NOT EXISTS events (what TEXT NOT NULL);".into());
+    let yaml = creating(
+        "transacted",
+        db,
+        &create,
+        r#"  - name: Load
     type: sequence
     transaction: required
     fail_package_on_failure: true
     after: [Create tables]
     tasks:
-      - {{ name: Customers, type: bulk_insert, connection: dw, table: dim_customer, file: data/customers.csv }}
-      - {{ name: Event, type: sql, connection: dw, sql: "INSERT INTO events (what) VALUES ('customers loaded')" }}
-      - {{ name: Inside, type: process, command: "echo Inside >> ledger.txt" }}
-  - {{ name: After, type: process, command: "echo After >> ledger.txt", after: [Load] }}
+      - { name: Customers, type: bulk_insert, connection: dw, table: dim_customer, file: data/customers.csv }
+      - { name: Event, type: sql, connection: dw, sql: "INSERT INTO events (what) VALUES ('customers loaded')" }
+      - { name: Inside, type: process, command: "echo Inside >> ledger.txt" }
+  - { name: After, type: process, command: "echo After >> ledger.txt", after: [Load] }
 "#,
-        conn = db.conn,
-        create = create_tables(&["dim_customer"])
     );
     let sb = Sandbox::with_package(&yaml);
     sb.write("data/customers.csv", &csv(50, None));
@@ -439,12 +420,7 @@ tasks:
 fn a_transaction_killed_after_its_commit_is_not_repeated() {
     for db in databases("txkill_commit") {
         let sb = transacted_load(&db);
-        let out = db
-            .run(&sb, "package.yaml")
-            .env("CHECKFLOW_TEST_FAILPOINT", "tx-after-commit")
-            .output();
-        assert_eq!(out.code, None, "{}: killed by SIGKILL\n{out:?}", db.kind);
-        assert_eq!(sb.take_ledger(), names(&["Inside"]), "{}", db.kind);
+        killed_at(&sb, &db, "tx-after-commit");
         assert!(sb.exists("run.ckpt"), "{}: checkpoint kept", db.kind);
         let done = completed_paths(&sb.show("run.ckpt"));
         assert!(
@@ -453,12 +429,7 @@ fn a_transaction_killed_after_its_commit_is_not_repeated() {
             db.kind
         );
 
-        let out = db
-            .run(&sb, "package.yaml")
-            .args(["--log", "json"])
-            .output()
-            .exit(0)
-            .says("committed before the last run stopped");
+        let out = run_json(&sb, &db).says("committed before the last run stopped");
         assert_eq!(status_of(&out.summary(), "Load"), "restored", "{}", db.kind);
         assert_eq!(
             sb.take_ledger(),
@@ -467,12 +438,7 @@ fn a_transaction_killed_after_its_commit_is_not_repeated() {
             db.kind
         );
         assert_eq!(count(&sb, &db, "dim_customer"), (50, 50), "{}", db.kind);
-        assert_eq!(
-            rows(&sb, &db, "SELECT COUNT(*) FROM events"),
-            vec![vec![Value::from(1)]],
-            "{}: the event row once",
-            db.kind
-        );
+        one_row_in(&sb, &db, "events", "the event row once");
     }
 }
 
@@ -484,12 +450,7 @@ fn a_transaction_killed_after_its_commit_is_not_repeated() {
 fn a_transaction_killed_before_its_commit_is_rolled_back_and_run_again() {
     for db in databases("txkill_intent") {
         let sb = transacted_load(&db);
-        let out = db
-            .run(&sb, "package.yaml")
-            .env("CHECKFLOW_TEST_FAILPOINT", "tx-after-intent")
-            .output();
-        assert_eq!(out.code, None, "{}: killed by SIGKILL\n{out:?}", db.kind);
-        assert_eq!(sb.take_ledger(), names(&["Inside"]), "{}", db.kind);
+        killed_at(&sb, &db, "tx-after-intent");
         assert_eq!(
             count(&sb, &db, "dim_customer"),
             (0, 0),
@@ -497,12 +458,7 @@ fn a_transaction_killed_before_its_commit_is_rolled_back_and_run_again() {
             db.kind
         );
 
-        let out = db
-            .run(&sb, "package.yaml")
-            .args(["--log", "json"])
-            .output()
-            .exit(0);
-        let summary = out.summary();
+        let summary = run_json(&sb, &db).summary();
         assert_eq!(status_of(&summary, "Load"), "succeeded", "{}", db.kind);
         assert_eq!(
             status_of(&summary, "Create tables"),
@@ -512,12 +468,7 @@ fn a_transaction_killed_before_its_commit_is_rolled_back_and_run_again() {
         );
         assert_eq!(sb.take_ledger(), names(&["Inside", "After"]), "{}", db.kind);
         assert_eq!(count(&sb, &db, "dim_customer"), (50, 50), "{}", db.kind);
-        assert_eq!(
-            rows(&sb, &db, "SELECT COUNT(*) FROM events"),
-            vec![vec![Value::from(1)]],
-            "{}: the event row once",
-            db.kind
-        );
+        one_row_in(&sb, &db, "events", "the event row once");
     }
 }
 
@@ -527,22 +478,13 @@ fn a_transaction_killed_before_its_commit_is_rolled_back_and_run_again() {
 #[test]
 fn a_rejected_row_in_a_crlf_file_after_a_blank_line_is_named_by_its_line() {
     for db in databases("crlf_lines") {
-        let yaml = format!(
-            r#"
-id: {ID}
-name: crlf
-connections:
-  dw: {conn}
-tasks:
-  - name: Create
-    type: sql
-    connection: dw
-    sql: CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, name TEXT NOT NULL)
-  - {{ name: Load, type: bulk_insert, connection: dw, table: people, file: people.csv, after: [Create] }}
+        let sb = Sandbox::with_package(&package_yaml(
+            "crlf",
+            &dw_connection(&db.conn),
+            r#"  - { name: Create, type: sql, connection: dw, sql: "CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, name TEXT NOT NULL)" }
+  - { name: Load, type: bulk_insert, connection: dw, table: people, file: people.csv, after: [Create] }
 "#,
-            conn = db.conn
-        );
-        let sb = Sandbox::with_package(&yaml);
+        ));
         // Line 1 header, 2 and 3 rows, 4 blank, 5 repeats id 1.
         sb.write("people.csv", "id,name\r\n1,a\r\n2,b\r\n\r\n1,again\r\n");
         db.run(&sb, "package.yaml")
@@ -562,43 +504,28 @@ fn a_transaction_killed_before_its_commit_runs_again_when_older_markers_exist() 
         let sb = transacted_load(&db);
         sb.write(
             "warmup.yaml",
-            &format!(
-                r#"
-id: {OTHER_ID}
-name: warmup
-connections:
-  dw: {conn}
-tasks:
-  - name: Tx
+            &other_package_yaml(
+                "warmup",
+                &dw_connection(&db.conn),
+                r#"  - name: Tx
     type: sequence
     transaction: required
     tasks:
-      - {{ name: Make, type: sql, connection: dw, sql: "CREATE TABLE IF NOT EXISTS warmup (x INTEGER)" }}
+      - { name: Make, type: sql, connection: dw, sql: "CREATE TABLE IF NOT EXISTS warmup (x INTEGER)" }
 "#,
-                conn = db.conn
             ),
         );
         db.run(&sb, "warmup.yaml").output().exit(0);
-        assert_eq!(
-            rows(&sb, &db, "SELECT COUNT(*) FROM checkflow_tx_markers"),
-            vec![vec![Value::from(1)]],
-            "{}: the warm-up left one marker",
-            db.kind
+        one_row_in(
+            &sb,
+            &db,
+            "checkflow_tx_markers",
+            "the warm-up left one marker",
         );
 
-        let out = db
-            .run(&sb, "package.yaml")
-            .env("CHECKFLOW_TEST_FAILPOINT", "tx-after-intent")
-            .output();
-        assert_eq!(out.code, None, "{}: killed by SIGKILL\n{out:?}", db.kind);
-        sb.take_ledger();
-        let out = db
-            .run(&sb, "package.yaml")
-            .args(["--log", "json"])
-            .output()
-            .exit(0);
+        killed_at(&sb, &db, "tx-after-intent");
         assert_eq!(
-            status_of(&out.summary(), "Load"),
+            status_of(&run_json(&sb, &db).summary(), "Load"),
             "succeeded",
             "{}",
             db.kind

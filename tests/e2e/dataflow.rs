@@ -12,40 +12,17 @@ pub(crate) fn pkg(body: &str) -> String {
     format!("id: {ID}\nname: flows\n{body}")
 }
 
-/// Fails if the binary panicked.
-#[track_caller]
-pub(crate) fn no_panic(out: Output) -> Output {
-    assert!(
-        !out.all().contains("panicked"),
-        "the binary panicked\n{out:?}"
-    );
-    assert!(out.code.is_some(), "killed by a signal\n{out:?}");
-    out
-}
-
 /// Runs a package that must succeed.
 #[track_caller]
 pub(crate) fn ok(sb: &Sandbox) -> Output {
     no_panic(sb.run().output()).exit(0)
 }
 
-/// `run` and `validate` reject the package with exit 5, naming
-/// `package.yaml:{at}` and every word; nothing ran.
+/// `run` and `validate` reject the package of `body` (see [`pkg`]) with
+/// exit 5, naming `package.yaml:{at}` and every word; nothing ran.
 #[track_caller]
 pub(crate) fn rejected(body: &str, at: &str, words: &[&str]) {
-    let sb = Sandbox::with_package(&pkg(body));
-    let loc = format!("package.yaml:{at}");
-    let mut out = no_panic(sb.run().output()).exit(5).says(&loc);
-    for w in words {
-        out = out.says(w);
-    }
-    let v = no_panic(sb.cmd(["validate", "package.yaml"]).output())
-        .exit(5)
-        .says(&loc);
-    for w in words {
-        assert!(v.all().contains(w), "validate does not say {w:?}\n{v:?}");
-    }
-    assert!(sb.ledger().is_empty(), "nothing may run: {:?}", sb.ledger());
+    crate::support::rejected(&pkg(body), at, words);
 }
 
 pub(crate) const SALES: &str = "id,region,amount,sold_at\n\
@@ -107,12 +84,7 @@ fn table_destination_maps_and_leaves_out_columns() {
     )));
     sb.write("in/sales.csv", SALES);
     ok(&sb);
-    let db = Db {
-        kind: "sqlite",
-        conn: "{ kind: sqlite, path: dw.db }".into(),
-        env: vec![],
-    };
-    let rows = db.rows(&sb, "SELECT sale_id, total FROM t ORDER BY sale_id");
+    let rows = Db::sqlite().rows(&sb, "SELECT sale_id, total FROM t ORDER BY sale_id");
     assert_eq!(rows.len(), 4);
     assert_eq!(rows[1][0].as_i64(), Some(2));
 }
@@ -616,7 +588,8 @@ fn the_run_shows_rows_per_path() {
 
 // ---- bad flows: exit 5, the line, the component and the column ----
 
-const SRC: &str = "      - { name: S, type: flat_file_source, file: in.csv, columns: [a, { name: n, type: DT_I4 }] }\n";
+/// The source of the bad flows: `S` reads `in.csv` (`a`, and `n` a number).
+pub(crate) const SRC: &str = "      - { name: S, type: flat_file_source, file: in.csv, columns: [a, { name: n, type: DT_I4 }] }\n";
 
 pub(crate) fn bad(rest: &str) -> String {
     format!("tasks:\n  - name: Load\n    type: data_flow\n    components:\n{SRC}{rest}")

@@ -3,7 +3,7 @@
 //! source on every database, the whole pipeline of the README's example, and
 //! the bad flows they can make.
 
-use crate::dataflow::{SALES, bad, flow, no_panic, ok, pkg, rejected, source};
+use crate::dataflow::{SALES, bad, flow, ok, pkg, rejected, source};
 use crate::pg::databases;
 use crate::support::*;
 

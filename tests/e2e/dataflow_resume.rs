@@ -5,29 +5,16 @@
 
 use serde_json::Value;
 
-use crate::dataflow::rejected;
+use crate::dataflow::{SRC, rejected};
 use crate::pg::{Db, databases};
 use crate::support::*;
 
-/// 100 rows, ids 1..=100.
-fn sales_csv(n: u32) -> String {
-    let mut s = String::from("id,name\n");
-    for i in 1..=n {
-        s.push_str(&format!("{i},name {i}\n"));
-    }
-    s
-}
+/// The two tables together, as a `FROM` clause.
+const BOTH_TABLES: &str = "(SELECT id FROM even_sales UNION ALL SELECT id FROM odd_sales) x";
 
 /// (rows, distinct ids) in the two tables together.
 fn count(sb: &Sandbox, db: &Db) -> (i64, i64) {
-    let r = db.rows(
-        sb,
-        "SELECT COUNT(*), COUNT(DISTINCT id) FROM (SELECT id FROM even_sales UNION ALL SELECT id FROM odd_sales) x",
-    );
-    (
-        r[0][0].as_i64().expect("a count"),
-        r[0][1].as_i64().expect("a count"),
-    )
+    db.id_counts(sb, BOTH_TABLES)
 }
 
 /// `progress`, or no row while the flow has not made its progress table
@@ -46,25 +33,24 @@ fn progress_so_far(sb: &Sandbox, db: &Db) -> Vec<Vec<Value>> {
 
 /// (rows done, 1 if done) of each progress row.
 fn progress(sb: &Sandbox, db: &Db) -> Vec<Vec<Value>> {
-    db.rows(
-        sb,
-        "SELECT rows_done, CASE WHEN done_by IS NULL THEN 0 ELSE 1 END FROM checkflow_flow_progress",
-    )
+    db.progress(sb, "checkflow_flow_progress")
 }
 
 /// A package whose resumable flow reads `rows` ids, upper-cases the names
 /// and splits even and odd ids into two tables on one connection, in steps
 /// of `commit_rows`; `After` writes the ledger.
 fn package(db: &Db, rows: u32, commit_rows: u32) -> Sandbox {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: flows
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-connections:
+    let sb = Sandbox::with_package(&package_yaml(
+        "flows",
+        &(checkpoint_at("run.ckpt")
+            + &format!(
+                r#"connections:
   dw: {conn}
-tasks:
-  - name: Load
+"#,
+                conn = db.conn
+            )),
+        &format!(
+            r#"  - name: Load
     type: data_flow
     resume: true
     commit_rows: {commit_rows}
@@ -76,10 +62,10 @@ tasks:
       - {{ name: Evens, type: table_destination, input: Split.Even, connection: dw, table: even_sales, create: if_missing }}
       - {{ name: Odds, type: table_destination, input: Split.Odd, connection: dw, table: odd_sales, create: if_missing }}
   - {{ name: After, type: process, command: "echo After >> ledger.txt", after: [Load] }}
-"#,
-        conn = db.conn
+"#
+        ),
     ));
-    sb.write("data/sales.csv", &sales_csv(rows));
+    sb.write("data/sales.csv", &id_name_csv(1..=rows));
     sb
 }
 
@@ -87,33 +73,9 @@ tasks:
 /// end: every row is in the tables once and the progress row says done.
 fn stop_then_finish(db: &Db, point: &str) -> (Output, Output) {
     let sb = package(db, 100, 25);
-    let stopped = db
-        .run(&sb, "package.yaml")
-        .env("CHECKFLOW_TEST_FAILPOINT", point)
-        .output();
-    let expected = if point.ends_with("=term") {
-        Some(3)
-    } else if point.ends_with("=error") {
-        Some(1)
-    } else {
-        None
-    };
-    assert_eq!(stopped.code, expected, "{}: {point}\n{stopped:?}", db.kind);
-    let finished = db.run(&sb, "package.yaml").output().exit(0);
-    assert_eq!(
-        count(&sb, db),
-        (100, 100),
-        "{}: stopped at {point}, every row once\n{stopped:?}\n{finished:?}",
-        db.kind
-    );
-    assert_eq!(
-        progress(&sb, db),
-        vec![vec![Value::from(100), Value::from(1)]],
-        "{}: {point}: the progress row says done",
-        db.kind
-    );
+    let ran = db.stop_then_finish(&sb, point, BOTH_TABLES, Some("checkflow_flow_progress"));
     assert_eq!(sb.ledger(), ["After"], "{}: {point}", db.kind);
-    (stopped, finished)
+    ran
 }
 
 #[test]
@@ -164,10 +126,7 @@ fn a_new_run_of_a_finished_resumable_flow_loads_the_file_again() {
 
 #[test]
 fn scenario_22_a_resumable_flow_killed_at_random_moments_loads_every_row_once() {
-    let seed = std::env::var("CHECKFLOW_E2E_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5CE_0022u64);
+    let seed = seed_or(0x5CE_0022);
     let mut rng = Rng(seed | 1);
     let db = &databases("df_random_kills")[0];
     let rows = 1_000_000;
@@ -176,25 +135,19 @@ fn scenario_22_a_resumable_flow_killed_at_random_moments_loads_every_row_once() 
     let mut last = 0;
     for attempt in 0.. {
         assert!(attempt < 300, "seed {seed:#x}: no end after {attempt} runs");
-        let run = db.run(&sb, "package.yaml").spawn();
         // Kill 20 runs or more at random moments, then let one finish.
-        if kills < 20 {
-            let ms = 40 + rng.below(120);
-            std::thread::sleep(std::time::Duration::from_millis(ms));
-            // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
-            unsafe {
-                libc::kill(run.pid(), libc::SIGKILL);
-            }
-        }
-        let out = run.finish();
-        match out.code {
-            Some(0) => break,
-            None if !sb.exists("run.ckpt") && sb.ledger().iter().any(|l| l == "After") => {
-                kills += 1;
-                break;
-            }
-            None => kills += 1,
-            _ => panic!("seed {seed:#x}: attempt {attempt}\n{out:?}"),
+        let kill_after =
+            (kills < 20).then(|| std::time::Duration::from_millis(40 + rng.below(120)));
+        let (killed, done) = run_killed_after(
+            &sb,
+            db.run(&sb, "package.yaml"),
+            kill_after,
+            "run.ckpt",
+            &format!("seed {seed:#x}: attempt {attempt}"),
+        );
+        kills += u32::from(killed);
+        if done {
+            break;
         }
         // How far the committed steps got.
         if let Some(done) = progress_so_far(&sb, db)
@@ -218,8 +171,6 @@ fn scenario_22_a_resumable_flow_killed_at_random_moments_loads_every_row_once() 
         "seed {seed:#x}, {kills} kill(s), {mid_load} mid-load"
     );
 }
-
-const SRC: &str = "      - { name: S, type: flat_file_source, file: in.csv, columns: [a, { name: n, type: DT_I4 }] }\n";
 
 fn resumable(rest: &str) -> String {
     format!(

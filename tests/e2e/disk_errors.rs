@@ -15,16 +15,8 @@ use std::process::Command;
 
 use crate::support::*;
 
-const PKG_TASKS: &str = r#"tasks:
-  - { name: A, type: process, command: "echo A >> ledger.txt" }
-  - { name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }
-  - { name: C, type: process, command: "echo C >> ledger.txt" }
-"#;
-
 fn package(checkpoint: &str) -> String {
-    format!(
-        "id: {ID}\nname: disk_errors\ncheckpoint: {{ file: {checkpoint}, usage: if_exists, save: true }}\n{PKG_TASKS}"
-    )
+    package_yaml("disk_errors", &checkpoint_at(checkpoint), A_FAILING_B_C)
 }
 
 /// Whether this process may write into a folder with mode 0555 (root may).
@@ -191,18 +183,17 @@ fn disk_full_mid_run_stops_with_a_clear_error_and_the_checkpoint_stays_readable(
     // The checkpoint's first record writes 64 KiB of room ahead of its
     // frames; Fill takes every free page after it; Big's record (100 KB) is
     // larger than that room and needs new pages.
-    let yaml = format!(
-        r#"id: {ID}
-name: disk_full
-checkpoint: {{ file: disk/r.ckpt, usage: if_exists, save: true }}
-variables:
-  Big: {{ type: string, value: "" }}
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: Fill, type: process, command: "echo Fill >> ledger.txt; test -f disk/filler || dd if=/dev/zero of=disk/filler bs=4096 count=256 2>/dev/null; true" }}
-  - {{ name: Big, type: expression, expr: '@[User::Big] = REPLICATE("x", 100000)' }}
-  - {{ name: C, type: process, command: "echo C >> ledger.txt" }}
-"#
+    let yaml = package_yaml(
+        "disk_full",
+        &(checkpoint_at("disk/r.ckpt")
+            + r#"variables:
+  Big: { type: string, value: "" }
+"#),
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
+  - { name: Fill, type: process, command: "echo Fill >> ledger.txt; test -f disk/filler || dd if=/dev/zero of=disk/filler bs=4096 count=256 2>/dev/null; true" }
+  - { name: Big, type: expression, expr: '@[User::Big] = REPLICATE("x", 100000)' }
+  - { name: C, type: process, command: "echo C >> ledger.txt" }
+"#,
     );
     sb.write("package.yaml", &yaml);
     let out = sb.run().output().exit(1);

@@ -5,19 +5,11 @@
 //! process (it records every request it answers) and, when pyftpdlib is
 //! available, one from a real FTP server.
 
-use std::time::SystemTime;
-
 use crate::support::*;
 use crate::test_server::{FtpOptions, FtpServer, HttpServer, bytes};
 
 const MB: usize = 1024 * 1024;
 const CUT: u64 = 8 * MB as u64;
-
-fn modified(sb: &Sandbox, rel: &str) -> SystemTime {
-    std::fs::metadata(sb.join(rel))
-        .and_then(|m| m.modified())
-        .expect("mtime of a downloaded file")
-}
 
 #[test]
 fn rerun_downloads_only_the_failed_file_and_resumes_it_from_its_partial_bytes() {
@@ -52,22 +44,24 @@ fn rerun_downloads_only_the_failed_file_and_resumes_it_from_its_partial_bytes() 
         None => String::new(),
     };
     let ftp_port = ftp.as_ref().map_or(21, |s| s.port);
-    let yaml = format!(
-        r#"
-id: {ID}
-name: downloads
-checkpoint: {{ file: dl.ckpt, usage: if_exists, save: true }}
-flow: parallel
+    let yaml = package_yaml(
+        "downloads",
+        &(checkpoint_at("dl.ckpt")
+            + &format!(
+                r#"flow: parallel
 connections:
   ftp: {{ kind: ftp, host: 127.0.0.1, port: {ftp_port}, user: etl, password_env: CHECKFLOW_E2E_FTP_PASSWORD }}
-tasks:
-  - {{ name: GetA, type: download, url: "{a}", to: data/a.bin }}
+"#
+            )),
+        &format!(
+            r#"  - {{ name: GetA, type: download, url: "{a}", to: data/a.bin }}
   - {{ name: GetB, type: download, url: "{b}", to: data/b.bin, fail_package_on_failure: true }}
   - {{ name: GetC, type: download, url: "{c}", to: data/c.bin }}
 {ftp_task}"#,
-        a = server.url("/a.bin"),
-        b = server.url("/b.bin"),
-        c = server.url("/c.bin"),
+            a = server.url("/a.bin"),
+            b = server.url("/b.bin"),
+            c = server.url("/c.bin")
+        ),
     );
     let sb = Sandbox::with_package(&yaml);
 
@@ -109,8 +103,8 @@ tasks:
         expect.push("GetD".into());
     }
     assert_eq!(done, expect);
-    let a_time = modified(&sb, "data/a.bin");
-    let d_time = ftp.as_ref().map(|_| modified(&sb, "data/d.bin"));
+    let a_time = sb.modified("data/a.bin");
+    let d_time = ftp.as_ref().map(|_| sb.modified("data/d.bin"));
 
     // The server is fixed; the rerun asks only for the rest of b.bin.
     server.cut_at("/b.bin", None);
@@ -139,13 +133,9 @@ tasks:
     }
     assert!(!sb.exists("data/b.bin.part"));
     assert!(!sb.exists("data/b.bin.part.meta"));
-    assert_eq!(
-        modified(&sb, "data/a.bin"),
-        a_time,
-        "a.bin was not rewritten"
-    );
+    assert_eq!(sb.modified("data/a.bin"), a_time, "a.bin was not rewritten");
     if let Some(t) = d_time {
-        assert_eq!(modified(&sb, "data/d.bin"), t, "d.bin was not rewritten");
+        assert_eq!(sb.modified("data/d.bin"), t, "d.bin was not rewritten");
         assert!(sb.read_bytes("data/d.bin") == ftp_body);
     }
     assert!(!sb.exists("dl.ckpt"), "success deletes the checkpoint");
@@ -153,16 +143,14 @@ tasks:
 
 #[test]
 fn download_fields_are_validated_before_anything_runs() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: bad_downloads
-tasks:
-  - {{ name: NoTo, type: download, url: "http://127.0.0.1:1/x" }}
-  - {{ name: BadScheme, type: download, url: "gopher://u:hunter22@h/x", to: x }}
-  - {{ name: BadHash, type: download, url: "http://127.0.0.1:1/x", to: y, sha256: abc }}
-  - {{ name: Stray, type: download, url: "http://127.0.0.1:1/x", to: z, command: "echo" }}
-"#
+    let yaml = package_yaml(
+        "bad_downloads",
+        "",
+        r#"  - { name: NoTo, type: download, url: "http://127.0.0.1:1/x" }
+  - { name: BadScheme, type: download, url: "gopher://u:hunter22@h/x", to: x }
+  - { name: BadHash, type: download, url: "http://127.0.0.1:1/x", to: y, sha256: abc }
+  - { name: Stray, type: download, url: "http://127.0.0.1:1/x", to: z, command: "echo" }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     let out = sb.run().output();
@@ -179,15 +167,13 @@ tasks:
 /// its scheme is described, not printed (a password in it would show).
 #[test]
 fn a_url_env_value_without_a_scheme_does_not_show_its_password() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: dl
-connections:
-  web: {{ kind: http, url_env: CHECKFLOW_E2E_BASE }}
-tasks:
-  - {{ name: Get, type: download, connection: web, url: data/x.csv, to: out/x.csv }}
-"#
+    let sb = Sandbox::with_package(&package_yaml(
+        "dl",
+        r#"connections:
+  web: { kind: http, url_env: CHECKFLOW_E2E_BASE }
+"#,
+        r#"  - { name: Get, type: download, connection: web, url: data/x.csv, to: out/x.csv }
+"#,
     ));
     let out = sb
         .run()

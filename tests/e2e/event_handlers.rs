@@ -138,8 +138,7 @@ fn a_failing_handler_of_a_task_fails_that_task() {
         ),
     );
     let out = sb
-        .run()
-        .args(["--log", "json"])
+        .run_json()
         .output()
         .exit(1)
         .says("its on_post_execute handler failed");
@@ -165,7 +164,7 @@ fn a_failing_handler_is_an_error_of_the_container_it_is_attached_to() {
         "  - { name: A, type: process, command: \"echo A >> ledger.txt; echo careful >&2\" }\n  - { name: B, type: process, command: \"echo B >> ledger.txt\" }\n",
     );
     let out =
-        sb.run().args(["--log", "json"]).output().exit(1).says(
+        sb.run_json().output().exit(1).says(
             "demo: its on_warning handler failed: Broken: command `exit 5` exited with code 5",
         );
     assert_eq!(sb.take_ledger(), names(&["A"]));
@@ -188,7 +187,7 @@ fn a_failing_pre_execute_handler_keeps_its_executable_from_running() {
         "",
         "  - name: A\n    type: process\n    command: \"echo A >> ledger.txt\"\n    event_handlers:\n      on_pre_execute: [{ name: Gate, type: process, command: \"exit 1\" }]\n",
     );
-    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let out = sb.run_json().output().exit(1);
     assert!(sb.take_ledger().is_empty(), "A never ran");
     assert_eq!(status_of(&out.summary(), "A"), "failed");
 }
@@ -291,11 +290,7 @@ fn plan_lists_the_handlers() {
         .exit(0)
         .stdout_has("  on_error of package \"demo\": Alert, Page\n")
         .stdout_has("  on_post_execute of A: Tidy\n");
-    let v = sb
-        .cmd(["plan", "package.yaml", "--json"])
-        .output()
-        .exit(0)
-        .json();
+    let v = sb.plan();
     assert_eq!(
         v["handlers"],
         serde_json::json!([

@@ -10,48 +10,42 @@ use crate::support::*;
 /// A transacted sequence of two inserts and a counter, then a task that
 /// writes the counter to the ledger.
 fn transacted(extra: &str) -> Sandbox {
-    Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: tx
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-connections:
-  dw: {{ kind: sqlite, path: dw.db }}
-variables:
-  Mid: {{ type: int32, value: 0 }}
-tasks:
-  - name: Create
+    Sandbox::with_package(&package_yaml(
+        "tx",
+        &format!(
+            "{}connections:\n  dw: {DW}\nvariables:\n  Mid: {{ type: int32, value: 0 }}\n",
+            checkpoint_at("run.ckpt")
+        ),
+        &format!(
+            r#"  - name: Create
     type: sql
     connection: dw
     sql: "CREATE TABLE IF NOT EXISTS a (x INTEGER); CREATE TABLE IF NOT EXISTS b (x INTEGER);"
-  - name: T1
-    type: sequence
-    transaction: required
-    fail_package_on_failure: true
-    after: [Create]
-    tasks:
-      - {{ name: InsA, type: sql, connection: dw, sql: "INSERT INTO a VALUES (1)" }}
-      - {{ name: Count, type: expression, expr: "@[User::Mid] = @[User::Mid] + 1" }}
-      - {{ name: InsB, type: sql, connection: dw, sql: "INSERT INTO b VALUES (1)" }}
-  - name: After
+{T1_TRANSACTED}  - name: After
     type: process
     after: [T1]
     command: "true"
     expressions:
       command: '"echo mid=" + (DT_WSTR, 10)@[User::Mid] + " >> ledger.txt"'
 {extra}"#
+        ),
     ))
 }
 
 fn rows_of(sb: &Sandbox, table: &str) -> i64 {
-    sql_rows(
-        sb,
-        "{ kind: sqlite, path: dw.db }",
-        &[],
-        &format!("SELECT COUNT(*) FROM {table}"),
-    )[0][0]
-        .as_i64()
-        .expect("a count")
+    dw_numbers(sb, &[&format!("COUNT(*) FROM {table}")])[0].expect("a count")
+}
+
+/// The restart after a commit whose record was lost finds the commit made:
+/// it does not repeat it, and `After` sees the variable it committed with.
+#[track_caller]
+fn restart_finds_the_commit(sb: &Sandbox) {
+    sb.run()
+        .output()
+        .exit(0)
+        .says("committed before the last run stopped");
+    assert_eq!((rows_of(sb, "a"), rows_of(sb, "b")), (1, 1));
+    assert_eq!(sb.take_ledger(), names(&["mid=1"]));
 }
 
 /// SIGTERM while the last task of a transacted container runs: the task
@@ -61,11 +55,7 @@ fn rows_of(sb: &Sandbox, table: &str) -> i64 {
 fn sigterm_during_the_last_task_of_a_transaction_keeps_its_rows_and_never_records_a_rollback() {
     let sb = transacted("");
     // Tasks start in order: Create, InsA, Count, InsB.
-    let out = sb
-        .run()
-        .env("CHECKFLOW_TEST_FAILPOINT", "task-start@4=term")
-        .output()
-        .exit(3);
+    let out = sb.run().failpoint("task-start@4=term").output().exit(3);
     let done = completed_paths(&sb.show("run.ckpt"));
     let (a, b) = (rows_of(&sb, "a"), rows_of(&sb, "b"));
     assert!(
@@ -90,19 +80,10 @@ fn sigterm_during_the_last_task_of_a_transaction_keeps_its_rows_and_never_record
 #[test]
 fn a_variable_set_inside_a_committed_transaction_survives_a_kill_before_its_record() {
     let sb = transacted("");
-    let out = sb
-        .run()
-        .env("CHECKFLOW_TEST_FAILPOINT", "tx-after-commit")
-        .output();
+    let out = sb.run().failpoint("tx-after-commit").output();
     assert_eq!(out.code, None, "killed by SIGKILL\n{}", out.all());
     assert!(!completed_paths(&sb.show("run.ckpt")).contains("T1"));
-
-    sb.run()
-        .output()
-        .exit(0)
-        .says("committed before the last run stopped");
-    assert_eq!((rows_of(&sb, "a"), rows_of(&sb, "b")), (1, 1));
-    assert_eq!(sb.take_ledger(), names(&["mid=1"]));
+    restart_finds_the_commit(&sb);
 }
 
 /// The same window, then a second crash right after the restart recorded the
@@ -114,10 +95,7 @@ fn a_committed_transaction_found_by_a_restart_keeps_its_variables_for_later_rest
         r#"  - { name: Fail late, type: process, after: [After], command: "test -f fixed", fail_package_on_failure: true }
 "#,
     );
-    let out = sb
-        .run()
-        .env("CHECKFLOW_TEST_FAILPOINT", "tx-after-commit")
-        .output();
+    let out = sb.run().failpoint("tx-after-commit").output();
     assert_eq!(out.code, None, "killed by SIGKILL\n{}", out.all());
     sb.run().output().exit(1);
     assert_eq!(sb.take_ledger(), names(&["mid=1"]));
@@ -135,17 +113,12 @@ fn a_failed_checkpoint_write_after_a_commit_is_settled_by_the_restart() {
     let sb = transacted("");
     // Writes: Create's completion, then the intent, then T1's completion.
     sb.run()
-        .env("CHECKFLOW_TEST_FAILPOINT", "checkpoint-write@3=error")
+        .failpoint("checkpoint-write@3=error")
         .output()
         .exit(1)
         .says("simulated write failure");
     assert_eq!((rows_of(&sb, "a"), rows_of(&sb, "b")), (1, 1));
-    sb.run()
-        .output()
-        .exit(0)
-        .says("committed before the last run stopped");
-    assert_eq!((rows_of(&sb, "a"), rows_of(&sb, "b")), (1, 1));
-    assert_eq!(sb.take_ledger(), names(&["mid=1"]));
+    restart_finds_the_commit(&sb);
 }
 
 /// A loop changes a variable and fails while a parallel sibling finishes:
@@ -153,17 +126,15 @@ fn a_failed_checkpoint_write_after_a_commit_is_settled_by_the_restart() {
 /// rerun of the whole loop adds them a second time (the total was 9, not 5).
 #[test]
 fn a_loop_variable_does_not_leak_into_a_parallel_siblings_record() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: leak
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-max_concurrent: 4
+    let sb = Sandbox::with_package(&package_yaml(
+        "leak",
+        &(checkpoint_at("run.ckpt")
+            + r#"max_concurrent: 4
 variables:
-  Total: {{ type: int32, value: 0 }}
-  Item: {{ type: int32, value: 0 }}
-tasks:
-  - name: Par
+  Total: { type: int32, value: 0 }
+  Item: { type: int32, value: 0 }
+"#),
+        r#"  - name: Par
     type: sequence
     flow: parallel
     tasks:
@@ -173,13 +144,13 @@ tasks:
         map: [User::Item]
         fail_package_on_failure: true
         tasks:
-          - {{ name: Inc, type: expression, expr: "@[User::Total] = @[User::Total] + 1" }}
+          - { name: Inc, type: expression, expr: "@[User::Total] = @[User::Total] + 1" }
           - name: Check
             type: process
             after: [Inc]
             command: "true"
             expressions:
-              command: '"test " + (DT_WSTR, 4)@[User::Item] + " != 4 || {{ while [ ! -f sibling.done ]; do sleep 0.02; done; sleep 0.3; test -f fixed; }}"'
+              command: '"test " + (DT_WSTR, 4)@[User::Item] + " != 4 || { while [ ! -f sibling.done ]; do sleep 0.02; done; sleep 0.3; test -f fixed; }"'
       - name: Sibling
         type: process
         command: "echo Sibling >> ledger.txt; touch sibling.done"
@@ -189,7 +160,7 @@ tasks:
     command: "true"
     expressions:
       command: '"echo total=" + (DT_WSTR, 10)@[User::Total] + " >> ledger.txt"'
-"#
+"#,
     ));
     sb.run().output().exit(1);
     assert_eq!(sb.take_ledger(), names(&["Sibling"]));
@@ -200,9 +171,7 @@ tasks:
         Value::from(0),
         "the loop's unfinished changes are not in the checkpoint: {doc}"
     );
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["total=5"]));
+    assert_eq!(sb.rerun_fixed(), names(&["total=5"]));
 }
 
 /// A failure restored from the checkpoint still counts against `max_errors`:
@@ -210,18 +179,16 @@ tasks:
 /// as the same two failures in one run do.
 #[test]
 fn a_restored_failure_counts_against_max_errors() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: errors
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-max_errors: 2
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt; exit 1" }}
-  - {{ name: C, type: process, after: [{{ task: A, on: completion }}], fail_package_on_failure: true, command: "echo C >> ledger.txt; test -f fixed" }}
-  - {{ name: D, type: process, after: [C], command: "echo D >> ledger.txt; exit 1" }}
-  - {{ name: Alert, type: process, after: [{{ task: D, on: failure }}], command: "echo Alert >> ledger.txt" }}
-"#
+    let yaml = package_yaml(
+        "errors",
+        &(checkpoint_at("run.ckpt")
+            + r#"max_errors: 2
+"#),
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt; exit 1" }
+  - { name: C, type: process, after: [{ task: A, on: completion }], fail_package_on_failure: true, command: "echo C >> ledger.txt; test -f fixed" }
+  - { name: D, type: process, after: [C], command: "echo D >> ledger.txt; exit 1" }
+  - { name: Alert, type: process, after: [{ task: D, on: failure }], command: "echo Alert >> ledger.txt" }
+"#,
     );
     // In one run: A and D fail, two errors, the package fails.
     let one = Sandbox::with_package(&yaml);
@@ -237,7 +204,7 @@ tasks:
         vec![("A".into(), "failure".into())]
     );
     sb.touch("fixed");
-    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let out = sb.run_json().output().exit(1);
     assert_eq!(status_of(&out.summary(), "A"), "restored");
     assert_eq!(status_of(&out.summary(), "D"), "failed");
 }
@@ -248,23 +215,20 @@ tasks:
 /// restart restored it instead of running it again.
 #[test]
 fn a_branch_failing_after_the_package_failed_is_not_recorded_and_runs_again() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: late
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-tasks:
-  - name: Par
+    let sb = Sandbox::with_package(&package_yaml(
+        "late",
+        &checkpoint_at("run.ckpt"),
+        r#"  - name: Par
     type: sequence
     flow: parallel
     tasks:
-      - {{ name: Early, type: process, fail_package_on_failure: true, command: "echo Early >> ledger.txt; test -f fixed" }}
+      - { name: Early, type: process, fail_package_on_failure: true, command: "echo Early >> ledger.txt; test -f fixed" }
       - name: Branch
         type: sequence
         fail_package_on_failure: true
         tasks:
-          - {{ name: Late, type: process, command: "echo Late >> ledger.txt; while [ ! -f ledger.txt ]; do sleep 0.01; done; sleep 0.3; test -f fixed" }}
-"#
+          - { name: Late, type: process, command: "echo Late >> ledger.txt; while [ ! -f ledger.txt ]; do sleep 0.01; done; sleep 0.3; test -f fixed" }
+"#,
     ));
     sb.run().output().exit(1);
     assert_eq!(sorted(sb.take_ledger()), names(&["Early", "Late"]));
@@ -273,7 +237,5 @@ tasks:
         "nothing on the failure chain is recorded: {:?}",
         sb.completed("run.ckpt")
     );
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sorted(sb.take_ledger()), names(&["Early", "Late"]));
+    assert_eq!(sorted(sb.rerun_fixed()), names(&["Early", "Late"]));
 }

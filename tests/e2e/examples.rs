@@ -12,7 +12,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
@@ -99,12 +98,6 @@ fn requests(server: &HttpServer) -> BTreeMap<String, Vec<u16>> {
     by_path
 }
 
-fn modified(sb: &Sandbox, rel: &str) -> SystemTime {
-    fs::metadata(sb.join(rel))
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| panic!("mtime of {rel}: {e}"))
-}
-
 #[test]
 fn warehouse_example_restarts_at_the_failed_dimension_without_downloading_or_loading_again() {
     let sb = Sandbox::new();
@@ -118,12 +111,7 @@ fn warehouse_example_restarts_at_the_failed_dimension_without_downloading_or_loa
     }
     server.add("/products.csv", data("products-with-duplicate.csv"));
     let base = server.url("");
-    let run = || {
-        sb.run()
-            .args(["--log", "json"])
-            .env("WAREHOUSE_URL", &base)
-            .output()
-    };
+    let run = || sb.run_json().env("WAREHOUSE_URL", &base).output();
 
     // First run: every file is fetched once; the dimensions before Products
     // load; the Products load fails on the repeated id and keeps the
@@ -186,21 +174,21 @@ fn warehouse_example_restarts_at_the_failed_dimension_without_downloading_or_loa
 
     // The plan of the rerun restores the downloads and the loads that were
     // recorded, and reruns the Products unit whole (fetch, then load).
-    let plan = sb.cmd(["plan", "package.yaml", "--json"]).output().exit(0);
-    let actions: BTreeMap<String, String> = plan_actions(&plan.json()).into_iter().collect();
+    let actions: BTreeMap<String, String> = plan_actions(&sb.plan()).into_iter().collect();
     for path in &recorded_first {
         assert_eq!(actions[path], "restore", "plan for {path}");
     }
-    for path in [
-        "Load Dimensions/Products",
+    // What the rerun runs: the Products unit's tasks and all that follows.
+    let rerun = [
         "Load Dimensions/Products/Get Products",
         "Load Dimensions/Products/Load",
         "Sales",
         "Revenue by Store",
         "Revenue by Category",
         "Totals",
-    ] {
-        assert_eq!(actions[path], "run", "plan for {path}");
+    ];
+    for path in rerun.iter().chain(&["Load Dimensions/Products"]) {
+        assert_eq!(actions[*path], "run", "plan for {path}");
     }
 
     // Between the runs the source corrects the products file. A row added
@@ -213,8 +201,8 @@ fn warehouse_example_restarts_at_the_failed_dimension_without_downloading_or_loa
         "work/download/customers.csv",
         &format!("{customers_file}9,Not Loaded Again,Nowhere\n"),
     );
-    let stores_time = modified(&sb, "work/download/stores.csv");
-    let sales_time = modified(&sb, "work/download/sales.csv");
+    let stores_time = sb.modified("work/download/stores.csv");
+    let sales_time = sb.modified("work/download/sales.csv");
 
     let second = run().exit(0);
     assert_eq!(
@@ -222,21 +210,13 @@ fn warehouse_example_restarts_at_the_failed_dimension_without_downloading_or_loa
         BTreeMap::from([("/products.csv".to_owned(), vec![200])]),
         "the rerun downloads only the products file"
     );
-    assert_eq!(modified(&sb, "work/download/stores.csv"), stores_time);
-    assert_eq!(modified(&sb, "work/download/sales.csv"), sales_time);
+    assert_eq!(sb.modified("work/download/stores.csv"), stores_time);
+    assert_eq!(sb.modified("work/download/sales.csv"), sales_time);
     let summary = second.summary();
     for path in &recorded_first {
         assert_eq!(status_of(&summary, path), "restored", "{path} in the rerun");
     }
-    for path in [
-        "Load Dimensions/Products/Get Products",
-        "Load Dimensions/Products/Load",
-        "Sales",
-        "Revenue by Store",
-        "Revenue by Category",
-        "Totals",
-        "Print Totals",
-    ] {
+    for path in rerun.iter().chain(&["Print Totals"]) {
         assert_eq!(
             status_of(&summary, path),
             "succeeded",
@@ -311,18 +291,13 @@ fn warehouse_example_restarts_at_the_failed_dimension_without_downloading_or_loa
 /// too (as SSIS), and then the package fails.
 #[test]
 fn the_readme_annotated_package_runs_as_described() {
-    let readme = fs::read_to_string("README.md").expect("read README.md");
-    let at = readme
-        .find("## A package, annotated")
-        .expect("the README's annotated package");
-    let start = readme[at..].find("```yaml\n").expect("its YAML block") + at + "```yaml\n".len();
-    let end = readme[start..].find("```").expect("the block's end") + start;
-    let yaml = &readme[start..end];
+    let readme = readme();
+    let yaml = yaml_block_after(&readme, "## A package, annotated");
     assert!(yaml.contains("max_errors: 2") && yaml.contains("command: cat out.csv"));
 
     let sb = Sandbox::with_package(yaml);
     sb.cmd(["validate", "package.yaml"]).output().exit(0);
-    let out = sb.run().args(["--log", "json"]).output().exit(0);
+    let out = sb.run_json().output().exit(0);
     let summary = out.summary();
     assert_eq!(status_of(&summary, "Publish"), "succeeded");
     assert_eq!(status_of(&summary, "Alert"), "not_run");
@@ -330,7 +305,7 @@ fn the_readme_annotated_package_runs_as_described() {
 
     let failing = yaml.replace("command: cat out.csv", "command: \"false\"");
     sb.write("package.yaml", &failing);
-    let out = sb.run().args(["--log", "json"]).output().exit(0);
+    let out = sb.run_json().output().exit(0);
     let summary = out.summary();
     assert_eq!(status_of(&summary, "Publish"), "failed");
     assert_eq!(status_of(&summary, "Alert"), "succeeded", "{summary:#}");
@@ -340,8 +315,7 @@ fn the_readme_annotated_package_runs_as_described() {
         &failing.replace("max_errors: 2", "max_errors: 1"),
     );
     let out = sb
-        .run()
-        .args(["--log", "json"])
+        .run_json()
         .output()
         .exit(1)
         .says("the number of errors raised (1) reached the maximum allowed (1)");
@@ -372,7 +346,7 @@ fn aggregates_example_recomputes_only_the_failed_aggregate() {
         .status()
         .expect("run fix.sh");
     assert!(fix.success());
-    let second = sb.run().args(["--log", "json"]).output().exit(0);
+    let second = sb.run_json().output().exit(0);
     let summary = second.summary();
     for restored in ["Stage", "Revenue by Region", "Sales per Day"] {
         assert_eq!(status_of(&summary, restored), "restored", "{restored}");
@@ -390,15 +364,9 @@ fn aggregates_example_recomputes_only_the_failed_aggregate() {
 /// parse and the region without a key kept in files.
 #[test]
 fn the_readme_data_flow_runs_as_described() {
-    let readme = fs::read_to_string("README.md").expect("read README.md");
-    let at = readme
-        .find("\n## Data flow\n")
-        .expect("the README's data flow");
-    let start = readme[at..].find("```yaml\n").expect("its YAML block") + at + "```yaml\n".len();
-    let end = readme[start..].find("```").expect("the block's end") + start;
     let yaml = format!(
         "id: 3f1a2b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b\nname: readme_flow\n{}",
-        &readme[start..end]
+        yaml_block_after(&readme(), "\n## Data flow\n")
     );
     let sb = Sandbox::with_package(&yaml);
     sb.write(

@@ -24,8 +24,7 @@ fn scenario_18_the_failure_path_runs_under_the_default_max_errors_then_the_packa
 "#,
     );
     let out = sb
-        .run()
-        .args(["--log", "json"])
+        .run_json()
         .output()
         .exit(1)
         .says("the number of errors raised (1) reached the maximum allowed (1)");
@@ -52,9 +51,7 @@ fn fail_package_on_failure_cuts_the_failure_path_and_keeps_the_checkpoint() {
     sb.run().output().exit(1);
     assert_eq!(sb.take_ledger(), names(&["Load"]));
     assert!(sb.exists("run.ckpt"));
-    sb.touch("fixed");
-    sb.run().output().exit(0);
-    assert_eq!(sb.take_ledger(), names(&["Load"]));
+    assert_eq!(sb.rerun_fixed(), names(&["Load"]));
 }
 
 /// Nothing but the failure's own paths starts in a container that reached
@@ -70,7 +67,7 @@ fn only_the_failures_own_paths_start_and_they_are_recorded() {
   - { name: Gate, type: process, fail_package_on_failure: true, command: "sleep 0.6; echo Gate >> ledger.txt; test -f fixed" }
 "#,
     );
-    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let out = sb.run_json().output().exit(1);
     assert_eq!(
         sorted(sb.take_ledger()),
         names(&["Gate", "Load", "Mail", "Slow"]),
@@ -107,7 +104,7 @@ fn a_containers_failure_path_runs_after_the_paths_inside_it() {
   - { name: Publish, type: process, after: [Stage], command: "echo Publish >> ledger.txt" }
 "#,
     );
-    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let out = sb.run_json().output().exit(1);
     assert_eq!(
         sb.take_ledger(),
         names(&["Load", "InnerAlert", "OuterAlert"])

@@ -61,21 +61,7 @@ fn help_examples_of_run_work_on_a_first_run() {
     // checkpoint file yet).
     sb.write(
         "nightly.yaml",
-        &format!(
-            r#"
-id: {ID}
-name: nightly
-checkpoint: {{ file: state/nightly.ckpt }}
-variables:
-  Day: {{ type: string, value: "none" }}
-tasks:
-  - name: Show
-    type: process
-    command: "true"
-    expressions:
-      command: '"echo day=" + @[User::Day] + " >> ledger.txt"'
-"#
-        ),
+        &show_day_package("nightly", "checkpoint: { file: state/nightly.ckpt }\n"),
     );
     let run = examples
         .iter()
@@ -246,18 +232,15 @@ fn missing_id_says_how_to_make_one() {
 
 #[test]
 fn rerun_of_a_misspelt_path_suggests_the_closest_one() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: x
-checkpoint: {{ file: x.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: Extract, type: process, command: "echo Extract >> ledger.txt" }}
+    let sb = Sandbox::with_package(&package_yaml(
+        "x",
+        &checkpoint_at("x.ckpt"),
+        r#"  - { name: Extract, type: process, command: "echo Extract >> ledger.txt" }
   - name: Load
     type: sequence
     tasks:
-      - {{ name: Insert, type: process, command: "echo Insert >> ledger.txt" }}
-"#
+      - { name: Insert, type: process, command: "echo Insert >> ledger.txt" }
+"#,
     ));
     for cmd in ["run", "plan"] {
         sb.cmd([cmd, "package.yaml", "--rerun", "Load/Insrt"])
@@ -277,17 +260,15 @@ tasks:
 
 #[test]
 fn plan_shows_a_failure_path_as_running_only_if_its_predecessor_fails() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: x
-tasks:
-  - {{ name: Publish, type: process, command: "true" }}
-  - {{ name: Alert, type: process, command: "true", after: [{{ task: Publish, on: failure }}] }}
-  - {{ name: Both, type: process, command: "true", after_logic: or,
-      after: [{{ task: Publish, on: failure }}, {{ task: Alert, on: failure }}] }}
-  - {{ name: Done, type: process, command: "true", after: [Publish] }}
-"#
+    let sb = Sandbox::with_package(&package_yaml(
+        "x",
+        "",
+        r#"  - { name: Publish, type: process, command: "true" }
+  - { name: Alert, type: process, command: "true", after: [{ task: Publish, on: failure }] }
+  - { name: Both, type: process, command: "true", after_logic: or,
+      after: [{ task: Publish, on: failure }, { task: Alert, on: failure }] }
+  - { name: Done, type: process, command: "true", after: [Publish] }
+"#,
     ));
     let out = sb.cmd(["plan", "package.yaml"]).output().exit(0);
     let line = |name: &str| {
@@ -309,17 +290,8 @@ tasks:
     );
     assert!(!line("Done").contains("runs if"), "{}", line("Done"));
 
-    let doc = sb
-        .cmd(["plan", "package.yaml", "--json"])
-        .output()
-        .exit(0)
-        .json();
-    let alert = doc["executables"]
-        .as_array()
-        .expect("executables")
-        .iter()
-        .find(|e| e["path"] == "Alert")
-        .expect("Alert in the plan");
+    let doc = sb.plan();
+    let alert = executable_of(&doc, "Alert");
     assert_eq!(alert["action"], "run");
     assert!(
         alert["reason"]
@@ -389,13 +361,8 @@ fn is_uuid(s: &str) -> bool {
 /// plan shows the failure path as the README prints it.
 #[test]
 fn readme_annotated_package_warns_about_the_key_as_the_readme_explains() {
-    let readme = std::fs::read_to_string("README.md").expect("read README.md");
-    let at = readme
-        .find("## A package, annotated")
-        .expect("the README's annotated package");
-    let start = readme[at..].find("```yaml\n").expect("its YAML block") + at + "```yaml\n".len();
-    let end = readme[start..].find("```").expect("the block's end") + start;
-    let sb = Sandbox::with_package(&readme[start..end]);
+    let readme = readme();
+    let sb = Sandbox::with_package(yaml_block_after(&readme, "## A package, annotated"));
     let warning = "CHECKFLOW_KEY is not set: the values of sensitive variable(s)\nUser::ApiToken are left out of the checkpoint";
     assert!(
         readme.contains(&format!("`{warning}")),

@@ -224,10 +224,7 @@ fn fifty_tasks_killed_at_100_random_moments_lose_no_completion_and_rerun_nothing
     let tasks = units.values().filter(|u| !u.path.contains('[')).count();
     assert_eq!((tasks, units.len()), (50, 54));
 
-    let seed = std::env::var("CHECKFLOW_E2E_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x51_7E_D0_0D_u64);
+    let seed = seed_or(0x51_7E_D0_0D);
     let mut rng = Rng(seed | 1);
     let started = Instant::now();
     let budget = started + Duration::from_secs(150);
@@ -285,20 +282,13 @@ fn fifty_tasks_killed_at_100_random_moments_lose_no_completion_and_rerun_nothing
             // Kill once a random number of units has started, plus a random
             // few milliseconds; after 8 kills a round runs to the end.
             let kill_after = (attempts.len() < 8).then(|| (rng.below(12), rng.below(40)));
-            let status = loop {
-                if let Some(status) = run.child.try_wait().expect("try_wait") {
-                    break Some(status);
-                }
-                if let Some((n, ms)) = kill_after
-                    && sb.ledger().len() - lines_seen >= n as usize
-                {
+            let status = run.wait_or_kill(Duration::from_millis(2), || match kill_after {
+                Some((n, ms)) if sb.ledger().len() - lines_seen >= n as usize => {
                     std::thread::sleep(Duration::from_millis(ms));
-                    run.child.kill().expect("kill -9");
-                    run.child.wait().expect("reap");
-                    break None;
+                    true
                 }
-                std::thread::sleep(Duration::from_millis(2));
-            };
+                _ => false,
+            });
             // A task started just before the kill may write its line a
             // moment later; its line names the run that started it anyway.
             let killed = status.is_none_or(|s| s.code().is_none());

@@ -6,21 +6,18 @@
 //! Linux only: the leftovers are found through `/proc`.
 #![cfg(target_os = "linux")]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
 /// `Extract`, then `Load`, which runs `load.sh`.
 fn package() -> String {
-    format!(
-        r#"
-id: {ID}
-name: leftovers
-checkpoint: {{ file: a.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: Extract, type: process, command: "echo Extract >> ledger.txt" }}
-  - {{ name: Load, type: process, command: "sh load.sh", after: [Extract] }}
-"#
+    package_yaml(
+        "leftovers",
+        &checkpoint_at("a.ckpt"),
+        r#"  - { name: Extract, type: process, command: "echo Extract >> ledger.txt" }
+  - { name: Load, type: process, command: "sh load.sh", after: [Extract] }
+"#,
     )
 }
 
@@ -122,14 +119,13 @@ fn run_and_kill_9(sb: &Sandbox, name: &str, args: &[&str]) {
     sb.write("mode", &format!("hold {name}"));
     let mut run = sb.run().args(args).spawn();
     let marker = format!("{name}.started");
-    let until = Instant::now() + Duration::from_secs(60);
-    while !sb.exists(&marker) {
+    let started = within(Duration::from_secs(60), || {
         if let Ok(Some(status)) = run.child.try_wait() {
             panic!("the run ended before Load started its children: {status}");
         }
-        assert!(Instant::now() < until, "Load did not start within 60s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        sb.exists(&marker)
+    });
+    assert!(started, "Load did not start within 60s");
     run.child.kill().expect("kill -9 checkflow");
     run.child.wait().expect("reap checkflow");
 }
@@ -146,12 +142,7 @@ fn rerun_after_kill_9_ends_the_whole_tree_of_the_killed_copy_before_running_the_
         "the killed copy's children outlive checkflow"
     );
 
-    sb.write("mode", "check a");
-    let out = sb
-        .run()
-        .output()
-        .exit(0)
-        .says("left running in an earlier run");
+    let out = rerun_ending_leftovers(&sb);
     for pid in &children {
         assert!(
             out.all().contains(&pid.to_string()),
@@ -184,12 +175,7 @@ fn a_restart_leaves_alone_the_processes_of_another_checkpoint() {
     let (b_children, _) = pids(&sb, "b");
     assert!(b_children.iter().all(|p| alive(*p)));
 
-    sb.write("mode", "check a");
-    let out = sb
-        .run()
-        .output()
-        .exit(0)
-        .says("left running in an earlier run");
+    let out = rerun_ending_leftovers(&sb);
     assert_eq!(sb.read("a.check"), "checked\n");
     let all = out.all();
     let warning: Vec<&str> = all.lines().filter(|l| l.contains("left running")).collect();
@@ -207,12 +193,26 @@ fn a_restart_leaves_alone_the_processes_of_another_checkpoint() {
     assert!(a_children.iter().all(|p| !alive(*p)));
 }
 
+/// The rerun in `check a` mode after a killed run: it succeeds and says it
+/// found processes left running by the earlier run.
+fn rerun_ending_leftovers(sb: &Sandbox) -> Output {
+    sb.write("mode", "check a");
+    sb.run()
+        .output()
+        .exit(0)
+        .says("left running in an earlier run")
+}
+
+/// Runs the package stopped at the crash point `point`: killed for `=kill`,
+/// exit 3 for `=term` ([`stopped_code`]).
+fn stop_at(sb: &Sandbox, point: &str) {
+    let out = sb.run().failpoint(point).output();
+    assert_eq!(out.code, stopped_code(point), "{point}: {out:?}");
+}
+
 /// Runs the package with `CHECKFLOW_TEST_FAILPOINT=point`, expecting `code`.
 fn run_at(sb: &Sandbox, point: &str, code: i32) -> Output {
-    sb.run()
-        .env("CHECKFLOW_TEST_FAILPOINT", point)
-        .output()
-        .exit(code)
+    sb.run().failpoint(point).output().exit(code)
 }
 
 /// The crash points of the protocol, under kill -9 and SIGTERM: whatever
@@ -220,31 +220,21 @@ fn run_at(sb: &Sandbox, point: &str, code: i32) -> Output {
 /// finds nothing of an earlier copy alive.
 #[test]
 fn a_run_stopped_right_after_starting_the_process_leaves_nothing_for_the_rerun_to_run_beside() {
-    for (action, code) in [("kill", None), ("term", Some(3))] {
+    for action in ["kill", "term"] {
         let sb = sandbox();
         let _cleanup = Cleanup(&sb);
         sb.write("mode", "hold a");
-        let out = sb
-            .run()
-            .env(
-                "CHECKFLOW_TEST_FAILPOINT",
-                &format!("process-after-spawn@2={action}"),
-            )
-            .output();
-        assert_eq!(out.code, code, "{action}: {out:?}");
+        stop_at(&sb, &format!("process-after-spawn@2={action}"));
         if action == "kill" {
             // The killed run's command may not have read `mode` yet (the run
             // died right after starting it): let it reach its hold before the
             // rerun's mode is written, or that copy would run the check itself.
             // (It may also be gone already: then there is nothing to wait for.)
-            let t = Instant::now();
-            while !sb.exists("a.started") && !working_in(&sb).is_empty() {
-                assert!(
-                    t.elapsed() < Duration::from_secs(30),
-                    "the killed copy neither held nor ended"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            assert!(
+                within(Duration::from_secs(30), || sb.exists("a.started")
+                    || working_in(&sb).is_empty()),
+                "the killed copy neither held nor ended"
+            );
         }
         sb.write("mode", "check a");
         sb.run().output().exit(0);
@@ -255,20 +245,13 @@ fn a_run_stopped_right_after_starting_the_process_leaves_nothing_for_the_rerun_t
 
 #[test]
 fn a_rerun_stopped_while_ending_the_leftovers_leaves_the_rest_to_the_next() {
-    for (action, code) in [("kill", None), ("term", Some(3))] {
+    for action in ["kill", "term"] {
         let sb = sandbox();
         let _cleanup = Cleanup(&sb);
         run_and_kill_9(&sb, "a", &[]);
         sb.take_ledger();
         sb.write("mode", "check a");
-        let out = sb
-            .run()
-            .env(
-                "CHECKFLOW_TEST_FAILPOINT",
-                &format!("process-after-leftover-signal={action}"),
-            )
-            .output();
-        assert_eq!(out.code, code, "{action}: {out:?}");
+        stop_at(&sb, &format!("process-after-leftover-signal={action}"));
         assert!(!sb.exists("a.check"), "{action}: Load did not start");
         run_at(&sb, "", 0);
         assert_eq!(sb.read("a.check"), "checked\n", "{action}");
@@ -283,23 +266,11 @@ fn a_rerun_stopped_while_ending_the_leftovers_leaves_the_rest_to_the_next() {
 /// ends it before it starts the child package again.
 #[test]
 fn a_child_package_of_a_killed_parent_leaves_nothing_for_the_parents_rerun_to_run_beside() {
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: parent
-checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: Child, type: package, path: child.yaml }}
-"#
-    ));
-    sb.write(
-        "child.yaml",
-        r#"
-id: 5c3e7a10-2b4d-4f6e-9a8b-0c1d2e3f4a5b
-name: child
-tasks:
-  - { name: Load, type: process, command: "sh load.sh" }
-"#,
+    let sb = parent_and_child(
+        &checkpoint_at("parent.ckpt"),
+        "  - { name: Child, type: package, path: child.yaml }\n",
+        "",
+        "  - { name: Load, type: process, command: \"sh load.sh\" }\n",
     );
     sb.write("load.sh", LOAD_SH);
     let _cleanup = Cleanup(&sb);
@@ -310,11 +281,7 @@ tasks:
         "some of the killed copy's children outlive checkflow"
     );
 
-    sb.write("mode", "check a");
-    sb.run()
-        .output()
-        .exit(0)
-        .says("task \"Child\" left running in an earlier run");
+    rerun_ending_leftovers(&sb).says("task \"Child\" left running in an earlier run");
     assert_eq!(sb.read("a.check"), "checked\n");
     assert_eq!(sb.take_ledger(), names(&["Load a"]));
 }

@@ -9,26 +9,16 @@ use std::time::{Duration, SystemTime};
 
 use crate::support::*;
 
-const CKPT: &str = "checkpoint: { file: big.ckpt, usage: if_exists, save: true }";
-
-/// A package of `n` Expression tasks (over the 64 KiB the cache starts at),
-/// then `last` (YAML list items, or nothing).
+/// A package keeping `big.ckpt` of `n` Expression tasks that count in `N`
+/// (over the 64 KiB the cache starts at), then `last` (YAML list items, or
+/// nothing).
 fn big_package(n: usize, last: &str) -> String {
-    let mut y = format!(
-        "id: {ID}\nname: big\n{CKPT}\nvariables:\n  N: {{ type: int32, value: 0 }}\ntasks:\n"
-    );
-    for i in 1..=n {
-        y.push_str(&format!(
-            "  - {{ name: T{i}, type: expression, expr: '@[User::N] = @[User::N] + 1' }}\n"
-        ));
-    }
-    y.push_str(last);
-    assert!(
-        y.len() >= 64 * 1024,
-        "{} bytes is under the cache's minimum",
-        y.len()
-    );
-    y
+    cacheable_package(
+        &(checkpoint_at("big.ckpt") + "variables:\n  N: { type: int32, value: 0 }\n"),
+        n,
+        "@[User::N] = @[User::N] + 1",
+        last,
+    )
 }
 
 /// The cache's entries.

@@ -9,21 +9,18 @@ use crate::support::*;
 
 #[test]
 fn summary_reports_succeeded_failed_restored_not_run_and_disabled() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: statuses
-checkpoint: {{ file: st.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: Off, type: process, command: "echo Off >> ledger.txt", disabled: true }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-  - {{ name: C, type: process, command: "echo C >> ledger.txt" }}
-"#
+    let yaml = package_yaml(
+        "statuses",
+        &checkpoint_at("st.ckpt"),
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
+  - { name: Off, type: process, command: "echo Off >> ledger.txt", disabled: true }
+  - { name: B, type: process, command: "echo B >> ledger.txt; test -f fixed", fail_package_on_failure: true }
+  - { name: C, type: process, command: "echo C >> ledger.txt" }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
 
-    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let out = sb.run_json().output().exit(1);
     assert_eq!(
         sb.take_ledger(),
         names(&["A", "B"]),
@@ -37,7 +34,7 @@ tasks:
     assert_eq!(summary["outcome"], "failure", "{summary:#}");
 
     sb.touch("fixed");
-    let out = sb.run().args(["--log", "json"]).output().exit(0);
+    let out = sb.run_json().output().exit(0);
     assert_eq!(sb.take_ledger(), names(&["B", "C"]));
     let summary = out.summary();
     assert_eq!(status_of(&summary, "A"), "restored");
@@ -53,17 +50,15 @@ tasks:
 
 #[test]
 fn every_json_log_line_is_an_object_and_each_task_logs_start_and_finish() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: log
-tasks:
-  - {{ name: A, type: process, command: "echo hello-from-a" }}
-  - {{ name: B, type: process, command: "exit 3" }}
-"#
+    let yaml = package_yaml(
+        "log",
+        "",
+        r#"  - { name: A, type: process, command: "echo hello-from-a" }
+  - { name: B, type: process, command: "exit 3" }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
-    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let out = sb.run_json().output().exit(1);
     let lines = out.json_lines();
     assert!(lines.iter().all(Value::is_object), "{out:?}");
     for (path, status) in [("A", "succeeded"), ("B", "failed")] {
@@ -86,14 +81,12 @@ tasks:
 
 #[test]
 fn report_option_writes_the_run_summary_as_json() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: report
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt", disabled: true }}
-"#
+    let yaml = package_yaml(
+        "report",
+        "",
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
+  - { name: B, type: process, command: "echo B >> ledger.txt", disabled: true }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     sb.run().args(["--report", "report.json"]).output().exit(0);
@@ -107,21 +100,19 @@ tasks:
 
 #[test]
 fn timeout_fails_the_task_and_kills_its_whole_process_tree() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: timeout
-tasks:
-  - name: Slow
+    let yaml = package_yaml(
+        "timeout",
+        "",
+        r#"  - name: Slow
     type: process
     timeout: 1s
     command: "(sleep 3; echo grandchild >> ledger.txt) & sleep 3; echo child >> ledger.txt"
-  - {{ name: After, type: process, command: "echo After >> ledger.txt" }}
-"#
+  - { name: After, type: process, command: "echo After >> ledger.txt" }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     let start = Instant::now();
-    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let out = sb.run_json().output().exit(1);
     assert_eq!(status_of(&out.summary(), "Slow"), "failed");
     out.says_ci("time");
 
@@ -138,12 +129,10 @@ tasks:
 
 #[test]
 fn retries_run_a_failing_task_again_until_it_succeeds() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: retries
-tasks:
-  - name: Flaky
+    let yaml = package_yaml(
+        "retries",
+        "",
+        r#"  - name: Flaky
     type: process
     retries: 3
     retry_delay: 10ms
@@ -153,10 +142,10 @@ tasks:
     retries: 1
     retry_delay: 10ms
     command: "echo hopeless >> hopeless.txt; exit 1"
-"#
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
-    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let out = sb.run_json().output().exit(1);
     assert_eq!(
         sb.ledger(),
         names(&["try", "try", "try"]),
@@ -180,27 +169,21 @@ tasks:
 }
 
 fn cancel_with(signal: libc::c_int) {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: cancel
-checkpoint: {{ file: c.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt; test -f fast || sleep 30" }}
-  - {{ name: C, type: process, command: "echo C >> ledger.txt" }}
-"#
+    let yaml = package_yaml(
+        "cancel",
+        &checkpoint_at("c.ckpt"),
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
+  - { name: B, type: process, command: "echo B >> ledger.txt; test -f fast || sleep 30" }
+  - { name: C, type: process, command: "echo C >> ledger.txt" }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     let run = sb.run().spawn();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sb.ledger().len() < 2 {
-        assert!(Instant::now() < deadline, "B never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
-    let rc = unsafe { libc::kill(run.pid(), signal) };
-    assert_eq!(rc, 0, "kill failed");
+    assert!(
+        within(Duration::from_secs(30), || sb.ledger().len() >= 2),
+        "B never started"
+    );
+    run.signal(signal);
     run.finish().exit(3);
     assert_eq!(sb.take_ledger(), names(&["A", "B"]));
     assert_eq!(
@@ -272,16 +255,14 @@ fn max_concurrent_bounds_how_many_tasks_run_at_once() {
 /// executables listed.
 #[test]
 fn text_summary_counts_completed_and_every_other_status() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: counts
-flow: parallel
-tasks:
-  - {{ name: A, type: process, command: "true" }}
-  - {{ name: Done, type: process, command: "false", force_result: completion }}
-  - {{ name: Off, type: process, command: "true", disabled: true }}
-"#
+    let yaml = package_yaml(
+        "counts",
+        r#"flow: parallel
+"#,
+        r#"  - { name: A, type: process, command: "true" }
+  - { name: Done, type: process, command: "false", force_result: completion }
+  - { name: Off, type: process, command: "true", disabled: true }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     let out = sb.run().output().exit(0);
@@ -302,14 +283,12 @@ tasks:
 /// and how all its runs ended, so `failed x3` does not hide two successes.
 #[test]
 fn summary_tallies_how_a_loop_child_ended_in_every_iteration() {
-    let yaml = format!(
-        r#"
-id: {ID}
-name: tally
-variables:
-  Item: {{ type: string }}
-tasks:
-  - name: Each
+    let yaml = package_yaml(
+        "tally",
+        r#"variables:
+  Item: { type: string }
+"#,
+        r#"  - name: Each
     type: foreach
     items: [a, b, c]
     map: [User::Item]
@@ -317,14 +296,14 @@ tasks:
       - name: Work
         type: process
         command: "true"
-        expressions: {{ command: '"test " + @[User::Item] + " != c"' }}
-  - {{ name: Once, type: process, command: "true", after: [{{ task: Each, on: completion }}] }}
-"#
+        expressions: { command: '"test " + @[User::Item] + " != c"' }
+  - { name: Once, type: process, command: "true", after: [{ task: Each, on: completion }] }
+"#,
     );
     let sb = Sandbox::with_package(&yaml);
     let out = sb.run().output().exit(1);
     assert!(out.stdout.contains("x3 (2 succeeded, 1 failed)"), "{out:?}");
-    let out = sb.run().args(["--log", "json"]).output().exit(1);
+    let out = sb.run_json().output().exit(1);
     let summary = out.summary();
     let work = executable_of(&summary, "Each/Work");
     assert_eq!(work["status"], "failed");

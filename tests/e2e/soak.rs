@@ -10,38 +10,16 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-const CHILD_ID: &str = "5c3e7a10-2b4d-4f6e-9a8b-0c1d2e3f4a5b";
-const ROWS: usize = 4000;
+const ROWS: u32 = 4000;
 
+/// The crash tests' package ([`protocols_package`]) with a resumable bulk
+/// insert after `T1` and a child package, which commits a transaction of its
+/// own, in a parallel branch.
 fn package() -> String {
-    format!(
-        r#"
-id: {ID}
-name: soak
-checkpoint: {{ file: run.ckpt, usage: if_exists, save: true }}
-max_concurrent: 3
-connections:
-  dw: {{ kind: sqlite, path: dw.db }}
-variables:
-  Mid: {{ type: int32, value: 0 }}
-  Mid2: {{ type: int32, value: 0 }}
-  Total: {{ type: int32, value: 0 }}
-  Item: {{ type: string, value: "" }}
-tasks:
-  - name: Create
-    type: sql
-    connection: dw
-    sql: "CREATE TABLE IF NOT EXISTS a (x INTEGER); CREATE TABLE IF NOT EXISTS b (x INTEGER); CREATE TABLE IF NOT EXISTS c (x INTEGER); CREATE TABLE IF NOT EXISTS d (x INTEGER); CREATE TABLE IF NOT EXISTS big (id INTEGER, name TEXT);"
-  - name: T1
-    type: sequence
-    transaction: required
-    fail_package_on_failure: true
-    after: [Create]
-    tasks:
-      - {{ name: InsA, type: sql, connection: dw, sql: "INSERT INTO a VALUES (1)" }}
-      - {{ name: Count, type: expression, expr: "@[User::Mid] = @[User::Mid] + 1" }}
-      - {{ name: InsB, type: sql, connection: dw, sql: "INSERT INTO b VALUES (1)" }}
-  - name: Bulk
+    protocols_package(&Protocols {
+        name: "soak",
+        create: "CREATE TABLE IF NOT EXISTS a (x INTEGER); CREATE TABLE IF NOT EXISTS b (x INTEGER); CREATE TABLE IF NOT EXISTS c (x INTEGER); CREATE TABLE IF NOT EXISTS d (x INTEGER); CREATE TABLE IF NOT EXISTS big (id INTEGER, name TEXT);",
+        after_t1: r#"  - name: Bulk
     type: bulk_insert
     connection: dw
     table: big
@@ -50,83 +28,55 @@ tasks:
     resume: true
     fail_package_on_failure: true
     after: [T1]
-  - name: Each
-    type: foreach
-    items: [x, y, z, w]
-    map: [User::Item]
-    checkpoint_iterations: true
-    fail_package_on_failure: true
-    after: [Bulk]
-    tasks:
-      - {{ name: Inc, type: expression, expr: "@[User::Total] = @[User::Total] + 1" }}
-      - {{ name: Pause, type: process, command: "sleep 0.01", after: [Inc] }}
-  - name: Par
-    type: sequence
-    flow: parallel
-    fail_package_on_failure: true
-    after: [Each]
-    tasks:
-      - name: T2
-        type: sequence
-        transaction: required
-        tasks:
-          - {{ name: InsC, type: sql, connection: dw, sql: "INSERT INTO c VALUES (1)" }}
-          - {{ name: Count2, type: expression, expr: "@[User::Mid2] = @[User::Mid2] + 1" }}
-      - {{ name: Child, type: package, path: child.yaml }}
-      - {{ name: Side, type: process, command: "sleep 0.02" }}
-  - name: Report
-    type: process
-    after: [Par]
-    command: "true"
-    expressions:
-      command: '"echo final mid=" + (DT_WSTR, 4)@[User::Mid] + " mid2=" + (DT_WSTR, 4)@[User::Mid2] + " total=" + (DT_WSTR, 4)@[User::Total] + " > final.txt"'
-"#
-    )
+"#,
+        each_after: "Bulk",
+        items: "x, y, z, w",
+        work: r#"{ name: Pause, type: process, command: "sleep 0.01", after: [Inc] }"#,
+        branches: r#"      - { name: Child, type: package, path: child.yaml }
+      - { name: Side, type: process, command: "sleep 0.02" }
+"#,
+    })
 }
 
+/// The child: a pause, then a transacted container inserting a row into `d`.
 fn child() -> String {
-    format!(
-        r#"
-id: {CHILD_ID}
-name: child
-checkpoint: {{ file: child.ckpt, usage: if_exists, save: true }}
-connections:
-  dw: {{ kind: sqlite, path: dw.db }}
-tasks:
-  - {{ name: Wait, type: process, command: "sleep 0.01" }}
+    child_yaml(
+        &format!("{}connections:\n  dw: {DW}\n", checkpoint_at("child.ckpt")),
+        r#"  - { name: Wait, type: process, command: "sleep 0.01" }
   - name: Load
     type: sequence
     transaction: required
     fail_package_on_failure: true
     after: [Wait]
     tasks:
-      - {{ name: InsD, type: sql, connection: dw, sql: "INSERT INTO d VALUES (1)" }}
-"#
+      - { name: InsD, type: sql, connection: dw, sql: "INSERT INTO d VALUES (1)" }
+"#,
     )
 }
 
 fn sandbox() -> Sandbox {
     let sb = Sandbox::with_package(&package());
     sb.write("child.yaml", &child());
-    let mut csv = String::from("id,name\n");
-    for i in 1..=ROWS {
-        csv.push_str(&format!("{i},name {i}\n"));
-    }
-    sb.write("data.csv", &csv);
+    sb.write("data.csv", &id_name_csv(1..=ROWS));
     sb
 }
 
 /// Every protected row once, every variable as one clean run leaves it.
 fn check(sb: &Sandbox, ctx: &str) {
-    let counts = sql_rows(
+    let counts = dw_numbers(
         sb,
-        "{ kind: sqlite, path: dw.db }",
-        &[],
-        "SELECT (SELECT COUNT(*) FROM a), (SELECT COUNT(*) FROM b), (SELECT COUNT(*) FROM c), (SELECT COUNT(*) FROM d), (SELECT COUNT(*) FROM big), (SELECT COUNT(DISTINCT id) FROM big)",
+        &[
+            "COUNT(*) FROM a",
+            "COUNT(*) FROM b",
+            "COUNT(*) FROM c",
+            "COUNT(*) FROM d",
+            "COUNT(*) FROM big",
+            "COUNT(DISTINCT id) FROM big",
+        ],
     );
-    let n = ROWS as i64;
+    let n = i64::from(ROWS);
     assert_eq!(
-        counts[0].iter().map(|v| v.as_i64()).collect::<Vec<_>>(),
+        counts,
         [1, 1, 1, 1, n, n].map(Some).to_vec(),
         "rows a, b, c, d, big, distinct big ({ctx})"
     );
@@ -146,10 +96,7 @@ fn a_package_of_every_commit_protocol_killed_at_random_200_times_loads_everythin
     let span = t.elapsed().as_millis().max(20) as u64;
     check(&clean, "a clean run");
 
-    let seed = std::env::var("CHECKFLOW_E2E_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x0005_0AC0_FFEE_u64);
+    let seed = seed_or(0x0005_0AC0_FFEE);
     let mut rng = Rng(seed | 1);
     let budget = Instant::now() + Duration::from_secs(240);
     let (mut kills, mut rounds, mut runs) = (0, 0, 0);
@@ -176,17 +123,9 @@ fn a_package_of_every_commit_protocol_killed_at_random_200_times_loads_everythin
             // Up to 12 kills a round, then the round runs to its end.
             let kill_at = (attempt <= 12).then(|| Duration::from_millis(rng.below(span)));
             let started = Instant::now();
-            let status = loop {
-                if let Some(status) = run.child.try_wait().expect("try_wait") {
-                    break Some(status);
-                }
-                if kill_at.is_some_and(|k| started.elapsed() >= k) {
-                    run.child.kill().expect("kill -9");
-                    run.child.wait().expect("reap");
-                    break None;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            };
+            let status = run.wait_or_kill(Duration::from_millis(1), || {
+                kill_at.is_some_and(|k| started.elapsed() >= k)
+            });
             match status {
                 // Success deletes the checkpoint, and a kill can land after
                 // that and before the process exits: the package is done.

@@ -17,20 +17,22 @@ fn store(test: &str) -> Option<String> {
 /// when `flaky`.
 fn row_of_five(key: &str, lease: &str, pause: &str, flaky: bool) -> String {
     let c = if flaky { "; test -f fixed" } else { "" };
-    format!(
-        r#"
-id: {ID}
-name: five
-connections:
+    package_yaml(
+        "five",
+        &format!(
+            r#"connections:
   state: {{ kind: postgres, url_env: CHECKFLOW_STATE_URL }}
 checkpoint: {{ store: state, key: {key}, lease: {lease}, usage: if_exists, save: true }}
-tasks:
-  - {{ name: A, type: process, command: "sleep {pause}; echo A >> ledger.txt" }}
+"#
+        ),
+        &format!(
+            r#"  - {{ name: A, type: process, command: "sleep {pause}; echo A >> ledger.txt" }}
   - {{ name: B, type: process, command: "sleep {pause}; echo B >> ledger.txt" }}
   - {{ name: C, type: process, command: "sleep {pause}; echo C >> ledger.txt{c}", fail_package_on_failure: true }}
   - {{ name: D, type: process, command: "sleep {pause}; echo D >> ledger.txt" }}
   - {{ name: E, type: process, command: "sleep {pause}; echo E >> ledger.txt" }}
 "#
+        ),
     )
 }
 
@@ -57,22 +59,13 @@ fn show(sb: &Sandbox, url: &str, key: &str) -> Output {
     .output()
 }
 
-fn signal(pid: i32, sig: i32) {
-    // SAFETY: kill(2) on a child of this test.
-    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
-}
-
 /// Waits until the ledger has `n` lines (or panics after `limit`).
 fn wait_ledger(sb: &Sandbox, n: usize, limit: Duration) {
-    let t = Instant::now();
-    while sb.ledger().len() < n {
-        assert!(
-            t.elapsed() < limit,
-            "ledger still {:?} after {limit:?}",
-            sb.ledger()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        within(limit, || sb.ledger().len() >= n),
+        "ledger still {:?} after {limit:?}",
+        sb.ledger()
+    );
 }
 
 #[test]
@@ -167,7 +160,7 @@ fn a_paused_holder_is_fenced_off_and_the_takeover_finishes_the_run() {
     let sb = Sandbox::with_package(&row_of_five("k", "1s", "0.3", false));
     let holder = sb.run().env("CHECKFLOW_STATE_URL", &url).spawn();
     wait_ledger(&sb, 2, Duration::from_secs(20));
-    signal(holder.pid(), libc::SIGSTOP);
+    holder.signal(libc::SIGSTOP);
     let paused_at = sb.ledger().len();
     // Its lease lapses; the takeover waits for that, then resumes.
     let t = Instant::now();
@@ -184,7 +177,7 @@ fn a_paused_holder_is_fenced_off_and_the_takeover_finishes_the_run() {
     );
     assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
     let after_takeover = sb.ledger();
-    signal(holder.pid(), libc::SIGCONT);
+    holder.signal(libc::SIGCONT);
     let old = holder.finish().exit(1);
     assert!(
         old.all().contains("lost the lease") && old.all().contains("epoch 2"),
@@ -270,21 +263,26 @@ fn bad_stores_and_settings_fail_with_clear_errors_and_their_exit_codes() {
 
 /// A package for the queue: one task per run, appending its run's number.
 fn numbered(lease: &str) -> String {
-    format!(
-        r#"
-id: {ID}
-name: numbered
-variables:
+    package_yaml(
+        "numbered",
+        &format!(
+            r#"variables:
   N: {{ type: int32, value: 0 }}
 checkpoint: {{ key_expr: '"n-" + (DT_WSTR, 10) @[User::N]', lease: {lease} }}
-tasks:
-  - name: Append
+"#
+        ),
+        r#"  - name: Append
     type: process
     command: "true"
     expressions:
-      command: '"echo " + (DT_WSTR, 10) @[User::N] + " >> ledger.txt; echo ${{CHECKFLOW_WORKER_STORE:-none}} >> env.txt"'
-"#
+      command: '"echo " + (DT_WSTR, 10) @[User::N] + " >> ledger.txt; echo ${CHECKFLOW_WORKER_STORE:-none} >> env.txt"'
+"#,
     )
+}
+
+/// `state` and `attempts` of a run in `runs --json`.
+fn state_and_attempts(run: &serde_json::Value) -> (Option<&str>, Option<i64>) {
+    (run["state"].as_str(), run["attempts"].as_i64())
 }
 
 fn runs_json(sb: &Sandbox, url: &str) -> Vec<serde_json::Value> {
@@ -374,7 +372,7 @@ fn a_killed_workers_run_is_taken_over_by_another_and_finishes() {
         .env("CHECKFLOW_STATE_URL", &url)
         .spawn();
     wait_ledger(&sb, 2, Duration::from_secs(30));
-    signal(w1.pid(), libc::SIGKILL);
+    w1.signal(libc::SIGKILL);
     let _ = w1.finish();
     let at_kill = sb.ledger().len();
     let t = Instant::now();
@@ -403,19 +401,17 @@ fn workers_killed_at_random_twenty_times_finish_every_run() {
     let Some(url) = store("store_kill_loop") else {
         return;
     };
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: chain
-variables:
-  N: {{ type: int32, value: 0 }}
-checkpoint: {{ key_expr: '"c-" + (DT_WSTR, 10) @[User::N]', lease: 1s }}
-tasks:
-  - {{ name: T1, type: process, command: "true", expressions: {{ command: '"sleep 0.2; echo " + (DT_WSTR, 10) @[User::N] + "-T1 >> ledger.txt"' }} }}
-  - {{ name: T2, type: process, command: "true", expressions: {{ command: '"sleep 0.2; echo " + (DT_WSTR, 10) @[User::N] + "-T2 >> ledger.txt"' }} }}
-  - {{ name: T3, type: process, command: "true", expressions: {{ command: '"sleep 0.2; echo " + (DT_WSTR, 10) @[User::N] + "-T3 >> ledger.txt"' }} }}
-  - {{ name: T4, type: process, command: "true", expressions: {{ command: '"sleep 0.2; echo " + (DT_WSTR, 10) @[User::N] + "-T4 >> ledger.txt"' }} }}
-"#
+    let sb = Sandbox::with_package(&package_yaml(
+        "chain",
+        r#"variables:
+  N: { type: int32, value: 0 }
+checkpoint: { key_expr: '"c-" + (DT_WSTR, 10) @[User::N]', lease: 1s }
+"#,
+        r#"  - { name: T1, type: process, command: "true", expressions: { command: '"sleep 0.2; echo " + (DT_WSTR, 10) @[User::N] + "-T1 >> ledger.txt"' } }
+  - { name: T2, type: process, command: "true", expressions: { command: '"sleep 0.2; echo " + (DT_WSTR, 10) @[User::N] + "-T2 >> ledger.txt"' } }
+  - { name: T3, type: process, command: "true", expressions: { command: '"sleep 0.2; echo " + (DT_WSTR, 10) @[User::N] + "-T3 >> ledger.txt"' } }
+  - { name: T4, type: process, command: "true", expressions: { command: '"sleep 0.2; echo " + (DT_WSTR, 10) @[User::N] + "-T4 >> ledger.txt"' } }
+"#,
     ));
     let runs = 8;
     for n in 1..=runs {
@@ -435,7 +431,7 @@ tasks:
         );
         std::thread::sleep(Duration::from_millis(300 + rng.below(900)));
         let i = rng.below(2) as usize;
-        signal(ws[i].pid(), libc::SIGKILL);
+        ws[i].signal(libc::SIGKILL);
         let _ = ws.remove(i).finish();
         kills += 1;
         ws.push(start());
@@ -444,7 +440,7 @@ tasks:
     let done = worker(&sb, &url, &["--lease", "1s", "--exit-when-done"]).spawn();
     done.finish().exit(0);
     for w in ws {
-        signal(w.pid(), libc::SIGTERM);
+        w.signal(libc::SIGTERM);
         let _ = w.finish();
     }
     let ledger = sb.ledger();
@@ -693,16 +689,14 @@ fn workers_follow_the_restart_policy_refuse_a_changed_package_and_hand_back_on_s
         return;
     };
     // B fails on its first try only.
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: policy
-checkpoint: {{ key: policy, lease: 2s }}
-restart: {{ attempts: 2, delay: 200ms, backoff: 2 }}
-tasks:
-  - {{ name: A, type: process, command: "echo A >> ledger.txt" }}
-  - {{ name: B, type: process, command: "echo B >> ledger.txt; test $(grep -c B ledger.txt) -ge 2", fail_package_on_failure: true }}
-"#
+    let sb = Sandbox::with_package(&package_yaml(
+        "policy",
+        r#"checkpoint: { key: policy, lease: 2s }
+restart: { attempts: 2, delay: 200ms, backoff: 2 }
+"#,
+        r#"  - { name: A, type: process, command: "echo A >> ledger.txt" }
+  - { name: B, type: process, command: "echo B >> ledger.txt; test $(grep -c B ledger.txt) -ge 2", fail_package_on_failure: true }
+"#,
     ));
     submit(&sb, &url, &[]).output().exit(0);
     worker(&sb, &url, &["--exit-when-done", "--lease", "2s"])
@@ -711,11 +705,7 @@ tasks:
         .says("queued again per its restart policy");
     assert_eq!(sb.take_ledger(), names(&["A", "B", "B"]));
     let r = &runs_json(&sb, &url)[0];
-    assert_eq!(
-        (r["state"].as_str(), r["attempts"].as_i64()),
-        (Some("succeeded"), Some(2)),
-        "{r}"
-    );
+    assert_eq!(state_and_attempts(r), (Some("succeeded"), Some(2)), "{r}");
 
     // No attempts: the failure is final, with its last error.
     let sb = Sandbox::with_package(&format!(
@@ -762,14 +752,10 @@ tasks:
     submit(&sb, &url, &["--queue", "q4"]).output().exit(0);
     let w = worker(&sb, &url, &["--queue", "q4", "--lease", "2s"]).spawn();
     wait_ledger(&sb, 2, Duration::from_secs(20));
-    signal(w.pid(), libc::SIGTERM);
+    w.signal(libc::SIGTERM);
     w.finish().exit(0).says("back in the queue");
     let r = &runs_json(&sb, &url)[3];
-    assert_eq!(
-        (r["state"].as_str(), r["attempts"].as_i64()),
-        (Some("queued"), Some(0)),
-        "{r}"
-    );
+    assert_eq!(state_and_attempts(r), (Some("queued"), Some(0)), "{r}");
     let done = sb.ledger().len();
     worker(&sb, &url, &["--queue", "q4", "--exit-when-done"])
         .output()
@@ -796,10 +782,7 @@ fn a_record_sent_again_after_a_lost_answer_is_stored_once() {
     let sb = Sandbox::with_package(&row_of_five("k", "5s", "0", true));
     sb.run()
         .env("CHECKFLOW_STATE_URL", &url)
-        .env(
-            "CHECKFLOW_TEST_FAILPOINT",
-            "store-append-lost-answer@2=error",
-        )
+        .failpoint("store-append-lost-answer@2=error")
         .output()
         .exit(1);
     let doc = show(&sb, &url, "k").exit(0).json();
@@ -816,19 +799,26 @@ fn a_record_sent_again_after_a_lost_answer_is_stored_once() {
     assert_eq!(sb.take_ledger(), names(&["C", "D", "E"]));
 }
 
+/// A store (or `None`, see [`store`]) holding one submitted run (`N` = 1),
+/// whose worker was killed at the crash point `point`.
+fn worker_killed_at(test: &str, point: &str) -> Option<(Sandbox, String)> {
+    let url = store(test)?;
+    let sb = Sandbox::with_package(&numbered("1s"));
+    submit(&sb, &url, &["--set", "User::N=1"]).output().exit(0);
+    let out = worker(&sb, &url, &["--lease", "1s"])
+        .failpoint(point)
+        .output();
+    assert_eq!(out.code, None, "killed at the crash point: {}", out.all());
+    Some((sb, url))
+}
+
 /// Crash point `worker-after-run`: the run ended (and recorded its end with
 /// its checkpoint's fate), then its worker died: no worker runs it again.
 #[test]
 fn a_worker_killed_after_its_run_ended_leaves_nothing_to_repeat() {
-    let Some(url) = store("store_after_run") else {
+    let Some((sb, url)) = worker_killed_at("store_after_run", "worker-after-run") else {
         return;
     };
-    let sb = Sandbox::with_package(&numbered("1s"));
-    submit(&sb, &url, &["--set", "User::N=1"]).output().exit(0);
-    let out = worker(&sb, &url, &["--lease", "1s"])
-        .env("CHECKFLOW_TEST_FAILPOINT", "worker-after-run")
-        .output();
-    assert_eq!(out.code, None, "killed at the crash point: {}", out.all());
     assert_eq!(runs_json(&sb, &url)[0]["state"], "succeeded");
     worker(&sb, &url, &["--lease", "1s", "--exit-when-done"])
         .output()
@@ -840,21 +830,11 @@ fn a_worker_killed_after_its_run_ended_leaves_nothing_to_repeat() {
 /// not started: another worker takes the run over once the claim lapses.
 #[test]
 fn a_worker_killed_after_its_claim_leaves_the_run_to_another() {
-    let Some(url) = store("store_after_claim") else {
+    let Some((sb, url)) = worker_killed_at("store_after_claim", "worker-after-claim") else {
         return;
     };
-    let sb = Sandbox::with_package(&numbered("1s"));
-    submit(&sb, &url, &["--set", "User::N=1"]).output().exit(0);
-    let out = worker(&sb, &url, &["--lease", "1s"])
-        .env("CHECKFLOW_TEST_FAILPOINT", "worker-after-claim")
-        .output();
-    assert_eq!(out.code, None, "killed at the crash point: {}", out.all());
     let r = &runs_json(&sb, &url)[0];
-    assert_eq!(
-        (r["state"].as_str(), r["attempts"].as_i64()),
-        (Some("running"), Some(1)),
-        "{r}"
-    );
+    assert_eq!(state_and_attempts(r), (Some("running"), Some(1)), "{r}");
     assert!(sb.ledger().is_empty());
     worker(&sb, &url, &["--lease", "1s", "--exit-when-done"])
         .output()
@@ -862,11 +842,7 @@ fn a_worker_killed_after_its_claim_leaves_the_run_to_another() {
         .says("taking over");
     assert_eq!(sb.ledger(), names(&["1"]));
     let r = &runs_json(&sb, &url)[0];
-    assert_eq!(
-        (r["state"].as_str(), r["attempts"].as_i64()),
-        (Some("succeeded"), Some(1)),
-        "{r}"
-    );
+    assert_eq!(state_and_attempts(r), (Some("succeeded"), Some(1)), "{r}");
 }
 
 /// A child package (`type: package`) whose own checkpoint is in the store:
@@ -878,32 +854,14 @@ fn a_child_package_keeps_its_checkpoint_in_the_store_and_restarts_from_it() {
     let Some(url) = store("store_child") else {
         return;
     };
-    let sb = Sandbox::with_package(&format!(
-        r#"
-id: {ID}
-name: parent
-checkpoint: {{ file: parent.ckpt, usage: if_exists, save: true }}
-tasks:
-  - {{ name: P1, type: process, command: "echo P1 >> ledger.txt" }}
-  - {{ name: Child, type: package, path: child.yaml, fail_package_on_failure: true }}
-  - {{ name: P2, type: process, command: "echo P2 >> ledger.txt" }}
-"#
-    ));
-    sb.write(
-        "child.yaml",
-        &format!(
-            r#"
-id: {OTHER_ID}
-name: child
-connections:
-  state: {{ kind: postgres, url_env: CHECKFLOW_STATE_URL }}
-checkpoint: {{ store: state, key: kid, lease: 5s, usage: if_exists, save: true }}
-tasks:
-  - {{ name: C1, type: process, command: "echo C1 >> ledger.txt" }}
-  - {{ name: C2, type: process, command: "echo C2 >> ledger.txt; test -f fixed", fail_package_on_failure: true }}
-  - {{ name: C3, type: process, command: "echo C3 >> ledger.txt" }}
-"#
-        ),
+    let sb = parent_and_child(
+        &checkpoint_at("parent.ckpt"),
+        P1_CHILD_P2,
+        r#"connections:
+  state: { kind: postgres, url_env: CHECKFLOW_STATE_URL }
+checkpoint: { store: state, key: kid, lease: 5s, usage: if_exists, save: true }
+"#,
+        C1_FAILING_C2_C3,
     );
     let run = || sb.run().env("CHECKFLOW_STATE_URL", &url);
     run().output().exit(1);
@@ -943,7 +901,7 @@ fn a_worker_stopped_by_sigterm_at_its_crash_points_leaves_each_run_to_finish_onc
             .output()
             .exit(0);
         worker(&sb, &url, &["--lease", "1s"])
-            .env("CHECKFLOW_TEST_FAILPOINT", &format!("{point}=term"))
+            .failpoint(&format!("{point}=term"))
             .output()
             .exit(0)
             .says("stopping");

@@ -69,14 +69,11 @@ fn within_time(cmd: Cmd) -> Output {
     }
 }
 
-const TASKS: &str = r#"tasks:
-  - { name: A, type: process, command: "echo A >> ledger.txt" }
-"#;
+/// The one task of the packages here, `A`.
+const TASK_A: &str = "  - { name: A, type: process, command: \"echo A >> ledger.txt\" }\n";
 
 fn package(extra: &str) -> String {
-    format!(
-        "id: {ID}\nname: links\ncheckpoint: {{ file: run.ckpt, usage: if_exists, save: true }}\n{extra}{TASKS}"
-    )
+    package_yaml("links", &(checkpoint_at("run.ckpt") + extra), TASK_A)
 }
 
 #[test]
@@ -303,8 +300,10 @@ fn a_fifo_as_the_checkpoint_fails_at_once() {
 
 #[test]
 fn a_fifo_as_the_config_file_fails_at_once() {
-    let sb = Sandbox::with_package(&format!(
-        "id: {ID}\nname: links\nvariables:\n  N: {{ type: int32, value: 0 }}\n{TASKS}"
+    let sb = Sandbox::with_package(&package_yaml(
+        "links",
+        "variables:\n  N: { type: int32, value: 0 }\n",
+        TASK_A,
     ));
     mkfifo(&sb.join("config.yaml"));
     within_time(sb.run().args(["--config", "config.yaml"]))
@@ -315,18 +314,7 @@ fn a_fifo_as_the_config_file_fails_at_once() {
 
 /// A package over the cache's 64 KiB minimum.
 fn big_package() -> String {
-    let mut y = format!("id: {ID}\nname: big\ntasks:\n");
-    for i in 1..=1500 {
-        y.push_str(&format!(
-            "  - {{ name: T{i}, type: expression, expr: '1 == 1' }}\n"
-        ));
-    }
-    assert!(
-        y.len() >= 64 * 1024,
-        "{} bytes is under the cache's minimum",
-        y.len()
-    );
-    y
+    cacheable_package("", 1500, "1 == 1", "")
 }
 
 #[test]
@@ -373,22 +361,21 @@ fn a_link_or_a_fifo_at_a_package_cache_entry_is_not_followed_and_is_replaced() {
 
 #[test]
 fn a_fifo_as_a_tasks_input_file_fails_the_task_at_once() {
-    let sb = Sandbox::with_package(&format!(
-        r#"id: {ID}
-name: inputs
-max_errors: 2
+    let sb = Sandbox::with_package(&package_yaml(
+        "inputs",
+        r#"max_errors: 2
 flow: parallel
 connections:
-  dw: {{ kind: sqlite, path: dw.db }}
-tasks:
-  - {{ name: Create, type: sql, connection: dw, sql: "CREATE TABLE t (id INTEGER, name TEXT)" }}
-  - {{ name: Load, type: bulk_insert, connection: dw, table: t, file: rows.csv, after: [Create] }}
-  - {{ name: Compute, type: script, file: code.rhai }}
-"#
+  dw: { kind: sqlite, path: dw.db }
+"#,
+        r#"  - { name: Create, type: sql, connection: dw, sql: "CREATE TABLE t (id INTEGER, name TEXT)" }
+  - { name: Load, type: bulk_insert, connection: dw, table: t, file: rows.csv, after: [Create] }
+  - { name: Compute, type: script, file: code.rhai }
+"#,
     ));
     mkfifo(&sb.join("rows.csv"));
     mkfifo(&sb.join("code.rhai"));
-    let out = within_time(sb.run().args(["--log", "json"])).exit(1);
+    let out = within_time(sb.run_json()).exit(1);
     let summary = out.summary();
     assert_eq!(status_of(&summary, "Load"), "failed");
     assert_eq!(status_of(&summary, "Compute"), "failed");
