@@ -305,7 +305,7 @@ fn a_progress_table_made_before_done_rows_existed_gets_its_new_column() {
 #[test]
 fn a_resumable_bulk_insert_killed_at_random_moments_loads_every_row_once() {
     let seed = seed_or(0xB0_1C_10_AD);
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let db = &databases("bulk_random_kills")[0];
     let sb = Sandbox::with_package(&facts(
         db,

@@ -76,7 +76,7 @@ fn kill_9_at_random_moments_never_reruns_a_recorded_task_and_the_file_stays_read
     let (yaml, paths) = big_package();
     assert_eq!(paths.len(), 24);
     let seed = seed_or(0x9E37_79B9_7F4A_7C15);
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let budget = Instant::now() + Duration::from_secs(120);
     let (mut kills, mut rounds, mut resumed) = (0, 0, 0);
 

@@ -127,7 +127,7 @@ fn a_new_run_of_a_finished_resumable_flow_loads_the_file_again() {
 #[test]
 fn scenario_22_a_resumable_flow_killed_at_random_moments_loads_every_row_once() {
     let seed = seed_or(0x5CE_0022);
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let db = &databases("df_random_kills")[0];
     let rows = 1_000_000;
     let sb = package(db, rows, 2000);

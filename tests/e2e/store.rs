@@ -421,7 +421,7 @@ checkpoint: { key_expr: '"c-" + (DT_WSTR, 10) @[User::N]', lease: 1s }
     }
     let start = || worker(&sb, &url, &["--lease", "1s", "--concurrency", "2"]).spawn();
     let mut ws = vec![start(), start()];
-    let mut rng = Rng(0x5eed_1234);
+    let mut rng = Rng::new(0x5eed_1234);
     let mut kills = 0;
     let t = Instant::now();
     while kills < 20 {

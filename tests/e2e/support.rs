@@ -693,24 +693,9 @@ pub fn seed_or(default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// xorshift64*: a small seeded generator for the kill tests, so a failing
-/// run can be replayed by its seed (`CHECKFLOW_E2E_SEED`).
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A number in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+/// The seeded generator of the kill tests, so a failing run can be replayed
+/// by its seed (`CHECKFLOW_E2E_SEED`).
+pub use checkflow_journal::testing::Rng;
 
 // ---------------------------------------------------------------- package fixtures
 

@@ -20,15 +20,20 @@ use crate::seal::Key;
 use crate::state::ResumeState;
 use crate::storage::Storage;
 
-/// A deterministic xorshift64* generator, so failures reproduce.
-pub(crate) struct Rng(u64);
+/// A deterministic xorshift64* generator, so failures reproduce from their
+/// seed: the torn tails here, and the kill tests' timings (the end-to-end
+/// tests use it too).
+pub struct Rng(u64);
 
 impl Rng {
-    pub(crate) fn new(seed: u64) -> Rng {
+    /// A generator for `seed` (any value, 0 included).
+    pub fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
-    pub(crate) fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -36,8 +41,13 @@ impl Rng {
     }
 
     /// Uniform in `0..=max`.
-    pub(crate) fn upto(&mut self, max: usize) -> usize {
+    pub fn upto(&mut self, max: usize) -> usize {
         (self.next() % (max as u64 + 1)) as usize
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
     }
 }
 
