@@ -251,63 +251,30 @@ use crate::value::Value;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use crate::VarMap;
 
-    struct Vars(HashMap<String, (VarInfo, Value)>);
-
-    impl Scope for Vars {
-        fn lookup(&self, var: &VarRef) -> Option<VarInfo> {
-            self.0.get(&var.qualified()).map(|(i, _)| i.clone())
-        }
-    }
-
-    impl Env for Vars {
-        fn value(&self, slot: u32) -> Value {
-            self.0
-                .values()
-                .find(|(i, _)| i.slot == slot)
-                .map_or(Value::Null(DataType::I4), |(_, v)| v.clone())
-        }
-    }
-
-    fn vars() -> Vars {
-        let mut m = HashMap::new();
-        let mut add = |name: &str, slot, ty: DataType, ro, v: Value| {
-            m.insert(
-                name.to_string(),
-                (
-                    VarInfo {
-                        slot,
-                        ty,
-                        read_only: ro,
-                    },
-                    v,
-                ),
-            );
-        };
-        add("User::N", 0, DataType::I4, false, Value::I4(42));
-        add(
+    fn vars() -> VarMap {
+        let mut m = VarMap::new();
+        m.add("User::N", DataType::I4, false, Value::I4(42));
+        m.add(
             "System::PackageName",
-            1,
             DataType::WStr { len: None },
             true,
             Value::WStr("pkg".into()),
         );
-        add(
+        m.add(
             "User::O",
-            2,
             DataType::Object,
             false,
             Value::Null(DataType::Object),
         );
-        add(
+        m.add(
             "User::S",
-            3,
             DataType::WStr { len: None },
             false,
             Value::WStr("x".into()),
         );
-        Vars(m)
+        m
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod parser;
 pub mod scalar;
 mod temporal;
 pub mod value;
+mod varmap;
 
 pub use ast::Ast;
 pub use compile::{ColumnInfo, Compiled, Scope, VarInfo, VarRef, compile};
@@ -35,6 +36,7 @@ pub use error::ExprError;
 pub use eval::Env;
 pub use parser::parse;
 pub use value::Value;
+pub use varmap::VarMap;
 
 /// The typed tree [`Compiled::tree`] gives: what each node computes and its type.
 pub mod typed {

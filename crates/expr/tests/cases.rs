@@ -13,44 +13,14 @@
 //! The line splits at the last ` => `. Assignments are compiled with `allow_assign`.
 //! All failures are reported together, with file and line.
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use checkflow_expr::{DataType, Env, Scope, Value, VarInfo, VarRef, compile};
+use checkflow_expr::{DataType, Value, VarMap, compile};
 
-struct Vars {
-    by_name: HashMap<String, VarInfo>,
-    values: Vec<Value>,
-}
-
-impl Scope for Vars {
-    fn lookup(&self, var: &VarRef) -> Option<VarInfo> {
-        self.by_name.get(&var.qualified()).cloned()
-    }
-}
-
-impl Env for Vars {
-    fn value(&self, slot: u32) -> Value {
-        self.values[slot as usize].clone()
-    }
-}
-
-fn vars() -> Vars {
-    let mut v = Vars {
-        by_name: HashMap::new(),
-        values: Vec::new(),
-    };
+fn vars() -> VarMap {
+    let mut v = VarMap::new();
     let mut add = |name: &str, ty: DataType, read_only: bool, value: Value| {
-        let slot = v.values.len() as u32;
-        v.by_name.insert(
-            name.to_string(),
-            VarInfo {
-                slot,
-                ty,
-                read_only,
-            },
-        );
-        v.values.push(value);
+        v.add(name, ty, read_only, value);
     };
     let ty = |n: &str| DataType::from_variable_type(n).expect("known variable type");
     add(
@@ -125,7 +95,7 @@ fn json_matches(expected: &serde_json::Value, actual: &serde_json::Value) -> boo
     }
 }
 
-fn run_case(vars: &Vars, expr: &str, expected: &str) -> Result<(), String> {
+fn run_case(vars: &VarMap, expr: &str, expected: &str) -> Result<(), String> {
     let result = compile(expr, vars, true).and_then(|c| {
         let v = c.eval(vars)?;
         Ok((v, c.result_type().clone()))

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::entry::NewHeader;
 use crate::error::JournalError;
-use crate::journal::{Journal, header_frame, version_byte};
+use crate::journal::Journal;
 use crate::lock::Lock;
 use crate::seal::Key;
 use crate::state::ResumeState;
@@ -364,19 +364,13 @@ pub fn create(
     storage: &CrashStorage,
 ) -> Result<Journal, JournalError> {
     lock.covers(path)?;
-    let (bytes, sealer) = header_frame(path, &header, key)?;
-    {
+    Journal::create_on(path, header, key, |bytes| {
         let mut d = storage.disk();
         assert!(d.data.is_empty(), "create needs an empty CrashStorage");
-        d.data = bytes;
+        d.data = bytes.to_vec();
         d.synced = d.data.len();
-    }
-    Ok(Journal::from_parts(
-        path,
-        Box::new(storage.clone()),
-        sealer,
-        version_byte(),
-    ))
+        Ok(Box::new(storage.clone()))
+    })
 }
 
 /// `Journal::append_to` over `storage` (which holds the file `state` was

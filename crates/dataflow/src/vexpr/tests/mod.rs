@@ -6,37 +6,18 @@
 mod cases;
 mod props;
 
-use std::collections::HashMap;
-
 use crate::vexpr::{BatchResult, FlowColumns, VectorExpr, array_of, value_at};
-use checkflow_expr::{DataType, Env, ExprError, Scope, Value, VarInfo, VarRef};
+use checkflow_expr::{DataType, Env, ExprError, Value, VarMap};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
 use std::sync::Arc;
 
 /// Package variables: `User::N` (DT_I4 3), `User::Z` (DT_I4 0), `User::S` (string "ab c"),
 /// `User::D` (datetime 2024-02-29 13:45:10.250), `User::Nothing` (string NULL).
-pub struct Vars {
-    by_name: HashMap<String, VarInfo>,
-    values: Vec<Value>,
-}
-
-pub fn vars() -> Vars {
-    let mut v = Vars {
-        by_name: HashMap::new(),
-        values: Vec::new(),
-    };
+pub fn vars() -> VarMap {
+    let mut v = VarMap::new();
     let mut add = |name: &str, ty: DataType, value: Value| {
-        let slot = v.values.len() as u32;
-        v.by_name.insert(
-            name.to_string(),
-            VarInfo {
-                slot,
-                ty,
-                read_only: false,
-            },
-        );
-        v.values.push(value);
+        v.add(name, ty, false, value);
     };
     add("User::N", DataType::I4, Value::I4(3));
     add("User::Z", DataType::I4, Value::I4(0));
@@ -58,21 +39,9 @@ pub fn vars() -> Vars {
     v
 }
 
-impl Scope for Vars {
-    fn lookup(&self, var: &VarRef) -> Option<VarInfo> {
-        self.by_name.get(&var.qualified()).cloned()
-    }
-}
-
-impl Env for Vars {
-    fn value(&self, slot: u32) -> Value {
-        self.values[slot as usize].clone()
-    }
-}
-
 /// One row bound for `Compiled::eval`: the variables and the row's column values.
 pub struct RowEnv<'a> {
-    pub vars: &'a Vars,
+    pub vars: &'a VarMap,
     pub row: Vec<Value>,
 }
 
