@@ -295,6 +295,36 @@ fn runs_json(sb: &Sandbox, url: &str) -> Vec<serde_json::Value> {
         .clone()
 }
 
+/// `submit --config -` reads the configuration from standard input once:
+/// the run's key is computed with it, and the worker hands the same text to
+/// the run.
+#[test]
+fn a_configuration_on_standard_input_names_the_submitted_run_and_reaches_it() {
+    let Some(url) = store("store_submit_stdin") else {
+        return;
+    };
+    let sb = Sandbox::with_package(&package_yaml(
+        "configured",
+        r#"variables:
+  N: { type: int32, value: 0 }
+checkpoint: { key_expr: '"n-" + (DT_WSTR, 10) @[User::N]' }
+"#,
+        r#"  - { name: T, type: process, command: "true", expressions: { command: '"echo " + (DT_WSTR, 10) @[User::N] + " >> ledger.txt"' } }
+"#,
+    ));
+    submit(&sb, &url, &["--config", "-"])
+        .output_with_stdin("User::N: 7\n")
+        .exit(0);
+    let runs = runs_json(&sb, &url);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        runs[0]["key"], "n-7",
+        "the key uses the configuration: {runs:?}"
+    );
+    worker(&sb, &url, &["--exit-when-done"]).output().exit(0);
+    assert_eq!(sb.ledger(), ["7"], "the run got the configuration too");
+}
+
 #[test]
 fn twenty_one_runs_over_three_workers_each_run_exactly_once() {
     let Some(url) = store("store_workers") else {

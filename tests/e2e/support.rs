@@ -289,6 +289,26 @@ impl Cmd {
         Output::of(out, self.describe())
     }
 
+    /// Runs to completion with `input` on its standard input; both outputs
+    /// captured.
+    pub fn output_with_stdin(&self, input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn checkflow");
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(input.as_bytes())
+            .expect("write its standard input");
+        Output::of(child.wait_with_output().expect("wait"), self.describe())
+    }
+
     /// Starts it in the background, output captured (read it with `finish`).
     pub fn spawn(&self) -> Running {
         let child = self

@@ -88,6 +88,33 @@ pub(crate) fn gather_config(
     plan: &Plan,
     opts: &RunOpts,
 ) -> Result<BTreeMap<String, ConfigValue>, Fail> {
+    let text = opts.config.as_deref().map(read_config).transpose()?;
+    gather_config_from(plan, opts, text.as_deref())
+}
+
+/// The text of `--config FILE` (`-`: standard input, how a parent package
+/// passes bound values). Read once: standard input cannot be read again.
+pub(crate) fn read_config(file: &std::path::Path) -> Result<String, Fail> {
+    if file.as_os_str() == "-" {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map(|_| t)
+    } else {
+        checkflow_files::read_to_string(file, checkflow_files::Links::Follow)
+    }
+    .map_err(|e| {
+        Fail::new(
+            exit::BAD_COMMAND_LINE,
+            format!("cannot read config file {}: {e}", file.display()),
+        )
+    })
+}
+
+/// [`gather_config`] with the text of `--config` already read (`text`).
+pub(crate) fn gather_config_from(
+    plan: &Plan,
+    opts: &RunOpts,
+    text: Option<&str>,
+) -> Result<BTreeMap<String, ConfigValue>, Fail> {
     let mut out = BTreeMap::new();
     let qualify = |name: &str| -> Result<(u32, String), Fail> {
         let slot = plan.vars.slot(name).ok_or_else(|| {
@@ -105,22 +132,9 @@ pub(crate) fn gather_config(
         }
         Ok((slot, d.name.qualified()))
     };
-    if let Some(file) = &opts.config {
-        // `-`: standard input (how a parent package passes bound values).
-        let text = if file.as_os_str() == "-" {
-            let mut t = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map(|_| t)
-        } else {
-            checkflow_files::read_to_string(file, checkflow_files::Links::Follow)
-        }
-        .map_err(|e| {
-            Fail::new(
-                exit::BAD_COMMAND_LINE,
-                format!("cannot read config file {}: {e}", file.display()),
-            )
-        })?;
+    if let (Some(file), Some(text)) = (&opts.config, text) {
         let map: BTreeMap<String, serde_json::Value> =
-            serde_saphyr::from_str_with_options(&text, checkflow_model::yaml_options()).map_err(
+            serde_saphyr::from_str_with_options(text, checkflow_model::yaml_options()).map_err(
                 |e| {
                     Fail::new(
                         exit::BAD_COMMAND_LINE,

@@ -4,7 +4,7 @@
 use super::emit;
 use crate::args::{RunOpts, SubmitArgs};
 use crate::checkpoint::store::{self as cstore, StoreTarget};
-use crate::config::{gather_config, initial_values};
+use crate::config::{gather_config_from, initial_values, read_config};
 use crate::exit;
 use crate::session::{Fail, load_plan};
 use checkflow_store as store;
@@ -74,29 +74,11 @@ pub fn submit(args: &SubmitArgs) -> Result<i32, Fail> {
     let hash = package_hash(&path)?;
     // The configuration goes with the run: a config file's text is kept, and
     // each worker hands it to the run on its standard input.
-    let config = match &o.config {
-        None => None,
-        Some(p) if p.as_os_str() == "-" => {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
-                Fail::new(
-                    exit::FAILURE,
-                    format!("cannot read the configuration from standard input: {e}"),
-                )
-            })?;
-            Some(s)
-        }
-        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
-            Fail::new(
-                exit::FAILURE,
-                format!("cannot read config file {}: {e}", p.display()),
-            )
-        })?),
-    };
+    let config = o.config.as_deref().map(read_config).transpose()?;
     // The key as the run will compute it (checked now: a bad key_expr fails here).
     let mut with_store = o.clone();
     with_store.checkpoint_store = Some(args.store.clone());
-    let given = gather_config(&plan, o)?;
+    let given = gather_config_from(&plan, o, config.as_deref())?;
     let run_id = checkflow_model::new_uuid();
     let start = jiff::Zoned::now().datetime();
     let initial = initial_values(&plan, &given, &run_id, start)?;
