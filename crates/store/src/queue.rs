@@ -454,38 +454,31 @@ impl Worker {
         })
     }
 
-    /// Whether a checkpoint is stored under `key` (the run left a restart point).
-    pub fn has_checkpoint(&mut self, key: &str) -> Result<bool, StoreError> {
-        let key = key.to_string();
-        self.store.call("read the checkpoint", move |c| {
-            Ok(c.query_opt(
-                "SELECT 1 FROM checkflow_frame WHERE key = $1 LIMIT 1",
-                &[&key],
-            )?
-            .is_some())
-        })
-    }
-
-    /// Whether the checkpoint's lease is live (a run of it is alive somewhere).
-    pub fn lease_live(&mut self, key: &str) -> Result<bool, StoreError> {
-        let key = key.to_string();
-        self.store.call("read the lease", move |c| {
-            Ok(c.query_opt(
-                "SELECT 1 FROM checkflow_lease WHERE key = $1 AND NOT released AND expires_at > now()",
-                &[&key],
-            )?
-            .is_some())
-        })
-    }
-
     /// The run's child ended and did not record its end itself (it was
     /// killed, or could not reach the store): records it, if this worker's
     /// claim still holds.
-    pub fn finish(&mut self, claim: Claim, end: RunEnd) -> Result<Ended, StoreError> {
+    ///
+    /// `end_of` gives the end from whether the run's checkpoint is in the
+    /// store, read in the same transaction: a run that left one resumes
+    /// from it, and an answer the store could not give never stands in for
+    /// it.
+    pub fn finish(
+        &mut self,
+        claim: Claim,
+        key: &str,
+        end_of: impl Fn(bool) -> RunEnd,
+    ) -> Result<Ended, StoreError> {
         let name = self.name.clone();
+        let key = key.to_string();
         self.store.call("record the run's end", move |c| {
             c.begin()?;
-            let r = write_end(c, claim, Some(&name), &end)?;
+            let kept = c
+                .query_opt(
+                    "SELECT 1 FROM checkflow_frame WHERE key = $1 LIMIT 1",
+                    &[&key],
+                )?
+                .is_some();
+            let r = write_end(c, claim, Some(&name), &end_of(kept))?;
             c.commit()?;
             Ok(match r {
                 Ok(s) => Ended::Wrote(s),

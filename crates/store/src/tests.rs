@@ -301,7 +301,7 @@ fn only_the_current_claim_of_a_run_may_end_it() {
         ["A"],
         "the frames stay for the current claim's run"
     );
-    assert_eq!(a.finish(old, end.clone()).unwrap(), Ended::NotMine);
+    assert_eq!(a.finish(old, "k", |_| end.clone()).unwrap(), Ended::NotMine);
     // The current claim's run ends it, and its checkpoint with it.
     let new = Claim { id, token: 2 };
     assert_eq!(
@@ -312,4 +312,58 @@ fn only_the_current_claim_of_a_run_may_end_it() {
     // Its heartbeat does not take a run that ended for lost.
     assert!(b.heartbeat(&[new]).unwrap().is_empty());
     assert_eq!(a.heartbeat(&[old]).unwrap(), vec![old]);
+}
+
+/// A worker records the end of a run that could not: from whether the
+/// run's checkpoint is in the store, read in the same transaction.
+#[test]
+fn a_worker_reads_whether_the_checkpoint_is_there_as_it_records_the_end() {
+    let Some(url) = db("store_finish_kept") else {
+        return;
+    };
+    let mut s = Store::open(&url).unwrap();
+    let new_run = |key: &str| NewRun {
+        queue: "q".into(),
+        package_path: "/p.yaml".into(),
+        package_hash: "h".into(),
+        package_id: "pkg-1".into(),
+        key: key.into(),
+        args: Vec::new(),
+        config: None,
+        restart: RestartPolicy::default(),
+    };
+    let mut w = Worker::new(Store::open(&url).unwrap(), "q", Duration::from_secs(30));
+    let seen = std::cell::Cell::new(None);
+    let end_of = |kept: bool| {
+        seen.set(Some(kept));
+        RunEnd {
+            exit_code: Some(0),
+            hand_back: kept,
+            ..Default::default()
+        }
+    };
+    let claim = |c: &Claimed| Claim {
+        id: c.id,
+        token: c.token,
+    };
+    // No checkpoint under its key: it ends.
+    s.submit(&new_run("other")).unwrap();
+    let first = w.claim().unwrap().expect("claimed");
+    assert_eq!(
+        w.finish(claim(&first), "other", end_of).unwrap(),
+        Ended::Wrote(RunState::Succeeded)
+    );
+    assert_eq!(seen.get(), Some(false));
+    // Stopped with its checkpoint in the store: back to the queue.
+    s.submit(&new_run("k")).unwrap();
+    let second = w.claim().unwrap().expect("claimed");
+    assert_eq!(second.key, "k", "{second:?}");
+    let lease = take(&url, "k", 5000, false);
+    create(&lease).append(done("A")).unwrap();
+    lease.release();
+    assert_eq!(
+        w.finish(claim(&second), "k", end_of).unwrap(),
+        Ended::Wrote(RunState::Queued)
+    );
+    assert_eq!(seen.get(), Some(true));
 }

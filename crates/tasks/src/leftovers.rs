@@ -46,14 +46,15 @@ pub(crate) fn tag(cmd: &mut Command, cx: &dyn RunCx) {
     cmd.env(TAG_ENV, value);
 }
 
-/// Makes the child get SIGTERM when the thread that started it dies (Linux;
-/// elsewhere nothing): the first line of defence when checkflow is killed,
-/// so the child stops as on Ctrl-C instead of running on alone. It reaches
-/// only the child itself, not the processes it starts: those are found by
-/// their tag on the next run. (The thread that starts a child waits for it,
-/// so it lives as long as the child does.)
+/// Makes the child get `signal` when the thread that started it dies (Linux;
+/// elsewhere nothing). Tasks ask for SIGTERM: the first line of defence when
+/// checkflow is killed, so the child stops as on Ctrl-C instead of running
+/// on alone. It reaches only the child itself, not the processes it starts:
+/// those are found by their tag on the next run. (The thread that starts a
+/// child waits for it, so it lives as long as the child does.) A worker asks
+/// for SIGKILL for its runs, which die with it as with their machine.
 #[cfg(target_os = "linux")]
-pub(crate) fn die_with_parent(cmd: &mut Command) {
+pub fn die_with_parent(cmd: &mut Command, signal: libc::c_int) {
     use std::os::unix::process::CommandExt;
     // SAFETY: getpid(2) has no preconditions.
     let parent = unsafe { libc::getpid() };
@@ -62,11 +63,13 @@ pub(crate) fn die_with_parent(cmd: &mut Command) {
     // before exec.
     unsafe {
         cmd.pre_exec(move || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             // The parent died between the fork and the prctl: the signal
             // will never come, so stop here as it would have.
             if libc::getppid() != parent {
-                libc::_exit(128 + libc::SIGTERM);
+                libc::_exit(128 + signal);
             }
             Ok(())
         });
@@ -74,7 +77,7 @@ pub(crate) fn die_with_parent(cmd: &mut Command) {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn die_with_parent(_cmd: &mut Command) {}
+pub fn die_with_parent(_cmd: &mut Command, _signal: i32) {}
 
 /// Ends the processes an earlier, killed run of the task in `cx` left
 /// running, and says so in the run log; returns once none is alive. Fails

@@ -18,6 +18,7 @@ mod sql;
 mod testcx;
 
 use checkflow_plan::Registry;
+pub use leftovers::die_with_parent;
 
 /// Every task type this build knows.
 pub fn registry() -> Registry {

@@ -372,7 +372,7 @@ fn watch(pid: u32, token: &checkflow_plan::CancelToken, done: &AtomicBool) {
 fn own_group(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     cmd.process_group(0);
-    crate::leftovers::die_with_parent(cmd);
+    crate::leftovers::die_with_parent(cmd, libc::SIGTERM);
 }
 
 #[cfg(not(unix))]

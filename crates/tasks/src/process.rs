@@ -120,7 +120,7 @@ impl Action for ProcessAction {
             use std::os::unix::process::CommandExt;
             cmd.process_group(0);
         }
-        crate::leftovers::die_with_parent(&mut cmd);
+        crate::leftovers::die_with_parent(&mut cmd, libc::SIGTERM);
         // Every process of this copy carries the task's tag (after `env`, so
         // a package cannot unset it); a copy left by a killed run of ours is
         // ended first, so the two never run side by side.

@@ -18,7 +18,7 @@ use crate::session::Fail;
 use checkflow_store as store;
 use std::io::{BufRead, Write};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,15 +60,9 @@ impl Log {
 }
 
 pub fn worker(a: &WorkerArgs) -> Result<i32, Fail> {
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let s = stop.clone();
-        let _ = ctrlc::set_handler(move || {
-            if s.swap(true, Ordering::SeqCst) {
-                std::process::exit(exit::CANCELLED);
-            }
-        });
-    }
+    // Ctrl-C, SIGTERM and SIGHUP: hand the runs back and stop; a second
+    // signal exits at once.
+    let stop = super::run::interrupt_flag();
     let log = Log {
         json: a.log == LogFormat::Json,
     };
@@ -160,7 +154,8 @@ pub fn worker(a: &WorkerArgs) -> Result<i32, Fail> {
                             id: c.id,
                             token: c.token,
                         },
-                        end,
+                        &c.key,
+                        |_| end.clone(),
                     );
                 }
             }
@@ -230,20 +225,8 @@ fn start(
     } else {
         cmd.stdin(Stdio::null());
     }
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                // The run dies with the worker, as it would with its machine.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
+    // The run dies with the worker, as it would with its machine.
+    checkflow_tasks::die_with_parent(&mut cmd, libc::SIGKILL);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
@@ -327,10 +310,9 @@ fn reap(w: &mut store::Worker, running: &mut Vec<Running>, log: &Log) -> Result<
         // The run records its own end; this is for a run that could not:
         // killed by a signal (it resumes from its checkpoint: back to the
         // queue), or stopped before it reached the store.
-        // Whether its checkpoint is there; unknown (the store did not
-        // answer) counts as there: the run then resumes rather than ends.
-        let kept = w.has_checkpoint(&r.key).unwrap_or(true);
-        let end = store::RunEnd {
+        // `kept`: whether its checkpoint is in the store, read in the
+        // transaction that records the end.
+        let end_of = |kept: bool| store::RunEnd {
             exit_code: code,
             restart_point: code != Some(exit::SUCCESS) && kept,
             // A run that says it succeeded but left its checkpoint did not
@@ -346,7 +328,7 @@ fn reap(w: &mut store::Worker, running: &mut Vec<Running>, log: &Log) -> Result<
             // before it looks at the queue.
             return Ok(());
         }
-        match w.finish(r.claim, end) {
+        match w.finish(r.claim, &r.key, end_of) {
             Ok(store::Ended::Wrote(state) | store::Ended::Already(state)) => {
                 let how = match (state, code) {
                     (store::RunState::Succeeded, _) => "succeeded".to_string(),
