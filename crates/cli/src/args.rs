@@ -281,20 +281,11 @@ pub struct WorkerArgs {
     /// How long this worker's claim on a run lasts without renewal: after
     /// that (and once the run's own lease has expired), another worker takes
     /// the run over. At least 1s.
-    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = lease_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = checkflow_plan::parse_lease)]
     pub lease: std::time::Duration,
     /// Log format of the worker's own lines (each run's lines are passed on as it writes them).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log: LogFormat,
-}
-
-/// `--lease`: a duration of at least one second (`15s`, `2s`, `1m`).
-fn lease_duration(s: &str) -> Result<std::time::Duration, String> {
-    let d = checkflow_plan::parse_duration(s)?;
-    if d < std::time::Duration::from_secs(1) {
-        return Err(format!("{s} is shorter than the minimum of 1s"));
-    }
-    Ok(d)
 }
 
 /// `--queue-run`: `ID:TOKEN`.

@@ -2,7 +2,7 @@
 
 use crate::Plan;
 use crate::diag::{Diagnostic, ValidationError};
-use crate::duration::parse_duration;
+use crate::duration::{parse_duration, parse_lease};
 use crate::fingerprint::{FingerprintsAhead, fingerprint};
 use crate::node::*;
 use crate::task::{BuildCx, ExprMemo, Registry};
@@ -480,17 +480,7 @@ impl<'a> Validator<'a> {
             );
         }
         let key = self.text_setting("key", cp.key.as_ref(), cp.key_expr.as_ref());
-        let lease = cp.lease.as_ref().and_then(|l| match parse_duration(&l.value) {
-            Ok(d) if d < Duration::from_secs(1) => {
-                self.err(
-                    pos_of(l),
-                    format!(
-                        "checkpoint lease: {} is shorter than the minimum of 1s (the holder renews it every third of the lease, which must leave time for a round trip to the database)",
-                        l.value
-                    ),
-                );
-                None
-            }
+        let lease = cp.lease.as_ref().and_then(|l| match parse_lease(&l.value) {
             Ok(d) => Some(d),
             Err(e) => {
                 self.err(pos_of(l), format!("checkpoint lease: {e}"));

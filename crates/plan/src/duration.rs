@@ -30,9 +30,41 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// The shortest lease on a shared store's checkpoint or a worker's claim:
+/// the holder renews it every third of its length, which must leave time for
+/// a round trip to the database.
+pub const MIN_LEASE: Duration = Duration::from_secs(1);
+
+/// Parses a lease: a duration ([`parse_duration`]) of at least [`MIN_LEASE`].
+pub fn parse_lease(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < MIN_LEASE {
+        return Err(format!(
+            "{text} is shorter than the minimum of 1s (the holder renews it every third of the lease, which must leave time for a round trip to the database)"
+        ));
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lease_is_at_least_one_second() {
+        assert_eq!(parse_lease("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_lease("2m"), Ok(Duration::from_secs(120)));
+        let e = parse_lease("900ms").unwrap_err();
+        assert!(
+            e.starts_with("900ms is shorter than the minimum of 1s"),
+            "{e}"
+        );
+        assert!(
+            parse_lease("soon")
+                .unwrap_err()
+                .contains("invalid duration")
+        );
+    }
 
     #[test]
     fn parses_units() {

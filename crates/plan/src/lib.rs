@@ -24,7 +24,7 @@ mod vars;
 
 pub use build::{validate, validate_with};
 pub use diag::{Diagnostic, ValidationError};
-pub use duration::parse_duration;
+pub use duration::{parse_duration, parse_lease};
 pub use failpoint::failpoint;
 pub use fingerprint::FingerprintsAhead;
 pub use node::{

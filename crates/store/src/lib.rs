@@ -42,10 +42,6 @@ pub(crate) fn failpoint(name: &str) -> bool {
     FAILPOINT.get().is_some_and(|f| f(name))
 }
 
-/// The shortest lease: renewing a third of it must fit in a database round
-/// trip with room to spare.
-pub const MIN_LEASE: Duration = Duration::from_secs(1);
-
 /// The lease when the package does not give one.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 

@@ -179,10 +179,13 @@ pub(crate) type CreateJournal<'a> = &'a dyn Fn(
 
 /// Where a run that saves writes its checkpoint, and what makes it the
 /// only writer: a file under its lock, or a store's key under its lease
-/// (with the frames a restart read).
+/// (with the frames a restart read, if it read any).
 pub(crate) enum At<'a> {
     File(&'a journal::Lock),
-    Store(&'a checkflow_store::Lease, &'a checkflow_store::Stored),
+    Store(
+        &'a checkflow_store::Lease,
+        Option<&'a checkflow_store::Stored>,
+    ),
 }
 
 impl<'a> At<'a> {
@@ -192,14 +195,8 @@ impl<'a> At<'a> {
         lease: &'a Option<checkflow_store::Lease>,
         stored: &'a Option<checkflow_store::Stored>,
     ) -> Option<At<'a>> {
-        static EMPTY: std::sync::OnceLock<checkflow_store::Stored> = std::sync::OnceLock::new();
         match (lease, lock) {
-            (Some(l), _) => Some(At::Store(
-                l,
-                stored
-                    .as_ref()
-                    .unwrap_or_else(|| EMPTY.get_or_init(Default::default)),
-            )),
+            (Some(l), _) => Some(At::Store(l, stored.as_ref())),
             (None, Some(k)) => Some(At::File(k)),
             (None, None) => None,
         }
@@ -240,11 +237,13 @@ pub(crate) fn start_journal(
                         .expect("a file checkpoint has a path");
                     journal::Journal::append_to(path, st, key.as_ref(), lock)
                 }
+                // A restart from a store read its frames; none read is an
+                // empty checkpoint, which `resume_on` refuses as changed.
                 At::Store(lease, stored) => journal::Journal::resume_on(
                     name,
                     st,
                     key.as_ref(),
-                    Box::new(lease.resume(stored)),
+                    Box::new(lease.resume(stored.unwrap_or(&Default::default()))),
                 ),
             }
             .map_err(|e| Fail::chain(exit::FAILURE, &e))?;
