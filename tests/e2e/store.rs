@@ -127,6 +127,33 @@ fn the_command_line_store_replaces_the_file_and_the_key_defaults_to_the_package_
         .exit(6);
 }
 
+/// With a store on the command line, the package's `file_expr` is not
+/// evaluated: one that fails (a division by zero here) does not stop the run.
+#[test]
+fn the_command_line_store_leaves_the_packages_file_expr_unevaluated() {
+    let Some(url) = store("store_cli_file_expr") else {
+        return;
+    };
+    let sb = Sandbox::with_package(&package_yaml(
+        "cli-expr",
+        "variables:\n  Z: { type: int32, value: 0 }\ncheckpoint: { file_expr: '\"x\" + (DT_WSTR, 10) (1 / @[User::Z]) + \".ckpt\"', usage: if_exists, save: true }\n",
+        "  - { name: A, type: process, command: \"echo A >> ledger.txt\" }\n",
+    ));
+    let out = sb.run().output();
+    assert_eq!(
+        out.code,
+        Some(1),
+        "without a store, file_expr fails: {out:?}"
+    );
+    assert!(
+        out.stderr.contains("checkpoint file_expr failed"),
+        "{}",
+        out.stderr
+    );
+    sb.run().args(["--checkpoint-store", &url]).output().exit(0);
+    assert_eq!(sb.take_ledger(), ["A"]);
+}
+
 #[test]
 fn a_second_run_of_a_held_key_fails_at_once_naming_the_holder() {
     let Some(url) = store("store_held") else {

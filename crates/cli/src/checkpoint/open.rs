@@ -59,9 +59,13 @@ pub(crate) fn open(
         plan.package.checkpoint.save,
         opts,
     );
-    let path = match &opts.checkpoint_file {
-        Some(p) => Some(p.clone()),
-        None => match &plan.package.checkpoint.file {
+    // A store replaces the file (the command line's store, the package's
+    // file too): the file's name is then not worked out at all.
+    let store = cstore::target(plan, opts, &initial, start_time)?;
+    let path = match (&store, &opts.checkpoint_file) {
+        (Some(_), _) => None,
+        (None, Some(p)) => Some(p.clone()),
+        (None, None) => match &plan.package.checkpoint.file {
             None => None,
             Some(f) => Some(checkflow_plan::resolve_path(
                 &plan.package.dir,
@@ -75,9 +79,6 @@ pub(crate) fn open(
         (Some(key), Some(p)) => Some(child_checkpoint_path(&p, key)),
         (_, p) => p,
     };
-    // A store replaces the file (the command line's store, the package's file too).
-    let store = cstore::target(plan, opts, &initial, start_time)?;
-    let path = if store.is_some() { None } else { path };
     if path.is_none() && store.is_none() && (save || usage != Usage::Never) {
         return Err(Fail::new(
             exit::FAILURE,
