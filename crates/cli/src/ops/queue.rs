@@ -20,11 +20,7 @@ pub(crate) fn package_hash(path: &std::path::Path) -> Result<String, Fail> {
             format!("cannot read package {}: {e}", path.display()),
         )
     })?;
-    Ok(hex(&Sha256::digest(&bytes)))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    Ok(format!("{:x}", Sha256::digest(&bytes)))
 }
 
 /// The arguments of `checkflow run` that give a submitted run the options
